@@ -1,0 +1,28 @@
+// Element types of tensors, shared by the importer, the IR and the runtimes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace anvil {
+
+enum class DType : std::uint8_t {
+  kUndefined,
+  kFloat32,
+  kFloat16,
+  kFloat64,
+  kInt8,
+  kUInt8,
+  kInt32,
+  kInt64,
+  kBool,
+};
+
+// Bytes per element; 0 for kUndefined.
+std::size_t size_of(DType dtype);
+
+// Lower-case name as ONNX spells it: "float32", "int64", ...
+std::string_view to_string(DType dtype);
+
+}  // namespace anvil
