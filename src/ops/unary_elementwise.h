@@ -11,6 +11,7 @@ class UnaryElementwise : public Op {
   void infer(InferContext& ctx) const override {
     ctx.expect_dtype(0, {DType::kFloat32});
     validate(ctx);
+    params(ctx.attributes());  // a mistyped attribute fails at import, not mid-run
     ctx.set_output(0, DType::kFloat32, ctx.input(0).shape);
   }
 
@@ -19,11 +20,13 @@ class UnaryElementwise : public Op {
     const float* in = x.data<float>();
     float* out = ctx.outputs[0].data<float>();
     const Params p = params(ctx.attributes());
-    for (std::int64_t i = 0, n = x.element_count(); i < n; ++i) out[i] = apply(in[i], p);
+    for (std::int64_t i = 0, n = x.element_count(); i < n; ++i)
+      out[i] = apply(in[i], p);
   }
 
  protected:
-  // Attribute values an op reads once per run (alpha, beta, ...).
+  // Attribute values an op reads once per run (alpha, beta, ...); the getters
+  // throw on a mistyped attribute.
   struct Params {
     float alpha = 0.0f;
     float beta = 0.0f;
