@@ -110,9 +110,20 @@ struct OpEntry {
   const Op* op;
 };
 
+// Anvil's own domain, for the fused ops its passes create ("FusedConv", ...).
+// They register as "anvil::<OpType>", e.g. ANVIL_REGISTER_OP(FusedConv, "anvil::FusedConv", ...).
+inline constexpr std::string_view kAnvilDomain = "anvil";
+
 // The op for an ONNX op type of the default domain, or null.
 const OpEntry* find_op(std::string_view op_type);
-// Every registered op, sorted by op type.
+// The op for an op type of `domain` ("" or "ai.onnx" for the default domain,
+// kAnvilDomain for Anvil's fused ops), or null.
+const OpEntry* find_op(std::string_view domain, std::string_view op_type);
+// The op a node runs (its domain and op type), or null.
+inline const OpEntry* find_op(const ir::Node& node) {
+  return find_op(node.domain, node.op_type);
+}
+// Every registered op of the default domain, sorted by op type.
 std::vector<const OpEntry*> registered_ops();
 
 // Runs the registry's checks and then op.infer(); returns the outputs.

@@ -21,13 +21,23 @@ detail::Registrar::Registrar(std::string_view op_type, OpSignature signature, co
 }
 
 const OpEntry* find_op(std::string_view op_type) {
+  // Keys with "::" belong to other domains: a default-domain node cannot name them.
+  if (op_type.find(':') != std::string_view::npos) return nullptr;
   auto it = table().find(op_type);
+  return it == table().end() ? nullptr : &it->second;
+}
+
+const OpEntry* find_op(std::string_view domain, std::string_view op_type) {
+  if (domain.empty() || domain == "ai.onnx") return find_op(op_type);
+  if (domain != kAnvilDomain || op_type.find(':') != std::string_view::npos) return nullptr;
+  auto it = table().find(cat(domain, "::", op_type));
   return it == table().end() ? nullptr : &it->second;
 }
 
 std::vector<const OpEntry*> registered_ops() {
   std::vector<const OpEntry*> out;
-  for (const auto& [name, entry] : table()) out.push_back(&entry);
+  for (const auto& [name, entry] : table())
+    if (name.find(':') == std::string_view::npos) out.push_back(&entry);
   return out;
 }
 
@@ -77,9 +87,8 @@ void InferContext::set_output(std::size_t i, DType dtype, ir::Shape shape) {
 
 std::vector<TensorInfo> infer_node(const ir::Node& node, std::vector<TensorInfo> inputs,
                                    std::vector<const Tensor*> constants) {
-  const OpEntry* entry = find_op(node.op_type);
-  if (!entry || !(node.domain.empty() || node.domain == "ai.onnx"))
-    fail(ErrorKind::kUnsupported, node.describe(), ": op type is not supported");
+  const OpEntry* entry = find_op(node);
+  if (!entry) fail(ErrorKind::kUnsupported, node.describe(), ": op type is not supported");
   const OpSignature& sig = entry->signature;
   const int n_in = static_cast<int>(node.inputs.size());
   const int n_out = static_cast<int>(node.outputs.size());
@@ -90,7 +99,14 @@ std::vector<TensorInfo> infer_node(const ir::Node& node, std::vector<TensorInfo>
     fail(ErrorKind::kInvalidModel, node.describe(), ": has ", n_out, " outputs, expected ",
          sig.min_outputs, sig.min_outputs == sig.max_outputs ? "" : cat(" to ", sig.max_outputs));
   InferContext ctx(node, std::move(inputs), std::move(constants));
-  entry->op->infer(ctx);
+  try {
+    entry->op->infer(ctx);
+  } catch (const Error& e) {
+    // Shared helpers (attribute getters, axis checks) do not know the node.
+    const std::string message = e.what();
+    if (message.find(node.describe()) != std::string::npos) throw;
+    throw Error(e.kind(), cat(node.describe(), ": ", message));
+  }
   for (std::size_t i = 0; i < ctx.outputs().size(); ++i)
     ANVIL_CHECK(ctx.outputs()[i].dtype != DType::kUndefined);
   return std::move(ctx.outputs());
@@ -100,6 +116,10 @@ std::vector<TensorInfo> infer_node(const ir::Node& node, std::vector<TensorInfo>
 
 namespace anvil::ops {
 
+namespace {
+constexpr double kMaxOutputBytes = 8e9;
+}  // namespace
+
 std::vector<Tensor> run_node(const ir::Node& node, const std::vector<const Tensor*>& inputs) {
   std::vector<TensorInfo> infos;
   for (const Tensor* t : inputs)
@@ -108,10 +128,17 @@ std::vector<Tensor> run_node(const ir::Node& node, const std::vector<const Tenso
   for (TensorInfo& info : infer_node(node, std::move(infos), inputs)) {
     auto extents = info.shape.extents();
     ANVIL_CHECK(extents.has_value());
+    // A valid but absurd shape (a corrupt Pad or Reshape) must be an error,
+    // not an out-of-memory abort.
+    const double bytes = static_cast<double>(element_count(*extents)) *
+                         static_cast<double>(size_of(info.dtype));
+    if (bytes > kMaxOutputBytes)
+      fail(ErrorKind::kInvalidArgument, node.describe(), ": would produce a tensor of shape ",
+           to_string(*extents), " (", bytes / 1e9, " GB), more than the CPU runtime allows");
     outputs.emplace_back(info.dtype, std::move(*extents));
   }
   RunContext ctx{node, inputs, outputs};
-  find_op(node.op_type)->op->run(ctx);
+  find_op(node)->op->run(ctx);
   return outputs;
 }
 
