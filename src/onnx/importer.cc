@@ -57,7 +57,9 @@ void read_graph_input(const ValueInfoProto& info, ir::Graph& graph) {
   graph.inputs.push_back(value);
 }
 
-ir::AttributeValue attribute_value(const AttributeProto& attr, const std::string& where) {
+ir::AttributeValue attribute_value(const AttributeProto& attr,
+                                   const std::filesystem::path& model_dir,
+                                   const std::string& where) {
   using Type = AttributeProto::AttributeType;
   Type type = attr.type();
   if (type == AttributeProto::UNDEFINED) {  // files older than IR 3 leave it out
@@ -77,7 +79,7 @@ ir::AttributeValue attribute_value(const AttributeProto& attr, const std::string
     case AttributeProto::STRING:
       return attr.s();
     case AttributeProto::TENSOR:
-      return to_tensor(attr.t(), {}, cat(where, " attribute '", attr.name(), "'"));
+      return to_tensor(attr.t(), model_dir, cat(where, " attribute '", attr.name(), "'"));
     case AttributeProto::FLOATS:
       return std::vector<float>(attr.floats().begin(), attr.floats().end());
     case AttributeProto::INTS:
@@ -92,7 +94,8 @@ ir::AttributeValue attribute_value(const AttributeProto& attr, const std::string
 
 // Creates the node and its output values; inputs are resolved later, once
 // every value of the graph exists (files need not be topologically sorted).
-ir::Node* add_node(const NodeProto& proto, int index, int opset, ir::Graph& graph) {
+ir::Node* add_node(const NodeProto& proto, int index, int opset,
+                   const std::filesystem::path& model_dir, ir::Graph& graph) {
   auto node = std::make_unique<ir::Node>();
   node->op_type = proto.op_type();
   node->domain = proto.domain() == "ai.onnx" ? "" : proto.domain();
@@ -101,7 +104,7 @@ ir::Node* add_node(const NodeProto& proto, int index, int opset, ir::Graph& grap
   for (const auto& attr : proto.attribute()) {
     if (!attr.ref_attr_name().empty())
       fail(ErrorKind::kUnsupported, node->describe(), ": attribute references are not supported");
-    node->attributes.set(attr.name(), attribute_value(attr, node->describe()));
+    node->attributes.set(attr.name(), attribute_value(attr, model_dir, node->describe()));
   }
   for (const auto& out : proto.output()) {
     if (out.empty())  // an omitted optional output
@@ -169,7 +172,7 @@ ir::Graph build_graph(const ModelProto& model, const std::filesystem::path& mode
 
   std::vector<ir::Node*> nodes;
   for (int i = 0; i < proto.node_size(); ++i)
-    nodes.push_back(add_node(proto.node(i), i, graph.opset, graph));
+    nodes.push_back(add_node(proto.node(i), i, graph.opset, model_dir, graph));
   for (int i = 0; i < proto.node_size(); ++i) resolve_inputs(proto.node(i), *nodes[i], graph);
 
   for (const auto& output : proto.output()) {

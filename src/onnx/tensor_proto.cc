@@ -19,7 +19,8 @@ Extents checked_extents(const TensorProto& proto, DType dtype, const std::string
   Extents extents(proto.dims().begin(), proto.dims().end());
   std::int64_t bytes = static_cast<std::int64_t>(size_of(dtype));
   for (std::int64_t d : extents) {
-    if (d < 0) fail(ErrorKind::kInvalidModel, what, " has a negative dimension ", to_string(extents));
+    if (d < 0)
+      fail(ErrorKind::kInvalidModel, what, " has a negative dimension ", to_string(extents));
     if (d != 0 && bytes > kMaxTensorBytes / d)
       fail(ErrorKind::kInvalidModel, what, " has an impossibly large shape ", to_string(extents));
     bytes *= d;
@@ -46,8 +47,8 @@ std::filesystem::path resolve_external(const std::filesystem::path& model_dir,
   return full;
 }
 
-void read_external(const TensorProto& proto, const std::filesystem::path& model_dir,
-                   const std::string& what, Tensor& tensor) {
+Tensor read_external(const TensorProto& proto, const std::filesystem::path& model_dir,
+                     const std::string& what, DType dtype, Extents extents) {
   std::string location;
   std::int64_t offset = 0, length = -1;
   for (const auto& entry : proto.external_data()) {
@@ -61,50 +62,63 @@ void read_external(const TensorProto& proto, const std::filesystem::path& model_
     }
   }
   const std::filesystem::path path = resolve_external(model_dir, location, what);
-  const auto need = static_cast<std::int64_t>(tensor.byte_size());
+  const auto need = element_count(extents) * static_cast<std::int64_t>(size_of(dtype));
   if (offset < 0 || (length >= 0 && length != need))
     fail(ErrorKind::kInvalidModel, what, ": external data offset ", offset, " / length ", length,
          " do not match the ", need, " bytes its shape needs");
   std::ifstream file(path, std::ios::binary);
   if (!file) fail(ErrorKind::kIo, what, ": cannot open external data file ", path.string());
+  // Check the size before allocating: a corrupt shape must not cost gigabytes.
+  std::error_code ec;
+  const auto file_size = static_cast<std::int64_t>(std::filesystem::file_size(path, ec));
+  if (ec || file_size < offset || file_size - offset < need)
+    fail(ErrorKind::kInvalidModel, what, ": external data file ", path.string(),
+         " is too short for ", need, " bytes at offset ", offset);
+  Tensor tensor(dtype, std::move(extents));
   file.seekg(offset);
   file.read(reinterpret_cast<char*>(tensor.bytes()), need);
   if (!file || file.gcount() != need)
     fail(ErrorKind::kInvalidModel, what, ": external data file ", path.string(),
          " is too short for ", need, " bytes at offset ", offset);
+  return tensor;
 }
 
 template <typename Dst, typename Field>
-void copy_typed(const Field& field, Tensor& tensor, const std::string& what, const char* field_name) {
-  if (static_cast<std::int64_t>(field.size()) != tensor.element_count())
+Tensor copy_typed(const Field& field, DType dtype, Extents extents, const std::string& what,
+                  const char* field_name) {
+  const std::int64_t count = element_count(extents);
+  if (static_cast<std::int64_t>(field.size()) != count)
     fail(ErrorKind::kInvalidModel, what, " has ", field.size(), " values in ", field_name,
-         " but its shape ", to_string(tensor.extents()), " needs ", tensor.element_count());
+         " but its shape ", to_string(extents), " needs ", count);
+  Tensor tensor(dtype, std::move(extents));
   auto* out = reinterpret_cast<Dst*>(tensor.bytes());
-  for (int i = 0; i < field.size(); ++i) out[i] = static_cast<Dst>(field.Get(i));
+  for (int i = 0; i < field.size(); ++i)
+    out[i] = static_cast<Dst>(field.Get(i));
+  return tensor;
 }
 
-void read_typed(const TensorProto& proto, const std::string& what, Tensor& tensor) {
-  switch (tensor.dtype()) {
+Tensor read_typed(const TensorProto& proto, const std::string& what, DType dtype, Extents extents) {
+  switch (dtype) {
     case DType::kFloat32:
-      return copy_typed<float>(proto.float_data(), tensor, what, "float_data");
+      return copy_typed<float>(proto.float_data(), dtype, extents, what, "float_data");
     case DType::kFloat64:
-      return copy_typed<double>(proto.double_data(), tensor, what, "double_data");
+      return copy_typed<double>(proto.double_data(), dtype, extents, what, "double_data");
     case DType::kInt64:
-      return copy_typed<std::int64_t>(proto.int64_data(), tensor, what, "int64_data");
+      return copy_typed<std::int64_t>(proto.int64_data(), dtype, extents, what, "int64_data");
     case DType::kInt32:
-      return copy_typed<std::int32_t>(proto.int32_data(), tensor, what, "int32_data");
+      return copy_typed<std::int32_t>(proto.int32_data(), dtype, extents, what, "int32_data");
     case DType::kInt8:
-      return copy_typed<std::int8_t>(proto.int32_data(), tensor, what, "int32_data");
+      return copy_typed<std::int8_t>(proto.int32_data(), dtype, extents, what, "int32_data");
     case DType::kUInt8:
-      return copy_typed<std::uint8_t>(proto.int32_data(), tensor, what, "int32_data");
+      return copy_typed<std::uint8_t>(proto.int32_data(), dtype, extents, what, "int32_data");
     case DType::kBool:
-      return copy_typed<std::uint8_t>(proto.int32_data(), tensor, what, "int32_data");
+      return copy_typed<std::uint8_t>(proto.int32_data(), dtype, extents, what, "int32_data");
     case DType::kFloat16:  // stored as the raw 16 bits in int32_data
-      return copy_typed<std::uint16_t>(proto.int32_data(), tensor, what, "int32_data");
+      return copy_typed<std::uint16_t>(proto.int32_data(), dtype, extents, what, "int32_data");
     case DType::kUndefined:
       break;
   }
-  fail(ErrorKind::kInternal, what, ": no typed field for ", to_string(tensor.dtype()));
+  fail(ErrorKind::kInternal, what, ": no typed field for ", to_string(dtype));
 }
 
 }  // namespace
@@ -136,20 +150,22 @@ Tensor to_tensor(const TensorProto& proto, const std::filesystem::path& model_di
                  const std::string& what) {
   const DType dtype = dtype_from_onnx(proto.data_type());
   if (dtype == DType::kUndefined)
-    fail(ErrorKind::kUnsupported, what, " has ONNX data type ", proto.data_type(),
-         ", which Anvil does not support (float, float16, double, int8, uint8, int32, int64, bool)");
-  Tensor tensor(dtype, checked_extents(proto, dtype, what));
-  if (proto.data_location() == TensorProto::EXTERNAL) {
-    read_external(proto, model_dir, what, tensor);
-  } else if (proto.has_raw_data()) {
-    if (proto.raw_data().size() != tensor.byte_size())
-      fail(ErrorKind::kInvalidModel, what, " has ", proto.raw_data().size(),
-           " bytes of data, but its shape ", to_string(tensor.extents()), " of ",
-           to_string(dtype), " needs ", tensor.byte_size());
-    std::memcpy(tensor.bytes(), proto.raw_data().data(), tensor.byte_size());
-  } else {
-    read_typed(proto, what, tensor);
-  }
+    fail(
+        ErrorKind::kUnsupported, what, " has ONNX data type ", proto.data_type(),
+        ", which Anvil does not support (float, float16, double, int8, uint8, int32, int64, bool)");
+  // Every data size is checked against the shape before the tensor is
+  // allocated, so a few corrupt bytes cannot claim gigabytes.
+  Extents extents = checked_extents(proto, dtype, what);
+  if (proto.data_location() == TensorProto::EXTERNAL)
+    return read_external(proto, model_dir, what, dtype, std::move(extents));
+  if (!proto.has_raw_data()) return read_typed(proto, what, dtype, std::move(extents));
+  const auto need = static_cast<std::size_t>(element_count(extents)) * size_of(dtype);
+  if (proto.raw_data().size() != need)
+    fail(ErrorKind::kInvalidModel, what, " has ", proto.raw_data().size(),
+         " bytes of data, but its shape ", to_string(extents), " of ", to_string(dtype), " needs ",
+         need);
+  Tensor tensor(dtype, std::move(extents));
+  if (need) std::memcpy(tensor.bytes(), proto.raw_data().data(), need);
   return tensor;
 }
 
