@@ -26,8 +26,7 @@ std::string_view to_string(ErrorKind kind);
 
 class Error : public std::runtime_error {
  public:
-  Error(ErrorKind kind, const std::string& message)
-      : std::runtime_error(message), kind_(kind) {}
+  Error(ErrorKind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
 
   ErrorKind kind() const { return kind_; }
 
@@ -52,9 +51,9 @@ template <typename... Parts>
 }  // namespace anvil
 
 // Checks an internal invariant; a failure is a bug in Anvil, never a user error.
-#define ANVIL_CHECK(cond)                                                              \
-  do {                                                                                 \
-    if (!(cond))                                                                       \
-      ::anvil::fail(::anvil::ErrorKind::kInternal, __FILE__, ":", __LINE__,            \
-                    ": internal check failed: " #cond);                                \
+#define ANVIL_CHECK(cond)                                                   \
+  do {                                                                      \
+    if (!(cond))                                                            \
+      ::anvil::fail(::anvil::ErrorKind::kInternal, __FILE__, ":", __LINE__, \
+                    ": internal check failed: " #cond);                     \
   } while (false)

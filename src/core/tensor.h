@@ -26,19 +26,33 @@ std::string to_string(const Extents& extents);
 template <typename T>
 constexpr DType dtype_of();
 template <>
-constexpr DType dtype_of<float>() { return DType::kFloat32; }
+constexpr DType dtype_of<float>() {
+  return DType::kFloat32;
+}
 template <>
-constexpr DType dtype_of<double>() { return DType::kFloat64; }
+constexpr DType dtype_of<double>() {
+  return DType::kFloat64;
+}
 template <>
-constexpr DType dtype_of<std::int64_t>() { return DType::kInt64; }
+constexpr DType dtype_of<std::int64_t>() {
+  return DType::kInt64;
+}
 template <>
-constexpr DType dtype_of<std::int32_t>() { return DType::kInt32; }
+constexpr DType dtype_of<std::int32_t>() {
+  return DType::kInt32;
+}
 template <>
-constexpr DType dtype_of<std::int8_t>() { return DType::kInt8; }
+constexpr DType dtype_of<std::int8_t>() {
+  return DType::kInt8;
+}
 template <>
-constexpr DType dtype_of<std::uint8_t>() { return DType::kUInt8; }
+constexpr DType dtype_of<std::uint8_t>() {
+  return DType::kUInt8;
+}
 template <>
-constexpr DType dtype_of<bool>() { return DType::kBool; }
+constexpr DType dtype_of<bool>() {
+  return DType::kBool;
+}
 
 // Copies share their bytes (weights are large and never mutated in place);
 // clone() makes an independent copy.

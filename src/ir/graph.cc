@@ -94,8 +94,10 @@ void Graph::remove_dead_nodes() {
   std::unordered_set<const Node*> keep;
   for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it) {
     const Node* node = it->get();
-    bool needed = std::any_of(node->outputs.begin(), node->outputs.end(),
-                              [&](const Value* v) { return live.count(v) != 0; });
+    // A folded node's outputs are constants with no producer: it is not needed.
+    bool needed = std::any_of(node->outputs.begin(), node->outputs.end(), [&](const Value* v) {
+      return live.count(v) != 0 && v->producer == node;
+    });
     if (!needed) continue;
     keep.insert(node);
     live.insert(node->outputs.begin(), node->outputs.end());  // unused outputs stay attached

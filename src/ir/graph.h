@@ -75,7 +75,8 @@ class Graph {
   // Orders nodes so producers come before consumers; throws kInvalidModel
   // naming the nodes of a cycle.
   void sort_topologically();
-  // Removes nodes whose outputs reach no graph output, and values nobody uses.
+  // Removes nodes whose outputs reach no graph output or were folded to
+  // constants (producer cleared), and values nobody uses.
   void remove_dead_nodes();
   // Nodes that read `value`, in graph order.
   std::vector<Node*> consumers(const Value* value) const;

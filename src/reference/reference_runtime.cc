@@ -27,9 +27,10 @@ void ReferenceRuntime::check_inputs(const std::map<std::string, Tensor>& inputs)
                                  graph_.inputs.end();
     if (!is_input) {
       std::string expected;
-      for (const ir::Value* in : graph_.inputs) expected += (expected.empty() ? "" : ", ") + in->name;
-      fail(ErrorKind::kInvalidArgument, "'", name, "' is not an input of the model; its inputs are: ",
-           expected);
+      for (const ir::Value* in : graph_.inputs)
+        expected += (expected.empty() ? "" : ", ") + in->name;
+      fail(ErrorKind::kInvalidArgument, "'", name,
+           "' is not an input of the model; its inputs are: ", expected);
     }
   }
   for (const ir::Value* in : graph_.inputs) {
@@ -53,7 +54,8 @@ void ReferenceRuntime::check_inputs(const std::map<std::string, Tensor>& inputs)
 std::vector<Tensor> ReferenceRuntime::run(const std::map<std::string, Tensor>& inputs) const {
   check_inputs(inputs);
   std::unordered_map<const ir::Value*, Tensor> live;
-  for (const ir::Value* in : graph_.inputs) live[in] = inputs.at(in->name);
+  for (const ir::Value* in : graph_.inputs)
+    live[in] = inputs.at(in->name);
   auto lookup = [&](const ir::Value* v) -> const Tensor* {
     if (!v) return nullptr;
     if (v->is_constant()) return &*v->constant;
@@ -66,14 +68,18 @@ std::vector<Tensor> ReferenceRuntime::run(const std::map<std::string, Tensor>& i
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     const ir::Node& node = *nodes[i];
     std::vector<const Tensor*> args;
-    for (const ir::Value* in : node.inputs) args.push_back(lookup(in));
+    for (const ir::Value* in : node.inputs)
+      args.push_back(lookup(in));
     std::vector<Tensor> outputs = ops::run_node(node, args);
-    for (std::size_t o = 0; o < outputs.size(); ++o) live[node.outputs[o]] = std::move(outputs[o]);
-    for (const ir::Value* dead : release_after_[i]) live.erase(dead);
+    for (std::size_t o = 0; o < outputs.size(); ++o)
+      live[node.outputs[o]] = std::move(outputs[o]);
+    for (const ir::Value* dead : release_after_[i])
+      live.erase(dead);
   }
 
   std::vector<Tensor> results;
-  for (const ir::Value* out : graph_.outputs) results.push_back(*lookup(out));
+  for (const ir::Value* out : graph_.outputs)
+    results.push_back(*lookup(out));
   return results;
 }
 

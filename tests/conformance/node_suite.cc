@@ -52,11 +52,13 @@ int main(int argc, char** argv) {
   }
   std::vector<fs::path> dirs;
   for (const auto& entry : fs::directory_iterator(root))
-    if (entry.is_directory() && fs::exists(entry.path() / "model.onnx")) dirs.push_back(entry.path());
+    if (entry.is_directory() && fs::exists(entry.path() / "model.onnx"))
+      dirs.push_back(entry.path());
   std::sort(dirs.begin(), dirs.end());
 
   std::map<std::string, Row> rows;
-  for (const auto* entry : anvil::ops::registered_ops()) rows[std::string(entry->op_type)];
+  for (const auto* entry : anvil::ops::registered_ops())
+    rows[std::string(entry->op_type)];
   std::vector<std::string> failures, skips;
   int out_of_scope = 0;
   for (const fs::path& dir : dirs) {
@@ -98,9 +100,11 @@ int main(int argc, char** argv) {
               total.failed);
   std::printf("(%d tests of ops outside Anvil's op set not run)\n", out_of_scope);
   if (!skips.empty()) std::printf("\nSkipped, with the reason:\n");
-  for (const auto& s : skips) std::printf("  %s\n", s.c_str());
+  for (const auto& s : skips)
+    std::printf("  %s\n", s.c_str());
   if (!failures.empty()) std::printf("\nFAILED:\n");
-  for (const auto& f : failures) std::printf("  %s\n", f.c_str());
+  for (const auto& f : failures)
+    std::printf("  %s\n", f.c_str());
   std::printf("\n%d passed, %d failed, %d skipped\n", total.passed, total.failed, total.skipped);
   return total.failed == 0 && total.passed > 0 ? 0 : 1;
 }

@@ -22,7 +22,8 @@ std::vector<std::string> model_op_types(const fs::path& model_path) {
   const std::string bytes = onnx::read_file(model_path);
   std::set<std::string> ops;
   if (model.ParseFromString(bytes))
-    for (const auto& node : model.graph().node()) ops.insert(node.op_type());
+    for (const auto& node : model.graph().node())
+      ops.insert(node.op_type());
   return {ops.begin(), ops.end()};
 }
 
@@ -32,7 +33,9 @@ std::vector<fs::path> sorted_files(const fs::path& dir, const std::string& prefi
     if (entry.path().filename().string().rfind(prefix, 0) == 0) files.push_back(entry.path());
   // input_10 after input_9: order by the number after the prefix.
   std::sort(files.begin(), files.end(), [&](const fs::path& a, const fs::path& b) {
-    auto index = [&](const fs::path& p) { return std::stoi(p.stem().string().substr(prefix.size())); };
+    auto index = [&](const fs::path& p) {
+      return std::stoi(p.stem().string().substr(prefix.size()));
+    };
     return index(a) < index(b);
   });
   return files;
@@ -126,7 +129,8 @@ CaseResult run_test_case(const fs::path& dir, const Tolerance& tolerance) {
     for (const auto& entry : fs::directory_iterator(dir))
       if (entry.is_directory()) sets.push_back(entry.path());
     std::sort(sets.begin(), sets.end());
-    for (const fs::path& set : sets) run_data_set(runtime, graph, set, tolerance, result);
+    for (const fs::path& set : sets)
+      run_data_set(runtime, graph, set, tolerance, result);
   } catch (const Error& e) {
     result.outcome = e.kind() == ErrorKind::kUnsupported ? Outcome::kSkipped : Outcome::kFailed;
     result.reason = e.what();

@@ -17,10 +17,10 @@ enum class Outcome { kPassed, kFailed, kSkipped };
 
 struct CaseResult {
   Outcome outcome = Outcome::kPassed;
-  std::string reason;             // why it failed or was skipped
-  std::vector<std::string> ops;   // op types of the model, sorted, unique
-  double max_abs_error = 0.0;     // over every output element of every data set
-  double max_rel_error = 0.0;     // max |got - want| / max |want|, per output
+  std::string reason;            // why it failed or was skipped
+  std::vector<std::string> ops;  // op types of the model, sorted, unique
+  double max_abs_error = 0.0;    // over every output element of every data set
+  double max_rel_error = 0.0;    // max |got - want| / max |want|, per output
 };
 
 struct Tolerance {

@@ -1,0 +1,11 @@
+// The verbs of the `anvil` command line, one file each.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace anvil::cli {
+
+void add_inspect_command(CLI::App& app);
+void add_run_command(CLI::App& app);
+
+}  // namespace anvil::cli
