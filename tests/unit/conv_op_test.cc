@@ -3,47 +3,15 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <deque>
-#include <optional>
 
+#include "op_test_util.h"
 #include "ops/op.h"
 
 namespace anvil {
 namespace {
 
+using testing::OpNode;
 using Ints = std::vector<std::int64_t>;
-
-// One Conv node with values that outlive it.
-struct ConvNode {
-  ir::Node node;
-  std::deque<ir::Value> values;
-
-  explicit ConvNode(std::size_t inputs = 3) {
-    node.op_type = "Conv";
-    node.name = "conv";
-    node.opset = 17;
-    for (std::size_t i = 0; i < inputs; ++i) {
-      node.inputs.push_back(&values.emplace_back());
-      node.inputs.back()->name = cat("in", i);
-    }
-    node.outputs.push_back(&values.emplace_back());
-  }
-  ConvNode& attr(const std::string& name, ir::AttributeValue value) {
-    node.attributes.set(name, std::move(value));
-    return *this;
-  }
-  Tensor run(const std::vector<const Tensor*>& inputs) const {
-    return ops::run_node(node, inputs).at(0);
-  }
-  std::optional<ErrorKind> run_error(const std::vector<const Tensor*>& inputs) const {
-    try {
-      run(inputs);
-    } catch (const Error& e) {
-      return e.kind();
-    }
-    return std::nullopt;
-  }
-};
 
 // Deterministic values in [-1, 1).
 Tensor random_tensor(Extents extents, std::uint32_t seed) {
@@ -121,12 +89,12 @@ TEST(Conv, GroupsDilationsStridesAndAsymmetricPadsMatchTheDefinition) {
   const Tensor x = random_tensor({2, 6, 11, 13}, 1);
   const Tensor w = random_tensor({9, 2, 3, 2}, 2);
   const Tensor b = random_tensor({9}, 3);
-  ConvNode conv;
+  OpNode conv("Conv", 17, 3);
   conv.attr("group", std::int64_t{3})
       .attr("dilations", Ints{2, 3})
       .attr("strides", Ints{2, 1})
       .attr("pads", Ints{2, 1, 0, 3});
-  const Tensor y = conv.run({&x, &w, &b});
+  const Tensor y = conv.run_one({&x, &w, &b});
   // H: (11 + 2 + 0 - 5) / 2 + 1 = 5; W: (13 + 1 + 3 - 4) / 1 + 1 = 14.
   ASSERT_EQ(y.extents(), (Extents{2, 9, 5, 14}));
   const Params p{.strides = {1, 2, 1}, .dilations = {1, 2, 3}, .pads_begin = {0, 2, 1}, .group = 3};
@@ -138,9 +106,9 @@ TEST(Conv, GroupsDilationsStridesAndAsymmetricPadsMatchTheDefinition) {
 TEST(Conv, DepthwiseMatchesTheDefinition) {
   const Tensor x = random_tensor({1, 8, 10, 9}, 4);
   const Tensor w = random_tensor({8, 1, 3, 3}, 5);
-  ConvNode conv(2);
+  OpNode conv("Conv", 17, 2);
   conv.attr("group", std::int64_t{8}).attr("pads", Ints{1, 1, 1, 1}).attr("strides", Ints{2, 2});
-  const Tensor y = conv.run({&x, &w});
+  const Tensor y = conv.run_one({&x, &w});
   ASSERT_EQ(y.extents(), (Extents{1, 8, 5, 5}));
   const Params p{.strides = {1, 2, 2}, .pads_begin = {0, 1, 1}, .group = 8};
   expect_near_all(y, naive_conv3d(x.reshaped(as_3d(x.extents())), w.reshaped(as_3d(w.extents())),
@@ -150,9 +118,9 @@ TEST(Conv, DepthwiseMatchesTheDefinition) {
 TEST(Conv, OneAndThreeSpatialAxes) {
   const Tensor x1 = random_tensor({2, 4, 20}, 6);
   const Tensor w1 = random_tensor({6, 2, 3}, 7);
-  ConvNode conv1(2);
+  OpNode conv1("Conv", 17, 2);
   conv1.attr("group", std::int64_t{2}).attr("dilations", Ints{3}).attr("pads", Ints{1, 2});
-  const Tensor y1 = conv1.run({&x1, &w1});
+  const Tensor y1 = conv1.run_one({&x1, &w1});
   ASSERT_EQ(y1.extents(), (Extents{2, 6, 17}));
   expect_near_all(
       y1, naive_conv3d(x1.reshaped(as_3d(x1.extents())), w1.reshaped(as_3d(w1.extents())), nullptr,
@@ -161,9 +129,9 @@ TEST(Conv, OneAndThreeSpatialAxes) {
   const Tensor x3 = random_tensor({1, 2, 5, 6, 7}, 8);
   const Tensor w3 = random_tensor({3, 2, 3, 2, 3}, 9);
   const Tensor b3 = random_tensor({3}, 10);
-  ConvNode conv3;
+  OpNode conv3("Conv", 17, 3);
   conv3.attr("strides", Ints{1, 2, 2}).attr("pads", Ints{1, 0, 1, 1, 1, 0});
-  const Tensor y3 = conv3.run({&x3, &w3, &b3});
+  const Tensor y3 = conv3.run_one({&x3, &w3, &b3});
   ASSERT_EQ(y3.extents(), (Extents{1, 3, 5, 3, 3}));
   expect_near_all(
       y3, naive_conv3d(x3, w3, &b3, {.strides = {1, 2, 2}, .pads_begin = {1, 0, 1}}, {5, 3, 3}));
@@ -172,31 +140,31 @@ TEST(Conv, OneAndThreeSpatialAxes) {
 TEST(Conv, SameLowerPutsTheOddPadFirst) {
   const Tensor x = random_tensor({1, 2, 6, 7}, 11);
   const Tensor w = random_tensor({3, 2, 2, 2}, 12);
-  ConvNode same(2), explicit_pads(2);
+  OpNode same("Conv", 17, 2), explicit_pads("Conv", 17, 2);
   same.attr("auto_pad", std::string("SAME_LOWER"));
   // Output 6 x 7 needs one pad per axis; SAME_LOWER puts it at the beginning.
   explicit_pads.attr("pads", Ints{1, 1, 0, 0});
-  const Tensor y = same.run({&x, &w});
+  const Tensor y = same.run_one({&x, &w});
   ASSERT_EQ(y.extents(), (Extents{1, 3, 6, 7}));
-  expect_near_all(y, explicit_pads.run({&x, &w}));
+  expect_near_all(y, explicit_pads.run_one({&x, &w}));
 }
 
 TEST(Conv, PointwiseConvIsAMatrixProduct) {
   const Tensor x = Tensor::from<float>({1, 2, 1, 3}, {1, 2, 3, 4, 5, 6});
   const Tensor w = Tensor::from<float>({2, 2, 1, 1}, {1, 0, 1, -1});
   const Tensor b = Tensor::from<float>({2}, {0.5f, 0});
-  const Tensor y = ConvNode().run({&x, &w, &b});
+  const Tensor y = OpNode("Conv", 17, 3).run_one({&x, &w, &b});
   const auto v = y.values<float>();
   EXPECT_EQ(std::vector<float>(v.begin(), v.end()),
             (std::vector<float>{1.5f, 2.5f, 3.5f, -3, -3, -3}));
 }
 
 TEST(Conv, InfersSymbolicShapes) {
-  ConvNode conv;
+  OpNode conv("Conv", 17, 3);
   conv.attr("pads", Ints{1, 1, 1, 1});
   const ir::Shape x(
       {ir::Dim::named("N"), ir::Dim::known(3), ir::Dim::named("H"), ir::Dim::known(32)});
-  const auto out = ops::infer_node(conv.node,
+  const auto out = ops::infer_node(conv.node(),
                                    {{DType::kFloat32, x},
                                     {DType::kFloat32, ir::Shape::of({16, 3, 3, 3})},
                                     {DType::kFloat32, ir::Shape::of({16})}},
@@ -209,40 +177,40 @@ TEST(Conv, InfersSymbolicShapes) {
 TEST(Conv, RejectsInconsistentModels) {
   const Tensor x = random_tensor({1, 4, 5, 5}, 13);
   const Tensor w = random_tensor({2, 3, 3, 3}, 14);  // 3 input channels, X has 4
-  EXPECT_EQ(ConvNode(2).run_error({&x, &w}), ErrorKind::kInvalidModel);
+  EXPECT_EQ(OpNode("Conv", 17, 2).run_error({&x, &w}), ErrorKind::kInvalidModel);
 
   const Tensor w_ok = random_tensor({2, 4, 3, 3}, 15);
-  ConvNode wrong_kernel(2);
+  OpNode wrong_kernel("Conv", 17, 2);
   wrong_kernel.attr("kernel_shape", Ints{2, 2});
   EXPECT_EQ(wrong_kernel.run_error({&x, &w_ok}), ErrorKind::kInvalidModel);
 
-  ConvNode wrong_pads(2);
+  OpNode wrong_pads("Conv", 17, 2);
   wrong_pads.attr("pads", Ints{1, 1});
   EXPECT_EQ(wrong_pads.run_error({&x, &w_ok}), ErrorKind::kInvalidModel);
 
   const Tensor big_w = random_tensor({2, 4, 7, 7}, 16);  // larger than the input
-  EXPECT_EQ(ConvNode(2).run_error({&x, &big_w}), ErrorKind::kInvalidModel);
+  EXPECT_EQ(OpNode("Conv", 17, 2).run_error({&x, &big_w}), ErrorKind::kInvalidModel);
 
   const Tensor x4 = random_tensor({1, 1, 2, 2, 2, 2}, 17);
   const Tensor w4 = random_tensor({1, 1, 1, 1, 1, 1}, 18);
-  EXPECT_EQ(ConvNode(2).run_error({&x4, &w4}), ErrorKind::kUnsupported);
+  EXPECT_EQ(OpNode("Conv", 17, 2).run_error({&x4, &w4}), ErrorKind::kUnsupported);
 }
 
 TEST(Conv, MacsCountMultiplyAccumulates) {
-  ConvNode conv;
+  OpNode conv("Conv", 17, 3);
   conv.attr("pads", Ints{1, 1, 1, 1});
   std::vector<ops::TensorInfo> inputs{{DType::kFloat32, ir::Shape::of({3, 64, 56, 56})},
                                       {DType::kFloat32, ir::Shape::of({64, 64, 3, 3})},
                                       {DType::kFloat32, ir::Shape::of({64})}};
-  const ops::InferContext ctx(conv.node, inputs, {nullptr, nullptr, nullptr});
+  const ops::InferContext ctx(conv.node(), inputs, {nullptr, nullptr, nullptr});
   const ops::Op& op = *ops::find_op("Conv")->op;
   EXPECT_EQ(op.macs(ctx), std::int64_t{3} * 64 * 56 * 56 * 64 * 9);
 
-  ConvNode depthwise(2);
+  OpNode depthwise("Conv", 17, 2);
   depthwise.attr("group", std::int64_t{32}).attr("strides", Ints{2, 2});
   std::vector<ops::TensorInfo> dw_inputs{{DType::kFloat32, ir::Shape::of({1, 32, 16, 16})},
                                          {DType::kFloat32, ir::Shape::of({32, 1, 3, 3})}};
-  const ops::InferContext dw_ctx(depthwise.node, dw_inputs, {nullptr, nullptr});
+  const ops::InferContext dw_ctx(depthwise.node(), dw_inputs, {nullptr, nullptr});
   // Output 7 x 7; each output element reads 1 channel x 9 taps.
   EXPECT_EQ(op.macs(dw_ctx), std::int64_t{32} * 7 * 7 * 9);
 }

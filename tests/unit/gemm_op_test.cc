@@ -4,15 +4,16 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <deque>
-#include <optional>
 
+#include "op_test_util.h"
 #include "ops/gemm_kernel.h"
 #include "ops/op.h"
 
 namespace anvil {
 namespace {
 
+using testing::OpNode;
+using testing::values_of;
 using Floats = std::vector<float>;
 
 Floats random_floats(std::size_t n, std::uint32_t seed) {
@@ -81,80 +82,37 @@ INSTANTIATE_TEST_SUITE_P(Sizes, GemmKernel,
                                            GemmCase{5, 7, 0, true, true, false, 1.0f},
                                            GemmCase{4, 3, 0, false, false, true, 1.0f}));
 
-struct OpNode {
-  ir::Node node;
-  std::deque<ir::Value> values;
-
-  OpNode(std::string op_type, std::size_t inputs) {
-    node.op_type = std::move(op_type);
-    node.name = "n";
-    node.opset = 17;
-    for (std::size_t i = 0; i < inputs; ++i) {
-      node.inputs.push_back(&values.emplace_back());
-      node.inputs.back()->name = cat("in", i);
-    }
-    node.outputs.push_back(&values.emplace_back());
-  }
-  OpNode& attr(const std::string& name, ir::AttributeValue value) {
-    node.attributes.set(name, std::move(value));
-    return *this;
-  }
-  Tensor run(const std::vector<const Tensor*>& inputs) const {
-    return ops::run_node(node, inputs).at(0);
-  }
-  std::optional<ErrorKind> run_error(const std::vector<const Tensor*>& inputs) const {
-    try {
-      run(inputs);
-    } catch (const Error& e) {
-      return e.kind();
-    }
-    return std::nullopt;
-  }
-  std::int64_t macs(const std::vector<Extents>& inputs) const {
-    std::vector<ops::TensorInfo> infos;
-    for (const Extents& e : inputs)
-      infos.push_back({DType::kFloat32, ir::Shape::of(e)});
-    const ops::InferContext ctx(node, infos, std::vector<const Tensor*>(inputs.size()));
-    return ops::find_op(node.op_type)->op->macs(ctx);
-  }
-};
-
-Floats values_of(const Tensor& t) {
-  const auto v = t.values<float>();
-  return {v.begin(), v.end()};
-}
-
 TEST(Gemm, TransposesScalesAndBroadcastsC) {
   // A' = A^T = [[1, 2], [3, 4]], B' = B^T = [[1, 0], [1, 1]].
   const Tensor a = Tensor::from<float>({2, 2}, {1, 3, 2, 4});
   const Tensor b = Tensor::from<float>({2, 2}, {1, 1, 0, 1});
   const Tensor c = Tensor::from<float>({1, 2}, {10, 20});
-  OpNode gemm("Gemm", 3);
+  OpNode gemm("Gemm", 17, 3);
   gemm.attr("transA", std::int64_t{1}).attr("transB", std::int64_t{1});
   gemm.attr("alpha", 2.0f).attr("beta", 0.5f);
   // A'B' = [[3, 2], [7, 4]]; Y = 2 * A'B' + 0.5 * [10, 20] per row.
-  EXPECT_EQ(values_of(gemm.run({&a, &b, &c})), (Floats{11, 14, 19, 18}));
+  EXPECT_EQ(values_of(gemm.run_one({&a, &b, &c})), (Floats{11, 14, 19, 18}));
 
   const Tensor scalar_c = Tensor::from<float>({}, {1});
   const Tensor column_c = Tensor::from<float>({2, 1}, {1, 2});
-  OpNode plain("Gemm", 3);
+  OpNode plain("Gemm", 17, 3);
   // A * B = [[1, 4], [2, 6]].
-  EXPECT_EQ(values_of(plain.run({&a, &b, &scalar_c})), (Floats{2, 5, 3, 7}));
-  EXPECT_EQ(values_of(plain.run({&a, &b, &column_c})), (Floats{2, 5, 4, 8}));
-  EXPECT_EQ(values_of(OpNode("Gemm", 2).run({&a, &b})), (Floats{1, 4, 2, 6}));
+  EXPECT_EQ(values_of(plain.run_one({&a, &b, &scalar_c})), (Floats{2, 5, 3, 7}));
+  EXPECT_EQ(values_of(plain.run_one({&a, &b, &column_c})), (Floats{2, 5, 4, 8}));
+  EXPECT_EQ(values_of(OpNode("Gemm", 17, 2).run_one({&a, &b})), (Floats{1, 4, 2, 6}));
 }
 
 TEST(Gemm, RejectsMismatchedShapes) {
   const Tensor a = Tensor::from<float>({2, 3}, {1, 2, 3, 4, 5, 6});
   const Tensor b = Tensor::from<float>({2, 2}, {1, 2, 3, 4});
-  EXPECT_EQ(OpNode("Gemm", 2).run_error({&a, &b}), ErrorKind::kInvalidModel);
+  EXPECT_EQ(OpNode("Gemm", 17, 2).run_error({&a, &b}), ErrorKind::kInvalidModel);
   const Tensor b_ok = Tensor::from<float>({3, 1}, {1, 2, 3});
   const Tensor c_bad = Tensor::from<float>({3}, {1, 2, 3});
-  EXPECT_EQ(OpNode("Gemm", 3).run_error({&a, &b_ok, &c_bad}), ErrorKind::kInvalidModel);
+  EXPECT_EQ(OpNode("Gemm", 17, 3).run_error({&a, &b_ok, &c_bad}), ErrorKind::kInvalidModel);
 }
 
 TEST(Gemm, Macs) {
-  OpNode gemm("Gemm", 3);
+  OpNode gemm("Gemm", 17, 3);
   gemm.attr("transB", std::int64_t{1});
   EXPECT_EQ(gemm.macs({{3, 2048}, {1000, 2048}, {1000}}), std::int64_t{3} * 2048 * 1000);
 }
@@ -162,11 +120,11 @@ TEST(Gemm, Macs) {
 TEST(MatMul, VectorOperandsDropTheirAxis) {
   const Tensor v = Tensor::from<float>({2}, {1, 2});
   const Tensor m = Tensor::from<float>({2, 2, 3}, {1, 2, 3, 4, 5, 6, 0, 1, 0, 1, 0, 1});
-  OpNode matmul("MatMul", 2);
-  const Tensor vm = matmul.run({&v, &m});
+  OpNode matmul("MatMul", 17, 2);
+  const Tensor vm = matmul.run_one({&v, &m});
   EXPECT_EQ(vm.extents(), (Extents{2, 3}));
   EXPECT_EQ(values_of(vm), (Floats{9, 12, 15, 2, 1, 2}));
-  const Tensor dot = matmul.run({&v, &v});
+  const Tensor dot = matmul.run_one({&v, &v});
   EXPECT_EQ(dot.extents(), Extents{});
   EXPECT_EQ(values_of(dot), (Floats{5}));
 }
@@ -175,7 +133,7 @@ TEST(MatMul, BroadcastsBatchAxes) {
   const Floats av = random_floats(2 * 1 * 3 * 4, 5), bv = random_floats(3 * 4 * 2, 6);
   const Tensor a = Tensor::from<float>({2, 1, 3, 4}, av);
   const Tensor b = Tensor::from<float>({3, 4, 2}, bv);
-  const Tensor y = OpNode("MatMul", 2).run({&a, &b});
+  const Tensor y = OpNode("MatMul", 17, 2).run_one({&a, &b});
   ASSERT_EQ(y.extents(), (Extents{2, 3, 3, 2}));
   const Floats got = values_of(y);
   for (std::size_t i = 0; i < 2; ++i)
@@ -190,10 +148,10 @@ TEST(MatMul, BroadcastsBatchAxes) {
 }
 
 TEST(MatMul, InfersSymbolicShapesAndRejectsMismatches) {
-  OpNode matmul("MatMul", 2);
+  OpNode matmul("MatMul", 17, 2);
   const ir::Shape a({ir::Dim::named("N"), ir::Dim::named("T"), ir::Dim::known(64)});
   const auto out = ops::infer_node(
-      matmul.node, {{DType::kFloat32, a}, {DType::kFloat32, ir::Shape::of({64, 10})}},
+      matmul.node(), {{DType::kFloat32, a}, {DType::kFloat32, ir::Shape::of({64, 10})}},
       {nullptr, nullptr});
   EXPECT_EQ(out[0].shape,
             ir::Shape({ir::Dim::named("N"), ir::Dim::named("T"), ir::Dim::known(10)}));
@@ -206,7 +164,7 @@ TEST(MatMul, InfersSymbolicShapesAndRejectsMismatches) {
 }
 
 TEST(MatMul, Macs) {
-  OpNode matmul("MatMul", 2);
+  OpNode matmul("MatMul", 17, 2);
   EXPECT_EQ(matmul.macs({{8, 1, 5, 6}, {3, 6, 7}}), std::int64_t{8} * 3 * 5 * 6 * 7);
   EXPECT_EQ(matmul.macs({{6}, {6}}), 6);
 }

@@ -1,10 +1,12 @@
 // Gather, Concat and Transpose: the ops that rearrange elements of any dtype.
 #include <gtest/gtest.h>
 
-#include "shape_ops_test_util.h"
+#include "op_test_util.h"
 
 namespace anvil::shape_ops_test {
 namespace {
+
+using namespace anvil::testing;
 
 TEST(ShapeOpsGather, NegativeIndicesOnInt64DataAlongAxis1) {
   Tensor x = i64({2, 3}, {10, 11, 12, 20, 21, 22});

@@ -7,11 +7,13 @@
 
 #include "../fuzz/onnx_model_builder.h"
 #include "onnx/importer.h"
+#include "op_test_util.h"
 #include "reference/reference_runtime.h"
-#include "shape_ops_test_util.h"
 
 namespace anvil::shape_ops_test {
 namespace {
+
+using namespace anvil::testing;
 
 using anvil::testing::add_float_attribute;
 using anvil::testing::add_int_attribute;

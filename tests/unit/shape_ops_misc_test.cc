@@ -3,10 +3,12 @@
 
 #include <cmath>
 
-#include "shape_ops_test_util.h"
+#include "op_test_util.h"
 
 namespace anvil::shape_ops_test {
 namespace {
+
+using namespace anvil::testing;
 
 TEST(ShapeOpsConstant, EachValueAttributeKind) {
   std::vector<Tensor> y =

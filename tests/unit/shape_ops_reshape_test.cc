@@ -1,10 +1,12 @@
 // Reshape, Flatten, Squeeze and Unsqueeze: the ops that change only the shape.
 #include <gtest/gtest.h>
 
-#include "shape_ops_test_util.h"
+#include "op_test_util.h"
 
 namespace anvil::shape_ops_test {
 namespace {
+
+using namespace anvil::testing;
 
 TEST(ShapeOpsReshape, ZeroCopiesSymbolicBatchAndMinusOneIsExact) {
   OpNode node("Reshape", 14, 2);

@@ -3,10 +3,12 @@
 
 #include <limits>
 
-#include "shape_ops_test_util.h"
+#include "op_test_util.h"
 
 namespace anvil::shape_ops_test {
 namespace {
+
+using namespace anvil::testing;
 
 constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
 constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
