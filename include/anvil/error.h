@@ -18,6 +18,8 @@ enum class ErrorKind {
   kInvalidModel,     // a model file that is malformed or inconsistent
   kUnsupported,      // valid input that Anvil does not handle (yet)
   kIo,               // a file that cannot be opened, read or written
+  kIncompatible,     // a plan built for another GPU or library version
+  kGpu,              // a CUDA, cuDNN or cuBLAS call failed
   kInternal,         // a broken invariant inside Anvil
 };
 

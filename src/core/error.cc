@@ -12,6 +12,10 @@ std::string_view to_string(ErrorKind kind) {
       return "unsupported";
     case ErrorKind::kIo:
       return "i/o error";
+    case ErrorKind::kIncompatible:
+      return "incompatible";
+    case ErrorKind::kGpu:
+      return "gpu error";
     case ErrorKind::kInternal:
       return "internal error";
   }

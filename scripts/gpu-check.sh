@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Everything the GPU machine is for, in ONE call (device time is scarce):
+# configure and build with Ninja on all cores, run the GPU tests (label `gpu`)
+# and the CPU unit tests, compute-sanitizer memcheck over the GPU tests, then
+# the quick benchmarks. Logs go to $OUT (the device tool's folder) or out/.
+# The last lines printed are a short summary.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-out}
+mkdir -p "$out"
+build=build-gpu
+summary=()
+
+{ nvidia-smi; nvcc --version; cmake --version; } >"$out/env.log" 2>&1
+if ! cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+     -DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCH:-90} >"$out/configure.log" 2>&1; then
+  tail -40 "$out/configure.log"
+  exit 1
+fi
+if ! ninja -C "$build" -j"$(nproc)" >"$out/build.log" 2>&1; then
+  grep -E "error|FAILED" -A6 "$out/build.log" | head -120
+  exit 1
+fi
+
+ctest --test-dir "$build" -L gpu --output-on-failure >"$out/gpu-tests.log" 2>&1
+summary+=("gpu tests: $(grep -E 'tests passed|tests failed' "$out/gpu-tests.log" | tail -1)")
+ctest --test-dir "$build" -L unit -j"$(nproc)" >"$out/unit-tests.log" 2>&1
+summary+=("unit tests: $(grep -E 'tests passed|tests failed' "$out/unit-tests.log" | tail -1)")
+
+if command -v compute-sanitizer >/dev/null; then
+  compute-sanitizer --tool memcheck --error-exitcode 1 "$build/tests/anvil_gpu_tests" \
+    >"$out/memcheck.log" 2>&1
+  summary+=("memcheck: exit $? ($(grep -c 'Invalid' "$out/memcheck.log") invalid accesses)")
+fi
+
+# Quick benchmarks: each bench/*.sh prints its own table.
+for bench in bench/*.sh; do
+  [ -e "$bench" ] || continue
+  name=$(basename "$bench" .sh)
+  BUILD_DIR=$build bash "$bench" >"$out/bench-$name.log" 2>&1
+  summary+=("bench $name: exit $? (see bench-$name.log)")
+done
+
+grep -E "FAILED|Failure|error" "$out/gpu-tests.log" | head -40
+echo "== summary ($(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1))"
+printf '%s\n' "${summary[@]}"

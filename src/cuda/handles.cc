@@ -1,0 +1,67 @@
+#include "cuda/handles.h"
+
+#include "anvil/error.h"
+#include "cuda/check.h"
+
+namespace anvil::cuda {
+
+Stream::Stream() {
+  cudaStream_t s = nullptr;
+  ANVIL_GPU_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  stream_ = Owned<cudaStream_t, StreamRelease>(s);
+}
+
+void Stream::synchronize() const {
+  ANVIL_GPU_CHECK(cudaStreamSynchronize(get()));
+}
+
+Event::Event(bool timing) {
+  cudaEvent_t e = nullptr;
+  ANVIL_GPU_CHECK(cudaEventCreateWithFlags(&e, timing ? cudaEventDefault : cudaEventDisableTiming));
+  event_ = Owned<cudaEvent_t, EventRelease>(e);
+}
+
+void Event::record(cudaStream_t stream) const {
+  ANVIL_GPU_CHECK(cudaEventRecord(get(), stream));
+}
+
+void Event::synchronize() const {
+  ANVIL_GPU_CHECK(cudaEventSynchronize(get()));
+}
+
+float Event::elapsed_ms(const Event& start, const Event& end) {
+  float ms = 0.0f;
+  ANVIL_GPU_CHECK(cudaEventElapsedTime(&ms, start.get(), end.get()));
+  return ms;
+}
+
+DeviceBuffer::DeviceBuffer(std::size_t bytes) : bytes_(bytes) {
+  if (bytes == 0) return;
+  void* p = nullptr;
+  const cudaError_t status = cudaMalloc(&p, bytes);
+  if (status == cudaErrorMemoryAllocation)
+    fail(ErrorKind::kGpu, "out of GPU memory allocating ", bytes, " bytes");
+  ANVIL_GPU_CHECK(status);
+  ptr_ = Owned<void*, DeviceRelease>(p);
+}
+
+PinnedBuffer::PinnedBuffer(std::size_t bytes) : bytes_(bytes) {
+  if (bytes == 0) return;
+  void* p = nullptr;
+  ANVIL_GPU_CHECK(cudaMallocHost(&p, bytes));
+  ptr_ = Owned<void*, HostRelease>(p);
+}
+
+CudnnHandle::CudnnHandle() {
+  cudnnHandle_t h = nullptr;
+  ANVIL_GPU_CHECK(cudnnCreate(&h));
+  handle_ = Owned<cudnnHandle_t, CudnnRelease>(h);
+}
+
+CublasLtHandle::CublasLtHandle() {
+  cublasLtHandle_t h = nullptr;
+  ANVIL_GPU_CHECK(cublasLtCreate(&h));
+  handle_ = Owned<cublasLtHandle_t, CublasLtRelease>(h);
+}
+
+}  // namespace anvil::cuda

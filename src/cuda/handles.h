@@ -1,0 +1,139 @@
+// RAII owners of CUDA, cuDNN and cuBLASLt objects: move-only, released in
+// their destructors, failures reported as anvil::Error (kind kGpu).
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+
+#include <cstddef>
+#include <utility>
+
+namespace anvil::cuda {
+
+// Owns one resource of type T, released by Release::operator()(T).
+template <typename T, typename Release>
+class Owned {
+ public:
+  Owned() = default;
+  explicit Owned(T value) : value_(value) {}
+  Owned(const Owned&) = delete;
+  Owned& operator=(const Owned&) = delete;
+  Owned(Owned&& other) noexcept : value_(std::exchange(other.value_, T{})) {}
+  Owned& operator=(Owned&& other) noexcept {
+    if (this != &other) {
+      reset();
+      value_ = std::exchange(other.value_, T{});
+    }
+    return *this;
+  }
+  ~Owned() { reset(); }
+
+  T get() const { return value_; }
+  explicit operator bool() const { return value_ != T{}; }
+
+ private:
+  void reset() {
+    if (value_ != T{}) Release{}(value_);
+    value_ = T{};
+  }
+  T value_{};
+};
+
+struct StreamRelease {
+  void operator()(cudaStream_t s) const { cudaStreamDestroy(s); }
+};
+struct EventRelease {
+  void operator()(cudaEvent_t e) const { cudaEventDestroy(e); }
+};
+struct DeviceRelease {
+  void operator()(void* p) const { cudaFree(p); }
+};
+struct HostRelease {
+  void operator()(void* p) const { cudaFreeHost(p); }
+};
+struct CudnnRelease {
+  void operator()(cudnnHandle_t h) const { cudnnDestroy(h); }
+};
+struct CublasLtRelease {
+  void operator()(cublasLtHandle_t h) const { cublasLtDestroy(h); }
+};
+
+class Stream {
+ public:
+  // A stream that does not synchronize with the legacy default stream.
+  Stream();
+  cudaStream_t get() const { return stream_.get(); }
+  void synchronize() const;
+
+ private:
+  Owned<cudaStream_t, StreamRelease> stream_;
+};
+
+class Event {
+ public:
+  // timing=false makes a lighter event for pure synchronization.
+  explicit Event(bool timing = true);
+  cudaEvent_t get() const { return event_.get(); }
+  void record(cudaStream_t stream) const;
+  void synchronize() const;
+  // Milliseconds between two recorded, completed events.
+  static float elapsed_ms(const Event& start, const Event& end);
+
+ private:
+  Owned<cudaEvent_t, EventRelease> event_;
+};
+
+// Device memory from cudaMalloc.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(std::size_t bytes);
+  void* data() const { return ptr_.get(); }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(ptr_.get());
+  }
+  std::size_t bytes() const { return bytes_; }
+
+ private:
+  Owned<void*, DeviceRelease> ptr_;
+  std::size_t bytes_ = 0;
+};
+
+// Page-locked host memory from cudaMallocHost (fast, asynchronous copies).
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  explicit PinnedBuffer(std::size_t bytes);
+  void* data() const { return ptr_.get(); }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(ptr_.get());
+  }
+  std::size_t bytes() const { return bytes_; }
+
+ private:
+  Owned<void*, HostRelease> ptr_;
+  std::size_t bytes_ = 0;
+};
+
+class CudnnHandle {
+ public:
+  CudnnHandle();
+  cudnnHandle_t get() const { return handle_.get(); }
+
+ private:
+  Owned<cudnnHandle_t, CudnnRelease> handle_;
+};
+
+class CublasLtHandle {
+ public:
+  CublasLtHandle();
+  cublasLtHandle_t get() const { return handle_.get(); }
+
+ private:
+  Owned<cublasLtHandle_t, CublasLtRelease> handle_;
+};
+
+}  // namespace anvil::cuda
