@@ -28,9 +28,11 @@ ctest --test-dir "$build" -L unit -j"$(nproc)" >"$out/unit-tests.log" 2>&1
 summary+=("unit tests: $(grep -E 'tests passed|tests failed' "$out/unit-tests.log" | tail -1)")
 
 if command -v compute-sanitizer >/dev/null; then
-  compute-sanitizer --tool memcheck --error-exitcode 1 "$build/tests/anvil_gpu_tests" \
-    >"$out/memcheck.log" 2>&1
-  summary+=("memcheck: exit $? ($(grep -c 'Invalid' "$out/memcheck.log") invalid accesses)")
+  # API errors are the tests' own deliberate bad calls (each call is checked
+  # and raises anvil::Error); memcheck is here for out-of-bounds accesses.
+  compute-sanitizer --tool memcheck --report-api-errors no --error-exitcode 1 \
+    "$build/tests/anvil_gpu_tests" >"$out/memcheck.log" 2>&1
+  summary+=("memcheck: exit $?, $(grep -m1 'ERROR SUMMARY' "$out/memcheck.log")")
 fi
 
 # Quick benchmarks: each bench/*.sh prints its own table.
