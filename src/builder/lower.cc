@@ -1,0 +1,641 @@
+#include "builder/lower.h"
+
+#include <algorithm>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "builder/weights.h"
+#include "ops/fused_epilogue.h"
+#include "ops/op.h"
+#include "ops/window.h"
+#include "passes/activation_match.h"
+#include "passes/graph_edit.h"
+
+namespace anvil::builder {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr float kUnbounded = std::numeric_limits<float>::max();
+
+template <typename... Parts>
+[[noreturn]] void unsupported(const Parts&... parts) {
+  fail(ErrorKind::kUnsupported, parts...);
+}
+
+// Thrown for a node whose input could not be lowered because its producer
+// failed: that producer is already listed, the node itself is not judged.
+struct UpstreamFailed {};
+
+// How a value lives in the engine: its tensor and logical geometry.
+struct Lowered {
+  int tensor = -1;
+  bool spatial = true;  // NHWC, else NC
+  std::int64_t c = 0;
+  std::int64_t c_pad = 0;
+  std::int64_t h = 1;
+  std::int64_t w = 1;
+
+  bool same_geometry(const Lowered& o) const {
+    return spatial == o.spatial && c == o.c && c_pad == o.c_pad && h == o.h && w == o.w;
+  }
+};
+
+struct Activation {
+  std::string name = "none";
+  float alpha = 0.0f;
+  float beta = 0.0f;
+  float clip_min = -kUnbounded;
+  float clip_max = kUnbounded;
+};
+
+// The activation of a fused node's epilogue attributes (ops/fused_epilogue.h),
+// with the ONNX defaults of each activation filled in.
+Activation read_activation(const ir::Attributes& a) {
+  const std::string op = a.get_string("activation", "");
+  Activation act;
+  if (op.empty()) return act;
+  if (op == "Relu") {
+    act.name = "relu";
+  } else if (op == "Clip") {
+    act.name = "clip";
+    act.clip_min = a.get_float("clip_min", -kUnbounded);
+    act.clip_max = a.get_float("clip_max", kUnbounded);
+  } else if (op == "LeakyRelu") {
+    act.name = "leaky_relu";
+    act.alpha = a.get_float("activation_alpha", 0.01f);
+  } else if (op == "Sigmoid") {
+    act.name = "sigmoid";
+  } else if (op == "HardSigmoid") {
+    act.name = "hard_sigmoid";
+    act.alpha = a.get_float("activation_alpha", 0.2f);
+    act.beta = a.get_float("activation_beta", 0.5f);
+  } else if (op == "HardSwish") {
+    act.name = "hard_swish";
+  } else {
+    unsupported("activation '", op, "' has no GPU epilogue");
+  }
+  return act;
+}
+
+void put_activation(json& params, const Activation& act) {
+  params["activation"] = act.name;
+  params["alpha"] = act.alpha;
+  params["beta"] = act.beta;
+  params["clip_min"] = act.clip_min;
+  params["clip_max"] = act.clip_max;
+}
+
+bool is_onnx(const ir::Node& node) {
+  return node.domain.empty() || node.domain == "ai.onnx";
+}
+
+bool is_anvil(const ir::Node& node, std::string_view op_type) {
+  return node.domain == ops::kAnvilDomain && node.op_type == op_type;
+}
+
+std::int64_t batch_dim(const ir::Shape& shape) {
+  return shape.rank() > 0 && shape[0].is_known() ? shape[0].size : -1;
+}
+
+// The known size of dim `i`, or kUnsupported naming `what`.
+std::int64_t static_dim(const ir::Value& v, std::size_t i) {
+  if (i >= v.shape.rank() || !v.shape[i].is_known())
+    unsupported("'", v.name, "' has shape ", to_string(v.shape), "; dim ", i,
+                " must be static for the GPU engine");
+  return v.shape[i].size;
+}
+
+class Lowerer {
+ public:
+  Lowerer(const ir::Graph& graph, const LowerOptions& options)
+      : graph_(graph),
+        options_(options),
+        storage_(options.fp16 ? DType::kFloat16 : DType::kFloat32),
+        align_(options.fp16 ? 8 : 4) {
+    for (const ir::Value* v : graph.inputs)
+      reserved_names_.insert(v->name);
+    for (const ir::Value* v : graph.outputs)
+      reserved_names_.insert(v->name);
+    batch_ = graph.inputs.empty() ? -1 : batch_dim(graph.inputs[0]->shape);
+  }
+
+  plan::Plan run() {
+    plan_.options.fp16 = options_.fp16;
+    plan_.options.tf32 = options_.tf32;
+    for (const ir::Value* input : graph_.inputs)
+      guarded(cat("graph input '", input->name, "'"), [&] { lower_input(*input); });
+    for (const auto& node : graph_.nodes())
+      if (!absorbed_.contains(node.get())) lower_node(*node);
+    for (const ir::Value* output : graph_.outputs)
+      guarded(cat("graph output '", output->name, "'"), [&] { lower_output(*output); });
+    if (!problems_.empty()) {
+      std::string list;
+      for (const std::string& p : problems_)
+        list += (list.empty() ? "" : "; ") + p;
+      unsupported("cannot lower the graph to GPU layers, ", problems_.size(),
+                  " problem(s): ", list);
+    }
+    add_profile();
+    return std::move(plan_);
+  }
+
+ private:
+  // Runs `lower`, recording a kUnsupported or kInvalidModel error as a
+  // problem of `what` instead of stopping: the caller lists them all.
+  template <typename Fn>
+  bool guarded(const std::string& what, Fn&& lower) {
+    try {
+      lower();
+      return true;
+    } catch (const UpstreamFailed&) {
+      return false;
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kUnsupported && e.kind() != ErrorKind::kInvalidModel) throw;
+      std::string message = e.what();
+      // Errors from ops/window.h already start with the node.
+      if (message.rfind(what + ": ", 0) == 0) message.erase(0, what.size() + 2);
+      problems_.push_back(cat(what, ": ", message));
+      return false;
+    }
+  }
+
+  void lower_node(const ir::Node& node) {
+    const bool all_constant = std::all_of(node.outputs.begin(), node.outputs.end(),
+                                          [](const ir::Value* v) { return v->is_constant(); });
+    if (all_constant) return;  // folded; only its values remain in use
+    if (!guarded(node.describe(), [&] { dispatch(node); })) define_placeholders(node);
+  }
+
+  void dispatch(const ir::Node& node) {
+    const std::string& op = node.op_type;
+    const bool onnx = is_onnx(node);
+    if ((onnx && op == "Conv") || is_anvil(node, "FusedConv")) return lower_conv(node);
+    if ((onnx && op == "Gemm") || is_anvil(node, "FusedGemm")) return lower_gemm(node);
+    if (onnx && (op == "MaxPool" || op == "AveragePool")) return lower_pool(node);
+    if (onnx && op == "GlobalAveragePool") return lower_global_avg_pool(node);
+    if (onnx && op == "Add") return lower_add(node);
+    if (onnx && ops::is_fusable_activation(op)) return lower_activation(node);
+    if (onnx && (op == "Identity" || op == "Dropout")) return lower_identity(node);
+    if (onnx && (op == "Flatten" || op == "Reshape" || op == "Squeeze"))
+      return lower_to_nc_alias(node);
+    unsupported("the GPU engine has no layer for this op");
+  }
+
+  // ---- Values and tensors -----------------------------------------------------
+
+  // The lowered value of the node's input `i` (a runtime value, not a constant).
+  const Lowered& input_of(const ir::Node& node, std::size_t i) const {
+    const ir::Value* v = node.input(i);
+    if (!v) unsupported("input ", i, " is missing");
+    if (v->is_constant())
+      unsupported("input '", v->name,
+                  "' is a constant; the engine takes constants as weights only");
+    const auto it = values_.find(v);
+    if (it == values_.end()) throw UpstreamFailed{};
+    return it->second;
+  }
+
+  // A constant FP32 input, or kUnsupported naming `what`.
+  static const Tensor& constant_of(const ir::Node& node, std::size_t i, std::string_view what) {
+    const ir::Value* v = node.input(i);
+    if (!v || !v->is_constant() || v->constant->dtype() != DType::kFloat32)
+      unsupported(what, " must be a constant float32 tensor");
+    return *v->constant;
+  }
+
+  std::string unique_tensor_name(const std::string& hint) {
+    std::string name = hint;
+    for (int i = 1; reserved_names_.contains(name) || tensor_names_.contains(name); ++i)
+      name = cat(hint, ":storage", i == 1 ? "" : std::to_string(i));
+    tensor_names_.insert(name);
+    return name;
+  }
+
+  int add_tensor(std::string name, DType dtype, std::string layout, std::vector<std::int64_t> dims,
+                 std::optional<std::int64_t> padding) {
+    const int id = static_cast<int>(plan_.tensors.size());
+    plan_.tensors.push_back(plan::TensorDesc{.id = id,
+                                             .name = std::move(name),
+                                             .dtype = dtype,
+                                             .layout = std::move(layout),
+                                             .dims = std::move(dims),
+                                             .channel_padding_to = padding});
+    return id;
+  }
+
+  // A storage tensor for `geometry` (its tensor field ignored), named `hint`.
+  Lowered storage_tensor(const std::string& hint, Lowered geometry) {
+    const std::optional<std::int64_t> padding =
+        geometry.c_pad != geometry.c ? std::optional(geometry.c_pad) : std::nullopt;
+    std::vector<std::int64_t> dims{batch_, geometry.h, geometry.w, geometry.c};
+    if (!geometry.spatial) dims = {batch_, geometry.c};
+    geometry.tensor = add_tensor(unique_tensor_name(hint), storage_,
+                                 geometry.spatial ? "NHWC" : "NC", std::move(dims), padding);
+    return geometry;
+  }
+
+  // Defines `value` as a new storage tensor of `geometry`.
+  const Lowered& define(const ir::Value* value, const Lowered& geometry) {
+    return values_[value] = storage_tensor(value->name, geometry);
+  }
+
+  // After a failure: guesses the outputs' geometry from their IR shapes, so
+  // that readers are still judged on their own.
+  void define_placeholders(const ir::Node& node) {
+    for (const ir::Value* v : node.outputs) {
+      if (values_.contains(v) || v->is_constant()) continue;
+      const ir::Shape& s = v->shape;
+      const bool known =
+          s.rank() >= 2 && std::all_of(s.dims().begin() + 1, s.dims().end(),
+                                       [](const ir::Dim& d) { return d.is_known(); });
+      if (!known || (s.rank() != 2 && s.rank() != 4)) continue;
+      Lowered l{.spatial = s.rank() == 4, .c = s[1].size, .c_pad = round_up(s[1].size, align_)};
+      if (l.spatial) {
+        l.h = s[2].size;
+        l.w = s[3].size;
+      }
+      values_[v] = l;
+    }
+  }
+
+  void add_layer(const std::string& hint, std::string kind, std::vector<int> inputs,
+                 std::vector<int> outputs, const json& params,
+                 std::vector<plan::WeightRef> weights = {}) {
+    std::string name = hint;
+    for (int i = 2; layer_names_.contains(name); ++i)
+      name = cat(hint, "#", i);
+    layer_names_.insert(name);
+    plan_.layers.push_back(plan::LayerDesc{.name = name,
+                                           .kind = std::move(kind),
+                                           .inputs = std::move(inputs),
+                                           .outputs = std::move(outputs),
+                                           .params = params.dump(),
+                                           .weights = std::move(weights),
+                                           .tactic = "{}"});
+  }
+
+  plan::WeightRef add_weights(std::span<const float> values, DType dtype,
+                              std::vector<std::int64_t> dims) {
+    return append_weights(plan_.weights, values, dtype, std::move(dims));
+  }
+
+  // ---- Graph inputs and outputs -----------------------------------------------
+
+  void lower_input(const ir::Value& input) {
+    if (input.dtype != DType::kFloat32)
+      unsupported("has dtype ", to_string(input.dtype), "; the GPU engine takes float32 inputs");
+    const std::size_t rank = input.shape.rank();
+    if (rank != 4 && rank != 2)
+      unsupported("has shape ", to_string(input.shape), "; expected NCHW or [N, C]");
+    Lowered g{.spatial = rank == 4, .c = static_dim(input, 1)};
+    g.c_pad = round_up(g.c, align_);
+    if (g.spatial) {
+      g.h = static_dim(input, 2);
+      g.w = static_dim(input, 3);
+    }
+    const std::int64_t n = batch_dim(input.shape);
+    std::vector<std::int64_t> dims{n, g.c, g.h, g.w};
+    if (!g.spatial) dims = {n, g.c};
+    const int user = add_tensor(input.name, DType::kFloat32, g.spatial ? "NCHW" : "NC",
+                                std::move(dims), std::nullopt);
+    plan_.io.push_back({.name = input.name, .tensor_id = user, .is_input = true});
+    const Lowered& stored = define(&input, g);
+    add_layer(cat("reformat_in:", input.name), "reformat_in", {user}, {stored.tensor},
+              reformat_params(stored, g.spatial ? "NCHW" : "NC"));
+  }
+
+  void lower_output(const ir::Value& output) {
+    if (output.is_constant()) unsupported("is a constant; the GPU engine computes every output");
+    const auto it = values_.find(&output);
+    if (it == values_.end()) throw UpstreamFailed{};
+    const Lowered& s = it->second;
+    // The user's layout follows the model: a [N, C, 1, 1] global pool output
+    // stays NCHW although the engine stores it as NC (the same bytes).
+    const bool nchw = output.shape.rank() == 4;
+    if (!nchw && s.spatial) unsupported("is NHWC inside the engine but rank ", output.shape.rank());
+    std::vector<std::int64_t> dims{batch_dim(output.shape), s.c, s.h, s.w};
+    if (!nchw) dims = {batch_dim(output.shape), s.c};
+    const int user = add_tensor(output.name, DType::kFloat32, nchw ? "NCHW" : "NC", std::move(dims),
+                                std::nullopt);
+    add_layer(cat("reformat_out:", output.name), "reformat_out", {s.tensor}, {user},
+              reformat_params(s, nchw ? "NCHW" : "NC"));
+    plan_.io.push_back({.name = output.name, .tensor_id = user, .is_input = false});
+  }
+
+  static json reformat_params(const Lowered& s, const char* layout) {
+    return {{"c", s.c}, {"c_pad", s.c_pad}, {"h", s.h}, {"w", s.w}, {"layout", layout}};
+  }
+
+  void add_profile() {
+    plan::Profile profile;
+    for (const plan::IoBinding& io : plan_.io) {
+      const auto& dims = plan_.tensors[static_cast<std::size_t>(io.tensor_id)].dims;
+      if (!io.is_input || dims.empty() || dims[0] != -1) continue;
+      plan::ProfileDim range{dims, dims, dims};
+      range.min[0] = 1;
+      range.opt[0] = range.max[0] = options_.max_batch;
+      profile.inputs[io.name] = std::move(range);
+    }
+    plan_.profiles.push_back(std::move(profile));
+  }
+
+  // ---- Layers -----------------------------------------------------------------
+
+  void lower_conv(const ir::Node& node);
+  void lower_pool(const ir::Node& node);
+  void lower_global_avg_pool(const ir::Node& node);
+  void lower_gemm(const ir::Node& node);
+  void lower_add(const ir::Node& node);
+  void lower_activation(const ir::Node& node);
+  void lower_identity(const ir::Node& node);
+  void lower_to_nc_alias(const ir::Node& node);
+  void add_eltwise(const std::string& name, const std::vector<int>& inputs, int output,
+                   const Activation& act);
+
+  const ir::Graph& graph_;
+  LowerOptions options_;
+  DType storage_;
+  std::int64_t align_;
+  std::int64_t batch_ = -1;
+  plan::Plan plan_;
+  std::unordered_map<const ir::Value*, Lowered> values_;
+  std::unordered_set<const ir::Node*> absorbed_;
+  std::set<std::string, std::less<>> reserved_names_, tensor_names_, layer_names_;
+  std::vector<std::string> problems_;
+};
+
+// The geometry of a 2-D window (Conv's or a pool's) over `x`.
+struct Window2d {
+  ops::AxisWindow h, w;
+};
+
+Window2d resolve_window(const ir::Node& node, const ops::WindowAttributes& attrs,
+                        const Lowered& x) {
+  return {ops::resolve_axis(node, attrs, 0, x.h), ops::resolve_axis(node, attrs, 1, x.w)};
+}
+
+void put_window(json& params, const Window2d& win) {
+  params["stride_h"] = win.h.stride;
+  params["stride_w"] = win.w.stride;
+  params["dil_h"] = win.h.dilation;
+  params["dil_w"] = win.w.dilation;
+  params["pad_top"] = win.h.pad_begin;
+  params["pad_left"] = win.w.pad_begin;
+  params["pad_bottom"] = win.h.pad_end;
+  params["pad_right"] = win.w.pad_end;
+  params["in_h"] = win.h.in;
+  params["in_w"] = win.w.in;
+  params["out_h"] = win.h.out;
+  params["out_w"] = win.w.out;
+}
+
+void Lowerer::lower_conv(const ir::Node& node) {
+  const Lowered x = input_of(node, 0);
+  if (!x.spatial) unsupported("reads a [N, C] tensor; GPU convolutions read NHWC");
+  const Tensor& w = constant_of(node, 1, "the weights W");
+  if (w.rank() != 4)
+    unsupported("only 2-D convolutions run on the GPU, W is ", to_string(w.extents()));
+  const std::int64_t groups = node.attributes.get_int("group", 1);
+  const std::int64_t k = w.extents()[0];
+  if (groups < 1 || w.extents()[1] * groups != x.c || k % groups != 0)
+    fail(ErrorKind::kInvalidModel, "W ", to_string(w.extents()), " with group ", groups,
+         " does not fit ", x.c, " input channels");
+  const Window2d win = resolve_window(node,
+                                      ops::read_window_attributes(node, 2, {.has_ceil_mode = false},
+                                                                  {w.extents()[2], w.extents()[3]}),
+                                      x);
+  const bool has_bias = node.input(2) != nullptr;
+  const Tensor* bias = has_bias ? &constant_of(node, 2, "the bias B") : nullptr;
+  const bool fused = is_anvil(node, "FusedConv");
+  const Activation act = fused ? read_activation(node.attributes) : Activation{};
+  const bool has_residual = fused && node.input(3) != nullptr;
+  const PackedFilter f = pack_conv_filter(w, groups, x.c_pad, align_);
+  const Lowered out{.spatial = true, .c = k, .c_pad = f.k_pad, .h = win.h.out, .w = win.w.out};
+  std::vector<int> inputs{x.tensor};
+  if (has_residual) {
+    const Lowered& r = input_of(node, 3);
+    if (!r.same_geometry(out))
+      unsupported("the residual's storage (", r.c_pad, " channels of ", r.h, "x", r.w,
+                  ") differs from the output's (", out.c_pad, " of ", out.h, "x", out.w, ")");
+    inputs.push_back(r.tensor);
+  }
+  if (bias && bias->element_count() != k)
+    fail(ErrorKind::kInvalidModel, "bias B has ", bias->element_count(), " entries, expected ", k);
+
+  std::vector<float> b(static_cast<std::size_t>(f.k_pad), 0.0f);
+  if (bias) std::copy_n(bias->data<float>(), k, b.begin());
+  std::vector<plan::WeightRef> weights{
+      add_weights(f.values, storage_, {f.k_pad, f.r, f.s, f.c_filter}),
+      add_weights(b, DType::kFloat32, {f.k_pad})};
+  json params = {{"c", x.c},
+                 {"c_pad", x.c_pad},
+                 {"k", k},
+                 {"k_pad", f.k_pad},
+                 {"r", f.r},
+                 {"s", f.s},
+                 {"groups", f.groups},
+                 {"has_bias", has_bias},
+                 {"has_residual", has_residual}};
+  put_window(params, win);
+  put_activation(params, act);
+  const Lowered& y = define(node.outputs[0], out);
+  add_layer(node.name, "conv", std::move(inputs), {y.tensor}, params, std::move(weights));
+}
+
+void Lowerer::lower_pool(const ir::Node& node) {
+  const Lowered x = input_of(node, 0);
+  if (!x.spatial) unsupported("reads a [N, C] tensor; GPU pooling reads NHWC");
+  if (node.outputs.size() > 1) unsupported("the Indices output is not supported");
+  const bool max = node.op_type == "MaxPool";
+  const ops::WindowRules rules{.has_ceil_mode = true, .has_dilations = max || node.opset >= 19};
+  const ops::WindowAttributes attrs = ops::read_window_attributes(node, 2, rules);
+  const Window2d win = resolve_window(node, attrs, x);
+  json params = {{"mode", max ? "max" : "avg"},
+                 {"kernel_h", win.h.kernel},
+                 {"kernel_w", win.w.kernel},
+                 {"ceil_mode", attrs.ceil_mode},
+                 {"count_include_pad", node.attributes.get_int("count_include_pad", 0) == 1},
+                 {"c", x.c},
+                 {"c_pad", x.c_pad}};
+  put_window(params, win);
+  Lowered out = x;
+  out.h = win.h.out;
+  out.w = win.w.out;
+  const Lowered& y = define(node.outputs[0], out);
+  add_layer(node.name, "pool", {x.tensor}, {y.tensor}, params);
+}
+
+void Lowerer::lower_global_avg_pool(const ir::Node& node) {
+  const Lowered x = input_of(node, 0);
+  if (!x.spatial) unsupported("reads a [N, C] tensor; expected NCHW");
+  const Lowered& y = define(node.outputs[0], Lowered{.spatial = false, .c = x.c, .c_pad = x.c_pad});
+  add_layer(node.name, "global_avg_pool", {x.tensor}, {y.tensor},
+            {{"c", x.c}, {"c_pad", x.c_pad}, {"h", x.h}, {"w", x.w}});
+}
+
+// Gemm's C as a per-column bias, or kUnsupported when it varies per row.
+std::vector<float> gemm_bias(const ir::Node& node, std::int64_t n, std::int64_t n_pad, float beta) {
+  std::vector<float> bias(static_cast<std::size_t>(n_pad), 0.0f);
+  if (!node.input(2)) return bias;
+  const ir::Value* cv = node.input(2);
+  if (!cv->is_constant() || cv->constant->dtype() != DType::kFloat32)
+    unsupported("the bias C must be a constant float32 tensor");
+  const Tensor& c = *cv->constant;
+  const std::int64_t count = c.element_count();
+  const bool per_row = c.rank() == 2 && c.extents()[0] != 1;
+  if (per_row || (count != 1 && count != n))
+    unsupported("the bias C ", to_string(c.extents()), " must broadcast as one row of ", n);
+  for (std::int64_t j = 0; j < n; ++j)
+    bias[static_cast<std::size_t>(j)] = beta * c.data<float>()[count == 1 ? 0 : j];
+  return bias;
+}
+
+void Lowerer::lower_gemm(const ir::Node& node) {
+  const Lowered x = input_of(node, 0);
+  if (x.spatial)
+    unsupported(
+        "reads an NHWC tensor; GPU gemms read [N, K] (e.g. after GlobalAveragePool + "
+        "Flatten)");
+  if (node.attributes.get_int("transA", 0) != 0) unsupported("transA=1 is not supported");
+  const Tensor& b = constant_of(node, 1, "the weights B");
+  if (b.rank() != 2) fail(ErrorKind::kInvalidModel, "B must be 2-D, got ", to_string(b.extents()));
+  const bool trans_b = node.attributes.get_int("transB", 0) != 0;
+  const std::int64_t k = b.extents()[trans_b ? 1 : 0];
+  const std::int64_t n = b.extents()[trans_b ? 0 : 1];
+  if (k != x.c)
+    fail(ErrorKind::kInvalidModel, "B ", to_string(b.extents()), " does not fit ", x.c,
+         " input features");
+  const std::int64_t n_pad = round_up(n, align_);
+  const float alpha = node.attributes.get_float("alpha", 1.0f);
+  const std::vector<float> bias =
+      gemm_bias(node, n, n_pad, node.attributes.get_float("beta", 1.0f));
+  const Activation act =
+      is_anvil(node, "FusedGemm") ? read_activation(node.attributes) : Activation{};
+  const bool relu = act.name == "relu";
+  const bool separate_activation = act.name != "none" && !relu;
+
+  std::vector<plan::WeightRef> weights{
+      add_weights(pack_gemm_weights(b, trans_b, alpha, x.c_pad, n_pad), storage_, {n_pad, x.c_pad}),
+      add_weights(bias, DType::kFloat32, {n_pad})};
+  const json params = {{"k", k},
+                       {"k_pad", x.c_pad},
+                       {"n", n},
+                       {"n_pad", n_pad},
+                       {"has_bias", node.input(2) != nullptr},
+                       {"relu", relu},
+                       {"alpha", 1.0f},
+                       {"beta", 1.0f}};
+  const Lowered out{.spatial = false, .c = n, .c_pad = n_pad};
+  const ir::Value* y_value = node.outputs[0];
+  const int product = separate_activation ? storage_tensor(cat(y_value->name, ":gemm"), out).tensor
+                                          : define(y_value, out).tensor;
+  add_layer(node.name, "gemm", {x.tensor}, {product}, params, std::move(weights));
+  if (separate_activation)
+    add_eltwise(cat(node.name, ":activation"), {product}, define(y_value, out).tensor, act);
+}
+
+void Lowerer::add_eltwise(const std::string& name, const std::vector<int>& inputs, int output,
+                          const Activation& act) {
+  json params = {{"has_second_input", inputs.size() == 2}};
+  put_activation(params, act);
+  add_layer(name, "eltwise", inputs, {output}, params);
+}
+
+void Lowerer::lower_add(const ir::Node& node) {
+  const Lowered a = input_of(node, 0);
+  const Lowered b = input_of(node, 1);
+  if (node.inputs[0]->shape != node.inputs[1]->shape || !a.same_geometry(b))
+    unsupported("broadcasting Add (", to_string(node.inputs[0]->shape), " + ",
+                to_string(node.inputs[1]->shape), ") is not supported");
+  // An activation that only this Add feeds runs in the same layer.
+  const ir::Value* result = node.outputs[0];
+  Activation act;
+  ir::Attributes epilogue;
+  ir::Node* next = passes::sole_reader(graph_, result);
+  if (next && passes::absorb_activation(*next, result, epilogue)) {
+    act = read_activation(epilogue);
+    absorbed_.insert(next);
+    result = next->outputs[0];
+  }
+  add_eltwise(node.name, {a.tensor, b.tensor}, define(result, a).tensor, act);
+}
+
+void Lowerer::lower_activation(const ir::Node& node) {
+  const Lowered x = input_of(node, 0);
+  ir::Attributes epilogue;
+  if (!passes::absorb_activation(node, node.input(0), epilogue))
+    unsupported("only Clip with constant bounds runs on the GPU");
+  add_eltwise(node.name, {x.tensor}, define(node.outputs[0], x).tensor, read_activation(epilogue));
+}
+
+void Lowerer::lower_identity(const ir::Node& node) {
+  const Lowered x = input_of(node, 0);
+  for (std::size_t i = 1; i < node.outputs.size(); ++i)
+    if (passes::reader_count(graph_, node.outputs[i]) != 0)
+      unsupported("output '", node.outputs[i]->name, "' (a dropout mask) is not supported");
+  values_[node.outputs[0]] = x;
+}
+
+void Lowerer::lower_to_nc_alias(const ir::Node& node) {
+  const Lowered x = input_of(node, 0);
+  const ir::Shape& out = node.outputs[0]->shape;
+  const bool same_nc = !x.spatial && out.rank() == 2 && out[1].is_known() && out[1].size == x.c;
+  if (!same_nc)
+    unsupported("reshapes ", to_string(node.inputs[0]->shape), " to ", to_string(out),
+                "; the GPU engine only aliases [N, C] to [N, C] (e.g. Flatten after "
+                "GlobalAveragePool)");
+  values_[node.outputs[0]] = x;
+}
+
+}  // namespace
+
+plan::Plan lower_graph(const ir::Graph& graph, const LowerOptions& options) {
+  if (options.max_batch < 1)
+    fail(ErrorKind::kInvalidArgument, "max batch ", options.max_batch, " must be at least 1");
+  return Lowerer(graph, options).run();
+}
+
+std::size_t tensor_bytes(const plan::TensorDesc& tensor, std::int64_t batch) {
+  if (tensor.dims.empty()) return 0;
+  const std::size_t channel_axis = tensor.layout == "NHWC" ? 3 : 1;
+  std::int64_t elements = tensor.dims[0] == -1 ? batch : tensor.dims[0];
+  for (std::size_t d = 1; d < tensor.dims.size(); ++d)
+    elements *=
+        d == channel_axis ? tensor.channel_padding_to.value_or(tensor.dims[d]) : tensor.dims[d];
+  return static_cast<std::size_t>(elements) * size_of(tensor.dtype);
+}
+
+MemoryPlan plan_arena(const plan::Plan& plan, std::int64_t batch) {
+  std::vector<Lifetime> lifetimes(plan.tensors.size(), Lifetime{0, -1, -1});
+  auto touch = [&](int id, int layer) {
+    Lifetime& l = lifetimes[static_cast<std::size_t>(id)];
+    if (l.first < 0) l.first = layer;
+    l.last = std::max(l.last, layer);
+  };
+  for (std::size_t i = 0; i < plan.layers.size(); ++i) {
+    for (const int id : plan.layers[i].outputs)
+      touch(id, static_cast<int>(i));
+    for (const int id : plan.layers[i].inputs)
+      touch(id, static_cast<int>(i));
+  }
+  std::vector<bool> is_io(plan.tensors.size(), false);
+  for (const plan::IoBinding& io : plan.io)
+    is_io[static_cast<std::size_t>(io.tensor_id)] = true;
+  for (std::size_t t = 0; t < lifetimes.size(); ++t) {
+    Lifetime& l = lifetimes[t];
+    if (l.first < 0) l.first = l.last = 0;
+    l.bytes = is_io[t] ? 0 : tensor_bytes(plan.tensors[t], batch);
+  }
+  MemoryPlan arena = plan_memory(lifetimes);
+  for (std::size_t t = 0; t < lifetimes.size(); ++t)
+    if (is_io[t]) arena.offsets[t] = 0;
+  return arena;
+}
+
+}  // namespace anvil::builder

@@ -1,0 +1,102 @@
+// Lowering: the CPU half of `anvil build`. An optimized IR graph (imported,
+// then run through passes::PassManager) becomes a plan::Plan of GPU layers,
+// tensors and packed weights; tactics are left "{}" for the GPU autotuner.
+//
+// ---- Engine conventions (the contract with the GPU runtime) -----------------
+// Activations inside the engine are NHWC (rank 4) or NC (rank 2, e.g. after a
+// global pool), stored in FP16 (LowerOptions::fp16) or FP32. Each tensor
+// stores c_pad channels: its logical channel count rounded up to 8 (FP16) or
+// 4 (FP32) so that tensor-core engines qualify (an RGB input: 3 -> 8);
+// TensorDesc::dims are logical (dims in layout order, -1 for a dynamic batch)
+// and TensorDesc::channel_padding_to is c_pad when c_pad != C. Padded
+// channels: reformat_in writes zeros; every layer writes all c_pad channels of
+// its outputs (conv: act(0 + residual) from zero filters and bias), and no
+// padded channel ever reaches a real one, since the weights reading padded
+// channels are zero. Users keep NCHW (or NC) FP32 inputs and outputs: those
+// are the tensors the IO bindings name, and reformat layers convert.
+//
+// Every layer reads `inputs` and writes `outputs` (tensor ids, never in place).
+// Params (LayerDesc::params, a JSON object) per kind:
+//
+//  "reformat_in"   the graph input (NCHW or NC, FP32) -> storage (NHWC or NC,
+//                  c_pad channels, padding zeroed).
+//                  {c, c_pad, h, w, layout: "NCHW" | "NC"}  (h = w = 1 for NC)
+//  "conv"          2-D convolution + bias, + optional residual (inputs[1], the
+//                  output's shape and padding), then activation:
+//                  y = act(conv(x, W) + bias + residual).
+//                  {c, c_pad, k, k_pad, r, s, in_h, in_w, out_h, out_w,
+//                   pad_top, pad_left, pad_bottom, pad_right, stride_h, stride_w,
+//                   dil_h, dil_w, groups, has_bias, has_residual,
+//                   activation, alpha, beta, clip_min, clip_max}
+//                  c, k: the model's channels; c_pad: the input tensor's stored
+//                  channels, k_pad: the output's. groups: what the engine runs,
+//                  which may differ from the model's (see builder/weights.h,
+//                  PackedFilter: depthwise convs get one group per stored
+//                  channel, unaligned grouped convs are densified to 1).
+//                  weights[0]: filter [k_pad, r, s, c_pad / groups] (KRSC), the
+//                  storage dtype; weights[1]: bias [k_pad] FP32, always present
+//                  (zeros where the model has none: has_bias = false lets the
+//                  engine skip it).
+//  "pool"          MaxPool / AveragePool 2-D, NHWC -> NHWC, channels as is.
+//                  {mode: "max" | "avg", kernel_h, kernel_w, stride_h, stride_w,
+//                   pad_top, pad_left, pad_bottom, pad_right, dil_h, dil_w,
+//                   count_include_pad, ceil_mode, c, c_pad, in_h, in_w, out_h, out_w}
+//                  Pads are the explicit ones (auto_pad resolved). With
+//                  ceil_mode, out_h/out_w (ops/window.h, as the CPU op) may
+//                  hold one more window than the pads give: it reads only the
+//                  input; avg divides by the taps inside the input, or, with
+//                  count_include_pad, inside the input and its explicit pads.
+//  "global_avg_pool" NHWC [N, h, w, c_pad] -> NC [N, c_pad]. {c, c_pad, h, w}
+//  "gemm"          NC [N, k_pad] -> NC [N, n_pad]: Y = act(alpha * X·W^T + beta * bias)
+//                  {k, k_pad, n, n_pad, has_bias, relu, alpha, beta}
+//                  weights[0]: W [n_pad, k_pad] row-major, storage dtype, with
+//                  ONNX's transB and alpha folded in; weights[1]: bias [n_pad]
+//                  FP32 with beta folded in (zeros when has_bias is false).
+//                  alpha and beta are therefore always 1. relu: a fused Relu;
+//                  another fused activation becomes an "eltwise" layer after.
+//  "eltwise"       y = act(a + b), or act(a) without a second input; a, b and y
+//                  have one shape and padding (no broadcasting).
+//                  {activation, alpha, beta, clip_min, clip_max, has_second_input}
+//  "reformat_out"  storage (NHWC or NC) -> the graph output (NCHW or NC, FP32,
+//                  padding dropped). {c, c_pad, h, w, layout: "NCHW" | "NC"}
+//
+// activation is one of "none", "relu", "clip", "leaky_relu", "sigmoid",
+// "hard_sigmoid", "hard_swish" (cuda/kernels/activation.h's Activation),
+// with the ONNX defaults filled in: alpha (LeakyRelu 0.01, HardSigmoid 0.2),
+// beta (HardSigmoid 0.5), clip_min/clip_max (+-FLT_MAX when unbounded); 0 where
+// the activation has no such parameter.
+//
+// Flatten, Reshape and Squeeze of an NC tensor to the same [N, C], Identity
+// and Dropout are aliases: no layer, the reader uses the same tensor.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "builder/memory_plan.h"
+#include "ir/graph.h"
+#include "plan/plan.h"
+
+namespace anvil::builder {
+
+struct LowerOptions {
+  bool fp16 = false;  // FP16 storage and weights (else FP32)
+  bool tf32 = true;   // lets FP32 convs and gemms use TF32 tensor cores
+  std::int64_t max_batch = 1;
+};
+
+// Lowers `graph` (shapes inferred; spatial dims static, the batch may be
+// symbolic) into a plan without tactics, holding one profile: batch 1 to
+// max_batch, timed at max_batch. Throws kUnsupported listing every node it
+// cannot lower (its op type, name and why), kInvalidArgument for bad options.
+plan::Plan lower_graph(const ir::Graph& graph, const LowerOptions& options);
+
+// Bytes `tensor` takes at `batch` images, padded channels included.
+std::size_t tensor_bytes(const plan::TensorDesc& tensor, std::int64_t batch);
+
+// The activation arena of a plan at `batch` images: an offset per tensor
+// (indexed by tensor id) from builder::plan_memory over the layers' lifetimes.
+// Tensors bound to IO are the user's buffers: they get offset 0 and 0 bytes.
+MemoryPlan plan_arena(const plan::Plan& plan, std::int64_t batch);
+
+}  // namespace anvil::builder
