@@ -12,6 +12,7 @@
 #include "io/npy.h"
 #include "model_loading.h"
 #include "reference/reference_runtime.h"
+#include "run_plan.h"
 
 namespace anvil::cli {
 
@@ -30,6 +31,7 @@ struct RunOptions {
   int top = 5;
   int iterations = 1;
   unsigned seed = 0;
+  PlanRunOptions plan;  // the GPU engine's options, for plan files
 };
 
 const ir::Value& single_input(const ir::Graph& graph) {
@@ -131,12 +133,11 @@ void print_top_k(const Tensor& scores, const std::vector<std::string>& sample_na
 
 void run_model(const RunOptions& opt) {
   if (opt.device == "gpu")
-    fail(ErrorKind::kUnsupported,
-         "--device gpu: the GPU engine is not part of this build yet; "
-         "use --device cpu");
+    fail(ErrorKind::kUnsupported, "--device gpu runs plans: `anvil build ", opt.model.path,
+         " -o model.plan` first, then `anvil run model.plan`");
   std::printf(
-      "notice: running on the CPU reference runtime (plain FP32 kernels, no GPU engine "
-      "in this build)\n");
+      "notice: running on the CPU reference runtime (plain FP32 kernels); for the GPU "
+      "engine, `anvil build` a plan and run that\n");
   const auto t0 = std::chrono::steady_clock::now();
   const ir::Graph graph = load_model(opt.model);
   const auto t1 = std::chrono::steady_clock::now();
@@ -172,7 +173,8 @@ void run_model(const RunOptions& opt) {
 
 void add_run_command(CLI::App& app) {
   auto opt = std::make_shared<RunOptions>();
-  CLI::App* cmd = app.add_subcommand("run", "Run a model on a batch and print the top-k classes");
+  CLI::App* cmd = app.add_subcommand(
+      "run", "Run an ONNX model (CPU reference) or a plan (GPU engine) on a batch");
   cmd->add_option("model", opt->model.path, "ONNX model file")->required();
   add_model_options(*cmd, opt->model);
   cmd->add_option("--device", opt->device, "Where to run: auto, cpu or gpu")
@@ -187,7 +189,21 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--top", opt->top, "Classes to print per sample")->check(CLI::PositiveNumber);
   cmd->add_option("--iterations", opt->iterations, "Timed runs")->check(CLI::PositiveNumber);
   cmd->add_option("--seed", opt->seed, "Seed of the random input");
-  cmd->callback([opt] { run_model(*opt); });
+  cmd->add_option("--warmup", opt->plan.warmup_ms, "Plans: warm-up time in ms");
+  cmd->add_option("--duration", opt->plan.duration_s, "Plans: timed run length in seconds");
+  cmd->add_flag("--no-data-transfers", opt->plan.no_data_transfers,
+                "Plans: leave host-device copies out of the timing");
+  cmd->add_option("--export-times", opt->plan.export_times, "Plans: per-iteration times as JSON");
+  cmd->callback([opt, cmd] {
+    if (!is_plan_file(opt->model.path)) return run_model(*opt);
+    PlanRunOptions plan = opt->plan;
+    plan.plan = opt->model.path;
+    plan.batch = opt->batch;
+    plan.top = opt->top;
+    plan.seed = opt->seed;
+    if (cmd->count("--iterations")) plan.iterations = opt->iterations;
+    run_plan(plan);
+  });
 }
 
 }  // namespace anvil::cli

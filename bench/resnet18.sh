@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# ResNet-18 FP16 on the GPU, input already on the GPU: Anvil against PyTorch
+# eager and torch.compile(max-autotune), all in one run on one card; plus
+# Anvil's build time with a cold and a warm timing cache. Run by
+# scripts/gpu-check.sh (BUILD_DIR names the build); numbers go to
+# docs/PERFORMANCE.md with the card and the date.
+set -uo pipefail
+TIMEFORMAT="build wall %R s"
+cd "$(dirname "$0")/.."
+build=${BUILD_DIR:-build-gpu}
+work=$(mktemp -d)
+model=$work/resnet18.onnx
+python3 bench/export_torchvision.py --model resnet18 -o "$model" || exit 1
+shapes="--min-shapes input:1x3x224x224 --opt-shapes input:128x3x224x224 --max-shapes input:128x3x224x224"
+echo "== anvil build, cold timing cache"
+time "$build/anvil" build "$model" -o "$work/r18.plan" --fp16 $shapes \
+  --timing-cache "$work/cache.json" || exit 1
+echo "== anvil build, warm timing cache"
+time "$build/anvil" build "$model" -o "$work/r18.plan" --fp16 $shapes \
+  --timing-cache "$work/cache.json" | head -3
+for batch in 128 1; do
+  echo "== anvil run batch $batch (GPU compute, no transfers)"
+  "$build/anvil" run "$work/r18.plan" --batch "$batch" --no-data-transfers --duration 3 |
+    grep -E "summary|Throughput|GPU Compute|Enqueue|\[W\]"
+done
+echo "== anvil run batch 128 with transfers"
+"$build/anvil" run "$work/r18.plan" --batch 128 --duration 2 | grep -E "Throughput|Latency|H2D|D2H"
+echo "== peers"
+python3 bench/pytorch_peers.py --model resnet18 --batches 1 128

@@ -1,0 +1,43 @@
+// The GPU half of `anvil build`: for every conv and gemm layer of a lowered
+// plan, build the library's candidate configurations (cuDNN heuristics A and
+// B plus fallbacks; cuBLASLt heuristic algorithms), time each with CUDA
+// events at the profile's opt batch on the layer's real weights and random
+// activations, and store the fastest as the layer's tactic. A timing cache
+// file makes a rebuild skip the timing of layers it has seen on this GPU and
+// these library versions.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "plan/plan.h"
+
+namespace anvil::builder {
+
+struct AutotuneOptions {
+  std::int64_t batch = 1;              // the profile's opt batch
+  int iterations = 10;                 // timed runs per candidate
+  std::filesystem::path timing_cache;  // empty: none
+  // Called after each tuned layer with (layers done, layers to tune).
+  std::function<void(int, int)> progress;
+};
+
+struct LayerTactic {
+  std::string layer;
+  std::string kind;
+  std::string identity;
+  float ms = 0.0f;     // the winner's time at the opt batch
+  int candidates = 0;  // how many were timed (0: from the timing cache)
+};
+
+// Fills LayerDesc::tactic ({"identity": ..., "ms": ...}) of every conv and
+// gemm layer of `plan` (whose target must be this GPU) and returns what it chose.
+std::vector<LayerTactic> autotune(plan::Plan& plan, const AutotuneOptions& options);
+
+// This machine's GPU and library versions, for a plan's target header.
+plan::TargetInfo current_target();
+
+}  // namespace anvil::builder

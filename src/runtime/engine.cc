@@ -1,0 +1,93 @@
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "anvil/error.h"
+#include "builder/gpu/autotune.h"
+#include "builder/lower.h"
+#include "cuda/check.h"
+#include "cuda/device.h"
+#include "runtime/engine_impl.h"
+
+namespace anvil {
+
+namespace {
+
+std::vector<IoTensorInfo> io_of(const plan::Plan& p) {
+  std::vector<IoTensorInfo> io;
+  for (const plan::IoBinding& b : p.io) {
+    const plan::TensorDesc& t = p.tensors.at(static_cast<std::size_t>(b.tensor_id));
+    io.push_back({b.name, b.is_input, t.dtype, t.dims});
+  }
+  return io;
+}
+
+// The batch range of the plan's (first) optimization profile.
+std::pair<std::int64_t, std::int64_t> batch_range(const plan::Plan& p, std::string_view label) {
+  if (p.profiles.empty() || p.profiles[0].inputs.empty())
+    fail(ErrorKind::kInvalidArgument, label, ": the plan has no optimization profile");
+  const plan::ProfileDim& dim = p.profiles[0].inputs.begin()->second;
+  if (dim.min.empty() || dim.max.empty() || dim.min[0] < 1 || dim.max[0] < dim.min[0])
+    fail(ErrorKind::kInvalidArgument, label, ": the plan's profile has no valid batch range");
+  return {dim.min[0], dim.max[0]};
+}
+
+}  // namespace
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::~Engine() = default;
+
+std::shared_ptr<const Engine> Engine::load(const std::filesystem::path& path) {
+  return from_plan(plan::read_plan_file(path), path.string());
+}
+
+std::shared_ptr<const Engine> Engine::deserialize(std::span<const std::byte> bytes,
+                                                  std::string_view label) {
+  return from_plan(plan::deserialize_plan(bytes, label), label);
+}
+
+std::shared_ptr<const Engine> Engine::from_plan(plan::Plan loaded, std::string_view label) {
+  plan::check_compatible(loaded, builder::current_target(), label);
+  auto impl = std::make_unique<Impl>();
+  impl->plan = std::move(loaded);
+  const plan::Plan& p = impl->plan;  // runners may keep references into it
+  std::tie(impl->min_batch, impl->max_batch) = batch_range(p, label);
+  impl->io = io_of(p);
+  impl->arena_bytes = builder::plan_arena(p, impl->max_batch).arena_bytes;
+
+  impl->weights = cuda::DeviceBuffer(std::max<std::size_t>(p.weights.size(), 1));
+  ANVIL_GPU_CHECK(
+      cudaMemcpy(impl->weights.data(), p.weights.data(), p.weights.size(), cudaMemcpyHostToDevice));
+  const auto* base = static_cast<const std::byte*>(impl->weights.data());
+  for (const plan::LayerDesc& layer : p.layers) {
+    runtime::RunnerFactory factory = runtime::find_runner(layer.kind);
+    if (!factory)
+      fail(ErrorKind::kIncompatible, label, ": layer '", layer.name, "' is of kind '", layer.kind,
+           "', which this runtime does not know; rebuild the plan with this version of anvil");
+    runtime::LayerSetup setup{p, layer, nlohmann::json::parse(layer.params), {}, p.options.fp16};
+    for (const plan::WeightRef& w : layer.weights)
+      setup.weights.push_back(base + w.offset);
+    impl->runners.push_back(factory(setup));
+  }
+  return std::shared_ptr<const Engine>(new Engine(std::move(impl)));
+}
+
+const std::vector<IoTensorInfo>& Engine::io_tensors() const {
+  return impl_->io;
+}
+std::int64_t Engine::min_batch() const {
+  return impl_->min_batch;
+}
+std::int64_t Engine::max_batch() const {
+  return impl_->max_batch;
+}
+std::size_t Engine::weight_bytes() const {
+  return impl_->weights.bytes();
+}
+std::size_t Engine::context_memory_bytes() const {
+  return impl_->arena_bytes;
+}
+const plan::Plan& Engine::plan() const {
+  return impl_->plan;
+}
+
+}  // namespace anvil

@@ -1,0 +1,78 @@
+// How the runtime executes one plan layer. Each layer kind ("conv", "pool",
+// ...) has a runner in src/runtime/layers/, registered by one line:
+//
+//   ANVIL_REGISTER_LAYER("pool", make_pool_runner);
+//
+// A LayerRunner belongs to an Engine: it is built once from the layer's
+// description and device weights and is immutable. prepare() makes, per
+// context and batch size, a PreparedLayer holding what depends on the batch
+// (cuDNN execution plans, cuBLASLt algorithms); enqueue() only launches.
+#pragma once
+
+#include <cublasLt.h>
+#include <cudnn.h>
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string_view>
+#include <vector>
+
+#include "plan/plan.h"
+
+namespace anvil::runtime {
+
+// Library handles of the context that runs the layer.
+struct Handles {
+  cudnnHandle_t cudnn = nullptr;
+  cublasLtHandle_t cublaslt = nullptr;
+};
+
+struct LaunchArgs {
+  std::vector<const void*> inputs;  // device pointers, as LayerDesc::inputs
+  std::vector<void*> outputs;       // as LayerDesc::outputs
+  void* workspace = nullptr;
+  std::size_t workspace_bytes = 0;
+  Handles handles;
+  cudaStream_t stream = nullptr;
+};
+
+class PreparedLayer {
+ public:
+  virtual ~PreparedLayer() = default;
+  virtual std::size_t workspace_bytes() const { return 0; }
+  // Enqueues the layer: no allocation, no synchronization.
+  virtual void enqueue(const LaunchArgs& args) const = 0;
+};
+
+// What a runner is built from.
+struct LayerSetup {
+  const plan::Plan& plan;
+  const plan::LayerDesc& layer;
+  nlohmann::json params;
+  std::vector<const void*> weights;  // device copies of layer.weights, in order
+  bool fp16 = false;                 // the plan's storage type
+};
+
+class LayerRunner {
+ public:
+  virtual ~LayerRunner() = default;
+  virtual std::unique_ptr<PreparedLayer> prepare(std::int64_t batch,
+                                                 const Handles& handles) const = 0;
+};
+
+using RunnerFactory = std::unique_ptr<LayerRunner> (*)(const LayerSetup& setup);
+
+// The factory for a layer kind, or null.
+RunnerFactory find_runner(std::string_view kind);
+
+namespace detail {
+struct RunnerRegistrar {
+  RunnerRegistrar(std::string_view kind, RunnerFactory factory);
+};
+}  // namespace detail
+
+}  // namespace anvil::runtime
+
+#define ANVIL_REGISTER_LAYER(kind, factory) \
+  static const ::anvil::runtime::detail::RunnerRegistrar kRunnerRegistrar_##factory(kind, factory)

@@ -1,0 +1,82 @@
+#include "runtime/layers/layer_shapes.h"
+
+#include "runtime/layers/layer_util.h"
+
+namespace anvil::runtime {
+
+namespace {
+
+using cuda::ConvActivation;
+using cuda::kernels::Activation;
+
+// The cuDNN pointwise mode of an activation, or kNone when cuDNN has none.
+ConvActivation fused_activation(Activation act) {
+  switch (act) {
+    case Activation::kNone:
+      return ConvActivation::kNone;
+    case Activation::kRelu:
+      return ConvActivation::kRelu;
+    case Activation::kClip:
+      return ConvActivation::kClip;
+    case Activation::kLeakyRelu:
+      return ConvActivation::kLeakyRelu;
+    case Activation::kSigmoid:
+      return ConvActivation::kSigmoid;
+    case Activation::kHardSigmoid:
+    case Activation::kHardSwish:
+      break;
+  }
+  return ConvActivation::kNone;
+}
+
+}  // namespace
+
+ConvLayerShape conv_layer_shape(const nlohmann::json& p, const std::string& name, bool fp16,
+                                bool allow_tf32) {
+  auto i = [&](const char* key) { return param<std::int64_t>(p, key, name); };
+  ConvLayerShape out;
+  cuda::ConvShape& s = out.shape;
+  s.c = i("c_pad");
+  s.h = i("in_h");
+  s.w = i("in_w");
+  s.k = i("k_pad");
+  s.r = i("r");
+  s.s = i("s");
+  s.pad_h = i("pad_top");
+  s.pad_w = i("pad_left");
+  s.pad_h_end = i("pad_bottom");
+  s.pad_w_end = i("pad_right");
+  s.stride_h = i("stride_h");
+  s.stride_w = i("stride_w");
+  s.dil_h = i("dil_h");
+  s.dil_w = i("dil_w");
+  s.groups = i("groups");
+  s.fp16 = fp16;
+  s.allow_tf32 = allow_tf32;
+  s.has_bias = param<bool>(p, "has_bias", name);
+  s.has_residual = param<bool>(p, "has_residual", name);
+  const Activation act = activation_of(param<std::string>(p, "activation", name), name);
+  out.activation_params = activation_params(p, name);
+  s.act = fused_activation(act);
+  s.act_alpha = out.activation_params.alpha;
+  s.clip_min = out.activation_params.clip_min;
+  s.clip_max = out.activation_params.clip_max;
+  out.post_activation = s.act == ConvActivation::kNone ? act : Activation::kNone;
+  cuda::check_fused_conv_shape(s);
+  return out;
+}
+
+cuda::GemmShape gemm_layer_shape(const nlohmann::json& p, const std::string& name, bool fp16,
+                                 bool allow_tf32) {
+  cuda::GemmShape s;
+  s.m = 1;
+  s.k = param<std::int64_t>(p, "k_pad", name);
+  s.n = param<std::int64_t>(p, "n_pad", name);
+  s.has_bias = param<bool>(p, "has_bias", name);
+  s.relu = param<bool>(p, "relu", name);
+  s.fp16 = fp16;
+  s.allow_tf32 = allow_tf32;
+  return s;
+}
+
+}  // namespace anvil::runtime

@@ -1,0 +1,26 @@
+// anvil run on a plan file: the GPU engine with trtexec-style timing.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace anvil::cli {
+
+struct PlanRunOptions {
+  std::string plan;
+  std::int64_t batch = 1;
+  double warmup_ms = 200;
+  double duration_s = 3;
+  int iterations = 0;  // > 0 overrides duration_s
+  bool no_data_transfers = false;
+  std::string export_times;
+  int top = 5;
+  unsigned seed = 0;
+};
+
+// True when the file starts with the plan magic.
+bool is_plan_file(const std::string& path);
+
+void run_plan(const PlanRunOptions& options);
+
+}  // namespace anvil::cli
