@@ -35,21 +35,19 @@ float Event::elapsed_ms(const Event& start, const Event& end) {
   return ms;
 }
 
-DeviceBuffer::DeviceBuffer(std::size_t bytes) : bytes_(bytes) {
-  if (bytes == 0) return;
+void* DeviceMemory::allocate(std::size_t bytes) {
   void* p = nullptr;
   const cudaError_t status = cudaMalloc(&p, bytes);
   if (status == cudaErrorMemoryAllocation)
     fail(ErrorKind::kGpu, "out of GPU memory allocating ", bytes, " bytes");
   ANVIL_GPU_CHECK(status);
-  ptr_ = Owned<void*, DeviceRelease>(p);
+  return p;
 }
 
-PinnedBuffer::PinnedBuffer(std::size_t bytes) : bytes_(bytes) {
-  if (bytes == 0) return;
+void* PinnedMemory::allocate(std::size_t bytes) {
   void* p = nullptr;
   ANVIL_GPU_CHECK(cudaMallocHost(&p, bytes));
-  ptr_ = Owned<void*, HostRelease>(p);
+  return p;
 }
 
 CudnnHandle::CudnnHandle() {

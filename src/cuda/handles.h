@@ -46,10 +46,14 @@ struct StreamRelease {
 struct EventRelease {
   void operator()(cudaEvent_t e) const { cudaEventDestroy(e); }
 };
-struct DeviceRelease {
+// Device memory (cudaMalloc) and page-locked host memory (cudaMallocHost,
+// for fast asynchronous copies): how each is allocated and released.
+struct DeviceMemory {
+  static void* allocate(std::size_t bytes);
   void operator()(void* p) const { cudaFree(p); }
 };
-struct HostRelease {
+struct PinnedMemory {
+  static void* allocate(std::size_t bytes);
   void operator()(void* p) const { cudaFreeHost(p); }
 };
 struct CudnnRelease {
@@ -84,11 +88,13 @@ class Event {
   Owned<cudaEvent_t, EventRelease> event_;
 };
 
-// Device memory from cudaMalloc.
-class DeviceBuffer {
+// An owned allocation of `Memory` (DeviceMemory or PinnedMemory).
+template <typename Memory>
+class Buffer {
  public:
-  DeviceBuffer() = default;
-  explicit DeviceBuffer(std::size_t bytes);
+  Buffer() = default;
+  explicit Buffer(std::size_t bytes)
+      : ptr_(bytes ? Memory::allocate(bytes) : nullptr), bytes_(bytes) {}
   void* data() const { return ptr_.get(); }
   template <typename T>
   T* as() const {
@@ -97,26 +103,12 @@ class DeviceBuffer {
   std::size_t bytes() const { return bytes_; }
 
  private:
-  Owned<void*, DeviceRelease> ptr_;
+  Owned<void*, Memory> ptr_;
   std::size_t bytes_ = 0;
 };
 
-// Page-locked host memory from cudaMallocHost (fast, asynchronous copies).
-class PinnedBuffer {
- public:
-  PinnedBuffer() = default;
-  explicit PinnedBuffer(std::size_t bytes);
-  void* data() const { return ptr_.get(); }
-  template <typename T>
-  T* as() const {
-    return static_cast<T*>(ptr_.get());
-  }
-  std::size_t bytes() const { return bytes_; }
-
- private:
-  Owned<void*, HostRelease> ptr_;
-  std::size_t bytes_ = 0;
-};
+using DeviceBuffer = Buffer<DeviceMemory>;
+using PinnedBuffer = Buffer<PinnedMemory>;
 
 class CudnnHandle {
  public:
