@@ -10,7 +10,11 @@ scripts/build.sh
 model=models/resnet18.onnx
 if [ ! -f "$model" ]; then
   mkdir -p models
-  .venv/bin/python python/make_models.py --model resnet18 --classes 1000 --seed 0 -o "$model"
+  # The project venv, or a python3 that already has onnx and numpy (the
+  # offline GPU machine's).
+  python=.venv/bin/python
+  "$python" -c "import onnx, numpy" 2>/dev/null || python=python3
+  "$python" python/make_models.py --model resnet18 --classes 1000 --seed 0 -o "$model"
 fi
 build/anvil inspect "$model" --batch 4
 if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then

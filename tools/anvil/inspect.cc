@@ -3,11 +3,13 @@
 #include <map>
 
 #include "commands.h"
+#include "inspect_plan.h"
 #include "ir/dump.h"
 #include "model_loading.h"
 #include "onnx/importer.h"
 #include "ops/cost.h"
 #include "ops/op.h"
+#include "run_plan.h"
 
 namespace anvil::cli {
 
@@ -75,7 +77,7 @@ void add_inspect_command(CLI::App& app) {
   auto opt = std::make_shared<InspectOptions>();
   CLI::App* cmd =
       app.add_subcommand("inspect", "Show a model's inputs, outputs, ops, size and cost");
-  cmd->add_option("model", opt->model.path, "ONNX model file");
+  cmd->add_option("model", opt->model.path, "ONNX model or plan file");
   add_model_options(*cmd, opt->model);
   cmd->add_option("--batch", opt->batch,
                   "Batch size for the GFLOPs figure (binds every dynamic dimension)")
@@ -84,7 +86,9 @@ void add_inspect_command(CLI::App& app) {
   cmd->add_flag("--ops", opt->list_ops, "List the ONNX ops Anvil supports");
   cmd->callback([opt] {
     if (opt->list_ops) print_supported_ops();
-    if (!opt->model.path.empty())
+    if (!opt->model.path.empty() && is_plan_file(opt->model.path))
+      inspect_plan(opt->model.path);
+    else if (!opt->model.path.empty())
       inspect_model(*opt);
     else if (!opt->list_ops)
       throw CLI::RequiredError("model");

@@ -1,0 +1,62 @@
+// anvil inspect model.plan: the engine's layers after fusion, with their
+// precision, shapes and tactics, and the target the plan was built for.
+#include "inspect_plan.h"
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "anvil/error.h"
+#include "plan/plan.h"
+
+namespace anvil::cli {
+
+namespace {
+
+std::string shape_of(const plan::TensorDesc& t) {
+  std::string out = t.layout + "[";
+  for (std::size_t i = 0; i < t.dims.size(); ++i)
+    out += (i ? "," : "") + (t.dims[i] < 0 ? std::string("N") : std::to_string(t.dims[i]));
+  out += "]";
+  if (t.channel_padding_to) out += cat("/", *t.channel_padding_to);
+  return out;
+}
+
+std::string tensors_of(const plan::Plan& p, const std::vector<int>& ids) {
+  std::string out;
+  for (int id : ids)
+    out += (out.empty() ? "" : " ") + shape_of(p.tensors.at(static_cast<std::size_t>(id)));
+  return out;
+}
+
+}  // namespace
+
+void inspect_plan(const std::string& path) {
+  const plan::Plan p = plan::read_plan_file(path);
+  const plan::TargetInfo& t = p.target;
+  std::printf(
+      "Plan %s (anvil %s) for %s, compute capability %d.%d, CUDA runtime %d, cuDNN %d, "
+      "cuBLASLt %d\n",
+      path.c_str(), p.anvil_version.c_str(), t.gpu_name.c_str(), t.cc_major, t.cc_minor,
+      t.cuda_runtime_version, t.cudnn_version, t.cublaslt_version);
+  std::printf("Precision %s, TF32 %s, weights %.1f MB\n", p.options.fp16 ? "FP16" : "FP32",
+              p.options.tf32 ? "allowed" : "off", static_cast<double>(p.weights.size()) / 1e6);
+  for (const auto& [name, dim] :
+       p.profiles.empty() ? decltype(p.profiles[0].inputs){} : p.profiles[0].inputs)
+    std::printf("Profile: %s batch %lld..%lld, tuned at %lld\n", name.c_str(),
+                static_cast<long long>(dim.min.at(0)), static_cast<long long>(dim.max.at(0)),
+                static_cast<long long>(dim.opt.at(0)));
+  std::printf("%zu layers (the channel count after '/' is the stored, padded one; '%s' storage):\n",
+              p.layers.size(), p.options.fp16 ? "float16" : "float32");
+  for (const plan::LayerDesc& layer : p.layers) {
+    const auto tactic = nlohmann::json::parse(layer.tactic, nullptr, false);
+    std::string chosen;
+    if (tactic.is_object() && tactic.contains("identity"))
+      chosen = cat(tactic["identity"].get<std::string>().substr(0, 40), " (",
+                   tactic.value("ms", 0.0), " ms)");
+    std::printf("  %-14s %-40s %s -> %s %s\n", layer.kind.c_str(), layer.name.substr(0, 40).c_str(),
+                tensors_of(p, layer.inputs).c_str(), tensors_of(p, layer.outputs).c_str(),
+                chosen.c_str());
+  }
+}
+
+}  // namespace anvil::cli
