@@ -415,8 +415,8 @@ FusedConv FusedConv::from_identity(cudnnHandle_t handle, const ConvShape& shape,
   return FusedConv(std::move(graph), std::move(plan));
 }
 
-void FusedConv::execute(cudnnHandle_t handle, cudaStream_t stream, const void* x, const void* w,
-                        const void* bias, const void* residual, void* y, void* workspace) const {
+FusedConv::Binding FusedConv::bind(const void* x, const void* w, const void* bias,
+                                   const void* residual, void* y, void* workspace) const {
   const ConvShape& s = graph_->shape;
   std::int64_t uids[5] = {kX, kW, kY};
   void* ptrs[5] = {const_cast<void*>(x), const_cast<void*>(w), y};
@@ -435,13 +435,24 @@ void FusedConv::execute(cudnnHandle_t handle, cudaStream_t stream, const void* x
   if (workspace_bytes_ > 0 && workspace == nullptr)
     fail(ErrorKind::kInvalidArgument, describe(s), ": plan ", identity_, " needs ",
          workspace_bytes_, " bytes of workspace, got null");
+  Binding binding;
+  binding.pack_ = BackendDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
+  binding.pack_.set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, count, uids);
+  binding.pack_.set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, count, ptrs);
+  binding.pack_.set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &workspace);
+  binding.pack_.finalize();
+  return binding;
+}
+
+void FusedConv::execute(cudnnHandle_t handle, cudaStream_t stream, const Binding& binding) const {
+  ANVIL_CHECK(binding);
   ANVIL_GPU_CHECK(cudnnSetStream(handle, stream));
-  BackendDescriptor pack(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
-  pack.set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, count, uids);
-  pack.set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, count, ptrs);
-  pack.set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &workspace);
-  pack.finalize();
-  ANVIL_GPU_CHECK(cudnnBackendExecute(handle, plan_->plan.get(), pack.get()));
+  ANVIL_GPU_CHECK(cudnnBackendExecute(handle, plan_->plan.get(), binding.pack_.get()));
+}
+
+void FusedConv::execute(cudnnHandle_t handle, cudaStream_t stream, const void* x, const void* w,
+                        const void* bias, const void* residual, void* y, void* workspace) const {
+  execute(handle, stream, bind(x, w, bias, residual, y, workspace));
 }
 
 float time_ms(cudnnHandle_t handle, cudaStream_t stream, const FusedConv& conv, const void* x,

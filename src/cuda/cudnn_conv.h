@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include "cuda/cudnn_descriptors.h"
+
 namespace anvil::cuda {
 
 // The activations a fused convolution may end with (mirrors the engine's
@@ -71,9 +73,27 @@ class FusedConv {
   std::size_t workspace_bytes() const { return workspace_bytes_; }
   const ConvShape& shape() const;
 
-  // Enqueues the layer on `stream` (sets the handle's stream). No device
-  // allocation, no synchronization; residual/bias may be null when the shape
-  // has none; workspace must hold workspace_bytes() (null if 0).
+  // The buffers of an execution, bound once: building the binding (a cuDNN
+  // variant pack) allocates on the host, executing it does not. residual and
+  // bias may be null when the shape has none; workspace must hold
+  // workspace_bytes() (null if 0). kInvalidArgument for a missing pointer.
+  class Binding {
+   public:
+    Binding() = default;
+    explicit operator bool() const { return pack_.get() != nullptr; }
+
+   private:
+    friend class FusedConv;
+    BackendDescriptor pack_;
+  };
+  Binding bind(const void* x, const void* w, const void* bias, const void* residual, void* y,
+               void* workspace) const;
+
+  // Enqueues the layer on `stream` (sets the handle's stream): no allocation,
+  // no synchronization.
+  void execute(cudnnHandle_t handle, cudaStream_t stream, const Binding& binding) const;
+
+  // bind() then execute(): for one-off runs (tests, the autotuner).
   void execute(cudnnHandle_t handle, cudaStream_t stream, const void* x, const void* w,
                const void* bias, const void* residual, void* y, void* workspace) const;
 

@@ -123,6 +123,7 @@ void ExecutionContext::Impl::refresh_launches() {
     return static_cast<std::byte*>(arena.data()) + offsets.at(static_cast<std::size_t>(id));
   };
   const runtime::Handles handles{cudnn.get(), cublaslt.get()};
+  auto& layers = prepared.at(batch);
   launches.assign(p.layers.size(), {});
   for (std::size_t i = 0; i < p.layers.size(); ++i) {
     runtime::LaunchArgs& args = launches[i];
@@ -133,6 +134,7 @@ void ExecutionContext::Impl::refresh_launches() {
     args.workspace = workspace.data();
     args.workspace_bytes = workspace.bytes();
     args.handles = handles;
+    layers[i]->bind(args);
   }
   ready = true;
 }

@@ -41,7 +41,11 @@ class PreparedLayer {
  public:
   virtual ~PreparedLayer() = default;
   virtual std::size_t workspace_bytes() const { return 0; }
-  // Enqueues the layer: no allocation, no synchronization.
+  // Called whenever the buffers of `args` change (never from enqueue): layers
+  // whose library wants its pointers bound ahead (cuDNN variant packs) do it here.
+  virtual void bind(const LaunchArgs& /*args*/) {}
+  // Enqueues the layer with the buffers last bound: no allocation, no
+  // synchronization.
   virtual void enqueue(const LaunchArgs& args) const = 0;
 };
 

@@ -30,10 +30,14 @@ class PreparedConv final : public PreparedLayer {
 
   std::size_t workspace_bytes() const override { return conv_.workspace_bytes(); }
 
-  void enqueue(const LaunchArgs& a) const override {
+  void bind(const LaunchArgs& a) override {
     const void* residual = a.inputs.size() > 1 ? a.inputs[1] : nullptr;
-    conv_.execute(a.handles.cudnn, a.stream, a.inputs[0], weights_.filter, weights_.bias, residual,
-                  a.outputs[0], a.workspace);
+    binding_ = conv_.bind(a.inputs[0], weights_.filter, weights_.bias, residual, a.outputs[0],
+                          a.workspace);
+  }
+
+  void enqueue(const LaunchArgs& a) const override {
+    conv_.execute(a.handles.cudnn, a.stream, binding_);
     if (post_act_ == Activation::kNone) return;
     const cuda::ConvShape& s = conv_.shape();
     cuda::kernels::add_activation(a.outputs[0], nullptr, a.outputs[0],
@@ -43,6 +47,7 @@ class PreparedConv final : public PreparedLayer {
 
  private:
   cuda::FusedConv conv_;
+  cuda::FusedConv::Binding binding_;
   ConvWeights weights_;
   Activation post_act_;
   cuda::kernels::ActivationParams post_params_;
