@@ -6,7 +6,8 @@
 // Activations inside the engine are NHWC (rank 4) or NC (rank 2, e.g. after a
 // global pool), stored in FP16 (LowerOptions::fp16) or FP32. Each tensor
 // stores c_pad channels: its logical channel count rounded up to 8 (FP16) or
-// 4 (FP32) so that tensor-core engines qualify (an RGB input: 3 -> 8);
+// 4 (FP32) so that tensor-core engines qualify (an input of up to 4 channels,
+// RGB, pads to 4 in both: 3 -> 4);
 // TensorDesc::dims are logical (dims in layout order, -1 for a dynamic batch)
 // and TensorDesc::channel_padding_to is c_pad when c_pad != C. Padded
 // channels: reformat_in writes zeros; every layer writes all c_pad channels of

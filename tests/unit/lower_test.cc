@@ -251,7 +251,7 @@ TEST(LowerGraph, SmallClassifierFp16) {
   ASSERT_EQ(conv.kind, "conv");
   const json cp = json::parse(conv.params);
   EXPECT_EQ(cp["c"], 3);
-  EXPECT_EQ(cp["c_pad"], 8);
+  EXPECT_EQ(cp["c_pad"], 4);  // an RGB-like input pads to 4, even in FP16
   EXPECT_EQ(cp["k"], 5);
   EXPECT_EQ(cp["k_pad"], 8);
   EXPECT_EQ(cp["activation"], "relu");
@@ -264,7 +264,7 @@ TEST(LowerGraph, SmallClassifierFp16) {
   EXPECT_EQ(conv_out.channel_padding_to, 8);
   ASSERT_EQ(conv.weights.size(), 2u);
   EXPECT_EQ(conv.weights[0].dtype, DType::kFloat16);
-  EXPECT_EQ(conv.weights[0].dims, (std::vector<std::int64_t>{8, 3, 3, 8}));
+  EXPECT_EQ(conv.weights[0].dims, (std::vector<std::int64_t>{8, 3, 3, 4}));
   EXPECT_EQ(conv.weights[1].dtype, DType::kFloat32);
   EXPECT_EQ(conv.weights[1].dims, (std::vector<std::int64_t>{8}));
 
@@ -625,7 +625,8 @@ void expect_weights_packed(const plan::Plan& p) {
 
 TEST_F(LowerModels, ResNet18) {
   const ir::Graph g = optimized(*resnet18_);
-  // What the weights must hold: every ONNX conv filter, stem channels 3 -> 8.
+  // What the weights must hold: every ONNX conv filter, counted here with
+  // stem channels 3 -> 8 (stem_extra below corrects to the 4 stored).
   std::int64_t filter_elements = 0, bias_elements = 0;
   for (const auto& node : g.nodes()) {
     if (node->op_type != "FusedConv" && node->op_type != "Conv") continue;
@@ -645,7 +646,7 @@ TEST_F(LowerModels, ResNet18) {
     const plan::LayerDesc& stem = *layer_named(p, "conv1");
     const json sp = json::parse(stem.params);
     EXPECT_EQ(sp["c"], 3);
-    EXPECT_EQ(sp["c_pad"], fp16 ? 8 : 4);
+    EXPECT_EQ(sp["c_pad"], 4);
     EXPECT_EQ(sp["stride_h"], 2);
     EXPECT_EQ(sp["pad_top"], 3);
     EXPECT_EQ(sp["out_h"], 112);
@@ -664,7 +665,7 @@ TEST_F(LowerModels, ResNet18) {
       if (l.kind == "conv" && json::parse(l.params)["has_residual"] == true) ++residuals;
     EXPECT_EQ(residuals, 8);
     const std::int64_t storage = fp16 ? 2 : 4;
-    const std::int64_t stem_extra = 64 * 7 * 7 * (c_pad - 8);  // fp32 stores 4, not 8
+    const std::int64_t stem_extra = 64 * 7 * 7 * (c_pad - 8);  // the stem stores 4, not 8
     const std::int64_t n_pad = fp16 ? 16 : 12;
     const std::int64_t expected_bytes = (filter_elements + stem_extra) * storage +
                                         bias_elements * 4 + n_pad * 512 * storage + n_pad * 4;
