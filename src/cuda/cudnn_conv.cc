@@ -158,6 +158,10 @@ std::int64_t ConvShape::out_w() const {
   return (w + pad_w + (pad_w_end < 0 ? pad_w : pad_w_end) - dil_w * (s - 1) - 1) / stride_w + 1;
 }
 
+bool cudnn_fuses(ConvActivation act) {
+  return act != ConvActivation::kHardSigmoid && act != ConvActivation::kHardSwish;
+}
+
 void check_fused_conv_shape(const ConvShape& s) {
   const std::int64_t sizes[] = {s.n, s.c,        s.h,        s.w,     s.k,     s.r,
                                 s.s, s.stride_h, s.stride_w, s.dil_h, s.dil_w, s.groups};

@@ -23,12 +23,16 @@
 #include <vector>
 
 #include "cuda/cudnn_descriptors.h"
+#include "cuda/kernels/activation.h"
 
 namespace anvil::cuda {
 
-// The activations a fused convolution may end with (mirrors the engine's
-// Activation enum of src/cuda/kernels/activation.h, absent when this was written).
-enum class ConvActivation { kNone, kRelu, kClip, kLeakyRelu, kSigmoid, kHardSigmoid, kHardSwish };
+// The activation a fused convolution ends with: the engine's own enum.
+using ConvActivation = kernels::Activation;
+
+// Whether cuDNN has a pointwise mode for `act` (HardSigmoid and HardSwish
+// have none: the caller runs them after the convolution).
+bool cudnn_fuses(ConvActivation act);
 
 struct ConvShape {
   std::int64_t n = 1, c = 1, h = 1, w = 1;  // input

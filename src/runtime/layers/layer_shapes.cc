@@ -4,32 +4,7 @@
 
 namespace anvil::runtime {
 
-namespace {
-
-using cuda::ConvActivation;
 using cuda::kernels::Activation;
-
-// The cuDNN pointwise mode of an activation, or kNone when cuDNN has none.
-ConvActivation fused_activation(Activation act) {
-  switch (act) {
-    case Activation::kNone:
-      return ConvActivation::kNone;
-    case Activation::kRelu:
-      return ConvActivation::kRelu;
-    case Activation::kClip:
-      return ConvActivation::kClip;
-    case Activation::kLeakyRelu:
-      return ConvActivation::kLeakyRelu;
-    case Activation::kSigmoid:
-      return ConvActivation::kSigmoid;
-    case Activation::kHardSigmoid:
-    case Activation::kHardSwish:
-      break;
-  }
-  return ConvActivation::kNone;
-}
-
-}  // namespace
 
 ConvLayerShape conv_layer_shape(const nlohmann::json& p, const std::string& name, bool fp16,
                                 bool allow_tf32) {
@@ -57,11 +32,11 @@ ConvLayerShape conv_layer_shape(const nlohmann::json& p, const std::string& name
   s.has_residual = param<bool>(p, "has_residual", name);
   const Activation act = activation_of(param<std::string>(p, "activation", name), name);
   out.activation_params = activation_params(p, name);
-  s.act = fused_activation(act);
+  s.act = cuda::cudnn_fuses(act) ? act : Activation::kNone;
   s.act_alpha = out.activation_params.alpha;
   s.clip_min = out.activation_params.clip_min;
   s.clip_max = out.activation_params.clip_max;
-  out.post_activation = s.act == ConvActivation::kNone ? act : Activation::kNone;
+  out.post_activation = cuda::cudnn_fuses(act) ? Activation::kNone : act;
   cuda::check_fused_conv_shape(s);
   return out;
 }
