@@ -40,6 +40,16 @@ struct IoTensorInfo {
 
 class ExecutionContext;
 
+// Receives per-layer GPU times from a profiled enqueue (TensorRT's IProfiler).
+class Profiler {
+ public:
+  virtual ~Profiler() = default;
+  // Called once per layer, in execution order, after the enqueue's work has
+  // finished: `layer` is the plan layer's name (the fused layer), `kind` its
+  // kind ("conv", "pool", ...), `ms` its GPU time.
+  virtual void report_layer_time(std::string_view layer, std::string_view kind, float ms) = 0;
+};
+
 class Engine : public std::enable_shared_from_this<Engine> {
  public:
   // Loads a plan file: checks that it was built for this GPU and these library
@@ -90,7 +100,14 @@ class ExecutionContext {
   void set_tensor_address(std::string_view name, void* device_pointer);
   // Enqueues the whole network on `stream`: no host synchronization and no
   // allocation. Every input shape and IO address must be set.
+  // Every enqueue is an NVTX range ("anvil", one per call, with one per layer
+  // inside, named after the plan's layers) for Nsight Systems.
   void enqueue(cudaStream_t stream);
+  // With a profiler, enqueue() records a CUDA event around every layer, waits
+  // for the stream and reports each layer's time to `profiler`: synchronous
+  // and a little slower, for profiling only. Null turns profiling off. The
+  // profiler must outlive its use by this context.
+  void set_profiler(Profiler* profiler);
 
   struct Impl;
 

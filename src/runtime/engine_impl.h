@@ -39,6 +39,8 @@ struct ExecutionContext::Impl {
   // changes, so enqueue() allocates nothing.
   std::vector<runtime::LaunchArgs> launches;
   bool ready = false;
+  Profiler* profiler = nullptr;
+  std::vector<cuda::Event> layer_events;  // one before each layer, one after the last
 
   const plan::Plan& plan() const;
   void prepare(std::int64_t new_batch);

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <nvtx3/nvtx3.hpp>
 
 #include "anvil/error.h"
 #include "builder/lower.h"
@@ -7,6 +8,11 @@
 namespace anvil {
 
 namespace {
+
+// The NVTX domain of every range the runtime opens, so Nsight Systems groups them.
+struct NvtxDomain {
+  static constexpr const char* name{"anvil"};
+};
 
 const plan::IoBinding& find_io(const plan::Plan& p, std::string_view name) {
   for (const plan::IoBinding& b : p.io)
@@ -89,12 +95,32 @@ void ExecutionContext::enqueue(cudaStream_t stream) {
     fail(ErrorKind::kInvalidArgument, "enqueue before every input shape and IO address is set",
          missing.empty() ? std::string() : cat("; no address for:", missing));
   }
+  const plan::Plan& p = impl_->plan();
   const auto& layers = impl_->prepared.at(impl_->batch);
-  for (std::size_t i = 0; i < layers.size(); ++i) {
-    runtime::LaunchArgs& args = impl_->launches[i];
-    args.stream = stream;
-    layers[i]->enqueue(args);
+  const std::vector<cuda::Event>& events = impl_->layer_events;
+  const bool profiling = impl_->profiler != nullptr;
+  {
+    const nvtx3::scoped_range_in<NvtxDomain> enqueue_range{"enqueue"};
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+      const nvtx3::scoped_range_in<NvtxDomain> layer_range{p.layers[i].name.c_str()};
+      runtime::LaunchArgs& args = impl_->launches[i];
+      args.stream = stream;
+      if (profiling) events[i].record(stream);
+      layers[i]->enqueue(args);
+    }
   }
+  if (!profiling) return;
+  events.back().record(stream);
+  events.back().synchronize();
+  for (std::size_t i = 0; i < layers.size(); ++i)
+    impl_->profiler->report_layer_time(p.layers[i].name, p.layers[i].kind,
+                                       cuda::Event::elapsed_ms(events[i], events[i + 1]));
+}
+
+void ExecutionContext::set_profiler(Profiler* profiler) {
+  impl_->profiler = profiler;
+  if (profiler && impl_->layer_events.size() != impl_->plan().layers.size() + 1)
+    impl_->layer_events = std::vector<cuda::Event>(impl_->plan().layers.size() + 1);
 }
 
 void ExecutionContext::Impl::prepare(std::int64_t new_batch) {

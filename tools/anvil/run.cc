@@ -194,6 +194,8 @@ void add_run_command(CLI::App& app) {
   cmd->add_flag("--no-data-transfers", opt->plan.no_data_transfers,
                 "Plans: leave host-device copies out of the timing");
   cmd->add_option("--export-times", opt->plan.export_times, "Plans: per-iteration times as JSON");
+  cmd->add_flag("--dump-profile", opt->plan.dump_profile,
+                "Plans: then print each layer's mean GPU time and share");
   cmd->callback([opt, cmd] {
     if (!is_plan_file(opt->model.path)) return run_model(*opt);
     PlanRunOptions plan = opt->plan;

@@ -17,6 +17,7 @@
 #include "cuda/check.h"
 #include "cuda/device.h"
 #include "cuda/handles.h"
+#include "layer_profile.h"
 #endif
 
 namespace anvil::cli {
@@ -31,6 +32,8 @@ bool is_plan_file(const std::string& path) {
 #if ANVIL_HAVE_CUDA
 
 namespace {
+
+constexpr int kProfiledEnqueues = 50;
 
 struct Sample {
   double latency_ms, h2d_ms, compute_ms, d2h_ms, enqueue_ms;
@@ -188,6 +191,15 @@ void run_plan(const PlanRunOptions& opt) {
     std::printf("[W] High variance: GPU compute time varies by %.0f%% (coefficient of variation)\n",
                 100.0 * sd / mean(compute));
   if (out_dims.size() == 2) print_top_k(h_out.as<float>(), out_dims[1], opt.top);
+  if (opt.dump_profile) {
+    // Separate from the timed run: profiling synchronizes after every enqueue.
+    LayerProfile profile;
+    context->set_profiler(&profile);
+    for (int i = 0; i < kProfiledEnqueues; ++i)
+      context->enqueue(stream.get());
+    context->set_profiler(nullptr);
+    profile.print(stdout);
+  }
 
   if (!opt.export_times.empty()) {
     nlohmann::json times = nlohmann::json::array();

@@ -14,6 +14,7 @@ struct PlanRunOptions {
   int iterations = 0;  // > 0 overrides duration_s
   bool no_data_transfers = false;
   std::string export_times;
+  bool dump_profile = false;  // then a per-layer profile after the timed run
   int top = 5;
   unsigned seed = 0;
 };
