@@ -106,7 +106,13 @@ std::vector<PoolCase> pool_cases() {
       p1{1, 1, 1, 1};
   std::vector<PoolCase> cases = {
       // ResNet stem: 3x3 stride 2 pad 1.
+      // Stored channels a multiple of 16 bytes (8 halves, 4 floats) take the
+      // vectorized kernel; c_pad 4 in FP16 and 6 take the general one.
       {"MaxPool", 1, 64, 112, 112, 64, k3, s2, p1, {}},
+      {"MaxPool", 3, 3, 19, 21, 4, k3, s2, p1, {}},
+      {"MaxPool", 2, 5, 9, 9, 6, k3, s2, p1, {}},
+      {"AveragePool", 2, 5, 9, 9, 6, k3, s1, p1, {}, 0, 1},
+      {"AveragePool", 3, 3, 12, 11, 4, k3, s2, p1, {}, 0, 0},
       {"MaxPool", 5, 17, 15, 15, 24, k3, s2, p1, {}},
       {"MaxPool", 1, 3, 16, 16, 8, k3, s2, p1, {}},
       {"MaxPool", 5, 3, 9, 13, 8, k2, s2, p0, {}, /*ceil_mode=*/1},

@@ -91,9 +91,11 @@ std::vector<ReformatCase> reformat_cases() {
   std::vector<ReformatCase> cases;
   for (StorageType type : {StorageType::kFloat32, StorageType::kFloat16})
     for (const ImageShape& s :
+         // c_pad 4 (and 8 in FP16) take the one-thread-per-pixel kernel; the rest the tiles.
          {ImageShape{1, 3, 5, 7, 8}, ImageShape{5, 3, 4, 6, 8}, ImageShape{1, 3, 224, 224, 8},
-          ImageShape{1, 17, 9, 11, 24}, ImageShape{5, 17, 7, 7, 24}, ImageShape{2, 17, 33, 40, 24},
-          ImageShape{2, 64, 3, 5, 64}, ImageShape{3, 40, 1, 1, 40}})
+          ImageShape{3, 3, 224, 224, 4}, ImageShape{2, 4, 17, 19, 4}, ImageShape{2, 1, 5, 3, 4},
+          ImageShape{2, 5, 9, 10, 8}, ImageShape{1, 17, 9, 11, 24}, ImageShape{5, 17, 7, 7, 24},
+          ImageShape{2, 17, 33, 40, 24}, ImageShape{2, 64, 3, 5, 64}, ImageShape{3, 40, 1, 1, 40}})
       cases.push_back({s, type});
   return cases;
 }

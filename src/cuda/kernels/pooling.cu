@@ -1,9 +1,13 @@
-// Window pools: one thread per output element, channels fastest, so a warp
-// reads 32 consecutive channels of one input pixel per tap (coalesced in NHWC).
+// Window pools: one thread per output pixel and 16-byte group of channels
+// (8 halves or 4 floats; channels fastest, so a warp reads 512 consecutive
+// bytes per tap in NHWC), with 32-bit index arithmetic. Tensors whose channel
+// count is not a multiple of the group, or too large for 32-bit indices,
+// take the general kernel: one thread per output element.
 // GlobalAveragePool: a block of 32 channels x 8 pixel lanes, reduced in shared memory.
 #include <cuda_fp16.h>
 
 #include <cfloat>
+#include <type_traits>
 
 #include "anvil/error.h"
 #include "cuda/check.h"
@@ -21,10 +25,11 @@ struct Taps {
   int first;
   int last;
 };
-__device__ __forceinline__ Taps taps_within(long long start, int kernel, int dilation,
-                                            long long low, long long high) {
-  long long first = start >= low ? 0 : (low - start + dilation - 1) / dilation;
-  long long last = start >= high ? 0 : (high - 1 - start) / dilation + 1;
+// I: int (the vectorized kernel) or long long; always named at the call.
+template <typename I>
+__device__ __forceinline__ Taps taps_within(I start, int kernel, int dilation, I low, I high) {
+  I first = start >= low ? 0 : (low - start + dilation - 1) / dilation;
+  I last = start >= high ? 0 : (high - 1 - start) / dilation + 1;
   if (last > kernel) last = kernel;
   if (first > kernel) first = kernel;
   if (last < first) last = first;
@@ -45,8 +50,8 @@ __global__ void pool_2d_kernel(const T* __restrict__ x, T* __restrict__ y, Pool2
     const long long oh = rest % p.out_h;
     const long long img = rest / p.out_h;
     const long long h0 = oh * p.stride_h - p.pad_top, w0 = ow * p.stride_w - p.pad_left;
-    const Taps th = taps_within(h0, p.kernel_h, p.dilation_h, 0, p.in_h);
-    const Taps tw = taps_within(w0, p.kernel_w, p.dilation_w, 0, p.in_w);
+    const Taps th = taps_within<long long>(h0, p.kernel_h, p.dilation_h, 0, p.in_h);
+    const Taps tw = taps_within<long long>(w0, p.kernel_w, p.dilation_w, 0, p.in_w);
     const T* plane = x + img * p.in_h * p.in_w * p.c + ch;
     float acc = kKind == PoolKind::kMax ? -FLT_MAX : 0.0f;
     for (int kh = th.first; kh < th.last; ++kh) {
@@ -63,15 +68,72 @@ __global__ void pool_2d_kernel(const T* __restrict__ x, T* __restrict__ y, Pool2
       long long count = static_cast<long long>(th.last - th.first) * (tw.last - tw.first);
       if (p.count_include_pad) {
         const Taps ph =
-            taps_within(h0, p.kernel_h, p.dilation_h, -p.pad_top, p.in_h + p.pad_bottom);
+            taps_within<long long>(h0, p.kernel_h, p.dilation_h, -p.pad_top, p.in_h + p.pad_bottom);
         const Taps pw =
-            taps_within(w0, p.kernel_w, p.dilation_w, -p.pad_left, p.in_w + p.pad_right);
+            taps_within<long long>(w0, p.kernel_w, p.dilation_w, -p.pad_left, p.in_w + p.pad_right);
         count = static_cast<long long>(ph.last - ph.first) * (pw.last - pw.first);
       }
       acc = count > 0 ? acc / static_cast<float>(count) : 0.0f;
     }
     y[i] = from_float<T>(acc);
   }
+}
+
+// Block (x, y) handles output pixels [x * blockDim.x, +blockDim.x) of image
+// y, over `groups` 16-byte channel groups (threads: group fastest).
+template <typename T, PoolKind kKind>
+__global__ void pool_2d_vec_kernel(const T* __restrict__ x, T* __restrict__ y, Pool2d p,
+                                   unsigned groups) {
+  constexpr int kVec = kVec16<T>;
+  const unsigned out_pixels = static_cast<unsigned>(p.out_h * p.out_w);
+  const unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= out_pixels * groups) return;
+  const unsigned g = i % groups, pixel = i / groups;
+  const int ow = static_cast<int>(pixel % static_cast<unsigned>(p.out_w));
+  const int oh = static_cast<int>(pixel / static_cast<unsigned>(p.out_w));
+  const int in_h = static_cast<int>(p.in_h), in_w = static_cast<int>(p.in_w);
+  const int h0 = oh * p.stride_h - p.pad_top, w0 = ow * p.stride_w - p.pad_left;
+  const Taps th = taps_within<int>(h0, p.kernel_h, p.dilation_h, 0, in_h);
+  const Taps tw = taps_within<int>(w0, p.kernel_w, p.dilation_w, 0, in_w);
+  const int c = static_cast<int>(p.c);
+  const T* plane = x + static_cast<long long>(blockIdx.y) * in_h * in_w * c + g * kVec;
+  float acc[kVec];
+#pragma unroll
+  for (int v = 0; v < kVec; ++v)
+    acc[v] = kKind == PoolKind::kMax ? -FLT_MAX : 0.0f;
+  for (int kh = th.first; kh < th.last; ++kh) {
+    const T* row = plane + (h0 + kh * p.dilation_h) * in_w * c;
+    for (int kw = tw.first; kw < tw.last; ++kw) {
+      float tap[kVec];
+      load16(row + (w0 + kw * p.dilation_w) * c, tap);
+#pragma unroll
+      for (int v = 0; v < kVec; ++v)
+        acc[v] = kKind == PoolKind::kMax ? fmaxf(acc[v], tap[v]) : acc[v] + tap[v];
+    }
+  }
+  if constexpr (kKind == PoolKind::kAverage) {
+    int count = (th.last - th.first) * (tw.last - tw.first);
+    if (p.count_include_pad) {
+      const Taps ph =
+          taps_within<int>(h0, p.kernel_h, p.dilation_h, -p.pad_top, in_h + p.pad_bottom);
+      const Taps pw =
+          taps_within<int>(w0, p.kernel_w, p.dilation_w, -p.pad_left, in_w + p.pad_right);
+      count = (ph.last - ph.first) * (pw.last - pw.first);
+    }
+#pragma unroll
+    for (int v = 0; v < kVec; ++v)
+      acc[v] = count > 0 ? acc[v] / static_cast<float>(count) : 0.0f;
+  }
+  store16(y + (static_cast<long long>(blockIdx.y) * out_pixels + pixel) * c + g * kVec, acc);
+}
+
+// Whether the vectorized kernel takes `p`: whole 16-byte channel groups, 32-bit
+// indices within an image, and a batch that fits the grid's y extent.
+template <typename T>
+bool vectorizable(const Pool2d& p) {
+  constexpr long long kLimit = 1LL << 31;
+  return p.c % kVec16<T> == 0 && p.n <= 65535 && p.in_h * p.in_w * p.c < kLimit &&
+         p.out_h * p.out_w * p.c < kLimit;
 }
 
 constexpr int kGapChannels = 32;
@@ -117,6 +179,20 @@ void launch_pool(const char* what, const void* x, void* y, StorageType type, con
   check_pool(what, p);
   const long long total = p.n * p.out_h * p.out_w * p.c;
   if (total == 0) return;
+  auto launch_vec = [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    const auto groups = static_cast<unsigned>(p.c / kVec16<T>);
+    const long long per_image = p.out_h * p.out_w * groups;
+    const dim3 grid(static_cast<unsigned>((per_image + kThreads - 1) / kThreads),
+                    static_cast<unsigned>(p.n));
+    pool_2d_vec_kernel<T, kKind>
+        <<<grid, kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), p, groups);
+    ANVIL_GPU_CHECK(cudaGetLastError());
+  };
+  if (type == StorageType::kFloat16 && vectorizable<__half>(p))
+    return launch_vec(static_cast<__half*>(nullptr));
+  if (type == StorageType::kFloat32 && vectorizable<float>(p))
+    return launch_vec(static_cast<float*>(nullptr));
   const unsigned grid = grid_for(total, kThreads);
   switch (type) {
     case StorageType::kFloat32:
