@@ -340,10 +340,13 @@ class Lowerer {
     plan::Profile profile;
     for (const plan::IoBinding& io : plan_.io) {
       const auto& dims = plan_.tensors[static_cast<std::size_t>(io.tensor_id)].dims;
-      if (!io.is_input || dims.empty() || dims[0] != -1) continue;
+      if (!io.is_input || dims.empty()) continue;
+      // A model exported with a fixed batch gets the profile [b, b, b].
       plan::ProfileDim range{dims, dims, dims};
-      range.min[0] = 1;
-      range.opt[0] = range.max[0] = options_.max_batch;
+      if (dims[0] == -1) {
+        range.min[0] = 1;
+        range.opt[0] = range.max[0] = options_.max_batch;
+      }
       profile.inputs[io.name] = std::move(range);
     }
     plan_.profiles.push_back(std::move(profile));

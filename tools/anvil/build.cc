@@ -54,15 +54,20 @@ std::pair<std::string, std::vector<std::int64_t>> parse_shape(const std::string&
 
 // Applies --min/--opt/--max-shapes to the plan's profile (batch range).
 void apply_shapes(plan::Plan& p, const BuildCommandOptions& opt) {
-  if (opt.min_shapes.empty() && opt.opt_shapes.empty()) return;
+  if (opt.min_shapes.empty() && opt.opt_shapes.empty() && opt.max_shapes.empty()) return;
   auto [name, max] = parse_shape(opt.max_shapes, "--max-shapes");
-  auto min = opt.min_shapes.empty() ? max : parse_shape(opt.min_shapes, "--min-shapes").second;
-  auto best = opt.opt_shapes.empty() ? max : parse_shape(opt.opt_shapes, "--opt-shapes").second;
   auto it = p.profiles.at(0).inputs.find(name);
   if (it == p.profiles.at(0).inputs.end())
     fail(ErrorKind::kInvalidArgument, "--max-shapes names '", name,
-         "', which is not a dynamic input of the model");
+         "', which is not an input of the model");
   const auto& model = it->second.max;
+  bool fixed_batch = false;
+  for (const plan::IoBinding& io : p.io)
+    if (io.name == name)
+      fixed_batch = p.tensors.at(static_cast<std::size_t>(io.tensor_id)).dims.at(0) != -1;
+  auto min = opt.min_shapes.empty() ? max : parse_shape(opt.min_shapes, "--min-shapes").second;
+  if (opt.min_shapes.empty() && !fixed_batch && !min.empty()) min[0] = 1;
+  auto best = opt.opt_shapes.empty() ? max : parse_shape(opt.opt_shapes, "--opt-shapes").second;
   for (const auto* dims : {&min, &best, &max}) {
     if (dims->size() != model.size())
       fail(ErrorKind::kInvalidArgument, "shape for '", name, "' has ", dims->size(),
@@ -72,6 +77,9 @@ void apply_shapes(plan::Plan& p, const BuildCommandOptions& opt) {
         fail(ErrorKind::kUnsupported, "shape for '", name, "': only the batch (first) dimension ",
              "is dynamic in this version; dimension ", d, " must be ", model[d]);
   }
+  if (fixed_batch && (min[0] != model[0] || best[0] != model[0] || max[0] != model[0]))
+    fail(ErrorKind::kUnsupported, "input '", name, "' has a fixed batch of ", model[0],
+         " in the model; export it with a dynamic batch (dynamic_axes) to build a profile");
   if (!(min[0] <= best[0] && best[0] <= max[0]))
     fail(ErrorKind::kInvalidArgument, "profile for '", name,
          "': need min <= opt <= max batch, got ", min[0], ", ", best[0], ", ", max[0]);
@@ -97,9 +105,11 @@ void build_plan(const BuildCommandOptions& opt) {
   p.anvil_version = "0.1.0";
   p.target = builder::current_target();
   p.options = {opt.fp16, !opt.no_tf32, opt.workspace_mib << 20, opt.model.disabled_passes};
-
-  const std::int64_t opt_batch =
-      p.profiles.at(0).inputs.empty() ? 1 : p.profiles.at(0).inputs.begin()->second.opt.at(0);
+  if (p.profiles.empty() || p.profiles[0].inputs.empty())
+    fail(ErrorKind::kUnsupported, opt.model.path,
+         ": the model has no image or matrix input to build for");
+  const plan::ProfileDim& batch_range = p.profiles[0].inputs.begin()->second;
+  const std::int64_t opt_batch = batch_range.opt.at(0);
   const auto tactics = builder::autotune(p, {.batch = opt_batch,
                                              .iterations = 10,
                                              .timing_cache = opt.timing_cache,
@@ -114,14 +124,12 @@ void build_plan(const BuildCommandOptions& opt) {
   std::printf("Built %s in %.1f s for %s (%s%s), batch %lld..%lld (tuned at %lld)\n",
               opt.output.c_str(), seconds, p.target.gpu_name.c_str(), opt.fp16 ? "FP16" : "FP32",
               !opt.fp16 && !opt.no_tf32 ? " + TF32" : "",
-              static_cast<long long>(p.profiles.at(0).inputs.begin()->second.min.at(0)),
-              static_cast<long long>(p.profiles.at(0).inputs.begin()->second.max.at(0)),
-              static_cast<long long>(opt_batch));
+              static_cast<long long>(batch_range.min.at(0)),
+              static_cast<long long>(batch_range.max.at(0)), static_cast<long long>(opt_batch));
   std::printf("%zu layers:", p.layers.size());
   for (const auto& [kind, count] : kinds)
     std::printf(" %s %d", kind.c_str(), count);
-  const std::size_t arena =
-      builder::plan_arena(p, p.profiles.at(0).inputs.begin()->second.max.at(0)).arena_bytes;
+  const std::size_t arena = builder::plan_arena(p, batch_range.max.at(0)).arena_bytes;
   std::printf("\nweights %.1f MB, activation arena %.1f MB per context at the max batch\n",
               static_cast<double>(p.weights.size()) / 1e6, static_cast<double>(arena) / 1e6);
   std::printf("%-32s %-5s %9s %5s  %s\n", "layer", "kind", "time(ms)", "tried", "tactic");
