@@ -313,6 +313,18 @@ TEST(LowerGraph, Fp32PadsToFour) {
   EXPECT_TRUE(p.options.tf32);
 }
 
+TEST(LowerGraph, AFixedBatchIsItsOwnProfile) {
+  GraphBuilder b;
+  b.output(b.conv(b.input("x", Extents{6, 8, 4, 4}), 8, 8, 3));
+  const plan::Plan p = lower_graph(b.finish(), {.fp16 = true, .max_batch = 32});
+  ASSERT_EQ(p.profiles.size(), 1u);
+  const plan::ProfileDim& range = p.profiles[0].inputs.at("x");
+  const std::vector<std::int64_t> dims{6, 8, 4, 4};
+  EXPECT_EQ(range.min, dims);  // max_batch applies to dynamic batches only
+  EXPECT_EQ(range.opt, dims);
+  EXPECT_EQ(range.max, dims);
+}
+
 TEST(LowerGraph, ListsEveryUnsupportedNode) {
   GraphBuilder b;
   ir::Value* x = b.input("x", Extents{1, 8, 4, 4});
