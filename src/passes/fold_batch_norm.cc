@@ -5,45 +5,16 @@
 // computed in double and rounded once. The results differ from the unfused
 // graph by float rounding only.
 //
-// A BatchNormalization with no Conv before it is kept as it is: it is already
-// one per-channel multiply-add, which the GPU lowering handles directly, and
-// splitting it into Mul + Add would only add a node.
-#include <cmath>
+// A BatchNormalization with no Conv to fold into is left to the next pass,
+// batch_norm_to_conv.
 #include <optional>
 
+#include "passes/batch_norm_affine.h"
 #include "passes/graph_edit.h"
 #include "passes/passes.h"
 
 namespace anvil::passes {
 namespace {
-
-// y = x * scale[c] + shift[c], the BatchNormalization per channel.
-struct ChannelAffine {
-  std::vector<double> scale;
-  std::vector<double> shift;
-};
-
-const Tensor* float_constant(const ir::Value* v) {
-  return v && v->is_constant() && v->dtype == DType::kFloat32 ? &*v->constant : nullptr;
-}
-
-// The BatchNormalization's affine map when all its parameters are constants
-// of `channels` entries.
-std::optional<ChannelAffine> read_affine(const ir::Node& bn, std::int64_t channels) {
-  const Tensor* p[4];
-  for (std::size_t i = 0; i < 4; ++i) {
-    p[i] = float_constant(bn.input(i + 1));
-    if (!p[i] || p[i]->rank() != 1 || p[i]->element_count() != channels) return std::nullopt;
-  }
-  const double epsilon = bn.attributes.get_float("epsilon", 1e-5f);
-  ChannelAffine affine;
-  for (std::int64_t c = 0; c < channels; ++c) {
-    const double a = p[0]->data<float>()[c] / std::sqrt(double{p[3]->data<float>()[c]} + epsilon);
-    affine.scale.push_back(a);
-    affine.shift.push_back(p[1]->data<float>()[c] - p[2]->data<float>()[c] * a);
-  }
-  return affine;
-}
 
 // The Conv that BatchNormalization `bn` can fold into, or null.
 ir::Node* foldable_conv(const ir::Graph& graph, const ir::Node& bn) {
@@ -67,7 +38,7 @@ class FoldBatchNorm final : public Pass {
       ir::Node* conv = foldable_conv(graph, *node);
       if (!conv) continue;
       const Tensor& w = *conv->input(1)->constant;
-      auto affine = read_affine(*node, w.extents()[0]);
+      auto affine = batch_norm_affine(*node, w.extents()[0]);
       if (!affine) continue;
       fold(graph, *conv, *affine);
       set_output(*conv, 0, node->outputs[0]);

@@ -14,9 +14,13 @@ std::vector<std::unique_ptr<Pass>> default_pipeline() {
   std::vector<std::unique_ptr<Pass>> passes;
   // Identities and constants first so the fusions see the bare patterns; BN
   // folding before epilogue fusion so Conv -> BN -> Relu becomes one node.
+  // A BN that cannot fold becomes a depthwise Conv after folding had its try
+  // (folding removes the node, the rewrite keeps one), and before epilogue
+  // fusion so that its Relu fuses too.
   passes.push_back(make_remove_identity());
   passes.push_back(make_fold_constants());
   passes.push_back(make_fold_batch_norm());
+  passes.push_back(make_batch_norm_to_conv());
   passes.push_back(make_fuse_conv_epilogue());
   passes.push_back(make_fuse_gemm_activation());
   return passes;

@@ -23,7 +23,7 @@ struct PassResult {
 class PassManager {
  public:
   // The default pipeline: remove_identity, fold_constants, fold_batch_norm,
-  // fuse_conv_epilogue, fuse_gemm_activation.
+  // batch_norm_to_conv, fuse_conv_epilogue, fuse_gemm_activation.
   PassManager();
   // A custom pipeline, for tests and experiments.
   explicit PassManager(std::vector<std::unique_ptr<Pass>> passes);

@@ -6,7 +6,8 @@ namespace {
 TEST(PassManager, DefaultPipelineOrder) {
   EXPECT_EQ(PassManager().pass_names(),
             (std::vector<std::string>{"remove_identity", "fold_constants", "fold_batch_norm",
-                                      "fuse_conv_epilogue", "fuse_gemm_activation"}));
+                                      "batch_norm_to_conv", "fuse_conv_epilogue",
+                                      "fuse_gemm_activation"}));
 }
 
 TEST(PassManager, UnknownPassNameListsTheValidOnes) {
@@ -18,7 +19,9 @@ TEST(PassManager, UnknownPassNameListsTheValidOnes) {
     EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument);
     const std::string message = e.what();
     EXPECT_NE(message.find("'fold_bn'"), std::string::npos) << message;
-    EXPECT_NE(message.find("fold_batch_norm, fuse_conv_epilogue"), std::string::npos) << message;
+    EXPECT_NE(message.find("fold_batch_norm, batch_norm_to_conv, fuse_conv_epilogue"),
+              std::string::npos)
+        << message;
   }
   EXPECT_FALSE(manager.is_disabled("fold_batch_norm"));
 }
@@ -65,11 +68,12 @@ TEST(PassManager, ReportsRewritesAndDisabledPasses) {
   PassManager manager;
   manager.disable("fuse_conv_epilogue");
   const std::vector<PassResult> results = manager.run(graph);
-  ASSERT_EQ(results.size(), 5u);
+  ASSERT_EQ(results.size(), 6u);
   EXPECT_EQ(results[0].rewrites, 1);  // the output Identity
   EXPECT_EQ(results[2].rewrites, 6);  // every BatchNormalization
-  EXPECT_TRUE(results[3].disabled);
-  EXPECT_EQ(results[3].rewrites, 0);
+  EXPECT_EQ(results[3].rewrites, 0);  // none left for batch_norm_to_conv
+  EXPECT_TRUE(results[4].disabled);
+  EXPECT_EQ(results[4].rewrites, 0);
   EXPECT_EQ(count_of(graph, "FusedConv"), 0);
   EXPECT_EQ(count_of(graph, "Relu"), 5);
   EXPECT_EQ(count_of(graph, "Add"), 2);
