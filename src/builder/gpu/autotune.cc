@@ -1,44 +1,34 @@
 #include "builder/gpu/autotune.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <limits>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 
 #include "anvil/error.h"
-#include "builder/weights.h"
+#include "builder/gpu/verify_tactic.h"
 #include "cuda/check.h"
 #include "cuda/device.h"
 #include "cuda/handles.h"
+#include "cuda/kernels/activation.h"
 #include "runtime/layers/layer_shapes.h"
 #include "runtime/layers/layer_util.h"
+#include "runtime/layers/tactic.h"
 
 namespace anvil::builder {
 
 namespace {
 
+using runtime::ConvAsGemm;
+using runtime::ConvLayerShape;
+
 constexpr std::size_t kGemmWorkspaceLimit = std::size_t{32} << 20;
 constexpr int kMaxCandidates = 8;
-
-// Device memory of `elements` values drawn from N(0, 1) in the storage type:
-// timing on random data, never on zeros.
-cuda::DeviceBuffer random_buffer(std::int64_t elements, bool fp16, std::mt19937& rng) {
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  cuda::DeviceBuffer buffer(static_cast<std::size_t>(elements) * (fp16 ? 2 : 4));
-  if (fp16) {
-    std::vector<std::uint16_t> host(static_cast<std::size_t>(elements));
-    for (auto& h : host)
-      h = float_to_half(normal(rng));
-    ANVIL_GPU_CHECK(cudaMemcpy(buffer.data(), host.data(), buffer.bytes(), cudaMemcpyHostToDevice));
-  } else {
-    std::vector<float> host(static_cast<std::size_t>(elements));
-    for (auto& f : host)
-      f = normal(rng);
-    ANVIL_GPU_CHECK(cudaMemcpy(buffer.data(), host.data(), buffer.bytes(), cudaMemcpyHostToDevice));
-  }
-  return buffer;
-}
 
 cuda::DeviceBuffer upload(const plan::Plan& p, const plan::WeightRef& ref) {
   cuda::DeviceBuffer buffer(static_cast<std::size_t>(ref.bytes));
@@ -47,62 +37,220 @@ cuda::DeviceBuffer upload(const plan::Plan& p, const plan::WeightRef& ref) {
   return buffer;
 }
 
+struct Libraries {
+  cudnnHandle_t cudnn = nullptr;
+  cublasLtHandle_t lt = nullptr;
+  cudaStream_t stream = nullptr;
+};
+
+// One conv or gemm layer's problem on the device: its real weights, random
+// activations (kept on the host too, for the numerical check), the output
+// and a workspace for every candidate. Candidates keep pointers into it.
+struct Bench {
+  HostDeviceValues x, residual;  // residual: empty where the layer has none
+  cuda::DeviceBuffer w, bias, y, workspace;
+
+  const void* residual_or_null() const { return residual.device.data(); }
+};
+
+// A candidate timed on a Bench; `run` enqueues it once more on the same buffers.
+struct Timed {
+  std::string identity;
+  float ms = 0.0f;
+  std::function<void(cudaStream_t)> run;
+};
+
+// Average milliseconds of `run` over `iterations` after one warm-up, with
+// CUDA events, so that every library's candidate is timed the same way
+// (its unfused activation kernel included).
+float time_run(const std::function<void(cudaStream_t)>& run, cudaStream_t stream, int iterations) {
+  run(stream);
+  const cuda::Event start, end;
+  start.record(stream);
+  for (int i = 0; i < iterations; ++i)
+    run(stream);
+  end.record(stream);
+  end.synchronize();
+  return cuda::Event::elapsed_ms(start, end) / static_cast<float>(iterations);
+}
+
+// cuBLASLt's algorithms for `shape`, none where it has no algorithm.
+std::vector<cuda::Gemm> gemm_candidates(cublasLtHandle_t lt, const cuda::GemmShape& shape) {
+  try {
+    return cuda::Gemm::candidates(lt, shape, kGemmWorkspaceLimit, kMaxCandidates);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kUnsupported) throw;
+    return {};
+  }
+}
+
+std::size_t largest_workspace(const std::vector<cuda::FusedConv>& convs,
+                              const std::vector<cuda::Gemm>& gemms) {
+  std::size_t bytes = 0;
+  for (const auto& c : convs)
+    bytes = std::max(bytes, c.workspace_bytes());
+  for (const auto& g : gemms)
+    bytes = std::max(bytes, g.workspace_bytes());
+  return bytes;
+}
+
+// The unfused activation, in place on y (nothing for kNone).
+std::function<void(cudaStream_t)> with_post_activation(std::function<void(cudaStream_t)> run,
+                                                       const ConvLayerShape& conv,
+                                                       cuda::kernels::Activation act, void* y,
+                                                       std::int64_t elements) {
+  if (act == cuda::kernels::Activation::kNone) return run;
+  const auto type = runtime::storage_type(conv.shape.fp16);
+  const auto params = conv.activation_params;
+  return [run = std::move(run), type, act, params, y, elements](cudaStream_t stream) {
+    run(stream);
+    cuda::kernels::add_activation(y, nullptr, y, elements, type, act, params, stream);
+  };
+}
+
+// cuDNN's engine configs for the conv and, for a 1x1 stride-1 conv, cuBLASLt's
+// algorithms for its GEMM form ("cublaslt:..."), each timed on `b`.
+std::vector<Timed> time_conv(const ConvLayerShape& conv, Bench& b, const Libraries& libs,
+                             int iterations) {
+  const cuda::ConvShape& shape = conv.shape;
+  const std::int64_t out = shape.n * shape.out_h() * shape.out_w() * shape.k;
+  std::vector<cuda::FusedConv> convs =
+      cuda::FusedConv::candidates(libs.cudnn, shape, kMaxCandidates);
+  const std::optional<ConvAsGemm> as_gemm = runtime::conv_as_gemm(conv);
+  std::vector<cuda::Gemm> gemms;
+  if (as_gemm) gemms = gemm_candidates(libs.lt, as_gemm->gemm);
+  b.workspace = cuda::DeviceBuffer(largest_workspace(convs, gemms));
+
+  std::vector<Timed> timed;
+  for (const cuda::FusedConv& c : convs) {
+    // Bound once, as the runtime does: a variant pack per run would time the host.
+    auto binding = std::make_shared<const cuda::FusedConv::Binding>(
+        c.bind(b.x.device.data(), b.w.data(), b.bias.data(), b.residual_or_null(), b.y.data(),
+               b.workspace.data()));
+    auto run = [c, binding, cudnn = libs.cudnn](cudaStream_t stream) {
+      c.execute(cudnn, stream, *binding);
+    };
+    timed.push_back({c.identity(), 0.0f,
+                     with_post_activation(run, conv, conv.post_activation, b.y.data(), out)});
+  }
+  for (const cuda::Gemm& g : gemms) {
+    auto run = [g, &b, lt = libs.lt](cudaStream_t stream) {
+      g.execute(lt, stream, b.x.device.data(), b.w.data(), b.bias.data(), b.residual_or_null(),
+                b.y.data(), b.workspace.data(), b.workspace.bytes());
+    };
+    timed.push_back({runtime::cublaslt_conv_identity(g.identity()), 0.0f,
+                     with_post_activation(run, conv, as_gemm->post_activation, b.y.data(), out)});
+  }
+  for (Timed& t : timed)
+    t.ms = time_run(t.run, libs.stream, iterations);
+  return timed;
+}
+
+std::vector<Timed> time_gemm(const cuda::GemmShape& shape, Bench& b, const Libraries& libs,
+                             int iterations) {
+  std::vector<cuda::Gemm> gemms =
+      cuda::Gemm::candidates(libs.lt, shape, kGemmWorkspaceLimit, kMaxCandidates);
+  b.workspace = cuda::DeviceBuffer(largest_workspace({}, gemms));
+  std::vector<Timed> timed;
+  for (const cuda::Gemm& g : gemms) {
+    auto run = [g, &b, lt = libs.lt](cudaStream_t stream) {
+      g.execute(lt, stream, b.x.device.data(), b.w.data(), b.bias.data(), nullptr, b.y.data(),
+                b.workspace.data(), b.workspace.bytes());
+    };
+    timed.push_back({g.identity(), time_run(run, libs.stream, iterations), run});
+  }
+  return timed;
+}
+
+// One layer, benched and timed: its candidates fastest first, and the check of
+// whatever a candidate's run left in the bench's output.
+class LayerTuning {
+ public:
+  LayerTuning(const plan::Plan& p, const plan::LayerDesc& layer, std::int64_t batch, int iterations,
+              const Libraries& libs, std::mt19937& rng)
+      : plan_(p), layer_(layer), bench_(std::make_unique<Bench>()) {
+    const bool fp16 = p.options.fp16;
+    const auto params = nlohmann::json::parse(layer.params);
+    Bench& b = *bench_;
+    b.w = upload(p, layer.weights.at(0));
+    if (layer.kind == "conv") {
+      conv_ = runtime::conv_layer_shape(params, layer.name, fp16, p.options.tf32);
+      const cuda::ConvShape& s = conv_->shape;
+      conv_->shape.n = batch;
+      const std::int64_t out = batch * s.out_h() * s.out_w() * s.k;
+      b.x = random_values(batch * s.h * s.w * s.c, fp16, rng);
+      if (s.has_residual) b.residual = random_values(out, fp16, rng);
+      b.bias = runtime::upload_bias(p.weights.data() + layer.weights.at(1).offset, s.k, fp16);
+      b.y = cuda::DeviceBuffer(static_cast<std::size_t>(out) * (fp16 ? 2 : 4));
+      candidates_ = time_conv(*conv_, b, libs, iterations);
+    } else {
+      gemm_ = runtime::gemm_layer_shape(params, layer.name, fp16, p.options.tf32);
+      gemm_->m = batch;
+      b.x = random_values(batch * gemm_->k, fp16, rng);
+      b.bias = runtime::upload_bias(p.weights.data() + layer.weights.at(1).offset, gemm_->n, fp16);
+      b.y = cuda::DeviceBuffer(static_cast<std::size_t>(batch * gemm_->n) * (fp16 ? 2 : 4));
+      candidates_ = time_gemm(*gemm_, b, libs, iterations);
+    }
+    std::stable_sort(candidates_.begin(), candidates_.end(),
+                     [](const Timed& a, const Timed& c) { return a.ms < c.ms; });
+  }
+
+  const std::vector<Timed>& candidates() const { return candidates_; }
+
+  // Runs the candidate once and checks its output: nothing when right, else why.
+  std::optional<std::string> check(const Timed& candidate, cudaStream_t stream) const {
+    const Bench& b = *bench_;
+    ANVIL_GPU_CHECK(cudaMemsetAsync(b.y.data(), 0xff, b.y.bytes(), stream));  // NaNs
+    candidate.run(stream);
+    ANVIL_GPU_CHECK(cudaStreamSynchronize(stream));
+    if (conv_)
+      return check_conv_output(plan_, layer_, *conv_, b.x,
+                               conv_->shape.has_residual ? &b.residual : nullptr, b.y.data());
+    return check_gemm_output(plan_, layer_, *gemm_, b.x, b.y.data());
+  }
+
+ private:
+  const plan::Plan& plan_;
+  const plan::LayerDesc& layer_;
+  std::unique_ptr<Bench> bench_;  // stable: candidates point into it
+  std::optional<ConvLayerShape> conv_;
+  std::optional<cuda::GemmShape> gemm_;
+  std::vector<Timed> candidates_;
+};
+
 struct Winner {
   std::string identity;
   float ms = std::numeric_limits<float>::infinity();
   int candidates = 0;
+  std::vector<std::string> rejected;
 };
 
-Winner tune_conv(const plan::Plan& p, const plan::LayerDesc& layer, std::int64_t batch,
-                 int iterations, cudnnHandle_t cudnn, cudaStream_t stream, std::mt19937& rng) {
-  const bool fp16 = p.options.fp16;
-  cuda::ConvShape shape = runtime::conv_layer_shape(nlohmann::json::parse(layer.params), layer.name,
-                                                    fp16, p.options.tf32)
-                              .shape;
-  shape.n = batch;
-  const std::int64_t out = shape.n * shape.out_h() * shape.out_w() * shape.k;
-  cuda::DeviceBuffer x = random_buffer(shape.n * shape.h * shape.w * shape.c, fp16, rng);
-  cuda::DeviceBuffer w = upload(p, layer.weights.at(0));
-  cuda::DeviceBuffer bias =
-      runtime::upload_bias(p.weights.data() + layer.weights.at(1).offset, shape.k, fp16);
-  cuda::DeviceBuffer residual =
-      shape.has_residual ? random_buffer(out, fp16, rng) : cuda::DeviceBuffer();
-  cuda::DeviceBuffer y(static_cast<std::size_t>(out) * (fp16 ? 2 : 4));
-  Winner best;
-  for (const cuda::FusedConv& conv : cuda::FusedConv::candidates(cudnn, shape, kMaxCandidates)) {
-    cuda::DeviceBuffer workspace(conv.workspace_bytes());
-    const float ms = cuda::time_ms(cudnn, stream, conv, x.data(), w.data(), bias.data(),
-                                   residual.data(), y.data(), workspace.data(), iterations);
-    ++best.candidates;
-    if (ms < best.ms) best = {conv.identity(), ms, best.candidates};
+// The fastest candidate that matches the CPU reference.
+Winner tune_layer(const plan::Plan& p, const plan::LayerDesc& layer, std::int64_t batch,
+                  int iterations, const Libraries& libs, std::mt19937& rng,
+                  const std::function<void(const std::string&)>& log) {
+  const LayerTuning tuning(p, layer, batch, iterations, libs, rng);
+  Winner w;
+  w.candidates = static_cast<int>(tuning.candidates().size());
+  if (tuning.candidates().empty())
+    fail(ErrorKind::kUnsupported, "layer '", layer.name, "': no ",
+         layer.kind == "conv" ? "cuDNN engine or cuBLASLt algorithm" : "cuBLASLt algorithm",
+         " runs this ", layer.kind);
+  for (const Timed& t : tuning.candidates()) {
+    const std::optional<std::string> wrong = tuning.check(t, libs.stream);
+    if (!wrong) {
+      w.identity = t.identity;
+      w.ms = t.ms;
+      return w;
+    }
+    w.rejected.push_back(cat(t.identity, ": ", *wrong));
+    log(cat("autotune: layer '", layer.name, "': dropped ", t.identity, " (", t.ms,
+            " ms), it fails the CPU reference check: ", *wrong));
   }
-  if (best.identity.empty())
-    fail(ErrorKind::kUnsupported, "layer '", layer.name,
-         "': no cuDNN engine runs this convolution");
-  return best;
-}
-
-Winner tune_gemm(const plan::Plan& p, const plan::LayerDesc& layer, std::int64_t batch,
-                 int iterations, cublasLtHandle_t lt, cudaStream_t stream, std::mt19937& rng) {
-  const bool fp16 = p.options.fp16;
-  cuda::GemmShape shape = runtime::gemm_layer_shape(nlohmann::json::parse(layer.params), layer.name,
-                                                    fp16, p.options.tf32);
-  shape.m = batch;
-  cuda::DeviceBuffer x = random_buffer(shape.m * shape.k, fp16, rng);
-  cuda::DeviceBuffer w = upload(p, layer.weights.at(0));
-  cuda::DeviceBuffer bias =
-      runtime::upload_bias(p.weights.data() + layer.weights.at(1).offset, shape.n, fp16);
-  cuda::DeviceBuffer y(static_cast<std::size_t>(shape.m * shape.n) * (fp16 ? 2 : 4));
-  cuda::DeviceBuffer workspace(kGemmWorkspaceLimit);
-  Winner best;
-  for (const cuda::Gemm& gemm :
-       cuda::Gemm::candidates(lt, shape, kGemmWorkspaceLimit, kMaxCandidates)) {
-    const float ms = gemm.time_ms(lt, stream, x.data(), w.data(), bias.data(), nullptr, y.data(),
-                                  workspace.data(), workspace.bytes(), iterations);
-    ++best.candidates;
-    if (ms < best.ms) best = {gemm.identity(), ms, best.candidates};
-  }
-  return best;
+  fail(ErrorKind::kUnsupported, "layer '", layer.name, "': none of the ", w.candidates, " ",
+       layer.kind == "conv" ? "cuDNN/cuBLASLt" : "cuBLASLt",
+       " candidates runs it correctly on this GPU",
+       w.rejected.empty() ? std::string() : cat(" (fastest: ", w.rejected.front(), ")"));
 }
 
 // The timing cache: layer signature -> winner, valid for one GPU and one set
@@ -152,12 +300,32 @@ plan::TargetInfo current_target() {
                           v.cuda_runtime, v.cudnn,        v.cublaslt};
 }
 
-std::vector<LayerTactic> autotune(plan::Plan& p, const AutotuneOptions& options) {
+std::vector<CandidateTiming> time_candidates(const plan::Plan& p, const plan::LayerDesc& layer,
+                                             std::int64_t batch, int iterations) {
+  if (layer.kind != "conv" && layer.kind != "gemm")
+    fail(ErrorKind::kInvalidArgument, "layer '", layer.name, "' (", layer.kind,
+         ") has no library candidates: only conv and gemm layers are tuned");
   cuda::CudnnHandle cudnn;
   cuda::CublasLtHandle lt;
   cuda::Stream stream;
   std::mt19937 rng(2024);
+  const LayerTuning tuning(p, layer, batch, iterations, {cudnn.get(), lt.get(), stream.get()}, rng);
+  std::vector<CandidateTiming> out;
+  for (const Timed& t : tuning.candidates())
+    out.push_back({t.identity, t.ms});
+  return out;
+}
+
+std::vector<LayerTactic> autotune(plan::Plan& p, const AutotuneOptions& options) {
+  cuda::CudnnHandle cudnn;
+  cuda::CublasLtHandle lt;
+  cuda::Stream stream;
+  const Libraries libs{cudnn.get(), lt.get(), stream.get()};
+  std::mt19937 rng(2024);
   TimingCache cache(options.timing_cache, p.target);
+  const std::function<void(const std::string&)> log =
+      options.log ? options.log
+                  : [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
   int total = 0, done = 0;
   for (const plan::LayerDesc& layer : p.layers)
     total += layer.kind == "conv" || layer.kind == "gemm";
@@ -166,20 +334,19 @@ std::vector<LayerTactic> autotune(plan::Plan& p, const AutotuneOptions& options)
   for (plan::LayerDesc& layer : p.layers) {
     if (layer.kind != "conv" && layer.kind != "gemm") continue;
     // Same problem, same winner: the key is everything the timing depends on.
+    // A cached winner was checked when it was first tuned.
     const std::string key = cat(layer.kind, "|", layer.params, "|fp16=", p.options.fp16,
                                 "|tf32=", p.options.tf32, "|batch=", options.batch);
     Winner w;
     if (const nlohmann::json* hit = cache.find(key)) {
-      w = {hit->value("identity", ""), hit->value("ms", 0.0f), 0};
+      w.identity = hit->value("identity", "");
+      w.ms = hit->value("ms", 0.0f);
     } else {
-      w = layer.kind == "conv"
-              ? tune_conv(p, layer, options.batch, options.iterations, cudnn.get(), stream.get(),
-                          rng)
-              : tune_gemm(p, layer, options.batch, options.iterations, lt.get(), stream.get(), rng);
+      w = tune_layer(p, layer, options.batch, options.iterations, libs, rng, log);
       cache.put(key, w);
     }
     layer.tactic = nlohmann::json{{"identity", w.identity}, {"ms", w.ms}}.dump();
-    chosen.push_back({layer.name, layer.kind, w.identity, w.ms, w.candidates});
+    chosen.push_back({layer.name, layer.kind, w.identity, w.ms, w.candidates, w.rejected});
     if (options.progress) options.progress(++done, total);
   }
   cache.save();

@@ -1,8 +1,11 @@
 // The GPU half of `anvil build`: for every conv and gemm layer of a lowered
 // plan, build the library's candidate configurations (cuDNN heuristics A and
-// B plus fallbacks; cuBLASLt heuristic algorithms), time each with CUDA
+// B plus fallbacks; cuBLASLt heuristic algorithms, also for 1x1 stride-1
+// convs, whose identities carry runtime::kCublasLtPrefix), time each with CUDA
 // events at the profile's opt batch on the layer's real weights and random
-// activations, and store the fastest as the layer's tactic. A timing cache
+// activations, check the fastest against the CPU reference of the layer
+// (builder/gpu/verify_tactic.h; a wrong one is dropped for the next-fastest)
+// and store it as the layer's tactic. A timing cache
 // file makes a rebuild skip the timing of layers it has seen on this GPU and
 // these library versions.
 #pragma once
@@ -23,6 +26,9 @@ struct AutotuneOptions {
   std::filesystem::path timing_cache;  // empty: none
   // Called after each tuned layer with (layers done, layers to tune).
   std::function<void(int, int)> progress;
+  // Told why a candidate was dropped (it failed the numerical check); null:
+  // written to stderr.
+  std::function<void(const std::string&)> log = nullptr;
 };
 
 struct LayerTactic {
@@ -31,7 +37,19 @@ struct LayerTactic {
   std::string identity;
   float ms = 0.0f;     // the winner's time at the opt batch
   int candidates = 0;  // how many were timed (0: from the timing cache)
+  // Faster candidates that failed the numerical check, with why.
+  std::vector<std::string> rejected;
 };
+
+struct CandidateTiming {
+  std::string identity;  // as stored in a tactic
+  float ms = 0.0f;
+};
+
+// Every candidate of one conv or gemm layer of `plan`, timed at `batch`
+// images, fastest first; unchecked. For tests and diagnostics.
+std::vector<CandidateTiming> time_candidates(const plan::Plan& plan, const plan::LayerDesc& layer,
+                                             std::int64_t batch, int iterations);
 
 // Fills LayerDesc::tactic ({"identity": ..., "ms": ...}) of every conv and
 // gemm layer of `plan` (whose target must be this GPU) and returns what it chose.

@@ -41,6 +41,29 @@ ConvLayerShape conv_layer_shape(const nlohmann::json& p, const std::string& name
   return out;
 }
 
+std::optional<ConvAsGemm> conv_as_gemm(const ConvLayerShape& conv) {
+  const cuda::ConvShape& s = conv.shape;
+  // A padding end of -1 means "as at the start" (cuda::ConvShape).
+  const bool unpadded = s.pad_h == 0 && s.pad_w == 0 && s.pad_h_end <= 0 && s.pad_w_end <= 0;
+  if (s.r != 1 || s.s != 1 || s.stride_h != 1 || s.stride_w != 1 || s.dil_h != 1 || s.dil_w != 1 ||
+      s.groups != 1 || !unpadded)
+    return std::nullopt;
+  // shape.act holds what cuDNN fuses, post_activation the rest: one of them is kNone.
+  const Activation act = s.act != Activation::kNone ? s.act : conv.post_activation;
+  ConvAsGemm out;
+  cuda::GemmShape& g = out.gemm;
+  g.m = s.n * s.h * s.w;
+  g.n = s.k;
+  g.k = s.c;
+  g.fp16 = s.fp16;
+  g.allow_tf32 = s.allow_tf32;
+  g.has_bias = s.has_bias;
+  g.has_residual = s.has_residual;
+  g.relu = act == Activation::kRelu;
+  out.post_activation = g.relu ? Activation::kNone : act;
+  return out;
+}
+
 cuda::GemmShape gemm_layer_shape(const nlohmann::json& p, const std::string& name, bool fp16,
                                  bool allow_tf32) {
   cuda::GemmShape s;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "cuda/cublaslt_gemm.h"
@@ -22,6 +23,21 @@ struct ConvLayerShape {
 
 ConvLayerShape conv_layer_shape(const nlohmann::json& params, const std::string& layer, bool fp16,
                                 bool allow_tf32);
+
+// A conv layer that is a GEMM in NHWC: 1x1 kernel, stride 1, no padding,
+// dilation 1, one group. Then X [N*H*W, c_pad] and the KRSC filter
+// [k_pad, 1, 1, c_pad] are GemmShape's X [m, k] and W [n, k], and the output
+// and residual [N*H*W, k_pad] its Y [m, n].
+struct ConvAsGemm {
+  cuda::GemmShape gemm;  // m = N*H*W at the conv shape's batch
+  // The activation cuBLASLt does not fuse (everything but ReLU), run after the
+  // GEMM by the eltwise kernel with ConvLayerShape::activation_params.
+  cuda::kernels::Activation post_activation = cuda::kernels::Activation::kNone;
+};
+
+// The GEMM form of `conv` at the batch conv.shape.n, or nothing when the
+// layer is not such a convolution.
+std::optional<ConvAsGemm> conv_as_gemm(const ConvLayerShape& conv);
 
 // n = 1 (m, the batch, set before use).
 cuda::GemmShape gemm_layer_shape(const nlohmann::json& params, const std::string& layer, bool fp16,

@@ -14,4 +14,13 @@ std::optional<std::string> tactic_identity(const plan::LayerDesc& layer) {
   return it->get<std::string>();
 }
 
+std::string cublaslt_conv_identity(const std::string& gemm_identity) {
+  return std::string(kCublasLtPrefix) + gemm_identity;
+}
+
+std::optional<std::string> cublaslt_algorithm(const std::string& identity) {
+  if (!identity.starts_with(kCublasLtPrefix)) return std::nullopt;
+  return identity.substr(kCublasLtPrefix.size());
+}
+
 }  // namespace anvil::runtime

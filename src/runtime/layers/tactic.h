@@ -1,16 +1,30 @@
 // The tactic a plan stores for a layer: {"identity": "<library's config>"}.
+// A conv layer's identity names its library: a cuDNN engine config as is
+// ("eng12:3=1,..."), a cuBLASLt algorithm with kCublasLtPrefix in front (a
+// 1x1 stride-1 conv run as a GEMM). A gemm layer's identity is always a bare
+// cuBLASLt algorithm.
 #pragma once
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "anvil/error.h"
 #include "plan/plan.h"
 
 namespace anvil::runtime {
 
+inline constexpr std::string_view kCublasLtPrefix = "cublaslt:";
+
 // The layer's stored tactic identity, or nothing when it was not tuned.
 std::optional<std::string> tactic_identity(const plan::LayerDesc& layer);
+
+// "cublaslt:<algo>" for a conv layer run as a cuBLASLt GEMM.
+std::string cublaslt_conv_identity(const std::string& gemm_identity);
+
+// The cuBLASLt algorithm of a "cublaslt:" identity, or nothing for any other
+// (a cuDNN engine config).
+std::optional<std::string> cublaslt_algorithm(const std::string& identity);
 
 // Tries `from_identity(identity)` first; when the plan holds none, or the
 // library refuses it for this batch size, takes the heuristics' first choice.
