@@ -26,11 +26,13 @@ if ! ninja -C "$build" -j"$(nproc)" >"$out/build.log" 2>&1; then
 fi
 
 ctest --test-dir "$build" -L gpu --output-on-failure >"$out/gpu-tests.log" 2>&1
+# Every test's output, passing ones too (the accuracy tables are in there).
+cp "$build/Testing/Temporary/LastTest.log" "$out/gpu-tests-full.log" 2>/dev/null
 summary+=("gpu tests: $(grep -E 'tests passed|tests failed' "$out/gpu-tests.log" | tail -1)")
 ctest --test-dir "$build" -L unit -j"$(nproc)" >"$out/unit-tests.log" 2>&1
 summary+=("unit tests: $(grep -E 'tests passed|tests failed' "$out/unit-tests.log" | tail -1)")
 
-if command -v compute-sanitizer >/dev/null; then
+if [ "${SKIP_MEMCHECK:-0}" != 1 ] && command -v compute-sanitizer >/dev/null; then
   # API errors are the tests' own deliberate bad calls (each call is checked
   # and raises anvil::Error); memcheck is here for out-of-bounds accesses.
   # The kernels, the library wrappers' error paths and one full ResNet-18
@@ -42,7 +44,7 @@ if command -v compute-sanitizer >/dev/null; then
 fi
 
 # Benchmarks: each bench/*.sh prints its own table (SKIP_BENCH=1 leaves them
-# out when a call must stay short).
+# out when a call must stay short, as SKIP_MEMCHECK=1 does memcheck).
 for bench in bench/*.sh; do
   [ "${SKIP_BENCH:-0}" = 1 ] && break
   [ -e "$bench" ] || continue
