@@ -9,6 +9,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "builder/fuse_conv_max_pool.h"
 #include "builder/weights.h"
 #include "ops/fused_epilogue.h"
 #include "ops/op.h"
@@ -141,6 +142,7 @@ class Lowerer {
       unsupported("cannot lower the graph to GPU layers, ", problems_.size(),
                   " problem(s): ", list);
     }
+    if (options_.fp16 && options_.fuse_conv_max_pool) fuse_conv_max_pool(plan_);
     add_profile();
     return std::move(plan_);
   }
@@ -636,8 +638,10 @@ MemoryPlan plan_arena(const plan::Plan& plan, std::int64_t batch) {
     is_io[static_cast<std::size_t>(io.tensor_id)] = true;
   for (std::size_t t = 0; t < lifetimes.size(); ++t) {
     Lifetime& l = lifetimes[t];
-    if (l.first < 0) l.first = l.last = 0;
-    l.bytes = is_io[t] ? 0 : tensor_bytes(plan.tensors[t], batch);
+    // A tensor no layer touches (one a fusion bypassed) takes no memory.
+    const bool unused = l.first < 0;
+    if (unused) l.first = l.last = 0;
+    l.bytes = is_io[t] || unused ? 0 : tensor_bytes(plan.tensors[t], batch);
   }
   MemoryPlan arena = plan_memory(lifetimes);
   for (std::size_t t = 0; t < lifetimes.size(); ++t)

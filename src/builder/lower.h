@@ -58,6 +58,11 @@
 //  "eltwise"       y = act(a + b), or act(a) without a second input; a, b and y
 //                  have one shape and padding (no broadcasting).
 //                  {activation, alpha, beta, clip_min, clip_max, has_second_input}
+//  "conv_max_pool" ResNet's stem, FP16 only (builder/fuse_conv_max_pool.h):
+//                  y = MaxPool(act(conv(x, W) + bias)) with the "conv" params
+//                  and weights (7x7, stride 2, pad 3, c_pad 4, k_pad 64, relu
+//                  or none) and the "pool" params under "pool" (max, 3x3,
+//                  stride 2, pad 1).
 //  "reformat_out"  storage (NHWC or NC) -> the graph output (NCHW or NC, FP32,
 //                  padding dropped). {c, c_pad, h, w, layout: "NCHW" | "NC"}
 //
@@ -84,6 +89,8 @@ struct LowerOptions {
   bool fp16 = false;  // FP16 storage and weights (else FP32)
   bool tf32 = true;   // lets FP32 convs and gemms use TF32 tensor cores
   std::int64_t max_batch = 1;
+  // FP16: ResNet's stem conv + max pool as one layer (builder/fuse_conv_max_pool.h).
+  bool fuse_conv_max_pool = true;
 };
 
 // Lowers `graph` (shapes inferred; spatial dims static, the batch may be

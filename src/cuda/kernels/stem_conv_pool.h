@@ -1,0 +1,40 @@
+// ResNet's stem in one kernel: y = MaxPool(3x3, stride 2, pad 1)(act(
+// Conv(7x7, stride 2, pad 3)(x, W) + bias)), FP16 NHWC with the RGB input
+// stored as 4 channels and 64 output channels, FP32 accumulation on tensor
+// cores. cuDNN's best engine for this convolution (4 input channels) reaches
+// a fifth of the tensor-core rate, and the separate pool re-reads its 205 MB
+// output at batch 128; this kernel writes only the pooled quarter.
+//
+// Launchers only enqueue work on `stream`: they never allocate or
+// synchronize (so they can be captured in a CUDA graph). Bad sizes are an
+// anvil::Error of kind kInvalidArgument; a failed launch one of kind kGpu.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace anvil::cuda::kernels {
+
+inline constexpr int kStemInChannels = 4;    // stored: RGB + a zero channel
+inline constexpr int kStemOutChannels = 64;  // stored, padding included
+inline constexpr int kStemKernel = 7;
+
+struct StemShape {
+  std::int64_t n = 1;
+  std::int64_t in_h = 224;
+  std::int64_t in_w = 224;
+  bool relu = true;  // else no activation
+
+  std::int64_t conv_h() const { return (in_h + 6 - kStemKernel) / 2 + 1; }
+  std::int64_t conv_w() const { return (in_w + 6 - kStemKernel) / 2 + 1; }
+  std::int64_t out_h() const { return (conv_h() + 2 - 3) / 2 + 1; }
+  std::int64_t out_w() const { return (conv_w() + 2 - 3) / 2 + 1; }
+};
+
+// x: [n, in_h, in_w, 4] FP16; filter: [64, 7, 7, 4] FP16 (KRSC); bias: [64]
+// FP32; y: [n, out_h, out_w, 64] FP16. Pointers 16-byte aligned.
+void stem_conv_pool(const void* x, const void* filter, const float* bias, void* y,
+                    const StemShape& shape, cudaStream_t stream);
+
+}  // namespace anvil::cuda::kernels

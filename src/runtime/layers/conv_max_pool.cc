@@ -1,0 +1,85 @@
+// "conv_max_pool": ResNet's stem conv + max pool in one kernel
+// (cuda/kernels/stem_conv_pool.h). The kernel is written for one shape, so
+// the runner checks the plan's params and weights against it: anything else
+// is a corrupt plan, never a launch with the wrong sizes.
+#include "cuda/kernels/stem_conv_pool.h"
+#include "runtime/layer_runner.h"
+#include "runtime/layers/layer_util.h"
+
+namespace anvil::runtime {
+
+namespace {
+
+namespace k = cuda::kernels;
+
+class PreparedConvMaxPool final : public PreparedLayer {
+ public:
+  PreparedConvMaxPool(k::StemShape shape, const void* filter, const float* bias)
+      : shape_(shape), filter_(filter), bias_(bias) {}
+
+  void enqueue(const LaunchArgs& a) const override {
+    k::stem_conv_pool(a.inputs[0], filter_, bias_, a.outputs[0], shape_, a.stream);
+  }
+
+ private:
+  k::StemShape shape_;
+  const void* filter_;
+  const float* bias_;
+};
+
+class ConvMaxPoolRunner final : public LayerRunner {
+ public:
+  explicit ConvMaxPoolRunner(const LayerSetup& s) {
+    const std::string& name = s.layer.name;
+    const nlohmann::json& p = s.params;
+    auto is = [&](const nlohmann::json& from, const char* key, int want) {
+      return param<int>(from, key, name) == want;
+    };
+    const nlohmann::json& pool = param<nlohmann::json>(p, "pool", name);
+    const std::string act = param<std::string>(p, "activation", name);
+    const bool ok = s.fp16 && is(p, "c_pad", k::kStemInChannels) &&
+                    is(p, "k_pad", k::kStemOutChannels) && is(p, "r", k::kStemKernel) &&
+                    is(p, "s", k::kStemKernel) && is(p, "stride_h", 2) && is(p, "stride_w", 2) &&
+                    is(p, "pad_top", 3) && is(p, "pad_left", 3) && is(p, "groups", 1) &&
+                    !param<bool>(p, "has_residual", name) && (act == "relu" || act == "none") &&
+                    is(pool, "kernel_h", 3) && is(pool, "stride_h", 2) && is(pool, "pad_top", 1) &&
+                    s.layer.weights.size() == 2 &&
+                    s.layer.weights[0].bytes == k::kStemOutChannels * k::kStemKernel *
+                                                    k::kStemKernel * k::kStemInChannels * 2 &&
+                    s.layer.weights[1].bytes == k::kStemOutChannels * 4;
+    if (!ok)
+      fail(ErrorKind::kInvalidArgument, "plan layer '", name,
+           "': its params or weights are not those of the stem kernel (7x7 stride-2 FP16 conv, "
+           "4 -> 64 channels, 3x3 stride-2 max pool): a corrupt plan");
+    shape_.in_h = param<std::int64_t>(p, "in_h", name);
+    shape_.in_w = param<std::int64_t>(p, "in_w", name);
+    shape_.relu = act == "relu";
+    if (shape_.out_h() != param<std::int64_t>(pool, "out_h", name) ||
+        shape_.out_w() != param<std::int64_t>(pool, "out_w", name))
+      fail(ErrorKind::kInvalidArgument, "plan layer '", name,
+           "': the pool's output size does not follow from the input's: a corrupt plan");
+    filter_ = s.weights[0];
+    bias_ = static_cast<const float*>(s.weights[1]);
+  }
+
+  std::unique_ptr<PreparedLayer> prepare(std::int64_t batch, const Handles&) const override {
+    k::StemShape shape = shape_;
+    shape.n = batch;
+    return std::make_unique<PreparedConvMaxPool>(shape, filter_, bias_);
+  }
+
+ private:
+  k::StemShape shape_;
+  const void* filter_ = nullptr;
+  const float* bias_ = nullptr;
+};
+
+std::unique_ptr<LayerRunner> make_conv_max_pool(const LayerSetup& s) {
+  return std::make_unique<ConvMaxPoolRunner>(s);
+}
+
+}  // namespace
+
+ANVIL_REGISTER_LAYER("conv_max_pool", make_conv_max_pool);
+
+}  // namespace anvil::runtime
