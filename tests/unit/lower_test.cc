@@ -635,6 +635,17 @@ void expect_weights_packed(const plan::Plan& p) {
   EXPECT_EQ(static_cast<std::int64_t>(p.weights.size()), end);
 }
 
+TEST_F(LowerModels, ResNet18StemFusesInFp16) {
+  const ir::Graph g = optimized(*resnet18_);
+  EXPECT_EQ(kind_counts(lower_graph(g, {.fp16 = true, .max_batch = 32})),
+            (std::map<std::string, int>{{"conv", 19},
+                                        {"conv_max_pool", 1},
+                                        {"gemm", 1},
+                                        {"global_avg_pool", 1},
+                                        {"reformat_in", 1},
+                                        {"reformat_out", 1}}));
+}
+
 TEST_F(LowerModels, ResNet18) {
   const ir::Graph g = optimized(*resnet18_);
   // What the weights must hold: every ONNX conv filter, counted here with
@@ -648,7 +659,9 @@ TEST_F(LowerModels, ResNet18) {
   }
   for (const bool fp16 : {true, false}) {
     SCOPED_TRACE(fp16 ? "fp16" : "fp32");
-    const plan::Plan p = lower_graph(g, {.fp16 = fp16, .max_batch = 32});
+    // The stem fusion off: this test is about the plain conv layers.
+    const plan::Plan p =
+        lower_graph(g, {.fp16 = fp16, .max_batch = 32, .fuse_conv_max_pool = false});
     EXPECT_EQ(kind_counts(p), (std::map<std::string, int>{{"conv", 20},
                                                           {"gemm", 1},
                                                           {"global_avg_pool", 1},
