@@ -5,15 +5,12 @@
 #include <cmath>
 #include <random>
 
+#include "anvil/builder.h"
 #include "anvil/engine.h"
-#include "builder/gpu/autotune.h"
-#include "builder/lower.h"
 #include "cuda/check.h"
 #include "cuda/handles.h"
 #include "gpu_test.h"
 #include "onnx/importer.h"
-#include "passes/pass_manager.h"
-#include "plan/plan.h"
 #include "reference/reference_runtime.h"
 
 namespace anvil {
@@ -38,17 +35,13 @@ Tensor random_images(std::int64_t batch, unsigned seed) {
 }
 
 std::shared_ptr<const Engine> build_engine(const std::filesystem::path& model, bool fp16) {
-  ir::Graph graph = onnx::import_model(model);
-  passes::PassManager().run(graph);
-  plan::Plan p = builder::lower_graph(graph, {.fp16 = fp16, .tf32 = false, .max_batch = 8});
-  p.anvil_version = "test";
-  p.target = builder::current_target();
-  p.options = {fp16, false, 256 << 20, {}};
-  builder::AutotuneOptions tuning;
-  tuning.batch = 8;
-  tuning.iterations = 3;
-  builder::autotune(p, tuning);
-  const std::vector<std::byte> bytes = plan::serialize_plan(p);
+  BuilderConfig config;
+  config.fp16 = fp16;
+  config.tf32 = false;
+  config.autotune_iterations = 3;
+  const std::vector<std::int64_t> max{8, 3, 224, 224}, min{1, 3, 224, 224};
+  config.profile.set_dimensions("input", min, max, max);  // tuned at 8 (make_models.py names it)
+  const std::vector<std::byte> bytes = Builder().build_serialized(model, config);
   return Engine::deserialize(bytes, model.filename().string() + ".plan");
 }
 

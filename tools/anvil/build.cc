@@ -1,16 +1,14 @@
 // anvil build: ONNX -> optimized, autotuned plan file for this GPU.
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <map>
 
+#include "anvil/builder.h"
 #include "commands.h"
 #include "model_loading.h"
-
-#if ANVIL_HAVE_CUDA
-#include "builder/gpu/autotune.h"
-#include "builder/lower.h"
-#include "plan/plan.h"
-#endif
 
 namespace anvil::cli {
 
@@ -50,40 +48,26 @@ std::pair<std::string, std::vector<std::int64_t>> parse_shape(const std::string&
   return {text.substr(0, colon), dims};
 }
 
-#if ANVIL_HAVE_CUDA
-
-// Applies --min/--opt/--max-shapes to the plan's profile (batch range).
-void apply_shapes(plan::Plan& p, const BuildCommandOptions& opt) {
+// --min/--opt/--max-shapes as the profile: --max-shapes names the input; the
+// min defaults to the max at batch 1, the opt to the max. A fixed-batch model
+// then refuses any batch but its own (Builder::build_serialized).
+void add_shapes(OptimizationProfile& profile, const BuildCommandOptions& opt) {
   if (opt.min_shapes.empty() && opt.opt_shapes.empty() && opt.max_shapes.empty()) return;
-  auto [name, max] = parse_shape(opt.max_shapes, "--max-shapes");
-  auto it = p.profiles.at(0).inputs.find(name);
-  if (it == p.profiles.at(0).inputs.end())
-    fail(ErrorKind::kInvalidArgument, "--max-shapes names '", name,
-         "', which is not an input of the model");
-  const auto& model = it->second.max;
-  bool fixed_batch = false;
-  for (const plan::IoBinding& io : p.io)
-    if (io.name == name)
-      fixed_batch = p.tensors.at(static_cast<std::size_t>(io.tensor_id)).dims.at(0) != -1;
-  auto min = opt.min_shapes.empty() ? max : parse_shape(opt.min_shapes, "--min-shapes").second;
-  if (opt.min_shapes.empty() && !fixed_batch && !min.empty()) min[0] = 1;
-  auto best = opt.opt_shapes.empty() ? max : parse_shape(opt.opt_shapes, "--opt-shapes").second;
-  for (const auto* dims : {&min, &best, &max}) {
-    if (dims->size() != model.size())
-      fail(ErrorKind::kInvalidArgument, "shape for '", name, "' has ", dims->size(),
-           " dimensions; the model's input has ", model.size());
-    for (std::size_t d = 1; d < model.size(); ++d)
-      if ((*dims)[d] != model[d])
-        fail(ErrorKind::kUnsupported, "shape for '", name, "': only the batch (first) dimension ",
-             "is dynamic in this version; dimension ", d, " must be ", model[d]);
-  }
-  if (fixed_batch && (min[0] != model[0] || best[0] != model[0] || max[0] != model[0]))
-    fail(ErrorKind::kUnsupported, "input '", name, "' has a fixed batch of ", model[0],
-         " in the model; export it with a dynamic batch (dynamic_axes) to build a profile");
-  if (!(min[0] <= best[0] && best[0] <= max[0]))
-    fail(ErrorKind::kInvalidArgument, "profile for '", name,
-         "': need min <= opt <= max batch, got ", min[0], ", ", best[0], ", ", max[0]);
-  it->second = {min, best, max};
+  const auto [name, max] = parse_shape(opt.max_shapes, "--max-shapes");
+  auto shape_of = [&name](const std::string& text, const char* option) {
+    auto [other, dims] = parse_shape(text, option);
+    if (other != name)
+      fail(ErrorKind::kInvalidArgument, option, " names '", other, "' but --max-shapes names '",
+           name, "': give the same input");
+    return dims;
+  };
+  std::vector<std::int64_t> min = max;
+  if (opt.min_shapes.empty())
+    min[0] = 1;
+  else
+    min = shape_of(opt.min_shapes, "--min-shapes");
+  const auto best = opt.opt_shapes.empty() ? max : shape_of(opt.opt_shapes, "--opt-shapes");
+  profile.set_dimensions(name, min, best, max);
 }
 
 void print_progress(int done, int total) {
@@ -94,58 +78,56 @@ void print_progress(int done, int total) {
   if (done == total) std::fprintf(stderr, "\n");
 }
 
-void build_plan(const BuildCommandOptions& opt) {
-  const auto start = std::chrono::steady_clock::now();
-  const ir::Graph graph = load_model(opt.model);
-  std::int64_t max_batch = 1;
-  if (!opt.max_shapes.empty()) max_batch = parse_shape(opt.max_shapes, "--max-shapes").second.at(0);
-  plan::Plan p =
-      builder::lower_graph(graph, {.fp16 = opt.fp16, .tf32 = !opt.no_tf32, .max_batch = max_batch});
-  apply_shapes(p, opt);
-  p.anvil_version = "0.1.0";
-  p.target = builder::current_target();
-  p.options = {opt.fp16, !opt.no_tf32, opt.workspace_mib << 20, opt.model.disabled_passes};
-  if (p.profiles.empty() || p.profiles[0].inputs.empty())
-    fail(ErrorKind::kUnsupported, opt.model.path,
-         ": the model has no image or matrix input to build for");
-  const plan::ProfileDim& batch_range = p.profiles[0].inputs.begin()->second;
-  const std::int64_t opt_batch = batch_range.opt.at(0);
-  const auto tactics = builder::autotune(p, {.batch = opt_batch,
-                                             .iterations = 10,
-                                             .timing_cache = opt.timing_cache,
-                                             .progress = print_progress});
-  plan::write_plan_file(opt.output, p);
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+void print_log(LogSeverity severity, std::string_view message) {
+  std::FILE* out = severity == LogSeverity::kInfo ? stdout : stderr;
+  std::fprintf(out, "%.*s\n", static_cast<int>(message.size()), message.data());
+}
 
+void write_bytes(const std::string& path, const std::vector<std::byte>& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) fail(ErrorKind::kIo, path, ": cannot create plan file: ", std::strerror(errno));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
+  out.close();
+  if (!out) fail(ErrorKind::kIo, path, ": cannot write plan file (disk full?)");
+}
+
+void print_summary(const BuildCommandOptions& opt, const BuildReport& r, double seconds) {
   std::map<std::string, int> kinds;
-  for (const plan::LayerDesc& layer : p.layers)
-    ++kinds[layer.kind];
+  for (const std::string& kind : r.layer_kinds)
+    ++kinds[kind];
   std::printf("Built %s in %.1f s for %s (%s%s), batch %lld..%lld (tuned at %lld)\n",
-              opt.output.c_str(), seconds, p.target.gpu_name.c_str(), opt.fp16 ? "FP16" : "FP32",
-              !opt.fp16 && !opt.no_tf32 ? " + TF32" : "",
-              static_cast<long long>(batch_range.min.at(0)),
-              static_cast<long long>(batch_range.max.at(0)), static_cast<long long>(opt_batch));
-  std::printf("%zu layers:", p.layers.size());
+              opt.output.c_str(), seconds, r.gpu_name.c_str(), opt.fp16 ? "FP16" : "FP32",
+              !opt.fp16 && !opt.no_tf32 ? " + TF32" : "", static_cast<long long>(r.min_batch),
+              static_cast<long long>(r.max_batch), static_cast<long long>(r.opt_batch));
+  std::printf("%zu layers:", r.layer_kinds.size());
   for (const auto& [kind, count] : kinds)
     std::printf(" %s %d", kind.c_str(), count);
-  const std::size_t arena = builder::plan_arena(p, batch_range.max.at(0)).arena_bytes;
   std::printf("\nweights %.1f MB, activation arena %.1f MB per context at the max batch\n",
-              static_cast<double>(p.weights.size()) / 1e6, static_cast<double>(arena) / 1e6);
+              static_cast<double>(r.weight_bytes) / 1e6, static_cast<double>(r.arena_bytes) / 1e6);
   std::printf("%-32s %-5s %9s %5s  %s\n", "layer", "kind", "time(ms)", "tried", "tactic");
-  for (const auto& t : tactics)
+  for (const auto& t : r.tactics)
     std::printf("%-32s %-5s %9.4f %5d  %s\n", t.layer.substr(0, 32).c_str(), t.kind.c_str(), t.ms,
-                t.candidates, t.identity.substr(0, 60).c_str());
+                t.candidates, t.tactic.substr(0, 60).c_str());
 }
 
-#else
-
-void build_plan(const BuildCommandOptions&) {
-  fail(ErrorKind::kUnsupported, "this anvil was built without CUDA: `anvil build` needs nvcc at ",
-       "build time and a GPU to tune on");
+void build_plan(const BuildCommandOptions& opt) {
+  const auto start = std::chrono::steady_clock::now();
+  BuilderConfig config;
+  config.fp16 = opt.fp16;
+  config.tf32 = !opt.no_tf32;
+  config.workspace_bytes = opt.workspace_mib << 20;
+  config.timing_cache = opt.timing_cache;
+  config.disabled_passes = opt.model.disabled_passes;
+  config.progress = print_progress;
+  config.log = print_log;
+  add_shapes(config.profile, opt);
+  BuildReport report;
+  const std::vector<std::byte> bytes = Builder().build_serialized(opt.model.path, config, &report);
+  write_bytes(opt.output, bytes);
+  print_summary(opt, report,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }
-
-#endif
 
 }  // namespace
 

@@ -1,0 +1,118 @@
+// Building a GPU plan from an ONNX model: the concepts TensorRT users know.
+//
+//   anvil::BuilderConfig config;
+//   config.fp16 = true;
+//   config.profile.set_dimensions("input", {1, 3, 224, 224},    // min
+//                                          {16, 3, 224, 224},   // opt: tactics tuned here
+//                                          {32, 3, 224, 224});  // max
+//   anvil::BuildReport report;
+//   std::vector<std::byte> plan = anvil::Builder().build_serialized("model.onnx", config, &report);
+//   auto engine = anvil::Engine::deserialize(plan, "model.plan");
+//
+// Building imports the model, runs the optimization passes, lowers it to GPU
+// layers and autotunes every conv and gemm layer on this machine's GPU (the
+// plan runs only on GPUs of the same compute capability).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace anvil {
+
+// The shapes one input accepts: every dim of min <= opt <= max. In this
+// version only the batch (first) dimension may vary.
+struct ShapeRange {
+  std::vector<std::int64_t> min, opt, max;
+};
+
+// Shape ranges keyed by input name (TensorRT's IOptimizationProfile). A
+// dynamic-batch input the profile does not name takes the batch range of one
+// it names (1..1 when it is empty): the engine runs one batch for all inputs.
+class OptimizationProfile {
+ public:
+  // Sets `input`'s range; checks what needs no model: equal non-zero ranks,
+  // dims >= 1 and min <= opt <= max (kInvalidArgument), equal non-batch dims
+  // (kUnsupported). Errors name the input. Replaces an earlier range.
+  void set_dimensions(std::string_view input, std::span<const std::int64_t> min,
+                      std::span<const std::int64_t> opt, std::span<const std::int64_t> max);
+  // The range set for `input`, or null.
+  const ShapeRange* dimensions(std::string_view input) const;
+  // Every range set, by input name.
+  const std::map<std::string, ShapeRange, std::less<>>& inputs() const { return inputs_; }
+  bool empty() const { return inputs_.empty(); }
+
+ private:
+  std::map<std::string, ShapeRange, std::less<>> inputs_;
+};
+
+enum class LogSeverity { kWarning, kInfo };
+
+// How to build (TensorRT's IBuilderConfig). The defaults build an FP32 plan
+// with TF32 tensor cores for batch 1.
+struct BuilderConfig {
+  bool fp16 = false;  // FP16 weights and activations, FP32 accumulation
+  bool tf32 = true;   // lets FP32 convs and gemms use TF32 tensor cores
+  std::int64_t workspace_bytes = std::int64_t{256} << 20;  // recorded in the plan
+  std::filesystem::path timing_cache;                      // read and updated; empty: none
+  std::vector<std::string> disabled_passes;                // optimization passes to skip, by name
+  OptimizationProfile profile;
+  int autotune_iterations = 10;  // timed runs per candidate tactic
+  // Called after each autotuned layer with (layers done, layers to tune).
+  std::function<void(int done, int total)> progress;
+  // Build messages: kInfo what each pass did, kWarning a tactic dropped by its
+  // numerical check. Null: warnings go to stderr, info is dropped.
+  std::function<void(LogSeverity, std::string_view)> log;
+};
+
+// What one optimization pass did.
+struct PassReport {
+  std::string name;
+  int rewrites = 0;
+  bool disabled = false;
+};
+
+// The tactic the autotuner chose for one conv or gemm layer.
+struct LayerTacticReport {
+  std::string layer;
+  std::string kind;
+  std::string tactic;                 // the library configuration's identity
+  float ms = 0.0f;                    // its time at the opt batch
+  int candidates = 0;                 // how many were timed (0: from the timing cache)
+  std::vector<std::string> rejected;  // faster candidates that failed the numerical check
+};
+
+// What a build made, for summaries (`anvil build` prints it).
+struct BuildReport {
+  std::string gpu_name;
+  double seconds = 0;  // import to serialized plan
+  std::int64_t min_batch = 1, opt_batch = 1, max_batch = 1;
+  std::vector<PassReport> passes;
+  std::vector<std::string> layer_kinds;  // one per plan layer, in execution order
+  std::vector<LayerTacticReport> tactics;
+  std::size_t weight_bytes = 0;
+  std::size_t arena_bytes = 0;  // activations of one context at max_batch
+};
+
+// Builds plans (TensorRT's IBuilder). Stateless: one may build many plans,
+// from any number of threads one build at a time per GPU (timings interfere).
+class Builder {
+ public:
+  // Builds `onnx_path` into plan bytes for Engine::deserialize (or a .plan
+  // file). The model and the profile are checked before the GPU is needed:
+  // kInvalidArgument / kUnsupported name the input at fault (a profile input
+  // the model lacks, another rank or non-batch dim, a batch other than a
+  // fixed-batch model's). Without a GPU: kGpu; in an Anvil built without CUDA:
+  // kUnsupported. Fills `report` when given.
+  std::vector<std::byte> build_serialized(const std::filesystem::path& onnx_path,
+                                          const BuilderConfig& config,
+                                          BuildReport* report = nullptr) const;
+};
+
+}  // namespace anvil

@@ -1,0 +1,232 @@
+// The public Builder: import, passes, lowering and the profile on the CPU, then
+// autotuning on the GPU. Compiled in every configuration, so that a CPU-only
+// Anvil links and says why it cannot build a plan.
+#include "anvil/builder.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "anvil/error.h"
+#include "builder/lower.h"
+#include "onnx/importer.h"
+#include "passes/pass_manager.h"
+#include "plan/plan.h"
+
+#if ANVIL_HAVE_CUDA
+#include "builder/gpu/autotune.h"
+#endif
+
+namespace anvil {
+
+namespace {
+
+constexpr const char* kAnvilVersion = "0.1.0";
+
+std::vector<std::int64_t> to_vector(std::span<const std::int64_t> dims) {
+  return {dims.begin(), dims.end()};
+}
+
+void check_config(const BuilderConfig& config) {
+  if (config.autotune_iterations < 1)
+    fail(ErrorKind::kInvalidArgument, "builder config: autotune_iterations is ",
+         config.autotune_iterations, "; it must be at least 1");
+  if (config.workspace_bytes < 0)
+    fail(ErrorKind::kInvalidArgument, "builder config: workspace_bytes is ", config.workspace_bytes,
+         "; it must not be negative");
+}
+
+std::int64_t profile_max_batch(const OptimizationProfile& profile) {
+  std::int64_t batch = 1;
+  for (const auto& [name, range] : profile.inputs())
+    batch = std::max(batch, range.max.at(0));
+  return batch;
+}
+
+std::vector<PassReport> run_passes(ir::Graph& graph, const BuilderConfig& config) {
+  passes::PassManager manager;
+  for (const std::string& name : config.disabled_passes)
+    manager.disable(name);
+  std::vector<PassReport> reports;
+  for (const passes::PassResult& result : manager.run(graph)) {
+    reports.push_back({result.name, result.rewrites, result.disabled});
+    if (!config.log) continue;
+    char line[160];
+    std::snprintf(line, sizeof line, "pass %-22s %s", result.name.c_str(),
+                  result.disabled ? "disabled" : cat(result.rewrites, " rewrite(s)").c_str());
+    config.log(LogSeverity::kInfo, line);
+  }
+  return reports;
+}
+
+bool has_fixed_batch(const plan::Plan& p, const std::string& input) {
+  for (const plan::IoBinding& io : p.io)
+    if (io.is_input && io.name == input)
+      return p.tensors.at(static_cast<std::size_t>(io.tensor_id)).dims.at(0) != -1;
+  return false;
+}
+
+// Checks one profile range against the model's input (`model`: its dims, the
+// batch as lowered) and stores it.
+void apply_range(plan::ProfileDim& model_range, const std::string& name, const ShapeRange& range,
+                 bool fixed_batch) {
+  const std::vector<std::int64_t>& model = model_range.max;
+  for (const auto* dims : {&range.min, &range.opt, &range.max}) {
+    if (dims->size() != model.size())
+      fail(ErrorKind::kInvalidArgument, "shape for '", name, "' has ", dims->size(),
+           " dimensions; the model's input has ", model.size());
+    for (std::size_t d = 1; d < model.size(); ++d)
+      if ((*dims)[d] != model[d])
+        fail(ErrorKind::kUnsupported, "shape for '", name, "': only the batch (first) dimension ",
+             "is dynamic in this version; dimension ", d, " must be ", model[d]);
+  }
+  if (fixed_batch &&
+      (range.min[0] != model[0] || range.opt[0] != model[0] || range.max[0] != model[0]))
+    fail(ErrorKind::kUnsupported, "input '", name, "' has a fixed batch of ", model[0],
+         " in the model; export it with a dynamic batch (dynamic_axes) to build a profile");
+  model_range = {range.min, range.opt, range.max};
+}
+
+// Puts the user's profile into the lowered plan's one profile. Inputs it does
+// not name take the batch range of those it names: the engine runs one batch.
+void apply_profile(plan::Plan& p, const OptimizationProfile& profile) {
+  auto& inputs = p.profiles.at(0).inputs;
+  std::string names;
+  for (const auto& [name, range] : inputs)
+    names += (names.empty() ? "" : ", ") + name;
+  const ShapeRange* first = nullptr;
+  for (const auto& [name, range] : profile.inputs()) {
+    const auto it = inputs.find(name);
+    if (it == inputs.end())
+      fail(ErrorKind::kInvalidArgument, "the optimization profile names '", name,
+           "', which is not an input of the model (its inputs: ", names, ")");
+    const bool fixed = has_fixed_batch(p, name);
+    apply_range(it->second, name, range, fixed);
+    if (!fixed && !first) first = &range;
+  }
+  const plan::ProfileDim* batch_of = nullptr;
+  std::string batch_name;
+  for (auto& [name, range] : inputs) {
+    if (!has_fixed_batch(p, name)) {
+      if (first && !profile.dimensions(name)) {
+        range.min[0] = first->min[0];
+        range.opt[0] = first->opt[0];
+        range.max[0] = first->max[0];
+      }
+      if (!batch_of) {
+        batch_of = &range;
+        batch_name = name;
+      } else if (range.min[0] != batch_of->min[0] || range.opt[0] != batch_of->opt[0] ||
+                 range.max[0] != batch_of->max[0]) {
+        fail(ErrorKind::kUnsupported, "inputs '", batch_name, "' and '", name,
+             "' have different batch ranges in the optimization profile; this version runs ",
+             "one batch for all inputs");
+      }
+    }
+  }
+}
+
+BuildReport make_report(const plan::Plan& p, std::vector<PassReport> passes) {
+  BuildReport r;
+  r.gpu_name = p.target.gpu_name;
+  const plan::ProfileDim& batch = p.profiles.at(0).inputs.begin()->second;
+  r.min_batch = batch.min.at(0);
+  r.opt_batch = batch.opt.at(0);
+  r.max_batch = batch.max.at(0);
+  r.passes = std::move(passes);
+  for (const plan::LayerDesc& layer : p.layers)
+    r.layer_kinds.push_back(layer.kind);
+  r.weight_bytes = p.weights.size();
+  r.arena_bytes = builder::plan_arena(p, r.max_batch).arena_bytes;
+  return r;
+}
+
+#if ANVIL_HAVE_CUDA
+
+std::vector<LayerTacticReport> tune(plan::Plan& p, const BuilderConfig& config) {
+  p.target = builder::current_target();  // kGpu without a GPU
+  builder::AutotuneOptions options;
+  options.batch = p.profiles.at(0).inputs.begin()->second.opt.at(0);
+  options.iterations = config.autotune_iterations;
+  options.timing_cache = config.timing_cache;
+  options.progress = config.progress;
+  if (config.log)
+    options.log = [&config](const std::string& message) {
+      config.log(LogSeverity::kWarning, message);
+    };
+  std::vector<LayerTacticReport> out;
+  for (builder::LayerTactic& t : builder::autotune(p, options))
+    out.push_back({std::move(t.layer), std::move(t.kind), std::move(t.identity), t.ms, t.candidates,
+                   std::move(t.rejected)});
+  return out;
+}
+
+#else
+
+std::vector<LayerTacticReport> tune(plan::Plan&, const BuilderConfig&) {
+  fail(ErrorKind::kUnsupported, "this anvil was built without CUDA: `anvil build` needs nvcc at ",
+       "build time and a GPU to tune on");
+}
+
+#endif
+
+}  // namespace
+
+void OptimizationProfile::set_dimensions(std::string_view input, std::span<const std::int64_t> min,
+                                         std::span<const std::int64_t> opt,
+                                         std::span<const std::int64_t> max) {
+  const std::string name(input);
+  if (name.empty()) fail(ErrorKind::kInvalidArgument, "optimization profile: empty input name");
+  if (min.empty() || opt.size() != min.size() || max.size() != min.size())
+    fail(ErrorKind::kInvalidArgument, "profile for input '", name, "': min, opt and max have ",
+         min.size(), ", ", opt.size(), " and ", max.size(),
+         " dimensions; they need one non-zero rank");
+  for (const auto dims : {min, opt, max})
+    for (std::size_t d = 0; d < dims.size(); ++d)
+      if (dims[d] < 1)
+        fail(ErrorKind::kInvalidArgument, "profile for input '", name, "': dimension ", d, " is ",
+             dims[d], "; dimensions must be >= 1");
+  for (std::size_t d = 1; d < min.size(); ++d)
+    if (min[d] != opt[d] || opt[d] != max[d])
+      fail(ErrorKind::kUnsupported, "profile for input '", name,
+           "': only the batch (first) dimension may vary in this version; dimension ", d, " is ",
+           min[d], ", ", opt[d], ", ", max[d], " in min, opt, max");
+  if (!(min[0] <= opt[0] && opt[0] <= max[0]))
+    fail(ErrorKind::kInvalidArgument, "profile for '", name,
+         "': need min <= opt <= max batch, got ", min[0], ", ", opt[0], ", ", max[0]);
+  inputs_[name] = {to_vector(min), to_vector(opt), to_vector(max)};
+}
+
+const ShapeRange* OptimizationProfile::dimensions(std::string_view input) const {
+  const auto it = inputs_.find(input);
+  return it == inputs_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::byte> Builder::build_serialized(const std::filesystem::path& onnx_path,
+                                                 const BuilderConfig& config,
+                                                 BuildReport* report) const {
+  const auto start = std::chrono::steady_clock::now();
+  check_config(config);
+  ir::Graph graph = onnx::import_model(onnx_path);
+  std::vector<PassReport> passes = run_passes(graph, config);
+  plan::Plan p = builder::lower_graph(
+      graph,
+      {.fp16 = config.fp16, .tf32 = config.tf32, .max_batch = profile_max_batch(config.profile)});
+  if (p.profiles.empty() || p.profiles[0].inputs.empty())
+    fail(ErrorKind::kUnsupported, onnx_path.string(),
+         ": the model has no image or matrix input to build for");
+  apply_profile(p, config.profile);
+  p.anvil_version = kAnvilVersion;
+  p.options = {config.fp16, config.tf32, config.workspace_bytes, config.disabled_passes};
+  std::vector<LayerTacticReport> tactics = tune(p, config);
+  std::vector<std::byte> bytes = plan::serialize_plan(p);
+  if (report) {
+    *report = make_report(p, std::move(passes));
+    report->tactics = std::move(tactics);
+    report->seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  return bytes;
+}
+
+}  // namespace anvil
