@@ -7,6 +7,11 @@
 //   context->set_tensor_address("output", d_output);
 //   context->enqueue(stream);                               // asynchronous
 //
+// Memory: create_context() owns its activation memory; a context from
+// create_context_without_memory() borrows a block of context_memory_bytes()
+// that the caller gives it with set_device_memory() (e.g. one block shared by
+// contexts that never run at the same time).
+//
 // Thread safety: an Engine is immutable and may be shared by any number of
 // threads and contexts. An ExecutionContext is used by one thread at a time.
 #pragma once
@@ -67,13 +72,19 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::int64_t max_batch() const;
   // Device bytes of the weights (shared by every context).
   std::size_t weight_bytes() const;
-  // Device bytes one context needs for activations and workspace at max_batch().
+  // Device bytes one context needs at max_batch(): its activations plus the
+  // largest workspace any layer needs (256-byte aligned, one block). A context
+  // given this much (set_device_memory) runs every batch of the profile.
   std::size_t context_memory_bytes() const;
   // The plan this engine runs (layers, tactics), for inspection.
   const plan::Plan& plan() const;
 
   // A context owning its activation memory (context_memory_bytes()).
   std::unique_ptr<ExecutionContext> create_context() const;
+  // A context with no device memory: give it a block of at least
+  // context_memory_bytes() with ExecutionContext::set_device_memory() before
+  // its first enqueue().
+  std::unique_ptr<ExecutionContext> create_context_without_memory() const;
 
   // Internal: the runtime's own view of the engine (src/runtime/engine_impl.h).
   struct Impl;
@@ -99,14 +110,55 @@ class ExecutionContext {
   // misaligned (not 16-byte) pointers are kInvalidArgument.
   void set_tensor_address(std::string_view name, void* device_pointer);
   // Enqueues the whole network on `stream`: no host synchronization and no
-  // allocation. Every input shape and IO address must be set.
+  // allocation. Every input shape and IO address must be set, and the context
+  // must have device memory. kInvalidArgument names what is missing.
   // Every enqueue is an NVTX range ("anvil", one per call, with one per layer
-  // inside, named after the plan's layers) for Nsight Systems.
+  // inside, named after the plan's layers) for Nsight Systems. The enqueue is
+  // capturable into the caller's own CUDA graph.
   void enqueue(cudaStream_t stream);
+
+  // Lends the context `bytes` of the caller's device memory for activations
+  // and workspace, replacing any it had (an owned block is freed). `memory`
+  // must be 256-byte aligned and hold Engine::context_memory_bytes(); it must
+  // stay valid, and unused by anything else while this context's work runs,
+  // until the context is destroyed or given another block. kInvalidArgument
+  // for null, misaligned or too-small memory, naming the size needed.
+  void set_device_memory(void* memory, std::size_t bytes);
+  // The device memory this context uses for activations and workspace, and
+  // whether it owns it (create_context) or borrows it (set_device_memory).
+  std::size_t device_memory_bytes() const;
+  bool owns_device_memory() const;
+
+  // Records `event` on the enqueue stream right after the last layer that
+  // reads a user input, so the caller may overwrite the inputs once it has
+  // completed (cudaStreamWaitEvent / cudaEventSynchronize) while the rest of
+  // the network still runs. Null turns it off. The event must outlive its use
+  // by this context. kInvalidArgument for an event CUDA does not know.
+  void set_input_consumed_event(cudaEvent_t event);
+
+  // With CUDA graphs on, enqueue() replays a graph of the whole network per
+  // batch size: the first enqueue of a batch and address set (shapes, IO
+  // addresses, device memory, input-consumed event) runs plainly as a warm-up,
+  // the next captures and instantiates the graph (host allocation, that once),
+  // later ones only launch it. A changed address re-captures. If capture or
+  // instantiation fails the context falls back to plain launches for good
+  // (until set_cuda_graph(true) again) and keeps the reason (logged once to
+  // stderr). A profiler wins: profiled enqueues always launch plainly. An
+  // enqueue on a stream the caller is capturing also launches plainly.
+  void set_cuda_graph(bool enabled);
+  // Whether graphs are on and have not failed.
+  bool cuda_graph_active() const;
+  // Why graphs are not in use: "" while they are (or are off by choice),
+  // else the failed capture's reason.
+  const std::string& cuda_graph_failure() const;
+  // Whether the last enqueue() launched a graph (false for warm-up, capture
+  // fallback, profiled and plain enqueues).
+  bool last_enqueue_used_graph() const;
+
   // With a profiler, enqueue() records a CUDA event around every layer, waits
   // for the stream and reports each layer's time to `profiler`: synchronous
-  // and a little slower, for profiling only. Null turns profiling off. The
-  // profiler must outlive its use by this context.
+  // and a little slower, for profiling only (never a CUDA graph). Null turns
+  // profiling off. The profiler must outlive its use by this context.
   void set_profiler(Profiler* profiler);
 
   struct Impl;

@@ -4,6 +4,7 @@
 #include "anvil/error.h"
 #include "builder/gpu/autotune.h"
 #include "builder/lower.h"
+#include "builder/memory_plan.h"
 #include "cuda/check.h"
 #include "cuda/device.h"
 #include "runtime/engine_impl.h"
@@ -29,6 +30,31 @@ std::pair<std::int64_t, std::int64_t> batch_range(const plan::Plan& p, std::stri
   if (dim.min.empty() || dim.max.empty() || dim.min[0] < 1 || dim.max[0] < dim.min[0])
     fail(ErrorKind::kInvalidArgument, label, ": the plan's profile has no valid batch range");
   return {dim.min[0], dim.max[0]};
+}
+
+// The largest workspace any layer needs at `batch`, from plans prepared with
+// handles of its own (contexts prepare again with theirs).
+std::size_t largest_workspace(const Engine::Impl& impl, std::int64_t batch) {
+  const cuda::CudnnHandle cudnn;
+  const cuda::CublasLtHandle cublaslt;
+  const runtime::Handles handles{cudnn.get(), cublaslt.get()};
+  std::size_t bytes = 0;
+  for (const auto& runner : impl.runners)
+    bytes = std::max(bytes, runner->prepare(batch, handles)->workspace_bytes());
+  return bytes;
+}
+
+std::ptrdiff_t last_input_reader(const plan::Plan& p) {
+  std::ptrdiff_t last = -1;
+  for (std::size_t i = 0; i < p.layers.size(); ++i)
+    for (int id : p.layers[i].inputs)
+      for (const plan::IoBinding& io : p.io)
+        if (io.is_input && io.tensor_id == id) last = static_cast<std::ptrdiff_t>(i);
+  return last;
+}
+
+std::size_t align_up(std::size_t bytes) {
+  return (bytes + builder::kAlignment - 1) / builder::kAlignment * builder::kAlignment;
 }
 
 }  // namespace
@@ -68,6 +94,8 @@ std::shared_ptr<const Engine> Engine::from_plan(plan::Plan loaded, std::string_v
       setup.weights.push_back(base + w.offset);
     impl->runners.push_back(factory(setup));
   }
+  impl->workspace_bytes = largest_workspace(*impl, impl->max_batch);
+  impl->last_input_reader = last_input_reader(p);
   return std::shared_ptr<const Engine>(new Engine(std::move(impl)));
 }
 
@@ -84,7 +112,7 @@ std::size_t Engine::weight_bytes() const {
   return impl_->weights.bytes();
 }
 std::size_t Engine::context_memory_bytes() const {
-  return impl_->arena_bytes;
+  return align_up(impl_->arena_bytes) + impl_->workspace_bytes;
 }
 const plan::Plan& Engine::plan() const {
   return impl_->plan;

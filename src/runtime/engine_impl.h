@@ -4,9 +4,11 @@
 
 #include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "anvil/engine.h"
+#include "cuda/graph.h"
 #include "cuda/handles.h"
 #include "plan/plan.h"
 #include "runtime/layer_runner.h"
@@ -20,15 +22,32 @@ struct Engine::Impl {
   std::vector<IoTensorInfo> io;
   std::int64_t min_batch = 1;
   std::int64_t max_batch = 1;
-  std::size_t arena_bytes = 0;  // activations at max_batch
+  std::size_t arena_bytes = 0;      // activations at max_batch
+  std::size_t workspace_bytes = 0;  // the largest layer workspace at max_batch
+  // Index of the last layer reading a user input: the input-consumed event
+  // is recorded after it (-1: no layer reads one).
+  std::ptrdiff_t last_input_reader = -1;
+};
+
+// A CUDA graph of the whole enqueue at one batch size and address set.
+struct CapturedEnqueue {
+  std::vector<const void*> addresses;  // what the graph baked in
+  bool warmed_up = false;              // a plain enqueue with these addresses ran
+  cuda::GraphExec exec;
 };
 
 struct ExecutionContext::Impl {
   std::shared_ptr<const Engine> engine;
   cuda::CudnnHandle cudnn;
   cuda::CublasLtHandle cublaslt;
-  cuda::DeviceBuffer arena;  // sized for max_batch
-  cuda::DeviceBuffer workspace;
+
+  // Activations at offsets[] from `memory`, then the workspace at
+  // workspace_offset: the owned block or the caller's.
+  cuda::DeviceBuffer owned_memory;
+  void* memory = nullptr;
+  std::size_t memory_bytes = 0;
+  std::size_t workspace_offset = 0;  // at `batch`
+  std::size_t workspace_bytes = 0;   // the largest layer workspace at `batch`
 
   std::int64_t batch = 0;  // 0 until set_input_shape
   // Prepared layers per batch size seen, so switching back is free.
@@ -41,10 +60,27 @@ struct ExecutionContext::Impl {
   bool ready = false;
   Profiler* profiler = nullptr;
   std::vector<cuda::Event> layer_events;  // one before each layer, one after the last
+  cudaEvent_t input_consumed = nullptr;
+
+  std::vector<const void*> bound_addresses;  // what a graph of `launches` bakes in
+  bool graphs_enabled = false;
+  std::string graph_failure;  // why graphs fell back to plain launches
+  bool last_used_graph = false;
+  std::map<std::int64_t, CapturedEnqueue> graphs;  // by batch size
 
   const plan::Plan& plan() const;
   void prepare(std::int64_t new_batch);
+  // Places the workspace after the current batch's activations; grows an
+  // owned block, rejects a borrowed one that is too small.
+  void place_workspace();
   void refresh_launches();
+  // What enqueue() still lacks, or "".
+  std::string missing() const;
+  // Every layer in order on `stream`, the input-consumed event after the last
+  // input reader; `capturing` makes that record an external graph node.
+  void launch_layers(cudaStream_t stream, bool capturing);
+  void enqueue_profiled(cudaStream_t stream);
+  void enqueue_graph(cudaStream_t stream);
 };
 
 }  // namespace anvil

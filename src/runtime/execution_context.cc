@@ -1,8 +1,11 @@
 #include <algorithm>
+#include <cstdio>
 #include <nvtx3/nvtx3.hpp>
 
 #include "anvil/error.h"
 #include "builder/lower.h"
+#include "cuda/check.h"
+#include "cuda/graph.h"
 #include "runtime/engine_impl.h"
 
 namespace anvil {
@@ -24,6 +27,10 @@ const plan::IoBinding& find_io(const plan::Plan& p, std::string_view name) {
        "'; its tensors are: ", names);
 }
 
+std::size_t align_up(std::size_t bytes) {
+  return (bytes + builder::kAlignment - 1) / builder::kAlignment * builder::kAlignment;
+}
+
 std::string dims_string(std::span<const std::int64_t> dims) {
   std::string out = "[";
   for (std::size_t i = 0; i < dims.size(); ++i)
@@ -36,7 +43,15 @@ std::string dims_string(std::span<const std::int64_t> dims) {
 std::unique_ptr<ExecutionContext> Engine::create_context() const {
   auto impl = std::make_unique<ExecutionContext::Impl>();
   impl->engine = shared_from_this();
-  impl->arena = cuda::DeviceBuffer(std::max<std::size_t>(impl_->arena_bytes, 1));
+  impl->owned_memory = cuda::DeviceBuffer(std::max(context_memory_bytes(), builder::kAlignment));
+  impl->memory = impl->owned_memory.data();
+  impl->memory_bytes = impl->owned_memory.bytes();
+  return std::unique_ptr<ExecutionContext>(new ExecutionContext(std::move(impl)));
+}
+
+std::unique_ptr<ExecutionContext> Engine::create_context_without_memory() const {
+  auto impl = std::make_unique<ExecutionContext::Impl>();
+  impl->engine = shared_from_this();
   return std::unique_ptr<ExecutionContext>(new ExecutionContext(std::move(impl)));
 }
 
@@ -64,7 +79,9 @@ void ExecutionContext::set_input_shape(std::string_view name, std::span<const st
     fail(ErrorKind::kInvalidArgument, "input '", name, "': batch ", batch,
          " is outside the plan's optimization profile [", engine.min_batch(), ", ",
          engine.max_batch(), "]; rebuild with --max-shapes covering it");
+  impl_->ready = false;  // until the launches match the new batch
   if (batch != impl_->batch) impl_->prepare(batch);
+  impl_->place_workspace();
   impl_->refresh_launches();
 }
 
@@ -87,40 +104,83 @@ void ExecutionContext::set_tensor_address(std::string_view name, void* device_po
   impl_->refresh_launches();
 }
 
-void ExecutionContext::enqueue(cudaStream_t stream) {
-  if (!impl_->ready) {
-    std::string missing;
-    for (const plan::IoBinding& io : impl_->plan().io)
-      if (!impl_->io_addresses.count(io.tensor_id)) missing += " '" + io.name + "'";
-    fail(ErrorKind::kInvalidArgument, "enqueue before every input shape and IO address is set",
-         missing.empty() ? std::string() : cat("; no address for:", missing));
-  }
-  const plan::Plan& p = impl_->plan();
-  const auto& layers = impl_->prepared.at(impl_->batch);
-  const std::vector<cuda::Event>& events = impl_->layer_events;
-  const bool profiling = impl_->profiler != nullptr;
-  {
-    const nvtx3::scoped_range_in<NvtxDomain> enqueue_range{"enqueue"};
-    for (std::size_t i = 0; i < layers.size(); ++i) {
-      const nvtx3::scoped_range_in<NvtxDomain> layer_range{p.layers[i].name.c_str()};
-      runtime::LaunchArgs& args = impl_->launches[i];
-      args.stream = stream;
-      if (profiling) events[i].record(stream);
-      layers[i]->enqueue(args);
+void ExecutionContext::set_device_memory(void* memory, std::size_t bytes) {
+  const std::size_t needed = impl_->engine->context_memory_bytes();
+  if (!memory)
+    fail(ErrorKind::kInvalidArgument,
+         "set_device_memory: the memory is null; the context needs a device block of ", needed,
+         " bytes (Engine::context_memory_bytes())");
+  if (reinterpret_cast<std::uintptr_t>(memory) % builder::kAlignment != 0)
+    fail(ErrorKind::kInvalidArgument, "set_device_memory: the memory ", memory, " is not ",
+         builder::kAlignment, "-byte aligned (cudaMalloc's addresses are); the context needs ",
+         needed, " bytes");
+  if (bytes < needed)
+    fail(ErrorKind::kInvalidArgument, "set_device_memory: the block holds ", bytes,
+         " bytes; the context needs ", needed, " (Engine::context_memory_bytes())");
+  impl_->ready = false;
+  impl_->owned_memory = cuda::DeviceBuffer();
+  impl_->memory = memory;
+  impl_->memory_bytes = bytes;
+  if (impl_->batch > 0) impl_->place_workspace();
+  impl_->refresh_launches();
+}
+
+std::size_t ExecutionContext::device_memory_bytes() const {
+  return impl_->memory_bytes;
+}
+
+bool ExecutionContext::owns_device_memory() const {
+  return impl_->owned_memory.data() != nullptr;
+}
+
+void ExecutionContext::set_input_consumed_event(cudaEvent_t event) {
+  if (event) {
+    const cudaError_t status = cudaEventQuery(event);
+    if (status != cudaSuccess && status != cudaErrorNotReady) {
+      cudaGetLastError();  // not sticky: keep it from failing the next launch check
+      fail(ErrorKind::kInvalidArgument, "set_input_consumed_event: CUDA does not accept event ",
+           static_cast<const void*>(event), " (", cudaGetErrorName(status), ")");
     }
   }
-  if (!profiling) return;
-  events.back().record(stream);
-  events.back().synchronize();
-  for (std::size_t i = 0; i < layers.size(); ++i)
-    impl_->profiler->report_layer_time(p.layers[i].name, p.layers[i].kind,
-                                       cuda::Event::elapsed_ms(events[i], events[i + 1]));
+  impl_->input_consumed = event;
+  impl_->refresh_launches();  // a graph bakes the event in
+}
+
+void ExecutionContext::enqueue(cudaStream_t stream) {
+  if (!impl_->ready) fail(ErrorKind::kInvalidArgument, "enqueue: ", impl_->missing());
+  impl_->last_used_graph = false;
+  if (impl_->profiler) return impl_->enqueue_profiled(stream);
+  if (impl_->graphs_enabled && impl_->graph_failure.empty()) return impl_->enqueue_graph(stream);
+  const nvtx3::scoped_range_in<NvtxDomain> enqueue_range{"enqueue"};
+  impl_->launch_layers(stream, impl_->input_consumed && cuda::is_capturing(stream));
 }
 
 void ExecutionContext::set_profiler(Profiler* profiler) {
   impl_->profiler = profiler;
   if (profiler && impl_->layer_events.size() != impl_->plan().layers.size() + 1)
     impl_->layer_events = std::vector<cuda::Event>(impl_->plan().layers.size() + 1);
+}
+
+void ExecutionContext::set_cuda_graph(bool enabled) {
+  impl_->graphs_enabled = enabled;
+  impl_->graph_failure.clear();
+  if (enabled) return;
+  for (auto& [batch, graph] : impl_->graphs) {
+    graph.exec = cuda::GraphExec();
+    graph.warmed_up = false;
+  }
+}
+
+bool ExecutionContext::cuda_graph_active() const {
+  return impl_->graphs_enabled && impl_->graph_failure.empty();
+}
+
+const std::string& ExecutionContext::cuda_graph_failure() const {
+  return impl_->graph_failure;
+}
+
+bool ExecutionContext::last_enqueue_used_graph() const {
+  return impl_->last_used_graph;
 }
 
 void ExecutionContext::Impl::prepare(std::int64_t new_batch) {
@@ -130,39 +190,141 @@ void ExecutionContext::Impl::prepare(std::int64_t new_batch) {
     for (const auto& runner : engine->impl().runners)
       layers.push_back(runner->prepare(new_batch, handles));
   }
-  std::size_t needed = 0;
+  workspace_bytes = 0;
   for (const auto& layer : layers)
-    needed = std::max(needed, layer->workspace_bytes());
-  if (needed > workspace.bytes()) workspace = cuda::DeviceBuffer(needed);
-  offsets = builder::plan_arena(plan(), new_batch).offsets;
+    workspace_bytes = std::max(workspace_bytes, layer->workspace_bytes());
+  const builder::MemoryPlan arena = builder::plan_arena(plan(), new_batch);
+  offsets = arena.offsets;
+  workspace_offset = align_up(arena.arena_bytes);
   batch = new_batch;
+}
+
+void ExecutionContext::Impl::place_workspace() {
+  const std::size_t needed = workspace_offset + workspace_bytes;
+  if (!memory || needed <= memory_bytes) return;
+  if (owned_memory.data()) {
+    // A batch below the maximum whose tactics need more workspace than at
+    // max_batch (rare): the owned block grows; the launches are rebound next.
+    owned_memory = cuda::DeviceBuffer();
+    owned_memory = cuda::DeviceBuffer(needed);
+    memory = owned_memory.data();
+    memory_bytes = needed;
+    return;
+  }
+  fail(ErrorKind::kInvalidArgument, "batch ", batch, " needs ", needed,
+       " bytes of context memory (activations ", workspace_offset, " + workspace ", workspace_bytes,
+       "), more than the ", memory_bytes,
+       " bytes given to set_device_memory; give it a larger block");
+}
+
+std::string ExecutionContext::Impl::missing() const {
+  if (!memory)
+    return cat("the context has no device memory: give it ", engine->context_memory_bytes(),
+               " bytes (Engine::context_memory_bytes()) with set_device_memory()");
+  if (batch == 0) return "no input shape is set (set_input_shape)";
+  std::string names;
+  for (const plan::IoBinding& io : plan().io)
+    if (!io_addresses.count(io.tensor_id)) names += " '" + io.name + "'";
+  if (!names.empty()) return cat("no device address is set (set_tensor_address) for:", names);
+  return cat("batch ", batch, " does not fit the context's ", memory_bytes,
+             " bytes of device memory (see the error set_input_shape gave)");
 }
 
 void ExecutionContext::Impl::refresh_launches() {
   ready = false;
-  if (batch == 0) return;
+  if (batch == 0 || !memory || workspace_offset + workspace_bytes > memory_bytes) return;
   const plan::Plan& p = plan();
   for (const plan::IoBinding& io : p.io)
     if (!io_addresses.count(io.tensor_id)) return;
+  auto* base = static_cast<std::byte*>(memory);
   auto address = [&](int id) -> void* {
     if (auto it = io_addresses.find(id); it != io_addresses.end()) return it->second;
-    return static_cast<std::byte*>(arena.data()) + offsets.at(static_cast<std::size_t>(id));
+    return base + offsets.at(static_cast<std::size_t>(id));
   };
   const runtime::Handles handles{cudnn.get(), cublaslt.get()};
   auto& layers = prepared.at(batch);
   launches.assign(p.layers.size(), {});
+  std::vector<const void*> bound;  // every address a graph would bake in
   for (std::size_t i = 0; i < p.layers.size(); ++i) {
     runtime::LaunchArgs& args = launches[i];
     for (int id : p.layers[i].inputs)
       args.inputs.push_back(address(id));
     for (int id : p.layers[i].outputs)
       args.outputs.push_back(address(id));
-    args.workspace = workspace.data();
-    args.workspace_bytes = workspace.bytes();
+    args.workspace_bytes = memory_bytes - workspace_offset;
+    args.workspace = args.workspace_bytes ? base + workspace_offset : nullptr;
     args.handles = handles;
     layers[i]->bind(args);
+    bound.insert(bound.end(), args.inputs.begin(), args.inputs.end());
+    bound.insert(bound.end(), args.outputs.begin(), args.outputs.end());
+    bound.push_back(args.workspace);
   }
+  bound.push_back(input_consumed);
+  bound_addresses = std::move(bound);
   ready = true;
+}
+
+void ExecutionContext::Impl::launch_layers(cudaStream_t stream, bool capturing) {
+  const plan::Plan& p = plan();
+  const auto& layers = prepared.at(batch);
+  const std::ptrdiff_t consumed_after = input_consumed ? engine->impl().last_input_reader : -2;
+  auto record_consumed = [&] {
+    ANVIL_GPU_CHECK(cudaEventRecordWithFlags(
+        input_consumed, stream, capturing ? cudaEventRecordExternal : cudaEventRecordDefault));
+  };
+  if (consumed_after == -1) record_consumed();  // no layer reads an input
+  const bool timing = profiler != nullptr;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const nvtx3::scoped_range_in<NvtxDomain> layer_range{p.layers[i].name.c_str()};
+    runtime::LaunchArgs& args = launches[i];
+    args.stream = stream;
+    if (timing) layer_events[i].record(stream);
+    layers[i]->enqueue(args);
+    if (static_cast<std::ptrdiff_t>(i) == consumed_after) record_consumed();
+  }
+  if (timing) layer_events.back().record(stream);
+}
+
+void ExecutionContext::Impl::enqueue_profiled(cudaStream_t stream) {
+  {
+    const nvtx3::scoped_range_in<NvtxDomain> enqueue_range{"enqueue (profiled)"};
+    launch_layers(stream, input_consumed && cuda::is_capturing(stream));
+  }
+  layer_events.back().synchronize();
+  const plan::Plan& p = plan();
+  for (std::size_t i = 0; i + 1 < layer_events.size(); ++i)
+    profiler->report_layer_time(p.layers[i].name, p.layers[i].kind,
+                                cuda::Event::elapsed_ms(layer_events[i], layer_events[i + 1]));
+}
+
+void ExecutionContext::Impl::enqueue_graph(cudaStream_t stream) {
+  const nvtx3::scoped_range_in<NvtxDomain> enqueue_range{"enqueue (graph)"};
+  // Compared here, not when an address is set: binding a new shape and then
+  // new addresses one by one passes through states no graph should be dropped for.
+  CapturedEnqueue& graph = graphs[batch];
+  if (graph.addresses != bound_addresses) graph = CapturedEnqueue{bound_addresses, false, {}};
+  // The caller's own capture takes our launches in; nested capture is illegal.
+  if (cuda::is_capturing(stream)) return launch_layers(stream, input_consumed != nullptr);
+  if (!graph.warmed_up) {
+    // cuDNN and cuBLASLt may initialize lazily (module loading, allocations)
+    // on their first launches, which a capture must not see.
+    launch_layers(stream, false);
+    graph.warmed_up = true;
+    return;
+  }
+  if (!graph.exec) {
+    cuda::CaptureResult captured =
+        cuda::capture_graph(stream, [&] { launch_layers(stream, true); });
+    if (!captured.failure.empty()) {
+      graph_failure = std::move(captured.failure);
+      std::fprintf(stderr, "anvil: CUDA graph off for this context, plain launches instead: %s\n",
+                   graph_failure.c_str());
+      return launch_layers(stream, false);
+    }
+    graph.exec = std::move(captured.exec);
+  }
+  cuda::launch_graph(graph.exec, stream);
+  last_used_graph = true;
 }
 
 }  // namespace anvil

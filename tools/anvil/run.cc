@@ -196,6 +196,9 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--export-times", opt->plan.export_times, "Plans: per-iteration times as JSON");
   cmd->add_flag("--dump-profile", opt->plan.dump_profile,
                 "Plans: then print each layer's mean GPU time and share");
+  cmd->add_flag("--cuda-graph", opt->plan.cuda_graph,
+                "Plans: replay the network as a CUDA graph (falls back to plain launches, "
+                "saying why)");
   cmd->callback([opt, cmd] {
     if (!is_plan_file(opt->model.path)) return run_model(*opt);
     PlanRunOptions plan = opt->plan;
