@@ -84,8 +84,11 @@ __device__ __forceinline__ void mma_16x8x16(float (&d)[4], const unsigned (&a)[4
 }
 
 // Filter [64, 7, 7, 4] -> s_w[n][ky * 32 + kx * 4 + c], tap kx = 7 zero.
+// The loops stride by the block size as a constant (kThreads), so the
+// compiler can unroll them.
+template <int kThreads>
 __device__ void load_filter(const __half* filter, __half* s_w) {
-  for (int i = threadIdx.x; i < kStemOutChannels * kStemKernel * 8; i += blockDim.x) {
+  for (int i = threadIdx.x; i < kStemOutChannels * kStemKernel * 8; i += kThreads) {
     const int n = i / (kStemKernel * 8), ky = i / 8 % kStemKernel, kx = i % 8;
     uint2 v = make_uint2(0, 0);
     if (kx < kStemKernel)
@@ -100,7 +103,7 @@ __device__ void load_input(const __half* image, const Dims& d, int cy0, int cx0,
                            unsigned char* s_in) {
   using T = Tile<kPoolTile>;
   const int iy0 = 2 * cy0 - 3, ix0 = 2 * cx0 - 3;
-  for (int i = threadIdx.x; i < T::kInRows * T::kInCols; i += blockDim.x) {
+  for (int i = threadIdx.x; i < T::kInRows * T::kInCols; i += T::kThreads) {
     const int r = i / T::kInCols, col = i % T::kInCols;
     const int iy = iy0 + r, ix = ix0 + col;
     uint2 v = make_uint2(0, 0);
@@ -171,7 +174,7 @@ __device__ void conv_tiles(int mt0, bool two, const unsigned char* s_in, const _
 template <int kPoolTile>
 __device__ void pool_tile(const __half* s_out, const Dims& d, int py0, int px0, int cy0, int cx0,
                           __half* out_image) {
-  for (int i = threadIdx.x; i < kPoolTile * kPoolTile * 8; i += blockDim.x) {
+  for (int i = threadIdx.x; i < kPoolTile * kPoolTile * 8; i += Tile<kPoolTile>::kThreads) {
     const int g = i % 8, py = i / 8 / kPoolTile, px = i / 8 % kPoolTile;
     const int oy = py0 + py, ox = px0 + px;
     if (oy >= d.out_h || ox >= d.out_w) continue;
@@ -207,7 +210,7 @@ __global__ void __launch_bounds__(Tile<kPoolTile>::kThreads, Tile<kPoolTile>::kB
   __half* s_out = reinterpret_cast<__half*>(smem + T::kInBytes + kWBytes);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
 
-  load_filter(filter, s_w);
+  load_filter<T::kThreads>(filter, s_w);
   float lane_bias[kNTiles][2];  // columns nt * 8 + (lane % 4) * 2 + {0, 1}
   for (int nt = 0; nt < kNTiles; ++nt)
     for (int j = 0; j < 2; ++j)
