@@ -1,0 +1,54 @@
+// Image preprocessing on the GPU: decoded 8-bit images (HWC, 3 channels,
+// packed) are normalized and converted to the engine's input in one kernel,
+// so a quarter of the bytes of an FP32 input cross PCIe. The arithmetic is
+// io::preprocess_imagenet's ((v / 255 - mean[c]) / std[c], ImageNet mean and
+// std by default) on pixels the host has already resized and cropped.
+//
+// Launchers only enqueue work on `stream`: they never allocate or
+// synchronize (so they can be captured in a CUDA graph). Bad sizes, pointers
+// or normalization constants are an anvil::Error of kind kInvalidArgument; a
+// failed launch one of kind kGpu.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "cuda/kernels/storage.h"
+
+namespace anvil::cuda::kernels {
+
+// Per output channel (R, G, B): the network sees (v / 255 - mean[c]) / std[c].
+// The defaults are ImageNet's, as in io::preprocess_imagenet.
+struct Normalization {
+  float mean[3] = {0.485f, 0.456f, 0.406f};
+  float std[3] = {0.229f, 0.224f, 0.225f};
+};
+
+// The byte order of a pixel in the source images. Outputs are always RGB
+// (channel 0 = red); kBgr (OpenCV's order) swaps the bytes while reading.
+enum class ChannelOrder { kRgb, kBgr };
+
+// n images of h x w pixels, 3 bytes a pixel, rows packed (no stride).
+struct ImageBatchShape {
+  std::int64_t n = 1;
+  std::int64_t h = 1;
+  std::int64_t w = 1;
+  ChannelOrder order = ChannelOrder::kRgb;
+};
+
+// src: uint8 [n, h, w, 3] -> dst: float32 NCHW [n, 3, h, w], normalized: the
+// engine's user-facing FP32 input.
+void images_to_nchw(const std::uint8_t* src, float* dst, const ImageBatchShape& shape,
+                    const Normalization& norm, cudaStream_t stream);
+
+// src: uint8 [n, h, w, 3] -> dst: the engine's storage [n, h, w, c_pad] as
+// dst_type, normalized, channels 3..c_pad-1 written as zeros: what the
+// engine's reformat_in layer makes of images_to_nchw's output, in one pass.
+// c_pad is 4 (an RGB input's padding in FP16 and FP32, builder/lower.h) or 8;
+// dst must be 16-byte aligned (any cudaMalloc or arena tensor is).
+void images_to_engine_storage(const std::uint8_t* src, void* dst, StorageType dst_type,
+                              std::int64_t c_pad, const ImageBatchShape& shape,
+                              const Normalization& norm, cudaStream_t stream);
+
+}  // namespace anvil::cuda::kernels
