@@ -19,11 +19,14 @@ echo "== anvil build, warm timing cache"
 time "$build/anvil" build "$model" -o "$work/r18.plan" --fp16 $shapes \
   --timing-cache "$work/cache.json" | head -3
 echo "== anvil run batch 128 (GPU compute, no transfers), then its per-layer profile"
-"$build/anvil" run "$work/r18.plan" --batch 128 --no-data-transfers --duration 3 --dump-profile |
-  grep -vE "^Latency|^H2D|^D2H|top-"
+"$build/anvil" run "$work/r18.plan" --batch 128 --no-data-transfers --duration 3 --dump-profile \
+  --export-trace "${OUT:-$work}/resnet18-b128-trace.json" | grep -vE "^Latency|^H2D|^D2H|top-"
 echo "== anvil run batch 1 (GPU compute, no transfers)"
 "$build/anvil" run "$work/r18.plan" --batch 1 --no-data-transfers --duration 3 |
   grep -E "summary|Throughput|GPU Compute|Enqueue|\[W\]"
+echo "== anvil run batch 1 with CUDA graphs"
+"$build/anvil" run "$work/r18.plan" --batch 1 --no-data-transfers --duration 3 --cuda-graph |
+  grep -E "GPU Compute|Enqueue|CUDA graph|\[W\]"
 echo "== anvil run batch 128 with transfers"
 "$build/anvil" run "$work/r18.plan" --batch 128 --duration 2 | grep -E "Throughput|Latency|H2D|D2H"
 echo "== peers"

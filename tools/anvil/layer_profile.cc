@@ -1,6 +1,7 @@
-#include "layer_profile.h"
-
+// Needs the GPU engine's headers: compiled only with CUDA.
 #if ANVIL_HAVE_CUDA
+
+#include "layer_profile.h"
 
 #include <algorithm>
 
@@ -18,7 +19,7 @@ void LayerProfile::report_layer_time(std::string_view layer, std::string_view ki
 void LayerProfile::print(std::FILE* out) const {
   double total = 0;
   for (const Row& r : rows_)
-    total += r.total_ms / std::max(r.count, 1);
+    total += r.mean_ms();
   std::size_t width = 5;
   for (const Row& r : rows_)
     width = std::max(width, r.layer.size());
@@ -27,7 +28,7 @@ void LayerProfile::print(std::FILE* out) const {
                rows_.empty() ? 0 : rows_.front().count);
   std::fprintf(out, "%-*s  %-15s  %9s  %6s\n", w, "Layer", "Kind", "Time (ms)", "Share");
   for (const Row& r : rows_) {
-    const double ms = r.total_ms / std::max(r.count, 1);
+    const double ms = r.mean_ms();
     std::fprintf(out, "%-*s  %-15s  %9.4f  %5.1f%%\n", w, r.layer.c_str(), r.kind.c_str(), ms,
                  total > 0 ? 100.0 * ms / total : 0.0);
   }

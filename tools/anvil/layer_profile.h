@@ -19,12 +19,16 @@ class LayerProfile final : public Profiler {
   // Writes the table: one row per layer in execution order, then the total.
   void print(std::FILE* out) const;
 
- private:
   struct Row {
     std::string layer, kind;
     double total_ms = 0;
     int count = 0;
+    double mean_ms() const { return count ? total_ms / count : 0.0; }
   };
+  // One row per layer, in execution order.
+  const std::vector<Row>& rows() const { return rows_; }
+
+ private:
   std::vector<Row> rows_;                               // in first-report order
   std::unordered_map<std::string, std::size_t> index_;  // layer name -> row
 };

@@ -194,6 +194,9 @@ void add_run_command(CLI::App& app) {
   cmd->add_flag("--no-data-transfers", opt->plan.no_data_transfers,
                 "Plans: leave host-device copies out of the timing");
   cmd->add_option("--export-times", opt->plan.export_times, "Plans: per-iteration times as JSON");
+  cmd->add_option(
+      "--export-trace", opt->plan.export_trace,
+      "Plans: a Chrome trace (Perfetto) of the timed run, with --dump-profile's layers");
   cmd->add_flag("--dump-profile", opt->plan.dump_profile,
                 "Plans: then print each layer's mean GPU time and share");
   cmd->add_flag("--cuda-graph", opt->plan.cuda_graph,

@@ -18,6 +18,7 @@
 #include "cuda/device.h"
 #include "cuda/handles.h"
 #include "layer_profile.h"
+#include "run_trace.h"
 #endif
 
 namespace anvil::cli {
@@ -35,9 +36,7 @@ namespace {
 
 constexpr int kProfiledEnqueues = 50;
 
-struct Sample {
-  double latency_ms, h2d_ms, compute_ms, d2h_ms, enqueue_ms;
-};
+using Sample = IterationTimes;
 
 double percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
@@ -98,7 +97,8 @@ void run_plan(const PlanRunOptions& opt) {
   context->set_cuda_graph(opt.cuda_graph);
 
   cuda::Stream stream;
-  cuda::Event start, uploaded, computed, downloaded;
+  cuda::Event origin, start, uploaded, computed, downloaded;
+  auto wall0 = std::chrono::steady_clock::now();
   auto run_once = [&](Sample* sample) {
     start.record(stream.get());
     if (!opt.no_data_transfers)
@@ -119,7 +119,9 @@ void run_plan(const PlanRunOptions& opt) {
                  cuda::Event::elapsed_ms(start, uploaded),
                  cuda::Event::elapsed_ms(uploaded, computed),
                  cuda::Event::elapsed_ms(computed, downloaded),
-                 std::chrono::duration<double, std::milli>(t1 - t0).count()};
+                 std::chrono::duration<double, std::milli>(t1 - t0).count(),
+                 cuda::Event::elapsed_ms(origin, start),
+                 std::chrono::duration<double, std::milli>(t0 - wall0).count()};
   };
 
   const auto warm_end =
@@ -131,7 +133,8 @@ void run_plan(const PlanRunOptions& opt) {
   std::vector<Sample> samples;
   const auto run_end =
       std::chrono::steady_clock::now() + std::chrono::duration<double>(opt.duration_s);
-  const auto wall0 = std::chrono::steady_clock::now();
+  origin.record(stream.get());
+  wall0 = std::chrono::steady_clock::now();
   while (opt.iterations > 0 ? static_cast<int>(samples.size()) < opt.iterations
                             : std::chrono::steady_clock::now() < run_end) {
     run_once(&samples.emplace_back());
@@ -199,15 +202,20 @@ void run_plan(const PlanRunOptions& opt) {
     std::printf("[W] High variance: GPU compute time varies by %.0f%% (coefficient of variation)\n",
                 100.0 * sd / mean(compute));
   if (out_dims.size() == 2) print_top_k(h_out.as<float>(), out_dims[1], opt.top);
+  LayerProfile profile;
   if (opt.dump_profile) {
     // Separate from the timed run: profiling synchronizes after every enqueue
     // and launches plainly, graph or not.
-    LayerProfile profile;
     context->set_profiler(&profile);
     for (int i = 0; i < kProfiledEnqueues; ++i)
       context->enqueue(stream.get());
     context->set_profiler(nullptr);
     profile.print(stdout);
+  }
+  if (!opt.export_trace.empty()) {
+    write_run_trace(opt.export_trace, opt.batch, samples, opt.dump_profile ? &profile : nullptr);
+    std::printf("Trace: %s (open in ui.perfetto.dev or chrome://tracing)\n",
+                opt.export_trace.c_str());
   }
 
   if (!opt.export_times.empty()) {

@@ -15,6 +15,7 @@ struct PlanRunOptions {
   bool no_data_transfers = false;
   std::string export_times;
   bool dump_profile = false;  // then a per-layer profile after the timed run
+  std::string export_trace;   // a Chrome trace of the timed run (and the profile)
   bool cuda_graph = false;    // replay the enqueue as a CUDA graph
   int top = 5;
   unsigned seed = 0;
