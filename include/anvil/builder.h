@@ -19,10 +19,13 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "anvil/types.h"
 
 namespace anvil {
 
@@ -42,14 +45,20 @@ class OptimizationProfile {
   // (kUnsupported). Errors name the input. Replaces an earlier range.
   void set_dimensions(std::string_view input, std::span<const std::int64_t> min,
                       std::span<const std::int64_t> opt, std::span<const std::int64_t> max);
+  // The batch range of every dynamic-batch input the profile does not name
+  // with set_dimensions (the usual CNN case: one image input), without
+  // spelling out its shape. kInvalidArgument unless 1 <= min <= opt <= max.
+  void set_batch_range(std::int64_t min, std::int64_t opt, std::int64_t max);
+  const std::optional<BatchRange>& batch_range() const { return batch_; }
   // The range set for `input`, or null.
   const ShapeRange* dimensions(std::string_view input) const;
   // Every range set, by input name.
   const std::map<std::string, ShapeRange, std::less<>>& inputs() const { return inputs_; }
-  bool empty() const { return inputs_.empty(); }
+  bool empty() const { return inputs_.empty() && !batch_; }
 
  private:
   std::map<std::string, ShapeRange, std::less<>> inputs_;
+  std::optional<BatchRange> batch_;
 };
 
 enum class LogSeverity { kWarning, kInfo };
@@ -62,7 +71,11 @@ struct BuilderConfig {
   std::int64_t workspace_bytes = std::int64_t{256} << 20;  // recorded in the plan
   std::filesystem::path timing_cache;                      // read and updated; empty: none
   std::vector<std::string> disabled_passes;                // optimization passes to skip, by name
-  OptimizationProfile profile;
+  OptimizationProfile profile;                             // profile 0
+  // Profiles 1, 2, ... (TensorRT's further addOptimizationProfile calls), for
+  // example batches 1-32 in `profile` and 64-192 here: each gets its own
+  // tactics, tuned at its opt batch, and a context selects one.
+  std::vector<OptimizationProfile> additional_profiles;
   int autotune_iterations = 10;  // timed runs per candidate tactic
   // Called after each autotuned layer with (layers done, layers to tune).
   std::function<void(int done, int total)> progress;
@@ -86,18 +99,20 @@ struct LayerTacticReport {
   float ms = 0.0f;                    // its time at the opt batch
   int candidates = 0;                 // how many were timed (0: from the timing cache)
   std::vector<std::string> rejected;  // faster candidates that failed the numerical check
+  int profile = 0;                    // the optimization profile it was tuned for
 };
 
 // What a build made, for summaries (`anvil build` prints it).
 struct BuildReport {
   std::string gpu_name;
-  double seconds = 0;  // import to serialized plan
-  std::int64_t min_batch = 1, opt_batch = 1, max_batch = 1;
+  double seconds = 0;                                        // import to serialized plan
+  std::int64_t min_batch = 1, opt_batch = 1, max_batch = 1;  // profile 0
+  std::vector<BatchRange> profiles;                          // every profile's
   std::vector<PassReport> passes;
   std::vector<std::string> layer_kinds;  // one per plan layer, in execution order
   std::vector<LayerTacticReport> tactics;
   std::size_t weight_bytes = 0;
-  std::size_t arena_bytes = 0;  // activations of one context at max_batch
+  std::size_t arena_bytes = 0;  // activations of one context at the largest max batch
 };
 
 // Builds plans (TensorRT's IBuilder). Stateless: one may build many plans,

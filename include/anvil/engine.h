@@ -67,14 +67,22 @@ class Engine : public std::enable_shared_from_this<Engine> {
   ~Engine();
 
   const std::vector<IoTensorInfo>& io_tensors() const;
-  // Batch sizes the plan's optimization profile accepts.
+  // Batch sizes the plan's optimization profiles accept, all together.
   std::int64_t min_batch() const;
   std::int64_t max_batch() const;
+  // The plan's optimization profiles (at least one): each has its own batch
+  // range and tactics tuned at its opt batch. A context runs one at a time.
+  int profile_count() const;
+  // kInvalidArgument for a profile that does not exist.
+  BatchRange profile_batch_range(int profile) const;
+  // The profile whose range holds `batch` with the opt batch nearest to it
+  // (the lower index on a tie), or -1 when no profile holds it.
+  int best_profile(std::int64_t batch) const;
   // Device bytes of the weights (shared by every context).
   std::size_t weight_bytes() const;
   // Device bytes one context needs at max_batch(): its activations plus the
   // largest workspace any layer needs (256-byte aligned, one block). A context
-  // given this much (set_device_memory) runs every batch of the profile.
+  // given this much (set_device_memory) runs every batch of every profile.
   std::size_t context_memory_bytes() const;
   // The plan this engine runs (layers, tactics), for inspection.
   const plan::Plan& plan() const;
@@ -100,9 +108,15 @@ class ExecutionContext {
  public:
   ~ExecutionContext();
 
+  // Selects the optimization profile whose tactics and batch range the next
+  // shapes use (profile 0 until called); input shapes must be set again.
+  // kInvalidArgument for a profile the engine does not have.
+  void set_optimization_profile(int profile);
+  int optimization_profile() const;
   // Sets an input's shape; dims must match the engine's except the batch,
-  // which must lie in the profile's range. Prepares batch-specific library
-  // plans here, so enqueue() stays cheap. kInvalidArgument names the input.
+  // which must lie in the selected profile's range (kInvalidArgument names the
+  // input and lists every profile's range). Prepares batch-specific library
+  // plans here, so enqueue() stays cheap.
   void set_input_shape(std::string_view name, std::span<const std::int64_t> dims);
   // The current shape of an input or output (after set_input_shape).
   std::vector<std::int64_t> tensor_shape(std::string_view name) const;

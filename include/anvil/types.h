@@ -1,4 +1,5 @@
-// Element types of tensors, shared by the importer, the IR and the runtimes.
+// Element types of tensors, shared by the importer, the IR and the runtimes;
+// the batch range of an optimization profile.
 #pragma once
 
 #include <cstddef>
@@ -24,5 +25,12 @@ std::size_t size_of(DType dtype);
 
 // Lower-case name as ONNX spells it: "float32", "int64", ...
 std::string_view to_string(DType dtype);
+
+// The batch sizes an optimization profile accepts, and the one its tactics
+// were tuned at: min <= opt <= max.
+struct BatchRange {
+  std::int64_t min = 1, opt = 1, max = 1;
+  bool contains(std::int64_t batch) const { return min <= batch && batch <= max; }
+};
 
 }  // namespace anvil

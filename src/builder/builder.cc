@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 
 #include "anvil/error.h"
 #include "builder/lower.h"
@@ -15,6 +16,7 @@
 
 #if ANVIL_HAVE_CUDA
 #include "builder/gpu/autotune.h"
+#include "plan/profiles.h"
 #endif
 
 namespace anvil {
@@ -36,10 +38,21 @@ void check_config(const BuilderConfig& config) {
          "; it must not be negative");
 }
 
-std::int64_t profile_max_batch(const OptimizationProfile& profile) {
+// Profile 0 (config.profile), then config.additional_profiles.
+std::vector<const OptimizationProfile*> all_profiles(const BuilderConfig& config) {
+  std::vector<const OptimizationProfile*> out{&config.profile};
+  for (const OptimizationProfile& p : config.additional_profiles)
+    out.push_back(&p);
+  return out;
+}
+
+std::int64_t profiles_max_batch(const BuilderConfig& config) {
   std::int64_t batch = 1;
-  for (const auto& [name, range] : profile.inputs())
-    batch = std::max(batch, range.max.at(0));
+  for (const OptimizationProfile* profile : all_profiles(config)) {
+    for (const auto& [name, range] : profile->inputs())
+      batch = std::max(batch, range.max.at(0));
+    if (profile->batch_range()) batch = std::max(batch, profile->batch_range()->max);
+  }
   return batch;
 }
 
@@ -87,10 +100,11 @@ void apply_range(plan::ProfileDim& model_range, const std::string& name, const S
   model_range = {range.min, range.opt, range.max};
 }
 
-// Puts the user's profile into the lowered plan's one profile. Inputs it does
-// not name take the batch range of those it names: the engine runs one batch.
-void apply_profile(plan::Plan& p, const OptimizationProfile& profile) {
-  auto& inputs = p.profiles.at(0).inputs;
+// Puts the user's profile into the plan's profile `index` (a copy of the
+// lowered one). Inputs it does not name take the batch range of those it
+// names, or its set_batch_range(): the engine runs one batch.
+void apply_profile(plan::Plan& p, std::size_t index, const OptimizationProfile& profile) {
+  auto& inputs = p.profiles.at(index).inputs;
   std::string names;
   for (const auto& [name, range] : inputs)
     names += (names.empty() ? "" : ", ") + name;
@@ -104,14 +118,24 @@ void apply_profile(plan::Plan& p, const OptimizationProfile& profile) {
     apply_range(it->second, name, range, fixed);
     if (!fixed && !first) first = &range;
   }
+  std::optional<BatchRange> batch;
+  if (first) batch = BatchRange{first->min[0], first->opt[0], first->max[0]};
+  if (!batch) batch = profile.batch_range();
   const plan::ProfileDim* batch_of = nullptr;
   std::string batch_name;
   for (auto& [name, range] : inputs) {
+    if (profile.dimensions(name)) continue;
+    if (has_fixed_batch(p, name) && profile.batch_range() &&
+        (batch->min != range.max[0] || batch->max != range.max[0]))
+      fail(ErrorKind::kUnsupported, "input '", name, "' has a fixed batch of ", range.max[0],
+           " in the model; export it with a dynamic batch (dynamic_axes) to build a profile");
+  }
+  for (auto& [name, range] : inputs) {
     if (!has_fixed_batch(p, name)) {
-      if (first && !profile.dimensions(name)) {
-        range.min[0] = first->min[0];
-        range.opt[0] = first->opt[0];
-        range.max[0] = first->max[0];
+      if (batch && !profile.dimensions(name)) {
+        range.min[0] = batch->min;
+        range.opt[0] = batch->opt;
+        range.max[0] = batch->max;
       }
       if (!batch_of) {
         batch_of = &range;
@@ -129,35 +153,46 @@ void apply_profile(plan::Plan& p, const OptimizationProfile& profile) {
 BuildReport make_report(const plan::Plan& p, std::vector<PassReport> passes) {
   BuildReport r;
   r.gpu_name = p.target.gpu_name;
-  const plan::ProfileDim& batch = p.profiles.at(0).inputs.begin()->second;
-  r.min_batch = batch.min.at(0);
-  r.opt_batch = batch.opt.at(0);
-  r.max_batch = batch.max.at(0);
+  r.profiles = plan::batch_ranges(p, "the built plan");
+  r.min_batch = r.profiles[0].min;
+  r.opt_batch = r.profiles[0].opt;
+  r.max_batch = r.profiles[0].max;
+  std::int64_t largest = 1;
+  for (const BatchRange& range : r.profiles)
+    largest = std::max(largest, range.max);
   r.passes = std::move(passes);
   for (const plan::LayerDesc& layer : p.layers)
     r.layer_kinds.push_back(layer.kind);
   r.weight_bytes = p.weights.size();
-  r.arena_bytes = builder::plan_arena(p, r.max_batch).arena_bytes;
+  r.arena_bytes = builder::plan_arena(p, largest).arena_bytes;
   return r;
 }
 
 #if ANVIL_HAVE_CUDA
 
+// Tunes every profile at its opt batch; progress counts layers of all of them.
 std::vector<LayerTacticReport> tune(plan::Plan& p, const BuilderConfig& config) {
   p.target = builder::current_target();  // kGpu without a GPU
-  builder::AutotuneOptions options;
-  options.batch = p.profiles.at(0).inputs.begin()->second.opt.at(0);
-  options.iterations = config.autotune_iterations;
-  options.timing_cache = config.timing_cache;
-  options.progress = config.progress;
-  if (config.log)
-    options.log = [&config](const std::string& message) {
-      config.log(LogSeverity::kWarning, message);
-    };
+  const std::vector<BatchRange> ranges = plan::batch_ranges(p, "the plan being built");
   std::vector<LayerTacticReport> out;
-  for (builder::LayerTactic& t : builder::autotune(p, options))
-    out.push_back({std::move(t.layer), std::move(t.kind), std::move(t.identity), t.ms, t.candidates,
-                   std::move(t.rejected)});
+  for (std::size_t profile = 0; profile < ranges.size(); ++profile) {
+    builder::AutotuneOptions options;
+    options.batch = ranges[profile].opt;
+    options.profile = static_cast<int>(profile);
+    options.iterations = config.autotune_iterations;
+    options.timing_cache = config.timing_cache;
+    if (config.progress)
+      options.progress = [&config, profile, count = ranges.size()](int done, int total) {
+        config.progress(static_cast<int>(profile) * total + done, static_cast<int>(count) * total);
+      };
+    if (config.log)
+      options.log = [&config](const std::string& message) {
+        config.log(LogSeverity::kWarning, message);
+      };
+    for (builder::LayerTactic& t : builder::autotune(p, options))
+      out.push_back({std::move(t.layer), std::move(t.kind), std::move(t.identity), t.ms,
+                     t.candidates, std::move(t.rejected), static_cast<int>(profile)});
+  }
   return out;
 }
 
@@ -197,6 +232,13 @@ void OptimizationProfile::set_dimensions(std::string_view input, std::span<const
   inputs_[name] = {to_vector(min), to_vector(opt), to_vector(max)};
 }
 
+void OptimizationProfile::set_batch_range(std::int64_t min, std::int64_t opt, std::int64_t max) {
+  if (!(1 <= min && min <= opt && opt <= max))
+    fail(ErrorKind::kInvalidArgument, "optimization profile batch range: need 1 <= min <= opt ",
+         "<= max, got ", min, ", ", opt, ", ", max);
+  batch_ = BatchRange{min, opt, max};
+}
+
 const ShapeRange* OptimizationProfile::dimensions(std::string_view input) const {
   const auto it = inputs_.find(input);
   return it == inputs_.end() ? nullptr : &it->second;
@@ -210,12 +252,18 @@ std::vector<std::byte> Builder::build_serialized(const std::filesystem::path& on
   ir::Graph graph = onnx::import_model(onnx_path);
   std::vector<PassReport> passes = run_passes(graph, config);
   plan::Plan p = builder::lower_graph(
-      graph,
-      {.fp16 = config.fp16, .tf32 = config.tf32, .max_batch = profile_max_batch(config.profile)});
+      graph, {.fp16 = config.fp16, .tf32 = config.tf32, .max_batch = profiles_max_batch(config)});
   if (p.profiles.empty() || p.profiles[0].inputs.empty())
     fail(ErrorKind::kUnsupported, onnx_path.string(),
          ": the model has no image or matrix input to build for");
-  apply_profile(p, config.profile);
+  const std::vector<const OptimizationProfile*> profiles = all_profiles(config);
+  p.profiles.resize(profiles.size(), p.profiles[0]);
+  for (std::size_t i = 0; i < profiles.size(); ++i) {
+    if (i > 0 && profiles[i]->empty())
+      fail(ErrorKind::kInvalidArgument, "optimization profile ", i,
+           " is empty: an additional profile must set its inputs' ranges");
+    apply_profile(p, i, *profiles[i]);
+  }
   p.anvil_version = kAnvilVersion;
   p.options = {config.fp16, config.tf32, config.workspace_bytes, config.disabled_passes};
   std::vector<LayerTacticReport> tactics = tune(p, config);

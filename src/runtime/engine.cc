@@ -7,6 +7,7 @@
 #include "builder/memory_plan.h"
 #include "cuda/check.h"
 #include "cuda/device.h"
+#include "plan/profiles.h"
 #include "runtime/engine_impl.h"
 
 namespace anvil {
@@ -22,25 +23,17 @@ std::vector<IoTensorInfo> io_of(const plan::Plan& p) {
   return io;
 }
 
-// The batch range of the plan's (first) optimization profile.
-std::pair<std::int64_t, std::int64_t> batch_range(const plan::Plan& p, std::string_view label) {
-  if (p.profiles.empty() || p.profiles[0].inputs.empty())
-    fail(ErrorKind::kInvalidArgument, label, ": the plan has no optimization profile");
-  const plan::ProfileDim& dim = p.profiles[0].inputs.begin()->second;
-  if (dim.min.empty() || dim.max.empty() || dim.min[0] < 1 || dim.max[0] < dim.min[0])
-    fail(ErrorKind::kInvalidArgument, label, ": the plan's profile has no valid batch range");
-  return {dim.min[0], dim.max[0]};
-}
-
 // The largest workspace any layer needs at `batch`, from plans prepared with
 // handles of its own (contexts prepare again with theirs).
-std::size_t largest_workspace(const Engine::Impl& impl, std::int64_t batch) {
+std::size_t largest_workspace(const Engine::Impl& impl) {
   const cuda::CudnnHandle cudnn;
   const cuda::CublasLtHandle cublaslt;
   const runtime::Handles handles{cudnn.get(), cublaslt.get()};
   std::size_t bytes = 0;
-  for (const auto& runner : impl.runners)
-    bytes = std::max(bytes, runner->prepare(batch, handles)->workspace_bytes());
+  for (std::size_t profile = 0; profile < impl.runners.size(); ++profile)
+    for (const auto& runner : impl.runners[profile])
+      bytes =
+          std::max(bytes, runner->prepare(impl.profiles[profile].max, handles)->workspace_bytes());
   return bytes;
 }
 
@@ -76,7 +69,13 @@ std::shared_ptr<const Engine> Engine::from_plan(plan::Plan loaded, std::string_v
   auto impl = std::make_unique<Impl>();
   impl->plan = std::move(loaded);
   const plan::Plan& p = impl->plan;  // runners may keep references into it
-  std::tie(impl->min_batch, impl->max_batch) = batch_range(p, label);
+  impl->profiles = plan::batch_ranges(p, label);
+  impl->min_batch = impl->profiles[0].min;
+  impl->max_batch = impl->profiles[0].max;
+  for (const BatchRange& r : impl->profiles) {
+    impl->min_batch = std::min(impl->min_batch, r.min);
+    impl->max_batch = std::max(impl->max_batch, r.max);
+  }
   impl->io = io_of(p);
   impl->arena_bytes = builder::plan_arena(p, impl->max_batch).arena_bytes;
 
@@ -84,6 +83,7 @@ std::shared_ptr<const Engine> Engine::from_plan(plan::Plan loaded, std::string_v
   ANVIL_GPU_CHECK(
       cudaMemcpy(impl->weights.data(), p.weights.data(), p.weights.size(), cudaMemcpyHostToDevice));
   const auto* base = static_cast<const std::byte*>(impl->weights.data());
+  impl->runners.resize(impl->profiles.size());
   for (const plan::LayerDesc& layer : p.layers) {
     runtime::RunnerFactory factory = runtime::find_runner(layer.kind);
     if (!factory)
@@ -92,9 +92,12 @@ std::shared_ptr<const Engine> Engine::from_plan(plan::Plan loaded, std::string_v
     runtime::LayerSetup setup{p, layer, nlohmann::json::parse(layer.params), {}, p.options.fp16};
     for (const plan::WeightRef& w : layer.weights)
       setup.weights.push_back(base + w.offset);
-    impl->runners.push_back(factory(setup));
+    for (std::size_t profile = 0; profile < impl->profiles.size(); ++profile) {
+      setup.profile = static_cast<int>(profile);
+      impl->runners[profile].push_back(factory(setup));
+    }
   }
-  impl->workspace_bytes = largest_workspace(*impl, impl->max_batch);
+  impl->workspace_bytes = largest_workspace(*impl);
   impl->last_input_reader = last_input_reader(p);
   return std::shared_ptr<const Engine>(new Engine(std::move(impl)));
 }
@@ -107,6 +110,18 @@ std::int64_t Engine::min_batch() const {
 }
 std::int64_t Engine::max_batch() const {
   return impl_->max_batch;
+}
+int Engine::profile_count() const {
+  return static_cast<int>(impl_->profiles.size());
+}
+BatchRange Engine::profile_batch_range(int profile) const {
+  if (profile < 0 || profile >= profile_count())
+    fail(ErrorKind::kInvalidArgument, "optimization profile ", profile,
+         " does not exist; the plan has ", profile_count());
+  return impl_->profiles[static_cast<std::size_t>(profile)];
+}
+int Engine::best_profile(std::int64_t batch) const {
+  return plan::best_profile(impl_->profiles, batch);
 }
 std::size_t Engine::weight_bytes() const {
   return impl_->weights.bytes();

@@ -18,12 +18,14 @@ namespace anvil {
 struct Engine::Impl {
   plan::Plan plan;
   cuda::DeviceBuffer weights;  // the plan's weights blob, uploaded once
-  std::vector<std::unique_ptr<runtime::LayerRunner>> runners;  // one per layer
+  // runners[profile][layer]: a profile's tactics are its runners'.
+  std::vector<std::vector<std::unique_ptr<runtime::LayerRunner>>> runners;
+  std::vector<BatchRange> profiles;  // the batch range of each
   std::vector<IoTensorInfo> io;
-  std::int64_t min_batch = 1;
+  std::int64_t min_batch = 1;  // over all profiles
   std::int64_t max_batch = 1;
   std::size_t arena_bytes = 0;      // activations at max_batch
-  std::size_t workspace_bytes = 0;  // the largest layer workspace at max_batch
+  std::size_t workspace_bytes = 0;  // the largest layer workspace of any profile at its max
   // Index of the last layer reading a user input: the input-consumed event
   // is recorded after it (-1: no layer reads one).
   std::ptrdiff_t last_input_reader = -1;
@@ -49,9 +51,11 @@ struct ExecutionContext::Impl {
   std::size_t workspace_offset = 0;  // at `batch`
   std::size_t workspace_bytes = 0;   // the largest layer workspace at `batch`
 
+  int profile = 0;         // the selected optimization profile
   std::int64_t batch = 0;  // 0 until set_input_shape
-  // Prepared layers per batch size seen, so switching back is free.
-  std::map<std::int64_t, std::vector<std::unique_ptr<runtime::PreparedLayer>>> prepared;
+  // Prepared layers per (profile, batch size) seen, so switching back is free.
+  using ShapeKey = std::pair<int, std::int64_t>;
+  std::map<ShapeKey, std::vector<std::unique_ptr<runtime::PreparedLayer>>> prepared;
   std::vector<std::size_t> offsets;   // arena offset per tensor id at `batch`
   std::map<int, void*> io_addresses;  // by tensor id
   // Launch arguments of every layer, rebuilt whenever a shape or address
@@ -66,7 +70,7 @@ struct ExecutionContext::Impl {
   bool graphs_enabled = false;
   std::string graph_failure;  // why graphs fell back to plain launches
   bool last_used_graph = false;
-  std::map<std::int64_t, CapturedEnqueue> graphs;  // by batch size
+  std::map<ShapeKey, CapturedEnqueue> graphs;  // by (profile, batch size)
 
   const plan::Plan& plan() const;
   void prepare(std::int64_t new_batch);

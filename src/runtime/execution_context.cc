@@ -6,6 +6,7 @@
 #include "builder/lower.h"
 #include "cuda/check.h"
 #include "cuda/graph.h"
+#include "plan/profiles.h"
 #include "runtime/engine_impl.h"
 
 namespace anvil {
@@ -75,12 +76,17 @@ void ExecutionContext::set_input_shape(std::string_view name, std::span<const st
          " (-1: any batch in the profile), got ", dims_string(dims));
   const std::int64_t batch = dims[0];
   const Engine& engine = *impl_->engine;
-  if (batch < engine.min_batch() || batch > engine.max_batch())
+  const BatchRange range = engine.profile_batch_range(impl_->profile);
+  if (!range.contains(batch)) {
+    const int best = engine.best_profile(batch);
     fail(ErrorKind::kInvalidArgument, "input '", name, "': batch ", batch,
-         " is outside the plan's optimization profile [", engine.min_batch(), ", ",
-         engine.max_batch(), "]; rebuild with --max-shapes covering it");
-  impl_->ready = false;  // until the launches match the new batch
-  if (batch != impl_->batch) impl_->prepare(batch);
+         " is outside optimization profile ", impl_->profile, " (", range.min, "..", range.max,
+         "); the plan's profiles: ", plan::describe(engine.impl().profiles),
+         best >= 0 ? cat("; select profile ", best, " with set_optimization_profile")
+                   : std::string("; rebuild with a profile covering it"));
+  }
+  impl_->ready = false;                              // until the launches match the new batch
+  if (batch != impl_->batch) impl_->prepare(batch);  // also after a profile change (batch 0)
   impl_->place_workspace();
   impl_->refresh_launches();
 }
@@ -161,11 +167,23 @@ void ExecutionContext::set_profiler(Profiler* profiler) {
     impl_->layer_events = std::vector<cuda::Event>(impl_->plan().layers.size() + 1);
 }
 
+void ExecutionContext::set_optimization_profile(int profile) {
+  impl_->engine->profile_batch_range(profile);  // kInvalidArgument if it does not exist
+  if (profile == impl_->profile) return;
+  impl_->profile = profile;
+  impl_->batch = 0;
+  impl_->ready = false;
+}
+
+int ExecutionContext::optimization_profile() const {
+  return impl_->profile;
+}
+
 void ExecutionContext::set_cuda_graph(bool enabled) {
   impl_->graphs_enabled = enabled;
   impl_->graph_failure.clear();
   if (enabled) return;
-  for (auto& [batch, graph] : impl_->graphs) {
+  for (auto& [shape, graph] : impl_->graphs) {
     graph.exec = cuda::GraphExec();
     graph.warmed_up = false;
   }
@@ -185,9 +203,9 @@ bool ExecutionContext::last_enqueue_used_graph() const {
 
 void ExecutionContext::Impl::prepare(std::int64_t new_batch) {
   const runtime::Handles handles{cudnn.get(), cublaslt.get()};
-  auto& layers = prepared[new_batch];
+  auto& layers = prepared[{profile, new_batch}];
   if (layers.empty()) {
-    for (const auto& runner : engine->impl().runners)
+    for (const auto& runner : engine->impl().runners.at(static_cast<std::size_t>(profile)))
       layers.push_back(runner->prepare(new_batch, handles));
   }
   workspace_bytes = 0;
@@ -242,7 +260,7 @@ void ExecutionContext::Impl::refresh_launches() {
     return base + offsets.at(static_cast<std::size_t>(id));
   };
   const runtime::Handles handles{cudnn.get(), cublaslt.get()};
-  auto& layers = prepared.at(batch);
+  auto& layers = prepared.at({profile, batch});
   launches.assign(p.layers.size(), {});
   std::vector<const void*> bound;  // every address a graph would bake in
   for (std::size_t i = 0; i < p.layers.size(); ++i) {
@@ -266,7 +284,7 @@ void ExecutionContext::Impl::refresh_launches() {
 
 void ExecutionContext::Impl::launch_layers(cudaStream_t stream, bool capturing) {
   const plan::Plan& p = plan();
-  const auto& layers = prepared.at(batch);
+  const auto& layers = prepared.at({profile, batch});
   const std::ptrdiff_t consumed_after = input_consumed ? engine->impl().last_input_reader : -2;
   auto record_consumed = [&] {
     ANVIL_GPU_CHECK(cudaEventRecordWithFlags(
@@ -301,7 +319,7 @@ void ExecutionContext::Impl::enqueue_graph(cudaStream_t stream) {
   const nvtx3::scoped_range_in<NvtxDomain> enqueue_range{"enqueue (graph)"};
   // Compared here, not when an address is set: binding a new shape and then
   // new addresses one by one passes through states no graph should be dropped for.
-  CapturedEnqueue& graph = graphs[batch];
+  CapturedEnqueue& graph = graphs[{profile, batch}];
   if (graph.addresses != bound_addresses) graph = CapturedEnqueue{bound_addresses, false, {}};
   // The caller's own capture takes our launches in; nested capture is illegal.
   if (cuda::is_capturing(stream)) return launch_layers(stream, input_consumed != nullptr);

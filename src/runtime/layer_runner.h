@@ -3,8 +3,9 @@
 //
 //   ANVIL_REGISTER_LAYER("pool", make_pool_runner);
 //
-// A LayerRunner belongs to an Engine: it is built once from the layer's
-// description and device weights and is immutable. prepare() makes, per
+// A LayerRunner belongs to an Engine: it is built once per optimization
+// profile from the layer's description, that profile's tactic and the device
+// weights, and is immutable. prepare() makes, per
 // context and batch size, a PreparedLayer holding what depends on the batch
 // (cuDNN execution plans, cuBLASLt algorithms); enqueue() only launches.
 #pragma once
@@ -56,6 +57,7 @@ struct LayerSetup {
   nlohmann::json params;
   std::vector<const void*> weights;  // device copies of layer.weights, in order
   bool fp16 = false;                 // the plan's storage type
+  int profile = 0;                   // the optimization profile whose tactics to run
 };
 
 class LayerRunner {

@@ -126,5 +126,70 @@ TEST(BuilderApi, BuildsAProfileAndRunsItsBatchRange) {
   }
 }
 
+// Two profiles (batches 1-4 tuned at 2, 5-8 tuned at 8) in one plan: each
+// runs its range against the CPU reference; the context switches between
+// them, also with CUDA graphs; a batch outside the selected profile names both.
+TEST(BuilderApi, TwoProfilesInOnePlan) {
+  ANVIL_REQUIRE_GPU();
+  const std::filesystem::path model =
+      std::filesystem::path(ANVIL_GPU_MODEL_DIR) / "mobilenetv2.onnx";
+  ASSERT_TRUE(std::filesystem::exists(model)) << model << " (made by the gpu.models fixture)";
+  BuilderConfig config;
+  config.tf32 = false;
+  config.autotune_iterations = 2;
+  config.profile.set_batch_range(1, 2, 4);
+  config.additional_profiles.resize(1);
+  config.additional_profiles[0].set_batch_range(5, 8, 8);
+  BuildReport report;
+  auto engine =
+      Engine::deserialize(Builder().build_serialized(model, config, &report), "two-profile.plan");
+  ASSERT_EQ(report.profiles.size(), 2u);
+  std::size_t per_profile[2] = {0, 0};
+  for (const LayerTacticReport& t : report.tactics)
+    ++per_profile[t.profile];
+  EXPECT_EQ(per_profile[0], per_profile[1]) << "every layer is tuned once per profile";
+  ASSERT_EQ(engine->profile_count(), 2);
+  EXPECT_EQ(engine->min_batch(), 1);
+  EXPECT_EQ(engine->max_batch(), 8);
+  EXPECT_EQ(engine->best_profile(3), 0);
+  EXPECT_EQ(engine->best_profile(6), 1);
+  EXPECT_EQ(engine->best_profile(9), -1);
+
+  const ir::Graph graph = onnx::import_model(model);
+  const Tensor x8 = random_images(8, 21);
+  const Tensor want8 = reference::ReferenceRuntime(graph).run({{"input", x8}})[0];
+  const std::size_t per_image = static_cast<std::size_t>(want8.element_count() / 8);
+  Tensor x3(DType::kFloat32, {3, 3, 224, 224});
+  std::copy_n(x8.data<float>(), x3.element_count(), x3.data<float>());
+
+  auto context = engine->create_context();
+  EXPECT_EQ(context->optimization_profile(), 0);
+  try {
+    context->set_input_shape("input", Dims{8, 3, 224, 224});
+    ADD_FAILURE() << "batch 8 is outside profile 0 (1..4) but was accepted";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("profile 0: batch 1..4"), std::string::npos) << m;
+    EXPECT_NE(m.find("profile 1: batch 5..8"), std::string::npos) << m;
+    EXPECT_NE(m.find("select profile 1"), std::string::npos) << m;
+  }
+  for (const bool graphs : {false, true}) {
+    SCOPED_TRACE(graphs ? "CUDA graphs" : "plain launches");
+    context->set_cuda_graph(graphs);
+    for (int round = 0; round < 3; ++round) {  // graphs: warm-up, capture, replay
+      context->set_optimization_profile(0);
+      const std::vector<float> got3 = run(*context, x3);
+      EXPECT_LE(relative_error(got3, want8.data<float>(), 3 * per_image, "profile 0 batch 3"),
+                1e-4);
+      context->set_optimization_profile(1);
+      EXPECT_EQ(context->optimization_profile(), 1);
+      const std::vector<float> got8 = run(*context, x8);
+      EXPECT_LE(relative_error(got8, want8.data<float>(), 8 * per_image, "profile 1 batch 8"),
+                1e-4);
+    }
+  }
+  EXPECT_THROW(context->set_optimization_profile(2), Error);
+}
+
 }  // namespace
 }  // namespace anvil

@@ -158,6 +158,27 @@ TEST_F(BuilderModel, FixedBatchModelOnlyTakesItsBatch) {
                      [&] { Builder().build_serialized(fixed_, config_); }));
 }
 
+TEST_F(BuilderModel, BatchRangesApplyToUnnamedInputs) {
+  OptimizationProfile profile;
+  EXPECT_TRUE(throws(ErrorKind::kInvalidArgument, {"1 <= min <= opt <= max", "4, 2, 8"},
+                     [&] { profile.set_batch_range(4, 2, 8); }));
+  profile.set_batch_range(1, 2, 8);
+  EXPECT_FALSE(profile.empty());
+  ASSERT_TRUE(profile.batch_range());
+  EXPECT_EQ(profile.batch_range()->opt, 2);
+  // A fixed-batch model refuses another batch range, before the GPU is needed.
+  config_.profile = profile;
+  EXPECT_TRUE(throws(ErrorKind::kUnsupported, {"'x'", "fixed batch of 2"},
+                     [&] { Builder().build_serialized(fixed_, config_); }));
+}
+
+TEST_F(BuilderModel, AnAdditionalProfileMustSetSomething) {
+  config_.profile.set_batch_range(1, 4, 8);
+  config_.additional_profiles.emplace_back();  // empty
+  EXPECT_TRUE(throws(ErrorKind::kInvalidArgument, {"optimization profile 1 is empty"},
+                     [&] { Builder().build_serialized(dynamic_, config_); }));
+}
+
 TEST_F(BuilderModel, BadConfigIsRefused) {
   config_.autotune_iterations = 0;
   EXPECT_TRUE(throws(ErrorKind::kInvalidArgument, {"autotune_iterations"},
@@ -195,6 +216,11 @@ TEST_F(BuilderModel, WithoutAGpuBuildingIsACleanError) {
       throws(want, {says}, [&] { Builder().build_serialized(dynamic_, config_, &report); }));
   ASSERT_FALSE(info.empty()) << "the passes should have been logged before the GPU was needed";
   EXPECT_EQ(info[0].rfind("pass ", 0), 0u) << info[0];
+  // Several profiles pass the checks too.
+  config_.additional_profiles.resize(1);
+  config_.additional_profiles[0].set_batch_range(16, 32, 64);
+  EXPECT_TRUE(throws(want, {says}, [&] { Builder().build_serialized(dynamic_, config_); }));
+  config_.additional_profiles.clear();
   // A fixed-batch model at its own batch passes the checks too.
   config_.profile = {};
   config_.profile.set_dimensions("x", Dims{2, 3, 8, 8}, Dims{2, 3, 8, 8}, Dims{2, 3, 8, 8});

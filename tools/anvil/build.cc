@@ -20,6 +20,7 @@ struct BuildCommandOptions {
   bool fp16 = false;
   bool no_tf32 = false;
   std::string min_shapes, opt_shapes, max_shapes;
+  std::vector<std::string> profiles;  // --profile MIN:OPT:MAX, one per profile
   std::string timing_cache;
   std::int64_t workspace_mib = 256;
 };
@@ -70,6 +71,43 @@ void add_shapes(OptimizationProfile& profile, const BuildCommandOptions& opt) {
   profile.set_dimensions(name, min, best, max);
 }
 
+// "1:16:32" -> a profile of batches 1..32 tuned at 16.
+OptimizationProfile parse_batch_profile(const std::string& text) {
+  std::vector<std::int64_t> values;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t end = std::min(text.find(':', start), text.size());
+    try {
+      std::size_t used = 0;
+      values.push_back(std::stoll(text.substr(start, end - start), &used));
+      if (used != end - start) throw std::invalid_argument("trailing characters");
+    } catch (const std::exception&) {
+      fail(ErrorKind::kInvalidArgument, "--profile '", text,
+           "': expected MIN:OPT:MAX batch sizes, e.g. 1:16:32");
+    }
+    start = end + 1;
+  }
+  if (values.size() != 3)
+    fail(ErrorKind::kInvalidArgument, "--profile '", text,
+         "': expected MIN:OPT:MAX batch sizes, e.g. 1:16:32");
+  OptimizationProfile profile;
+  profile.set_batch_range(values[0], values[1], values[2]);
+  return profile;
+}
+
+// Profile 0 from --min/--opt/--max-shapes if given, else from the first
+// --profile; every other --profile adds one.
+void add_profiles(BuilderConfig& config, const BuildCommandOptions& opt) {
+  add_shapes(config.profile, opt);
+  for (const std::string& text : opt.profiles) {
+    OptimizationProfile profile = parse_batch_profile(text);
+    if (config.profile.empty())
+      config.profile = std::move(profile);
+    else
+      config.additional_profiles.push_back(std::move(profile));
+  }
+}
+
 void print_progress(int done, int total) {
   constexpr int kWidth = 30;
   const int filled = total ? done * kWidth / total : kWidth;
@@ -100,15 +138,21 @@ void print_summary(const BuildCommandOptions& opt, const BuildReport& r, double 
               opt.output.c_str(), seconds, r.gpu_name.c_str(), opt.fp16 ? "FP16" : "FP32",
               !opt.fp16 && !opt.no_tf32 ? " + TF32" : "", static_cast<long long>(r.min_batch),
               static_cast<long long>(r.max_batch), static_cast<long long>(r.opt_batch));
+  for (std::size_t i = 1; i < r.profiles.size(); ++i)
+    std::printf("  and profile %zu: batch %lld..%lld (tuned at %lld)\n", i,
+                static_cast<long long>(r.profiles[i].min),
+                static_cast<long long>(r.profiles[i].max),
+                static_cast<long long>(r.profiles[i].opt));
   std::printf("%zu layers:", r.layer_kinds.size());
   for (const auto& [kind, count] : kinds)
     std::printf(" %s %d", kind.c_str(), count);
   std::printf("\nweights %.1f MB, activation arena %.1f MB per context at the max batch\n",
               static_cast<double>(r.weight_bytes) / 1e6, static_cast<double>(r.arena_bytes) / 1e6);
-  std::printf("%-32s %-5s %9s %5s  %s\n", "layer", "kind", "time(ms)", "tried", "tactic");
+  std::printf("%-32s %-5s %7s %9s %5s  %s\n", "layer", "kind", "profile", "time(ms)", "tried",
+              "tactic");
   for (const auto& t : r.tactics)
-    std::printf("%-32s %-5s %9.4f %5d  %s\n", t.layer.substr(0, 32).c_str(), t.kind.c_str(), t.ms,
-                t.candidates, t.tactic.substr(0, 60).c_str());
+    std::printf("%-32s %-5s %7d %9.4f %5d  %s\n", t.layer.substr(0, 32).c_str(), t.kind.c_str(),
+                t.profile, t.ms, t.candidates, t.tactic.substr(0, 60).c_str());
 }
 
 void build_plan(const BuildCommandOptions& opt) {
@@ -121,7 +165,7 @@ void build_plan(const BuildCommandOptions& opt) {
   config.disabled_passes = opt.model.disabled_passes;
   config.progress = print_progress;
   config.log = print_log;
-  add_shapes(config.profile, opt);
+  add_profiles(config, opt);
   BuildReport report;
   const std::vector<std::byte> bytes = Builder().build_serialized(opt.model.path, config, &report);
   write_bytes(opt.output, bytes);
@@ -142,6 +186,9 @@ void add_build_command(CLI::App& app) {
   cmd->add_option("--min-shapes", opt->min_shapes, "Smallest input shape, e.g. input:1x3x224x224");
   cmd->add_option("--opt-shapes", opt->opt_shapes, "Shape the tactics are tuned at");
   cmd->add_option("--max-shapes", opt->max_shapes, "Largest input shape (sets the max batch)");
+  cmd->add_option("--profile", opt->profiles,
+                  "An optimization profile of batch sizes MIN:OPT:MAX; repeat for several, "
+                  "e.g. --profile 1:16:32 --profile 64:128:192");
   cmd->add_option("--timing-cache", opt->timing_cache, "Read and update this timing cache file");
   cmd->add_option("--workspace", opt->workspace_mib, "Workspace limit in MiB")
       ->check(CLI::PositiveNumber);

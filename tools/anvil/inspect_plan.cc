@@ -40,11 +40,11 @@ void inspect_plan(const std::string& path) {
       t.cuda_runtime_version, t.cudnn_version, t.cublaslt_version);
   std::printf("Precision %s, TF32 %s, weights %.1f MB\n", p.options.fp16 ? "FP16" : "FP32",
               p.options.tf32 ? "allowed" : "off", static_cast<double>(p.weights.size()) / 1e6);
-  for (const auto& [name, dim] :
-       p.profiles.empty() ? decltype(p.profiles[0].inputs){} : p.profiles[0].inputs)
-    std::printf("Profile: %s batch %lld..%lld, tuned at %lld\n", name.c_str(),
-                static_cast<long long>(dim.min.at(0)), static_cast<long long>(dim.max.at(0)),
-                static_cast<long long>(dim.opt.at(0)));
+  for (std::size_t i = 0; i < p.profiles.size(); ++i)
+    for (const auto& [name, dim] : p.profiles[i].inputs)
+      std::printf("Profile %zu: %s batch %lld..%lld, tuned at %lld\n", i, name.c_str(),
+                  static_cast<long long>(dim.min.at(0)), static_cast<long long>(dim.max.at(0)),
+                  static_cast<long long>(dim.opt.at(0)));
   std::printf("%zu layers (the channel count after '/' is the stored, padded one; '%s' storage):\n",
               p.layers.size(), p.options.fp16 ? "float16" : "float32");
   for (const plan::LayerDesc& layer : p.layers) {
@@ -53,6 +53,8 @@ void inspect_plan(const std::string& path) {
     if (tactic.is_object() && tactic.contains("identity"))
       chosen = cat(tactic["identity"].get<std::string>().substr(0, 40), " (",
                    tactic.value("ms", 0.0), " ms)");
+    if (tactic.is_object() && tactic.contains("profiles"))
+      chosen += cat(" [profile 0 of ", tactic["profiles"].size(), "]");
     std::printf("  %-14s %-40s %s -> %s %s\n", layer.kind.c_str(), layer.name.substr(0, 40).c_str(),
                 tensors_of(p, layer.inputs).c_str(), tensors_of(p, layer.outputs).c_str(),
                 chosen.c_str());

@@ -80,9 +80,12 @@ void run_plan(const PlanRunOptions& opt) {
   if (engine->io_tensors().size() != 2 || !input || !output)
     fail(ErrorKind::kUnsupported, "`anvil run` drives plans with one input and one output");
 
+  // The profile asked for, else the one that suits the batch best.
+  const int chosen = opt.profile >= 0 ? opt.profile : engine->best_profile(opt.batch);
+  context->set_optimization_profile(std::max(chosen, 0));
   std::vector<std::int64_t> in_dims = input->dims;
   in_dims[0] = opt.batch;
-  context->set_input_shape(input->name, in_dims);
+  context->set_input_shape(input->name, in_dims);  // names the profiles if none fits
   const std::vector<std::int64_t> out_dims = context->tensor_shape(output->name);
   const std::size_t in_bytes = element_count(in_dims) * sizeof(float);
   const std::size_t out_bytes = element_count(out_dims) * sizeof(float);
@@ -157,8 +160,9 @@ void run_plan(const PlanRunOptions& opt) {
   const auto gpu = cuda::device_info(0);
   const double qps = static_cast<double>(samples.size()) / wall_s;
 
-  std::printf("=== Performance summary (%s, batch %lld, %s) ===\n", gpu ? gpu->name.c_str() : "?",
-              static_cast<long long>(opt.batch),
+  std::printf("=== Performance summary (%s, batch %lld, profile %d of %d, %s) ===\n",
+              gpu ? gpu->name.c_str() : "?", static_cast<long long>(opt.batch),
+              context->optimization_profile(), engine->profile_count(),
               opt.no_data_transfers ? "no data transfers" : "with H2D/D2H transfers");
   std::printf("Throughput: %.2f qps, %.1f images/s over %zu iterations\n", qps,
               qps * static_cast<double>(opt.batch), samples.size());
@@ -202,18 +206,19 @@ void run_plan(const PlanRunOptions& opt) {
     std::printf("[W] High variance: GPU compute time varies by %.0f%% (coefficient of variation)\n",
                 100.0 * sd / mean(compute));
   if (out_dims.size() == 2) print_top_k(h_out.as<float>(), out_dims[1], opt.top);
-  LayerProfile profile;
+  LayerProfile layer_times;
   if (opt.dump_profile) {
     // Separate from the timed run: profiling synchronizes after every enqueue
     // and launches plainly, graph or not.
-    context->set_profiler(&profile);
+    context->set_profiler(&layer_times);
     for (int i = 0; i < kProfiledEnqueues; ++i)
       context->enqueue(stream.get());
     context->set_profiler(nullptr);
-    profile.print(stdout);
+    layer_times.print(stdout);
   }
   if (!opt.export_trace.empty()) {
-    write_run_trace(opt.export_trace, opt.batch, samples, opt.dump_profile ? &profile : nullptr);
+    write_run_trace(opt.export_trace, opt.batch, samples,
+                    opt.dump_profile ? &layer_times : nullptr);
     std::printf("Trace: %s (open in ui.perfetto.dev or chrome://tracing)\n",
                 opt.export_trace.c_str());
   }

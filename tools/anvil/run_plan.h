@@ -9,6 +9,7 @@ namespace anvil::cli {
 struct PlanRunOptions {
   std::string plan;
   std::int64_t batch = 1;
+  int profile = -1;  // the optimization profile; -1: the best for the batch
   double warmup_ms = 200;
   double duration_s = 3;
   int iterations = 0;  // > 0 overrides duration_s

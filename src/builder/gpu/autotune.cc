@@ -16,6 +16,7 @@
 #include "cuda/device.h"
 #include "cuda/handles.h"
 #include "cuda/kernels/activation.h"
+#include "plan/profiles.h"
 #include "runtime/layers/layer_shapes.h"
 #include "runtime/layers/layer_util.h"
 #include "runtime/layers/tactic.h"
@@ -345,7 +346,7 @@ std::vector<LayerTactic> autotune(plan::Plan& p, const AutotuneOptions& options)
       w = tune_layer(p, layer, options.batch, options.iterations, libs, rng, log);
       cache.put(key, w);
     }
-    layer.tactic = nlohmann::json{{"identity", w.identity}, {"ms", w.ms}}.dump();
+    plan::set_tactic(layer, options.profile, w.identity, w.ms);
     chosen.push_back({layer.name, layer.kind, w.identity, w.ms, w.candidates, w.rejected});
     if (options.progress) options.progress(++done, total);
   }

@@ -22,6 +22,7 @@ namespace anvil::builder {
 
 struct AutotuneOptions {
   std::int64_t batch = 1;              // the profile's opt batch
+  int profile = 0;                     // which profile's tactics to set (plan/profiles.h)
   int iterations = 10;                 // timed runs per candidate
   std::filesystem::path timing_cache;  // empty: none
   // Called after each tuned layer with (layers done, layers to tune).
@@ -51,7 +52,7 @@ struct CandidateTiming {
 std::vector<CandidateTiming> time_candidates(const plan::Plan& plan, const plan::LayerDesc& layer,
                                              std::int64_t batch, int iterations);
 
-// Fills LayerDesc::tactic ({"identity": ..., "ms": ...}) of every conv and
+// Sets the tactic for options.profile (plan/profiles.h) of every conv and
 // gemm layer of `plan` (whose target must be this GPU) and returns what it chose.
 std::vector<LayerTactic> autotune(plan::Plan& plan, const AutotuneOptions& options);
 

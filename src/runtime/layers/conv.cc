@@ -84,7 +84,7 @@ class PreparedConvGemm final : public PreparedLayer {
 
 class ConvRunner final : public LayerRunner {
  public:
-  explicit ConvRunner(const LayerSetup& s) : identity_(tactic_identity(s.layer)) {
+  explicit ConvRunner(const LayerSetup& s) : identity_(tactic_identity(s.layer, s.profile)) {
     parsed_ = conv_layer_shape(s.params, s.layer.name, s.fp16, s.plan.options.tf32);
     type_ = storage_type(s.fp16);
     weights_.filter = s.weights.at(0);

@@ -32,7 +32,7 @@ class PreparedGemm final : public PreparedLayer {
 
 class GemmRunner final : public LayerRunner {
  public:
-  explicit GemmRunner(const LayerSetup& s) : identity_(tactic_identity(s.layer)) {
+  explicit GemmRunner(const LayerSetup& s) : identity_(tactic_identity(s.layer, s.profile)) {
     shape_ = gemm_layer_shape(s.params, s.layer.name, s.fp16, s.plan.options.tf32);
     weights_ = s.weights.at(0);
     if (shape_.has_bias) {

@@ -3,15 +3,12 @@
 #include <nlohmann/json.hpp>
 
 #include "anvil/error.h"
+#include "plan/profiles.h"
 
 namespace anvil::runtime {
 
-std::optional<std::string> tactic_identity(const plan::LayerDesc& layer) {
-  const auto tactic = nlohmann::json::parse(layer.tactic, nullptr, /*allow_exceptions=*/false);
-  if (!tactic.is_object()) return std::nullopt;
-  auto it = tactic.find("identity");
-  if (it == tactic.end() || !it->is_string()) return std::nullopt;
-  return it->get<std::string>();
+std::optional<std::string> tactic_identity(const plan::LayerDesc& layer, int profile) {
+  return plan::tactic_identity(layer, profile);
 }
 
 std::string cublaslt_conv_identity(const std::string& gemm_identity) {

@@ -16,8 +16,9 @@ namespace anvil::runtime {
 
 inline constexpr std::string_view kCublasLtPrefix = "cublaslt:";
 
-// The layer's stored tactic identity, or nothing when it was not tuned.
-std::optional<std::string> tactic_identity(const plan::LayerDesc& layer);
+// The tactic identity the layer was tuned to under the runner's profile, or
+// nothing when it was not tuned (plan/profiles.h reads it).
+std::optional<std::string> tactic_identity(const plan::LayerDesc& layer, int profile);
 
 // "cublaslt:<algo>" for a conv layer run as a cuBLASLt GEMM.
 std::string cublaslt_conv_identity(const std::string& gemm_identity);

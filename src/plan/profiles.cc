@@ -1,0 +1,92 @@
+#include "plan/profiles.h"
+
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+#include "anvil/error.h"
+
+namespace anvil::plan {
+
+std::vector<BatchRange> batch_ranges(const Plan& plan, std::string_view label) {
+  if (plan.profiles.empty())
+    fail(ErrorKind::kInvalidArgument, label, ": the plan has no optimization profile");
+  std::vector<BatchRange> ranges;
+  for (std::size_t i = 0; i < plan.profiles.size(); ++i) {
+    const Profile& profile = plan.profiles[i];
+    if (profile.inputs.empty())
+      fail(ErrorKind::kInvalidArgument, label, ": optimization profile ", i, " has no inputs");
+    std::optional<BatchRange> range;
+    for (const auto& [name, dim] : profile.inputs) {
+      if (dim.min.empty() || dim.opt.empty() || dim.max.empty())
+        fail(ErrorKind::kInvalidArgument, label, ": profile ", i, " input '", name,
+             "' has an empty shape");
+      const BatchRange r{dim.min[0], dim.opt[0], dim.max[0]};
+      if (r.min < 1 || r.min > r.opt || r.opt > r.max)
+        fail(ErrorKind::kInvalidArgument, label, ": profile ", i, " input '", name,
+             "' has the batch range min ", r.min, ", opt ", r.opt, ", max ", r.max,
+             " (need 1 <= min <= opt <= max)");
+      if (range && (range->min != r.min || range->opt != r.opt || range->max != r.max))
+        fail(ErrorKind::kInvalidArgument, label, ": profile ", i,
+             " gives its inputs different batch ranges");
+      range = r;
+    }
+    ranges.push_back(*range);
+  }
+  return ranges;
+}
+
+int best_profile(const std::vector<BatchRange>& ranges, std::int64_t batch) {
+  int best = -1;
+  for (std::size_t i = 0; i < ranges.size(); ++i) {
+    if (!ranges[i].contains(batch)) continue;
+    if (best < 0 || std::llabs(ranges[i].opt - batch) <
+                        std::llabs(ranges[static_cast<std::size_t>(best)].opt - batch))
+      best = static_cast<int>(i);
+  }
+  return best;
+}
+
+std::string describe(const std::vector<BatchRange>& ranges) {
+  std::string out;
+  for (std::size_t i = 0; i < ranges.size(); ++i)
+    out += cat(i ? "; " : "", "profile ", i, ": batch ", ranges[i].min, "..", ranges[i].max,
+               " (opt ", ranges[i].opt, ")");
+  return out;
+}
+
+std::optional<std::string> tactic_identity(const LayerDesc& layer, int profile) {
+  const auto tactic = nlohmann::json::parse(layer.tactic, nullptr, /*allow_exceptions=*/false);
+  if (!tactic.is_object() || profile < 0) return std::nullopt;
+  const nlohmann::json* entry = &tactic;
+  if (auto list = tactic.find("profiles"); list != tactic.end() && list->is_array()) {
+    if (static_cast<std::size_t>(profile) >= list->size()) return std::nullopt;
+    entry = &(*list)[static_cast<std::size_t>(profile)];
+  } else if (profile != 0) {
+    return std::nullopt;
+  }
+  auto it = entry->find("identity");
+  if (it == entry->end() || !it->is_string()) return std::nullopt;
+  return it->get<std::string>();
+}
+
+void set_tactic(LayerDesc& layer, int profile, const std::string& identity, float ms) {
+  auto tactic = nlohmann::json::parse(layer.tactic, nullptr, /*allow_exceptions=*/false);
+  if (!tactic.is_object() || profile == 0) tactic = nlohmann::json::object();
+  const nlohmann::json entry = {{"identity", identity}, {"ms", ms}};
+  if (profile == 0) {
+    tactic = entry;
+    layer.tactic = tactic.dump();
+    return;
+  }
+  nlohmann::json& list = tactic["profiles"];
+  if (!list.is_array())
+    list = nlohmann::json::array(
+        {{{"identity", tactic.value("identity", "")}, {"ms", tactic.value("ms", 0.0f)}}});
+  if (static_cast<std::size_t>(profile) != list.size())
+    fail(ErrorKind::kInvalidArgument, "layer '", layer.name, "': tactic for profile ", profile,
+         " set before profile ", list.size());
+  list.push_back(entry);
+  layer.tactic = tactic.dump();
+}
+
+}  // namespace anvil::plan

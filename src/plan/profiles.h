@@ -1,0 +1,42 @@
+// A plan's optimization profiles as the runtime uses them: the batch range of
+// each (the engine runs one batch for all inputs), which profile suits a
+// batch, and the tactic a layer was tuned to under each profile.
+//
+// A layer's tactic (LayerDesc::tactic, JSON) is {"identity": ..., "ms": ...}
+// for profile 0, plus, in plans of several profiles, "profiles": [{"identity":
+// ..., "ms": ...}, ...] with one entry per profile (entry 0 equal to the top).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "anvil/types.h"
+#include "plan/plan.h"
+
+namespace anvil::plan {
+
+using anvil::BatchRange;
+
+// The batch range of every profile, in order. A plan without profiles, or
+// with a profile whose inputs disagree on the batch or whose range is not
+// 1 <= min <= opt <= max, is kInvalidArgument naming `label`.
+std::vector<BatchRange> batch_ranges(const Plan& plan, std::string_view label);
+
+// The profile whose range holds `batch` with the opt batch nearest to it (the
+// lower index on a tie), or -1 when none holds it.
+int best_profile(const std::vector<BatchRange>& ranges, std::int64_t batch);
+
+// "profile 0: batch 1..32 (opt 16); profile 1: batch 64..192 (opt 128)", for errors.
+std::string describe(const std::vector<BatchRange>& ranges);
+
+// The tactic identity `layer` was tuned to under `profile`, or nothing when the
+// layer has none (untuned, or no entry for that profile).
+std::optional<std::string> tactic_identity(const LayerDesc& layer, int profile);
+
+// Sets `layer`'s tactic for `profile` (0 first; later ones append in order).
+void set_tactic(LayerDesc& layer, int profile, const std::string& identity, float ms);
+
+}  // namespace anvil::plan
