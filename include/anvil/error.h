@@ -20,6 +20,7 @@ enum class ErrorKind {
   kIo,               // a file that cannot be opened, read or written
   kIncompatible,     // a plan built for another GPU or library version
   kGpu,              // a CUDA, cuDNN or cuBLAS call failed
+  kCancelled,        // work the caller cancelled (a pipeline shut down with requests queued)
   kInternal,         // a broken invariant inside Anvil
 };
 

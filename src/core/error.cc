@@ -16,6 +16,8 @@ std::string_view to_string(ErrorKind kind) {
       return "incompatible";
     case ErrorKind::kGpu:
       return "gpu error";
+    case ErrorKind::kCancelled:
+      return "cancelled";
     case ErrorKind::kInternal:
       return "internal error";
   }
