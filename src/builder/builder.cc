@@ -13,10 +13,10 @@
 #include "onnx/importer.h"
 #include "passes/pass_manager.h"
 #include "plan/plan.h"
+#include "plan/profiles.h"
 
 #if ANVIL_HAVE_CUDA
 #include "builder/gpu/autotune.h"
-#include "plan/profiles.h"
 #endif
 
 namespace anvil {
