@@ -16,7 +16,7 @@ echo "== ONNX node conformance (op, run, passed, skipped, failed)"
 build/tests/conformance_node_suite | sed -n '/^op /,/^(/p'
 
 echo "== build with AddressSanitizer + UndefinedBehaviorSanitizer, unit and fuzz tests"
-BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo TARGETS="anvil_unit_tests fuzz_importer fuzz_plan" scripts/build.sh \
+BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo TARGETS="anvil_unit_tests fuzz_importer fuzz_plan fuzz_calibration_cache" scripts/build.sh \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DANVIL_SANITIZE=ON -DANVIL_FUZZ=ON \
   -DANVIL_CUDA=OFF
 ctest --test-dir build-asan --output-on-failure -j"$(nproc)" -L "unit|fuzz"
