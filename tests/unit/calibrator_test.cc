@@ -335,6 +335,9 @@ TEST(CalibrationCache, CorruptFilesNameFileAndLine) {
       {head + "tensors 1\n1.5\n", "corrupt.cache:5: expected '<amax> <tensor name>'"},
       {head + "tensors 2\n1 a\n2 a\n", "corrupt.cache:6: tensor 'a' appears twice"},
       {head + "tensors 0\nend\nmore\n", "corrupt.cache:6: unexpected text after 'end'"},
+      // Found by fuzz_calibration_cache: a field the writer could not write back.
+      {"anvil-calibration-cache 1\ncalibrator minmax\nfingerprint res\rnet\n",
+       "corrupt.cache:3: a carriage return inside the line"},
   };
   for (const auto& [text, expected] : cases) {
     const std::string message = corrupt_error(text);
