@@ -165,8 +165,8 @@ struct ExecutorModelInfo {
 // slot is never started again before its finish() returned.
 //
 // The CPU executor (src/pipeline/cpu_executor.h) has one slot and does all
-// its work in finish(). The GPU executor (not written yet; it will be
-// engine_executor_factory(engine) next to this one) is to do this, per worker:
+// its work in finish(). The GPU executor (engine_executor_factory below,
+// src/pipeline/gpu/engine_executor.cc) does this, per worker:
 //  - own one ExecutionContext (create_context, or create_context_without_memory
 //    + set_device_memory), a copy stream and a compute stream, CUDA graphs on
 //    per PipelineOptions::cuda_graphs;
@@ -206,6 +206,19 @@ class BatchExecutor {
 // the thread constructing the Pipeline, once per worker.
 using ExecutorFactory =
     std::function<std::unique_ptr<BatchExecutor>(int worker, const PipelineOptions& options)>;
+
+class Engine;  // anvil/engine.h
+
+// Executors running `engine` (shared by all of them) on the GPU, one
+// ExecutionContext and options.batches_in_flight_per_worker slots each, as
+// described above BatchExecutor. The engine must have one FP32 input
+// [N, ...] and one FP32 output [N, ...] (kUnsupported otherwise); batches of
+// engine->min_batch()..max_batch() are accepted, each run with the
+// optimization profile best_profile() picks. kFullOutput results hold the
+// output as the engine gives it (no softmax, as the CPU executor). Errors:
+// kInvalidArgument for a null engine; kUnsupported, "this Anvil was built
+// without CUDA", from a build without CUDA.
+ExecutorFactory engine_executor_factory(std::shared_ptr<const Engine> engine);
 
 using ResultCallback = std::function<void(std::exception_ptr error, Result result)>;
 

@@ -1,0 +1,528 @@
+// The pipeline's GPU executor (engine_executor_factory): every result equals
+// a direct ExecutionContext run of its own input, for FP32 and FP16 engines,
+// FP32 and uint8 inputs, top-k on the GPU and the full output; top-k against
+// the host reference; CUDA graphs on and off; shutdown while busy; errors.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <future>
+#include <iterator>
+#include <random>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "anvil/engine.h"
+#include "anvil/pipeline.h"
+#include "cuda/check.h"
+#include "cuda/handles.h"
+#include "cuda/kernels/preprocess.h"
+#include "engine_test_util.h"
+#include "gpu_test.h"
+#include "pipeline/host_postprocess.h"
+
+namespace anvil {
+namespace {
+
+constexpr std::int64_t kMaxBatch = test::kTestMaxBatch;
+
+// The fixture models' input is 3 x 224 x 224 and output 1000 classes; the
+// sizes are read from the engine all the same.
+struct EngineShape {
+  std::vector<std::int64_t> input_dims;  // [-1, 3, H, W]
+  std::size_t image = 0;                 // floats per image
+  std::size_t classes = 0;
+};
+
+EngineShape shape_of(const Engine& engine) {
+  EngineShape s;
+  for (const IoTensorInfo& io : engine.io_tensors()) {
+    std::size_t n = 1;
+    for (std::size_t d = 1; d < io.dims.size(); ++d)
+      n *= static_cast<std::size_t>(io.dims[d]);
+    if (io.is_input) {
+      s.input_dims = io.dims;
+      s.image = n;
+    } else {
+      s.classes = n;
+    }
+  }
+  return s;
+}
+
+// Runs the engine directly, one batch at a time, on a context of its own:
+// what each pipeline result must equal.
+class DirectRunner {
+ public:
+  explicit DirectRunner(std::shared_ptr<const Engine> engine)
+      : engine_(std::move(engine)),
+        shape_(shape_of(*engine_)),
+        names_(test::io_names(*engine_)),
+        context_(engine_->create_context()),
+        input_(kMaxBatch * shape_.image * sizeof(float)),
+        output_(kMaxBatch * shape_.classes * sizeof(float)),
+        bytes_(kMaxBatch * shape_.image) {
+    context_->set_tensor_address(names_.input, input_.data());
+    context_->set_tensor_address(names_.output, output_.data());
+  }
+
+  std::vector<float> run(const std::vector<float>& nchw, std::int64_t batch) {
+    ANVIL_GPU_CHECK(cudaMemcpy(input_.data(), nchw.data(), nchw.size() * sizeof(float),
+                               cudaMemcpyHostToDevice));
+    return enqueue(batch);
+  }
+
+  // images_to_nchw, then the network.
+  std::vector<float> run_uint8(const std::vector<std::uint8_t>& nhwc, std::int64_t batch,
+                               const PipelineOptions& options) {
+    ANVIL_GPU_CHECK(cudaMemcpy(bytes_.data(), nhwc.data(), nhwc.size(), cudaMemcpyHostToDevice));
+    cuda::kernels::Normalization norm;
+    std::copy(std::begin(options.mean), std::end(options.mean), norm.mean);
+    std::copy(std::begin(options.stddev), std::end(options.stddev), norm.std);
+    const cuda::kernels::ImageBatchShape shape{batch, shape_.input_dims[2], shape_.input_dims[3]};
+    cuda::kernels::images_to_nchw(bytes_.as<std::uint8_t>(), input_.as<float>(), shape, norm,
+                                  stream_.get());
+    return enqueue(batch);
+  }
+
+ private:
+  std::vector<float> enqueue(std::int64_t batch) {
+    context_->set_optimization_profile(engine_->best_profile(batch));
+    std::vector<std::int64_t> dims = shape_.input_dims;
+    dims[0] = batch;
+    context_->set_input_shape(names_.input, dims);
+    ANVIL_GPU_CHECK(cudaMemsetAsync(output_.data(), 0xff, output_.bytes(), stream_.get()));
+    context_->enqueue(stream_.get());
+    stream_.synchronize();
+    std::vector<float> out(static_cast<std::size_t>(batch) * shape_.classes);
+    ANVIL_GPU_CHECK(
+        cudaMemcpy(out.data(), output_.data(), out.size() * sizeof(float), cudaMemcpyDeviceToHost));
+    return out;
+  }
+
+  std::shared_ptr<const Engine> engine_;
+  EngineShape shape_;
+  test::IoNames names_;
+  std::unique_ptr<ExecutionContext> context_;
+  cuda::DeviceBuffer input_, output_, bytes_;
+  cuda::Stream stream_;
+};
+
+Batch float_batch(std::int64_t n, std::size_t image, unsigned seed, std::uint64_t tag) {
+  Batch b;
+  b.batch_size = n;
+  b.nchw = test::random_floats(static_cast<std::size_t>(n) * image, seed);
+  b.tag = tag;
+  return b;
+}
+
+Batch uint8_batch(std::int64_t n, std::size_t image, unsigned seed, std::uint64_t tag) {
+  Batch b;
+  b.batch_size = n;
+  b.format = InputFormat::kUint8Nhwc;
+  b.nhwc.resize(static_cast<std::size_t>(n) * image);
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (std::uint8_t& v : b.nhwc)
+    v = static_cast<std::uint8_t>(byte(rng));
+  b.tag = tag;
+  return b;
+}
+
+// max|got - want| <= tolerance * max|want|, naming the worst element.
+::testing::AssertionResult outputs_close(const std::vector<float>& got,
+                                         const std::vector<float>& want, double tolerance,
+                                         const std::string& what) {
+  if (got.size() != want.size())
+    return ::testing::AssertionFailure()
+           << what << ": " << got.size() << " values, want " << want.size();
+  double max_want = 0, worst = -1;
+  std::size_t worst_at = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    max_want = std::max(max_want, std::fabs(static_cast<double>(want[i])));
+    const double err = std::isnan(got[i]) ? INFINITY : std::fabs(got[i] - want[i]);
+    if (err > worst) worst = err, worst_at = i;
+  }
+  if (worst <= tolerance * max_want) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << what << ": worst element " << worst_at << " of " << got.size() << " got "
+         << got[worst_at] << " want " << want[worst_at] << " (|err| " << worst << " > " << tolerance
+         << " * max|want| " << max_want << ")";
+}
+
+// `got` (one image's top-k) against the host's softmax (if on) and top-k of
+// `logits`: each rank's score within `tolerance`, and its class the host's,
+// unless the two classes' host scores are within `tolerance` (a near tie may
+// go either way).
+::testing::AssertionResult top_k_matches(std::span<const Classification> got,
+                                         std::span<const float> logits, bool softmax,
+                                         float tolerance, const std::string& what) {
+  std::vector<float> scores(logits.begin(), logits.end());
+  if (softmax) pipeline::softmax_in_place(scores);
+  std::vector<Classification> want(got.size());
+  pipeline::top_k(scores, want);
+  std::set<std::int64_t> seen;
+  for (std::size_t j = 0; j < got.size(); ++j) {
+    const Classification& g = got[j];
+    const Classification& w = want[j];
+    const float limit = tolerance * std::max(1.0f, std::fabs(w.score));
+    const bool valid = g.class_index >= 0 &&
+                       g.class_index < static_cast<std::int64_t>(scores.size()) &&
+                       seen.insert(g.class_index).second;
+    const bool ok = valid && std::fabs(g.score - w.score) <= limit &&
+                    (g.class_index == w.class_index ||
+                     std::fabs(scores[static_cast<std::size_t>(g.class_index)] - w.score) <= limit);
+    if (!ok)
+      return ::testing::AssertionFailure()
+             << what << ": rank " << j << " of " << got.size() << " got (class " << g.class_index
+             << ", score " << g.score << ") want (class " << w.class_index << ", score " << w.score
+             << ")" << (valid ? "" : " [class out of range or repeated]");
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Checks every image of `r` (a result of `options`) against `logits`, the
+// direct run's output of the same batch.
+void expect_matches(const Result& r, const std::vector<float>& logits, const PipelineOptions& o,
+                    std::size_t classes, bool fp16, const std::string& what) {
+  if (o.output == OutputMode::kFullOutput) {
+    EXPECT_EQ(r.output_elements, static_cast<std::int64_t>(classes)) << what;
+    EXPECT_TRUE(outputs_close(r.output, logits, fp16 ? 1e-2 : 1e-5, what));
+    return;
+  }
+  ASSERT_EQ(r.k, o.top_k) << what;
+  ASSERT_EQ(r.top_k.size(), static_cast<std::size_t>(r.batch_size * r.k)) << what;
+  for (std::int64_t i = 0; i < r.batch_size; ++i) {
+    const auto row = std::span(logits).subspan(static_cast<std::size_t>(i) * classes, classes);
+    EXPECT_TRUE(top_k_matches(r.image_top_k(i), row, o.softmax, fp16 ? 1e-3f : 1e-5f,
+                              cat(what, " image ", i)));
+  }
+}
+
+std::int64_t varying_batch(int i) {
+  return 1 + (i * 5 + 3) % kMaxBatch;
+}
+
+struct RunCase {
+  bool fp16;
+  OutputMode output;
+};
+
+class PipelineGpuRun : public ::testing::TestWithParam<RunCase> {};
+
+TEST_P(PipelineGpuRun, EveryResultEqualsADirectRunOfItsInput) {
+  ANVIL_REQUIRE_GPU();
+  const RunCase& c = GetParam();
+  const auto engine = test::fixture_engine("resnet18", c.fp16);
+  const EngineShape shape = shape_of(*engine);
+  PipelineOptions o;
+  o.workers = 2;
+  o.batches_in_flight_per_worker = 2;
+  o.output = c.output;
+  Pipeline pipeline(engine_executor_factory(engine), o);
+  EXPECT_EQ(pipeline.model_info().max_batch, kMaxBatch);
+  EXPECT_EQ(pipeline.model_info().output_elements, static_cast<std::int64_t>(shape.classes));
+
+  constexpr int kRequests = 40;
+  std::vector<Batch> inputs;
+  std::vector<std::future<Result>> futures;
+  for (int i = 0; i < kRequests; ++i) {
+    inputs.push_back(float_batch(varying_batch(i), shape.image, 1000u + i, 7000u + i));
+    futures.push_back(pipeline.submit(inputs.back()));
+  }
+  std::vector<Result> results;
+  for (auto& f : futures)
+    results.push_back(f.get());
+  pipeline.drain();
+  const PipelineStats stats = pipeline.stats();
+  EXPECT_EQ(stats.completed, static_cast<std::uint64_t>(kRequests));
+  EXPECT_EQ(stats.failed, 0u);
+
+  // The references once the pipeline is idle, so its timing is its own.
+  DirectRunner direct(engine);
+  std::set<int> workers;
+  for (int i = 0; i < kRequests; ++i) {
+    const Result& r = results[static_cast<std::size_t>(i)];
+    const Batch& b = inputs[static_cast<std::size_t>(i)];
+    const std::string what = cat(c.fp16 ? "FP16" : "FP32", " request ", i, " (batch ", b.batch_size,
+                                 ", worker ", r.worker, ")");
+    EXPECT_EQ(r.tag, b.tag) << what;
+    EXPECT_EQ(r.batch_size, b.batch_size) << what;
+    workers.insert(r.worker);
+    expect_matches(r, direct.run(b.nchw, b.batch_size), o, shape.classes, c.fp16, what);
+  }
+  std::printf("%d requests ran on %zu worker(s)\n", kRequests, workers.size());
+}
+
+INSTANTIATE_TEST_SUITE_P(Resnet18, PipelineGpuRun,
+                         ::testing::Values(RunCase{false, OutputMode::kTopK},
+                                           RunCase{false, OutputMode::kFullOutput},
+                                           RunCase{true, OutputMode::kTopK},
+                                           RunCase{true, OutputMode::kFullOutput}));
+
+// uint8 and FP32 requests interleaved: the uint8 ones normalized on the GPU
+// (with non-default constants) write the same input buffer FP32 uploads do.
+TEST(PipelineGpu, Uint8ImagesEqualPreprocessingThenADirectRun) {
+  ANVIL_REQUIRE_GPU();
+  const auto engine = test::fixture_engine("resnet18", false);
+  const EngineShape shape = shape_of(*engine);
+  PipelineOptions o;
+  o.workers = 2;
+  o.output = OutputMode::kFullOutput;
+  const float mean[3] = {0.5f, 0.4f, 0.3f}, stddev[3] = {0.2f, 0.3f, 0.25f};
+  std::copy(std::begin(mean), std::end(mean), o.mean);
+  std::copy(std::begin(stddev), std::end(stddev), o.stddev);
+  Pipeline pipeline(engine_executor_factory(engine), o);
+
+  constexpr int kRequests = 16;
+  std::vector<Batch> inputs;
+  std::vector<std::future<Result>> futures;
+  for (int i = 0; i < kRequests; ++i) {
+    const std::int64_t n = varying_batch(i);
+    inputs.push_back(i % 2 == 0 ? uint8_batch(n, shape.image, 300u + i, i)
+                                : float_batch(n, shape.image, 300u + i, i));
+    futures.push_back(pipeline.submit(inputs.back()));
+  }
+  std::vector<Result> results;
+  for (auto& f : futures)
+    results.push_back(f.get());
+  pipeline.drain();
+  DirectRunner direct(engine);
+  for (int i = 0; i < kRequests; ++i) {
+    const Result& r = results[static_cast<std::size_t>(i)];
+    const Batch& b = inputs[static_cast<std::size_t>(i)];
+    const bool bytes = b.format == InputFormat::kUint8Nhwc;
+    const std::vector<float> want =
+        bytes ? direct.run_uint8(b.nhwc, b.batch_size, o) : direct.run(b.nchw, b.batch_size);
+    EXPECT_TRUE(outputs_close(
+        r.output, want, 1e-5,
+        cat("request ", i, bytes ? " (uint8" : " (FP32", ", batch ", b.batch_size, ")")));
+  }
+}
+
+// GPU top-k (k <= 32, softmax on and off) and the host fallback (k = 40)
+// against host_postprocess applied to the same batches' full output.
+TEST(PipelineGpu, TopKEqualsHostPostprocessOfTheFullOutput) {
+  ANVIL_REQUIRE_GPU();
+  const auto engine = test::fixture_engine("resnet18", false);
+  const EngineShape shape = shape_of(*engine);
+  constexpr int kRequests = 10;
+  std::vector<Batch> inputs;
+  for (int i = 0; i < kRequests; ++i)
+    inputs.push_back(float_batch(varying_batch(i), shape.image, 500u + i, i));
+
+  auto run_all = [&](const PipelineOptions& o) {
+    Pipeline pipeline(engine_executor_factory(engine), o);
+    std::vector<std::future<Result>> futures;
+    for (const Batch& b : inputs)
+      futures.push_back(pipeline.submit(b));
+    std::vector<Result> results;
+    for (auto& f : futures)
+      results.push_back(f.get());
+    return results;
+  };
+  PipelineOptions full;
+  full.output = OutputMode::kFullOutput;
+  const std::vector<Result> logits = run_all(full);
+
+  struct TopKOptions {
+    int k;
+    bool softmax;
+  };
+  for (const TopKOptions& t : {TopKOptions{5, true}, TopKOptions{5, false}, TopKOptions{32, true},
+                               TopKOptions{40, true}}) {
+    PipelineOptions o;
+    o.top_k = t.k;
+    o.softmax = t.softmax;
+    const std::vector<Result> got = run_all(o);
+    for (int i = 0; i < kRequests; ++i) {
+      const Result& r = got[static_cast<std::size_t>(i)];
+      ASSERT_EQ(r.k, t.k);
+      for (std::int64_t image = 0; image < r.batch_size; ++image)
+        EXPECT_TRUE(top_k_matches(
+            r.image_top_k(image), logits[static_cast<std::size_t>(i)].image_output(image),
+            t.softmax, 1e-5f,
+            cat("k=", t.k, t.softmax ? " softmax" : " logits", " request ", i, " image ", image)));
+    }
+  }
+}
+
+// Each batch size is seen often enough to be warmed up, captured and
+// replayed; the replays read inputs uploaded after the previous batch's
+// input-consumed event, so a missed wait would show here.
+TEST(PipelineGpu, CudaGraphsOnAndOffGiveTheSameOutputs) {
+  ANVIL_REQUIRE_GPU();
+  const auto engine = test::fixture_engine("resnet18", false);
+  const EngineShape shape = shape_of(*engine);
+  std::vector<Batch> inputs;
+  for (int i = 0; i < 16; ++i)
+    inputs.push_back(i % 3 == 2 ? uint8_batch(i < 8 ? 3 : 8, shape.image, 900u + i, i)
+                                : float_batch(i < 8 ? 3 : 8, shape.image, 900u + i, i));
+  auto run_all = [&](bool graphs) {
+    PipelineOptions o;
+    o.workers = 1;
+    o.batches_in_flight_per_worker = 3;
+    o.output = OutputMode::kFullOutput;
+    o.cuda_graphs = graphs;
+    Pipeline pipeline(engine_executor_factory(engine), o);
+    std::vector<std::future<Result>> futures;
+    for (const Batch& b : inputs)
+      futures.push_back(pipeline.submit(b));
+    std::vector<std::vector<float>> outputs;
+    for (auto& f : futures)
+      outputs.push_back(f.get().output);
+    return outputs;
+  };
+  const auto plain = run_all(false);
+  const auto graphed = run_all(true);
+  DirectRunner direct(engine);
+  PipelineOptions defaults;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const Batch& b = inputs[i];
+    const std::vector<float> want = b.format == InputFormat::kUint8Nhwc
+                                        ? direct.run_uint8(b.nhwc, b.batch_size, defaults)
+                                        : direct.run(b.nchw, b.batch_size);
+    EXPECT_TRUE(outputs_close(plain[i], want, 1e-5, cat("graphs off, request ", i)));
+    test::expect_bit_identical(graphed[i], plain[i], cat("graphs on vs off, request ", i));
+  }
+}
+
+TEST(PipelineGpu, ShutdownWithCancelWhileBusyEndsEveryRequest) {
+  ANVIL_REQUIRE_GPU();
+  const auto engine = test::fixture_engine("resnet18", true);
+  const EngineShape shape = shape_of(*engine);
+  PipelineOptions o;
+  o.workers = 2;
+  o.queue_depth = 32;
+  Pipeline pipeline(engine_executor_factory(engine), o);
+  constexpr int kRequests = 40;
+  std::vector<Batch> inputs;
+  for (int i = 0; i < kRequests; ++i)
+    inputs.push_back(float_batch(kMaxBatch, shape.image, 40u + i, i));
+  std::vector<std::future<Result>> futures;
+  for (const Batch& b : inputs)
+    futures.push_back(pipeline.submit(b));
+  pipeline.shutdown(/*cancel_pending=*/true);
+
+  DirectRunner direct(engine);
+  int completed = 0, cancelled = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    try {
+      const Result r = futures[static_cast<std::size_t>(i)].get();
+      ++completed;
+      EXPECT_EQ(r.tag, static_cast<std::uint64_t>(i));
+      const Batch& b = inputs[static_cast<std::size_t>(i)];
+      expect_matches(r, direct.run(b.nchw, b.batch_size), o, shape.classes, true,
+                     cat("request ", i, " finished during shutdown"));
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kCancelled) << "request " << i << ": " << e.what();
+      ++cancelled;
+    }
+  }
+  const PipelineStats stats = pipeline.stats();
+  EXPECT_EQ(stats.completed, static_cast<std::uint64_t>(completed));
+  EXPECT_EQ(stats.cancelled, static_cast<std::uint64_t>(cancelled));
+  EXPECT_EQ(stats.failed, 0u);
+  EXPECT_EQ(completed + cancelled, kRequests);
+  std::printf("shutdown: %d completed, %d cancelled\n", completed, cancelled);
+  EXPECT_THROW(pipeline.submit(inputs[0]), Error);
+}
+
+TEST(PipelineGpu, DestroyingABusyPipelineEndsEveryRequest) {
+  ANVIL_REQUIRE_GPU();
+  const auto engine = test::fixture_engine("resnet18", true);
+  const EngineShape shape = shape_of(*engine);
+  std::vector<std::future<Result>> futures;
+  {
+    PipelineOptions o;
+    o.queue_depth = 16;
+    Pipeline pipeline(engine_executor_factory(engine), o);
+    for (int i = 0; i < 16; ++i)
+      futures.push_back(pipeline.submit(float_batch(kMaxBatch, shape.image, 60u + i, i)));
+  }
+  for (auto& f : futures) {
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+    try {
+      EXPECT_EQ(f.get().top_k.size(), static_cast<std::size_t>(kMaxBatch * 5));
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kCancelled) << e.what();
+    }
+  }
+}
+
+ErrorKind kind_of(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const Error& e) {
+    return e.kind();
+  }
+  ADD_FAILURE() << "no error was thrown";
+  return ErrorKind::kInternal;
+}
+
+TEST(PipelineGpu, BadRequestsAndOptionsAreErrors) {
+  ANVIL_REQUIRE_GPU();
+  const auto engine = test::fixture_engine("resnet18", false);
+  const EngineShape shape = shape_of(*engine);
+  EXPECT_EQ(kind_of([] { engine_executor_factory(nullptr); }), ErrorKind::kInvalidArgument);
+  PipelineOptions bad_k;
+  bad_k.top_k = 0;
+  EXPECT_EQ(kind_of([&] { Pipeline p(engine_executor_factory(engine), bad_k); }),
+            ErrorKind::kInvalidArgument);
+
+  Pipeline pipeline(engine_executor_factory(engine), PipelineOptions{});
+  EXPECT_EQ(kind_of([&] { pipeline.submit(float_batch(kMaxBatch + 1, shape.image, 1, 0)); }),
+            ErrorKind::kInvalidArgument);
+  Batch empty;
+  EXPECT_EQ(kind_of([&] { pipeline.submit(empty); }), ErrorKind::kInvalidArgument);
+  // The pipeline still serves after refusing those.
+  const Batch good = float_batch(2, shape.image, 2, 0);
+  DirectRunner direct(engine);
+  expect_matches(pipeline.submit(good).get(), direct.run(good.nchw, 2), pipeline.options(),
+                 shape.classes, false, "after refused requests");
+}
+
+// The executor on its own, as the pipeline drives it: bad calls are errors
+// that leave it able to run the next batch.
+TEST(PipelineGpu, TheExecutorRefusesBadCallsAndKeepsWorking) {
+  ANVIL_REQUIRE_GPU();
+  const auto engine = test::fixture_engine("resnet18", false);
+  const EngineShape shape = shape_of(*engine);
+  PipelineOptions o;
+  o.output = OutputMode::kFullOutput;
+  const std::unique_ptr<BatchExecutor> executor = engine_executor_factory(engine)(0, o);
+  ASSERT_EQ(executor->slots(), 2);
+  EXPECT_EQ(executor->model_info().max_batch, kMaxBatch);
+
+  Batch short_input = float_batch(3, shape.image, 3, 0);
+  short_input.nchw.pop_back();
+  Batch short_bytes = uint8_batch(3, shape.image, 3, 0);
+  short_bytes.nhwc.pop_back();
+  const Batch good = float_batch(3, shape.image, 4, 0);
+  const Batch other = uint8_batch(5, shape.image, 5, 0);
+  Result unused;
+  EXPECT_EQ(kind_of([&] { executor->start(0, short_input); }), ErrorKind::kInvalidArgument);
+  EXPECT_EQ(kind_of([&] { executor->start(0, short_bytes); }), ErrorKind::kInvalidArgument);
+  EXPECT_EQ(kind_of([&] { executor->start(2, good); }), ErrorKind::kInvalidArgument);
+  EXPECT_EQ(kind_of([&] { executor->finish(1, unused); }), ErrorKind::kInvalidArgument);
+
+  DirectRunner direct(engine);
+  executor->start(0, good);
+  EXPECT_EQ(kind_of([&] { executor->start(0, good); }), ErrorKind::kInvalidArgument);
+  executor->start(1, other);
+  Result first, second;
+  executor->finish(0, first);
+  executor->finish(1, second);
+  EXPECT_TRUE(outputs_close(first.output, direct.run(good.nchw, 3), 1e-5, "slot 0 after errors"));
+  EXPECT_TRUE(
+      outputs_close(second.output, direct.run_uint8(other.nhwc, 5, o), 1e-5, "slot 1 (uint8)"));
+}
+
+}  // namespace
+}  // namespace anvil
