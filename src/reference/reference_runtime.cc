@@ -51,7 +51,8 @@ void ReferenceRuntime::check_inputs(const std::map<std::string, Tensor>& inputs)
   }
 }
 
-std::vector<Tensor> ReferenceRuntime::run(const std::map<std::string, Tensor>& inputs) const {
+std::vector<Tensor> ReferenceRuntime::run(const std::map<std::string, Tensor>& inputs,
+                                          const ValueObserver& observer) const {
   check_inputs(inputs);
   std::unordered_map<const ir::Value*, Tensor> live;
   for (const ir::Value* in : graph_.inputs)
@@ -71,8 +72,10 @@ std::vector<Tensor> ReferenceRuntime::run(const std::map<std::string, Tensor>& i
     for (const ir::Value* in : node.inputs)
       args.push_back(lookup(in));
     std::vector<Tensor> outputs = ops::run_node(node, args);
-    for (std::size_t o = 0; o < outputs.size(); ++o)
+    for (std::size_t o = 0; o < outputs.size(); ++o) {
+      if (observer && node.outputs[o]) observer(*node.outputs[o], outputs[o]);
       live[node.outputs[o]] = std::move(outputs[o]);
+    }
     for (const ir::Value* dead : release_after_[i])
       live.erase(dead);
   }

@@ -3,6 +3,7 @@
 // no GPU is present. Correctness first: no fusion, no layout tricks.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -12,6 +13,13 @@
 
 namespace anvil::reference {
 
+// Sees every node output right after its node ran, while the tensor is still
+// alive (the runtime frees intermediates as soon as their last reader ran):
+// how calibration collects activation statistics without keeping them all.
+// Graph inputs are not reported (the caller has them). The tensor is only
+// valid during the call.
+using ValueObserver = std::function<void(const ir::Value& value, const Tensor& tensor)>;
+
 class ReferenceRuntime {
  public:
   // The graph must outlive the runtime and stay unchanged while it is used.
@@ -19,8 +27,10 @@ class ReferenceRuntime {
 
   // Runs the graph on `inputs` (by graph input name) and returns the graph
   // outputs in order. A missing or unknown input, a wrong dtype or a shape
-  // that contradicts the model's is an Error naming the input.
-  std::vector<Tensor> run(const std::map<std::string, Tensor>& inputs) const;
+  // that contradicts the model's is an Error naming the input. `observer`, if
+  // set, is called for every node output in execution order (see above).
+  std::vector<Tensor> run(const std::map<std::string, Tensor>& inputs,
+                          const ValueObserver& observer = {}) const;
 
  private:
   void check_inputs(const std::map<std::string, Tensor>& inputs) const;
