@@ -7,6 +7,7 @@ namespace anvil::cli {
 
 void add_build_command(CLI::App& app);
 void add_calibrate_command(CLI::App& app);
+void add_classify_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_run_command(CLI::App& app);
 

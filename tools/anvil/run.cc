@@ -3,13 +3,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <numeric>
 #include <random>
 
 #include "commands.h"
 #include "io/image.h"
 #include "io/npy.h"
+#include "labels.h"
 #include "model_loading.h"
 #include "reference/reference_runtime.h"
 #include "run_plan.h"
@@ -89,16 +89,6 @@ Tensor image_batch(const ir::Value& input, const std::string& dir,
   return Tensor::from<float>({static_cast<std::int64_t>(names.size()), 3, h, w}, pixels);
 }
 
-std::vector<std::string> read_labels(const std::string& path) {
-  std::vector<std::string> labels;
-  if (path.empty()) return labels;
-  std::ifstream file(path);
-  if (!file) fail(ErrorKind::kIo, path, ": cannot open labels file");
-  for (std::string line; std::getline(file, line);)
-    labels.push_back(line);
-  return labels;
-}
-
 void print_top_k(const Tensor& scores, const std::vector<std::string>& sample_names,
                  const std::vector<std::string>& labels, int top) {
   if (scores.dtype() != DType::kFloat32 || scores.rank() < 1) return;
@@ -122,9 +112,7 @@ void print_top_k(const Tensor& scores, const std::vector<std::string>& sample_na
     std::printf("%s:", name.c_str());
     for (std::int64_t i = 0; i < k; ++i) {
       const std::int64_t c = order[static_cast<std::size_t>(i)];
-      const std::string label = c < static_cast<std::int64_t>(labels.size())
-                                    ? labels[static_cast<std::size_t>(c)]
-                                    : cat("class ", c);
+      const std::string label = label_name(labels, c);
       std::printf("  %s %.4f", label.c_str(), std::exp(row[c] - peak) / sum);
     }
     std::printf("\n");
