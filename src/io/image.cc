@@ -29,11 +29,21 @@ void on_jpeg_error(j_common_ptr cinfo) {
   std::longjmp(err->jump, 1);
 }
 
+// libjpeg's warnings (level -1) all mean corrupt data: a truncated file comes
+// back padded with gray after "Premature end of JPEG file". Such an image
+// would be classified as if it were whole, so a warning is an error too (and
+// libjpeg no longer prints it to stderr). Trace messages (level >= 0) are
+// ignored.
+void on_jpeg_message(j_common_ptr cinfo, int level) {
+  if (level < 0) on_jpeg_error(cinfo);
+}
+
 // Only trivially destructible locals live between setjmp and longjmp.
 bool decode_jpeg_raw(const std::string& bytes, Image& image, JpegError& err) {
   jpeg_decompress_struct cinfo;
   cinfo.err = jpeg_std_error(&err.base);
   err.base.error_exit = on_jpeg_error;
+  err.base.emit_message = on_jpeg_message;
   if (setjmp(err.jump)) {
     jpeg_destroy_decompress(&cinfo);
     return false;
