@@ -10,6 +10,7 @@
 #include "anvil/engine.h"
 #include "cuda/check.h"
 #include "cuda/handles.h"
+#include "engine_test_util.h"
 #include "gpu_test.h"
 #include "onnx/importer.h"
 #include "reference/reference_runtime.h"
@@ -19,14 +20,7 @@ namespace {
 
 using Dims = std::vector<std::int64_t>;
 
-Tensor random_images(std::int64_t batch, unsigned seed) {
-  Tensor t(DType::kFloat32, {batch, 3, 224, 224});
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (std::int64_t i = 0; i < t.element_count(); ++i)
-    t.data<float>()[i] = normal(rng);
-  return t;
-}
+using test::random_images;
 
 std::vector<float> run(ExecutionContext& context, const Tensor& x) {
   context.set_input_shape("input", x.extents());
@@ -176,7 +170,10 @@ TEST(BuilderApi, TwoProfilesInOnePlan) {
   for (const bool graphs : {false, true}) {
     SCOPED_TRACE(graphs ? "CUDA graphs" : "plain launches");
     context->set_cuda_graph(graphs);
-    for (int round = 0; round < 3; ++round) {  // graphs: warm-up, capture, replay
+    // run() binds fresh buffers each call, so with graphs on every enqueue
+    // warms up and captures anew: this checks profile switches give the
+    // right results, while context_cuda_graph_test.cc checks replays.
+    for (int round = 0; round < 3; ++round) {
       context->set_optimization_profile(0);
       const std::vector<float> got3 = run(*context, x3);
       EXPECT_LE(relative_error(got3, want8.data<float>(), 3 * per_image, "profile 0 batch 3"),

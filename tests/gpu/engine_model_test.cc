@@ -9,6 +9,7 @@
 #include "anvil/engine.h"
 #include "cuda/check.h"
 #include "cuda/handles.h"
+#include "engine_test_util.h"
 #include "gpu_test.h"
 #include "onnx/importer.h"
 #include "reference/reference_runtime.h"
@@ -25,14 +26,7 @@ std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   return std::string(info.param.model) + (info.param.fp16 ? "_fp16" : "_fp32");
 }
 
-Tensor random_images(std::int64_t batch, unsigned seed) {
-  Tensor t(DType::kFloat32, {batch, 3, 224, 224});
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (std::int64_t i = 0; i < t.element_count(); ++i)
-    t.data<float>()[i] = normal(rng);
-  return t;
-}
+using test::random_images;
 
 std::shared_ptr<const Engine> build_engine(const std::filesystem::path& model, bool fp16) {
   BuilderConfig config;

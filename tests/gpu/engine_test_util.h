@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -18,6 +19,7 @@
 #include "anvil/engine.h"
 #include "builder/gpu/autotune.h"
 #include "builder/lower.h"
+#include "core/tensor.h"
 #include "cuda/check.h"
 #include "cuda/handles.h"
 #include "onnx/importer.h"
@@ -78,6 +80,15 @@ inline std::vector<float> random_floats(std::size_t n, unsigned seed) {
   for (float& x : v)
     x = normal(rng);
   return v;
+}
+
+// Normal random images [batch, 3, 224, 224], the same values as random_floats.
+inline Tensor random_images(std::int64_t batch, unsigned seed) {
+  Tensor t(DType::kFloat32, {batch, 3, 224, 224});
+  const std::vector<float> values =
+      random_floats(static_cast<std::size_t>(t.element_count()), seed);
+  std::copy(values.begin(), values.end(), t.data<float>());
+  return t;
 }
 
 // Device input and output of one batch: the input holds `host_input`, the
