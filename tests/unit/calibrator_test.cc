@@ -237,8 +237,13 @@ TEST(Calibrator, PickedByName) {
 
 // --- Calibration cache -------------------------------------------------------
 
+// A folder per test: ctest runs this binary's tests as parallel processes,
+// and several of them write a file of the same name.
 fs::path temp_path(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / "anvil_calibrator_test";
+  const fs::path dir =
+      fs::temp_directory_path() /
+      ("anvil_calibrator_test." +
+       std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
   fs::create_directories(dir);
   return dir / name;
 }

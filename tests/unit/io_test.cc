@@ -15,8 +15,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// A folder per test: ctest runs this binary's tests as parallel processes.
 fs::path temp_path(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / "anvil_io_test";
+  const fs::path dir =
+      fs::temp_directory_path() /
+      ("anvil_io_test." +
+       std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
   fs::create_directories(dir);
   return dir / name;
 }
