@@ -25,12 +25,20 @@ if ! ninja -C "$build" -j"$(nproc)" >"$out/build.log" 2>&1; then
   exit 1
 fi
 
-ctest --test-dir "$build" -L gpu --output-on-failure >"$out/gpu-tests.log" 2>&1
-# Every test's output, passing ones too (the accuracy tables are in there).
-cp "$build/Testing/Temporary/LastTest.log" "$out/gpu-tests-full.log" 2>/dev/null
-summary+=("gpu tests: $(grep -E 'tests passed|tests failed' "$out/gpu-tests.log" | tail -1)")
-ctest --test-dir "$build" -L unit -j"$(nproc)" >"$out/unit-tests.log" 2>&1
-summary+=("unit tests: $(grep -E 'tests passed|tests failed' "$out/unit-tests.log" | tail -1)")
+summary+=("build: done at ${SECONDS} s")
+
+# SKIP_TESTS=1 leaves the test runs out (a second call that only wants the
+# sanitizer and the benchmarks after a first call ran the tests);
+# GPU_TESTS=REGEX runs only the GPU tests whose names match (ctest -R).
+if [ "${SKIP_TESTS:-0}" != 1 ]; then
+  ctest --test-dir "$build" -L gpu ${GPU_TESTS:+-R "$GPU_TESTS"} --output-on-failure \
+    >"$out/gpu-tests.log" 2>&1
+  # Every test's output, passing ones too (the accuracy tables are in there).
+  cp "$build/Testing/Temporary/LastTest.log" "$out/gpu-tests-full.log" 2>/dev/null
+  summary+=("gpu tests: $(grep -E 'tests passed|tests failed' "$out/gpu-tests.log" | tail -1) (at ${SECONDS} s)")
+  ctest --test-dir "$build" -L unit -j"$(nproc)" >"$out/unit-tests.log" 2>&1
+  summary+=("unit tests: $(grep -E 'tests passed|tests failed' "$out/unit-tests.log" | tail -1)")
+fi
 
 if [ "${SKIP_MEMCHECK:-0}" != 1 ] && command -v compute-sanitizer >/dev/null; then
   # API errors are the tests' own deliberate bad calls (each call is checked
@@ -40,7 +48,7 @@ if [ "${SKIP_MEMCHECK:-0}" != 1 ] && command -v compute-sanitizer >/dev/null; th
   timeout 300 compute-sanitizer --tool memcheck --report-api-errors no --error-exitcode 1 \
     "$build/tests/anvil_gpu_tests" \
     --gtest_filter='Device*:Kernels*:*EngineModel*resnet18_fp16*' >"$out/memcheck.log" 2>&1
-  summary+=("memcheck: exit $?, $(grep -m1 'ERROR SUMMARY' "$out/memcheck.log")")
+  summary+=("memcheck: exit $?, $(grep -m1 'ERROR SUMMARY' "$out/memcheck.log") (at ${SECONDS} s)")
 fi
 
 # Benchmarks: each bench/*.sh prints its own table (SKIP_BENCH=1 leaves them
@@ -50,9 +58,9 @@ for bench in bench/*.sh; do
   [ -e "$bench" ] || continue
   name=$(basename "$bench" .sh)
   BUILD_DIR=$build bash "$bench" >"$out/bench-$name.log" 2>&1
-  summary+=("bench $name: exit $? (see bench-$name.log)")
+  summary+=("bench $name: exit $? (see bench-$name.log, at ${SECONDS} s)")
 done
 
-grep -E "FAILED|Failure|error" "$out/gpu-tests.log" | head -40
+grep -E "FAILED|Failure|error" "$out/gpu-tests.log" 2>/dev/null | head -40
 echo "== summary ($(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1))"
 printf '%s\n' "${summary[@]}"

@@ -11,6 +11,12 @@ Stream::Stream() {
   stream_ = Owned<cudaStream_t, StreamRelease>(s);
 }
 
+void copy_to_device(void* dst, const void* src, std::size_t bytes) {
+  if (bytes == 0) return;
+  ANVIL_GPU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cudaStreamLegacy));
+  ANVIL_GPU_CHECK(cudaStreamSynchronize(cudaStreamLegacy));
+}
+
 void Stream::synchronize() const {
   ANVIL_GPU_CHECK(cudaStreamSynchronize(get()));
 }

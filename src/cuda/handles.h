@@ -110,6 +110,13 @@ class Buffer {
 using DeviceBuffer = Buffer<DeviceMemory>;
 using PinnedBuffer = Buffer<PinnedMemory>;
 
+// Copies host memory (pageable or pinned) to the device and returns once the
+// device holds it, so work on any stream may read it next. A plain
+// cudaMemcpy does not promise that: from pageable memory it may return once
+// the bytes are staged, with the DMA still queued on the legacy default
+// stream, which our non-blocking streams do not wait for.
+void copy_to_device(void* dst, const void* src, std::size_t bytes);
+
 class CudnnHandle {
  public:
   CudnnHandle();

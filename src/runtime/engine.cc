@@ -80,8 +80,7 @@ std::shared_ptr<const Engine> Engine::from_plan(plan::Plan loaded, std::string_v
   impl->arena_bytes = builder::plan_arena(p, impl->max_batch).arena_bytes;
 
   impl->weights = cuda::DeviceBuffer(std::max<std::size_t>(p.weights.size(), 1));
-  ANVIL_GPU_CHECK(
-      cudaMemcpy(impl->weights.data(), p.weights.data(), p.weights.size(), cudaMemcpyHostToDevice));
+  cuda::copy_to_device(impl->weights.data(), p.weights.data(), p.weights.size());
   const auto* base = static_cast<const std::byte*>(impl->weights.data());
   impl->runners.resize(impl->profiles.size());
   for (const plan::LayerDesc& layer : p.layers) {

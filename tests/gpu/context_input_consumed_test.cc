@@ -50,8 +50,7 @@ TEST(ContextInputConsumed, OverwritingTheInputAfterTheEventLeavesTheOutput) {
   std::memcpy(pinned.data(), next.data(), pinned.bytes());
   cuda::Stream compute, copy;
   for (int round = 0; round < 3; ++round) {
-    ANVIL_GPU_CHECK(cudaMemcpy(io.input.data(), io.host_input.data(), io.input.bytes(),
-                               cudaMemcpyHostToDevice));
+    cuda::copy_to_device(io.input.data(), io.host_input.data(), io.input.bytes());
     io.clear_output();
     context->enqueue(compute.get());
     // The next batch's upload, as a pipeline does it: on another stream,

@@ -45,7 +45,7 @@ TEST(ContextMemory, OwningAndBorrowingContextsGiveIdenticalOutputs) {
   // Exactly the queried size, filled with NaN: a read of memory the engine
   // never wrote, or a write past the block's end, would show.
   cuda::DeviceBuffer block(bytes);
-  ANVIL_GPU_CHECK(cudaMemset(block.data(), 0xff, bytes));
+  test::poison(block.data(), bytes);
   borrowing->set_device_memory(block.data(), bytes);
   EXPECT_EQ(borrowing->device_memory_bytes(), bytes);
 
@@ -76,7 +76,7 @@ TEST(ContextMemory, ANewBlockRebindsTheContext) {
   context->set_device_memory(second.data(), second.bytes());
   EXPECT_EQ(context->device_memory_bytes(), second.bytes());
   // The old block is garbage now: a context still using it would differ.
-  ANVIL_GPU_CHECK(cudaMemset(first.data(), 0xff, bytes));
+  test::poison(first.data(), bytes);
   test::expect_bit_identical(test::run_once(*context, io), want, "after set_device_memory again");
 }
 

@@ -70,7 +70,7 @@ std::vector<std::byte> to_storage(const std::vector<float>& v, bool fp16) {
 cuda::DeviceBuffer upload(const std::vector<float>& v, bool fp16) {
   const std::vector<std::byte> bytes = to_storage(v, fp16);
   cuda::DeviceBuffer buffer(bytes.size());
-  ANVIL_GPU_CHECK(cudaMemcpy(buffer.data(), bytes.data(), bytes.size(), cudaMemcpyHostToDevice));
+  cuda::copy_to_device(buffer.data(), bytes.data(), bytes.size());
   return buffer;
 }
 

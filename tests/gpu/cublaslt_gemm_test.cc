@@ -66,9 +66,9 @@ cuda::DeviceBuffer upload(const std::vector<float>& v, bool fp16) {
   if (fp16) {
     std::vector<__half> h(v.size());
     std::transform(v.begin(), v.end(), h.begin(), [](float f) { return __float2half(f); });
-    ANVIL_GPU_CHECK(cudaMemcpy(buffer.data(), h.data(), buffer.bytes(), cudaMemcpyHostToDevice));
+    cuda::copy_to_device(buffer.data(), h.data(), buffer.bytes());
   } else {
-    ANVIL_GPU_CHECK(cudaMemcpy(buffer.data(), v.data(), buffer.bytes(), cudaMemcpyHostToDevice));
+    cuda::copy_to_device(buffer.data(), v.data(), buffer.bytes());
   }
   return buffer;
 }

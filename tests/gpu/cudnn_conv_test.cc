@@ -163,7 +163,7 @@ std::vector<float> from_storage(const std::vector<std::byte>& bytes, bool fp16) 
 
 cuda::DeviceBuffer upload(const std::vector<std::byte>& bytes) {
   cuda::DeviceBuffer buffer(bytes.size());
-  ANVIL_GPU_CHECK(cudaMemcpy(buffer.data(), bytes.data(), bytes.size(), cudaMemcpyHostToDevice));
+  cuda::copy_to_device(buffer.data(), bytes.data(), bytes.size());
   return buffer;
 }
 

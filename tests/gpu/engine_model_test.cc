@@ -49,8 +49,8 @@ std::vector<float> run_engine(const Engine& engine, ExecutionContext& context, c
   for (std::int64_t d : context.tensor_shape(out))
     out_count *= d;
   cuda::DeviceBuffer d_in(x.byte_size()), d_out(static_cast<std::size_t>(out_count) * 4);
-  ANVIL_GPU_CHECK(cudaMemcpy(d_in.data(), x.bytes(), x.byte_size(), cudaMemcpyHostToDevice));
-  ANVIL_GPU_CHECK(cudaMemset(d_out.data(), 0xff, d_out.bytes()));  // NaN: unwritten shows
+  cuda::copy_to_device(d_in.data(), x.bytes(), x.byte_size());
+  test::poison(d_out.data(), d_out.bytes());
   context.set_tensor_address(in, d_in.data());
   context.set_tensor_address(out, d_out.data());
   cuda::Stream stream;

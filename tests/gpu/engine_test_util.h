@@ -22,6 +22,7 @@
 #include "core/tensor.h"
 #include "cuda/check.h"
 #include "cuda/handles.h"
+#include "gpu_test.h"
 #include "onnx/importer.h"
 #include "passes/pass_manager.h"
 #include "plan/plan.h"
@@ -108,11 +109,10 @@ struct DeviceIo {
     output_count = element_count(out_dims);
     input = cuda::DeviceBuffer(host_input.size() * sizeof(float));
     output = cuda::DeviceBuffer(output_count * sizeof(float));
-    ANVIL_GPU_CHECK(
-        cudaMemcpy(input.data(), host_input.data(), input.bytes(), cudaMemcpyHostToDevice));
+    cuda::copy_to_device(input.data(), host_input.data(), input.bytes());
     clear_output();
   }
-  void clear_output() const { ANVIL_GPU_CHECK(cudaMemset(output.data(), 0xff, output.bytes())); }
+  void clear_output() const { test::poison(output.data(), output.bytes()); }
   std::vector<float> download() const {
     std::vector<float> y(output_count);
     ANVIL_GPU_CHECK(cudaMemcpy(y.data(), output.data(), output.bytes(), cudaMemcpyDeviceToHost));

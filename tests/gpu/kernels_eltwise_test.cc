@@ -120,8 +120,8 @@ TEST(AddActivationFlat, UnalignedBuffersAndInPlace) {
     cuda::DeviceBuffer b_dev(static_cast<std::size_t>(kCount + 1) * 4);
     float* a_ptr = a_dev.as<float>() + 1;
     float* b_ptr = b_dev.as<float>() + 1;
-    ANVIL_GPU_CHECK(cudaMemcpy(a_ptr, a.data<float>(), kCount * 4, cudaMemcpyHostToDevice));
-    ANVIL_GPU_CHECK(cudaMemcpy(b_ptr, b.data<float>(), kCount * 4, cudaMemcpyHostToDevice));
+    cuda::copy_to_device(a_ptr, a.data<float>(), kCount * 4);
+    cuda::copy_to_device(b_ptr, b.data<float>(), kCount * 4);
     // In place: y is a.
     cuda::kernels::add_activation(a_ptr, b_ptr, a_ptr, kCount, StorageType::kFloat32, ac.act,
                                   ac.params, stream.get());

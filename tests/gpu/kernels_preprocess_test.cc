@@ -43,8 +43,7 @@ struct DeviceImages {
 
 DeviceImages upload_bytes(const std::vector<std::uint8_t>& bytes, std::int64_t offset) {
   DeviceImages d{cuda::DeviceBuffer(bytes.size() + static_cast<std::size_t>(offset) + 1), offset};
-  ANVIL_GPU_CHECK(cudaMemcpy(d.buffer.as<std::uint8_t>() + offset, bytes.data(), bytes.size(),
-                             cudaMemcpyHostToDevice));
+  cuda::copy_to_device(d.buffer.as<std::uint8_t>() + offset, bytes.data(), bytes.size());
   return d;
 }
 

@@ -95,10 +95,10 @@ TEST_P(StemConvPool, MatchesTheCpuLoop) {
 
   cuda::DeviceBuffer d_x(std::max<std::size_t>(x.size(), 1) * 2), d_w(w.size() * 2),
       d_b(bias.size() * 4), d_y(std::max<std::size_t>(want.size(), 1) * 2);
-  ANVIL_GPU_CHECK(cudaMemcpy(d_x.data(), x.data(), x.size() * 2, cudaMemcpyHostToDevice));
-  ANVIL_GPU_CHECK(cudaMemcpy(d_w.data(), w.data(), w.size() * 2, cudaMemcpyHostToDevice));
-  ANVIL_GPU_CHECK(cudaMemcpy(d_b.data(), bias.data(), bias.size() * 4, cudaMemcpyHostToDevice));
-  ANVIL_GPU_CHECK(cudaMemset(d_y.data(), 0xff, d_y.bytes()));  // NaN: unwritten shows
+  cuda::copy_to_device(d_x.data(), x.data(), x.size() * 2);
+  cuda::copy_to_device(d_w.data(), w.data(), w.size() * 2);
+  cuda::copy_to_device(d_b.data(), bias.data(), bias.size() * 4);
+  test::poison(d_y.data(), d_y.bytes());
   cuda::Stream stream;
   k::stem_conv_pool(d_x.data(), d_w.data(), d_b.as<float>(), d_y.data(), shape, stream.get());
   stream.synchronize();

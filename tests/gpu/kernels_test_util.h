@@ -16,6 +16,7 @@
 #include "cuda/check.h"
 #include "cuda/handles.h"
 #include "cuda/kernels/storage.h"
+#include "gpu_test.h"
 
 namespace anvil::testing {
 
@@ -33,7 +34,7 @@ inline Tensor random_tensor(Extents extents, std::uint32_t seed, float lo = -2.0
 // A device copy of `values` (synchronous: tests only).
 inline cuda::DeviceBuffer upload(const float* values, std::size_t count) {
   cuda::DeviceBuffer buffer(std::max<std::size_t>(count, 1) * sizeof(float));
-  ANVIL_GPU_CHECK(cudaMemcpy(buffer.data(), values, count * sizeof(float), cudaMemcpyHostToDevice));
+  cuda::copy_to_device(buffer.data(), values, count * sizeof(float));
   return buffer;
 }
 inline cuda::DeviceBuffer upload(const Tensor& t) {
@@ -44,7 +45,7 @@ inline cuda::DeviceBuffer upload(const Tensor& t) {
 // both types) so that an element a kernel forgets to write shows up.
 inline cuda::DeviceBuffer poisoned(std::size_t count, cuda::kernels::StorageType type) {
   cuda::DeviceBuffer buffer(std::max<std::size_t>(count, 1) * cuda::kernels::storage_bytes(type));
-  ANVIL_GPU_CHECK(cudaMemset(buffer.data(), 0xff, buffer.bytes()));
+  test::poison(buffer.data(), buffer.bytes());
   return buffer;
 }
 

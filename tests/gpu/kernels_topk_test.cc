@@ -102,9 +102,9 @@ TEST_P(TopKRows, MatchesTheHostReference) {
   const auto pairs = static_cast<std::size_t>(c.rows * c.k);
   cuda::DeviceBuffer d_x(x.size() * sizeof(float));
   cuda::DeviceBuffer d_indices(pairs * sizeof(std::int32_t)), d_scores(pairs * sizeof(float));
-  ANVIL_GPU_CHECK(cudaMemcpy(d_x.data(), x.data(), d_x.bytes(), cudaMemcpyHostToDevice));
-  ANVIL_GPU_CHECK(cudaMemset(d_indices.data(), 0xff, d_indices.bytes()));
-  ANVIL_GPU_CHECK(cudaMemset(d_scores.data(), 0xff, d_scores.bytes()));
+  cuda::copy_to_device(d_x.data(), x.data(), d_x.bytes());
+  test::poison(d_indices.data(), d_indices.bytes());
+  test::poison(d_scores.data(), d_scores.bytes());
   cuda::Stream stream;
   cuda::kernels::top_k_rows(d_x.as<float>(), c.rows, c.cols, c.k, c.softmax,
                             d_indices.as<std::int32_t>(), d_scores.as<float>(), stream.get());

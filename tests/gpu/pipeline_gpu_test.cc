@@ -73,15 +73,14 @@ class DirectRunner {
   }
 
   std::vector<float> run(const std::vector<float>& nchw, std::int64_t batch) {
-    ANVIL_GPU_CHECK(cudaMemcpy(input_.data(), nchw.data(), nchw.size() * sizeof(float),
-                               cudaMemcpyHostToDevice));
+    cuda::copy_to_device(input_.data(), nchw.data(), nchw.size() * sizeof(float));
     return enqueue(batch);
   }
 
   // images_to_nchw, then the network.
   std::vector<float> run_uint8(const std::vector<std::uint8_t>& nhwc, std::int64_t batch,
                                const PipelineOptions& options) {
-    ANVIL_GPU_CHECK(cudaMemcpy(bytes_.data(), nhwc.data(), nhwc.size(), cudaMemcpyHostToDevice));
+    cuda::copy_to_device(bytes_.data(), nhwc.data(), nhwc.size());
     cuda::kernels::Normalization norm;
     std::copy(std::begin(options.mean), std::end(options.mean), norm.mean);
     std::copy(std::begin(options.stddev), std::end(options.stddev), norm.std);

@@ -91,8 +91,8 @@ std::vector<float> run_all(const Engine& engine, const std::filesystem::path& in
   std::vector<float> got(static_cast<std::size_t>(kSamples * kClasses));
   for (std::int64_t start = 0; start < kSamples; start += kBatch) {
     const std::vector<float> x = read_floats(inputs, start * kImageFloats, kBatch * kImageFloats);
-    ANVIL_GPU_CHECK(cudaMemcpy(d_in.data(), x.data(), d_in.bytes(), cudaMemcpyHostToDevice));
-    ANVIL_GPU_CHECK(cudaMemset(d_out.data(), 0xff, d_out.bytes()));  // NaN: unwritten shows
+    cuda::copy_to_device(d_in.data(), x.data(), d_in.bytes());
+    test::poison(d_out.data(), d_out.bytes());
     context->enqueue(stream.get());
     stream.synchronize();
     ANVIL_GPU_CHECK(cudaMemcpy(got.data() + start * kClasses, d_out.data(), d_out.bytes(),

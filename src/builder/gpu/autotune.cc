@@ -33,8 +33,7 @@ constexpr int kMaxCandidates = 8;
 
 cuda::DeviceBuffer upload(const plan::Plan& p, const plan::WeightRef& ref) {
   cuda::DeviceBuffer buffer(static_cast<std::size_t>(ref.bytes));
-  ANVIL_GPU_CHECK(cudaMemcpy(buffer.data(), p.weights.data() + ref.offset, buffer.bytes(),
-                             cudaMemcpyHostToDevice));
+  cuda::copy_to_device(buffer.data(), p.weights.data() + ref.offset, buffer.bytes());
   return buffer;
 }
 

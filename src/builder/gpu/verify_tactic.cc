@@ -96,13 +96,11 @@ HostDeviceValues random_values(std::int64_t count, bool fp16, std::mt19937& rng)
       halves[i] = float_to_half(normal(rng));
       v.host[i] = half_to_float(halves[i]);
     }
-    ANVIL_GPU_CHECK(
-        cudaMemcpy(v.device.data(), halves.data(), v.device.bytes(), cudaMemcpyHostToDevice));
+    cuda::copy_to_device(v.device.data(), halves.data(), v.device.bytes());
   } else {
     for (float& f : v.host)
       f = normal(rng);
-    ANVIL_GPU_CHECK(
-        cudaMemcpy(v.device.data(), v.host.data(), v.device.bytes(), cudaMemcpyHostToDevice));
+    cuda::copy_to_device(v.device.data(), v.host.data(), v.device.bytes());
   }
   return v;
 }

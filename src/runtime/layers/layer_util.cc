@@ -33,13 +33,13 @@ cuda::DeviceBuffer upload_bias(const void* host_fp32, std::int64_t count, bool f
   const auto* values = static_cast<const float*>(host_fp32);
   cuda::DeviceBuffer buffer(static_cast<std::size_t>(count) * (fp16 ? 2 : 4));
   if (!fp16) {
-    ANVIL_GPU_CHECK(cudaMemcpy(buffer.data(), values, buffer.bytes(), cudaMemcpyHostToDevice));
+    cuda::copy_to_device(buffer.data(), values, buffer.bytes());
     return buffer;
   }
   std::vector<std::uint16_t> halves(static_cast<std::size_t>(count));
   for (std::int64_t i = 0; i < count; ++i)
     halves[static_cast<std::size_t>(i)] = builder::float_to_half(values[i]);
-  ANVIL_GPU_CHECK(cudaMemcpy(buffer.data(), halves.data(), buffer.bytes(), cudaMemcpyHostToDevice));
+  cuda::copy_to_device(buffer.data(), halves.data(), buffer.bytes());
   return buffer;
 }
 
