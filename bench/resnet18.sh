@@ -27,6 +27,16 @@ echo "== anvil run batch 1 (GPU compute, no transfers)"
 echo "== anvil run batch 1 with CUDA graphs"
 "$build/anvil" run "$work/r18.plan" --batch 1 --no-data-transfers --duration 3 --cuda-graph |
   grep -E "GPU Compute|Enqueue|CUDA graph|\[W\]"
+echo "== auxiliary streams (anvil build --aux-streams 1, warm timing cache): batch 128, batch 1 with graphs"
+"$build/anvil" build "$model" -o "$work/r18-aux.plan" --fp16 $shapes --aux-streams 1 \
+  --timing-cache "$work/cache.json" | grep -E "auxiliary|Built"
+"$build/anvil" run "$work/r18-aux.plan" --batch 128 --no-data-transfers --duration 3 |
+  grep -E "GPU Compute|\[W\]"
+"$build/anvil" run "$work/r18-aux.plan" --batch 1 --no-data-transfers --duration 3 --cuda-graph |
+  grep -E "GPU Compute|CUDA graph|\[W\]"
+echo "== anvil run batch 1 per-layer profile"
+"$build/anvil" run "$work/r18.plan" --batch 1 --no-data-transfers --duration 1 --dump-profile |
+  sed -n '/=== Profile/,$p'
 echo "== anvil run batch 128 with transfers"
 "$build/anvil" run "$work/r18.plan" --batch 128 --duration 2 | grep -E "Throughput|Latency|H2D|D2H"
 echo "== peers"

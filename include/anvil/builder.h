@@ -76,6 +76,11 @@ struct BuilderConfig {
   // example batches 1-32 in `profile` and 64-192 here: each gets its own
   // tactics, tuned at its opt batch, and a context selects one.
   std::vector<OptimizationProfile> additional_profiles;
+  // Auxiliary streams per context (TensorRT's max_aux_streams): layers that
+  // depend on neither the layer before them nor an engine input, such as a
+  // ResNet block's downsample shortcut, run on one of them, joined with
+  // events. 0: every layer on the caller's stream. At most 8.
+  int aux_streams = 0;
   int autotune_iterations = 10;  // timed runs per candidate tactic
   // Called after each autotuned layer with (layers done, layers to tune).
   std::function<void(int done, int total)> progress;
@@ -110,6 +115,7 @@ struct BuildReport {
   std::vector<BatchRange> profiles;                          // every profile's
   std::vector<PassReport> passes;
   std::vector<std::string> layer_kinds;  // one per plan layer, in execution order
+  std::vector<int> layer_streams;        // each layer's stream (0: the caller's)
   std::vector<LayerTacticReport> tactics;
   std::size_t weight_bytes = 0;
   std::size_t arena_bytes = 0;  // activations of one context at the largest max batch

@@ -81,7 +81,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
   // Device bytes of the weights (shared by every context).
   std::size_t weight_bytes() const;
   // Device bytes one context needs at max_batch(): its activations plus the
-  // largest workspace any layer needs (256-byte aligned, one block). A context
+  // largest workspace any layer needs, once per stream the plan uses (its
+  // auxiliary streams too: 256-byte aligned, one block). A context
   // given this much (set_device_memory) runs every batch of every profile.
   std::size_t context_memory_bytes() const;
   // The plan this engine runs (layers, tactics), for inspection.

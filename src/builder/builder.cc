@@ -14,6 +14,7 @@
 #include "passes/pass_manager.h"
 #include "plan/plan.h"
 #include "plan/profiles.h"
+#include "plan/streams.h"
 
 #if ANVIL_HAVE_CUDA
 #include "builder/gpu/autotune.h"
@@ -36,6 +37,9 @@ void check_config(const BuilderConfig& config) {
   if (config.workspace_bytes < 0)
     fail(ErrorKind::kInvalidArgument, "builder config: workspace_bytes is ", config.workspace_bytes,
          "; it must not be negative");
+  if (config.aux_streams < 0 || config.aux_streams > plan::kMaxAuxStreams)
+    fail(ErrorKind::kInvalidArgument, "builder config: aux_streams is ", config.aux_streams,
+         "; it must be 0..", plan::kMaxAuxStreams);
 }
 
 // Profile 0 (config.profile), then config.additional_profiles.
@@ -161,8 +165,10 @@ BuildReport make_report(const plan::Plan& p, std::vector<PassReport> passes) {
   for (const BatchRange& range : r.profiles)
     largest = std::max(largest, range.max);
   r.passes = std::move(passes);
-  for (const plan::LayerDesc& layer : p.layers)
+  for (const plan::LayerDesc& layer : p.layers) {
     r.layer_kinds.push_back(layer.kind);
+    r.layer_streams.push_back(layer.stream);
+  }
   r.weight_bytes = p.weights.size();
   r.arena_bytes = builder::plan_arena(p, largest).arena_bytes;
   return r;
@@ -264,6 +270,7 @@ std::vector<std::byte> Builder::build_serialized(const std::filesystem::path& on
            " is empty: an additional profile must set its inputs' ranges");
     apply_profile(p, i, *profiles[i]);
   }
+  plan::assign_streams(p, config.aux_streams);
   p.anvil_version = kAnvilVersion;
   p.options = {config.fp16, config.tf32, config.workspace_bytes, config.disabled_passes};
   std::vector<LayerTacticReport> tactics = tune(p, config);

@@ -16,6 +16,7 @@
 #include "ops/window.h"
 #include "passes/activation_match.h"
 #include "passes/graph_edit.h"
+#include "plan/streams.h"
 
 namespace anvil::builder {
 namespace {
@@ -622,16 +623,19 @@ std::size_t tensor_bytes(const plan::TensorDesc& tensor, std::int64_t batch) {
 
 MemoryPlan plan_arena(const plan::Plan& plan, std::int64_t batch) {
   std::vector<Lifetime> lifetimes(plan.tensors.size(), Lifetime{0, -1, -1});
-  auto touch = [&](int id, int layer) {
+  // A tensor lives over every layer its users may run beside (auxiliary
+  // streams), so that no tensor of a concurrent layer shares its memory.
+  const std::vector<plan::LayerWindow> windows = plan::concurrency_windows(plan);
+  auto touch = [&](int id, const plan::LayerWindow& window) {
     Lifetime& l = lifetimes[static_cast<std::size_t>(id)];
-    if (l.first < 0) l.first = layer;
-    l.last = std::max(l.last, layer);
+    l.first = l.first < 0 ? window.first : std::min(l.first, window.first);
+    l.last = std::max(l.last, window.last);
   };
   for (std::size_t i = 0; i < plan.layers.size(); ++i) {
     for (const int id : plan.layers[i].outputs)
-      touch(id, static_cast<int>(i));
+      touch(id, windows[i]);
     for (const int id : plan.layers[i].inputs)
-      touch(id, static_cast<int>(i));
+      touch(id, windows[i]);
   }
   std::vector<bool> is_io(plan.tensors.size(), false);
   for (const plan::IoBinding& io : plan.io)

@@ -118,6 +118,9 @@ struct LayerDesc {
   std::string params = "{}";
   std::vector<WeightRef> weights;
   std::string tactic = "{}";
+  // 0: the caller's stream; 1..kMaxAuxStreams: an auxiliary stream of the
+  // context (plan/streams.h). Optional in the file, 0 when absent.
+  int stream = 0;
 
   bool operator==(const LayerDesc&) const = default;
 };

@@ -52,7 +52,8 @@ ordered_json layer_to_json(const LayerDesc& l) {
           {"outputs", l.outputs},
           {"params", object_text_to_json(l.params, "layer '" + l.name + "' params")},
           {"weights", weights},
-          {"tactic", object_text_to_json(l.tactic, "layer '" + l.name + "' tactic")}};
+          {"tactic", object_text_to_json(l.tactic, "layer '" + l.name + "' tactic")},
+          {"stream", l.stream}};
 }
 
 // ---- Reading -------------------------------------------------------------------
@@ -264,6 +265,8 @@ LayerDesc read_layer(const Reader& r, const json& j, const std::string& p) {
   for (std::size_t i = 0; i < weights.size(); ++i)
     l.weights.push_back(read_weight(r, weights[i], Reader::at(wp, i)));
   l.tactic = r.object_text(r.member(j, p, "tactic"), Reader::join(p, "tactic"));
+  // Plans from before auxiliary streams have no "stream": all on stream 0.
+  if (j.contains("stream")) l.stream = r.int32(j["stream"], Reader::join(p, "stream"));
   return l;
 }
 

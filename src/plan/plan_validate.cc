@@ -1,11 +1,13 @@
 // Cross-reference checks of a plan read from a file (or about to be written):
 // everything the runtime will index with must be in range, so that it can
 // trust the plan without checking again.
+#include <algorithm>
 #include <limits>
 #include <set>
 
 #include "anvil/error.h"
 #include "plan/plan_metadata.h"
+#include "plan/streams.h"
 
 namespace anvil::plan {
 namespace {
@@ -143,6 +145,20 @@ class Validator {
             plan_.tensors.size(), " tensors)");
     for (std::size_t i = 0; i < layer.weights.size(); ++i)
       check_weight(layer, i);
+    check_stream(layer);
+  }
+
+  // The runtime records the input-consumed event on stream 0, so every
+  // reader of an engine input runs there.
+  void check_stream(const LayerDesc& layer) const {
+    if (layer.stream < 0 || layer.stream > kMaxAuxStreams)
+      bad("layer '", layer.name, "' runs on stream ", layer.stream, ", not 0..", kMaxAuxStreams);
+    if (layer.stream == 0) return;
+    for (const IoBinding& io : plan_.io)
+      if (io.is_input &&
+          std::find(layer.inputs.begin(), layer.inputs.end(), io.tensor_id) != layer.inputs.end())
+        bad("layer '", layer.name, "' reads the engine input '", io.name, "' on auxiliary stream ",
+            layer.stream, "; input readers run on stream 0");
   }
 
   void check_weight(const LayerDesc& layer, std::size_t index) const {

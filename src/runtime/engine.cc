@@ -98,6 +98,7 @@ std::shared_ptr<const Engine> Engine::from_plan(plan::Plan loaded, std::string_v
   }
   impl->workspace_bytes = largest_workspace(*impl);
   impl->last_input_reader = last_input_reader(p);
+  impl->schedule = plan::schedule_streams(p);
   return std::shared_ptr<const Engine>(new Engine(std::move(impl)));
 }
 
@@ -126,7 +127,9 @@ std::size_t Engine::weight_bytes() const {
   return impl_->weights.bytes();
 }
 std::size_t Engine::context_memory_bytes() const {
-  return align_up(impl_->arena_bytes) + impl_->workspace_bytes;
+  const std::size_t regions = impl_->workspace_regions();
+  if (regions == 1) return align_up(impl_->arena_bytes) + impl_->workspace_bytes;
+  return align_up(impl_->arena_bytes) + regions * align_up(impl_->workspace_bytes);
 }
 const plan::Plan& Engine::plan() const {
   return impl_->plan;

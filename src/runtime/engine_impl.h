@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "cuda/graph.h"
 #include "cuda/handles.h"
 #include "plan/plan.h"
+#include "plan/streams.h"
 #include "runtime/layer_runner.h"
 
 namespace anvil {
@@ -29,6 +31,13 @@ struct Engine::Impl {
   // Index of the last layer reading a user input: the input-consumed event
   // is recorded after it (-1: no layer reads one).
   std::ptrdiff_t last_input_reader = -1;
+  plan::StreamSchedule schedule;  // each layer's stream and events
+
+  // Workspace regions a context holds: one per stream, as layers on
+  // different streams may run at once.
+  std::size_t workspace_regions() const {
+    return 1 + static_cast<std::size_t>(schedule.aux_streams);
+  }
 };
 
 // A CUDA graph of the whole enqueue at one batch size and address set.
@@ -66,6 +75,14 @@ struct ExecutionContext::Impl {
   std::vector<cuda::Event> layer_events;  // one before each layer, one after the last
   cudaEvent_t input_consumed = nullptr;
 
+  // Auxiliary streams (plan/streams.h): the streams, the event each
+  // signalling layer records, the fork event on stream 0 and each auxiliary
+  // stream's join event.
+  std::vector<cuda::Stream> aux_streams;
+  std::vector<std::optional<cuda::Event>> layer_signals;  // by layer
+  std::optional<cuda::Event> fork;
+  std::vector<cuda::Event> joins;
+
   std::vector<const void*> bound_addresses;  // what a graph of `launches` bakes in
   bool graphs_enabled = false;
   std::string graph_failure;  // why graphs fell back to plain launches
@@ -73,6 +90,10 @@ struct ExecutionContext::Impl {
   std::map<ShapeKey, CapturedEnqueue> graphs;  // by (profile, batch size)
 
   const plan::Plan& plan() const;
+  // Creates the auxiliary streams and events the engine's schedule uses.
+  void make_streams();
+  // Bytes of each stream's workspace region, from the context's memory.
+  std::size_t workspace_region_bytes() const;
   void prepare(std::int64_t new_batch);
   // Places the workspace after the current batch's activations; grows an
   // owned block, rejects a borrowed one that is too small.
@@ -80,8 +101,10 @@ struct ExecutionContext::Impl {
   void refresh_launches();
   // What enqueue() still lacks, or "".
   std::string missing() const;
-  // Every layer in order on `stream`, the input-consumed event after the last
-  // input reader; `capturing` makes that record an external graph node.
+  // Every layer in order, on `stream` or, with auxiliary streams and no
+  // profiler, on its scheduled stream, forked from and joined back to
+  // `stream`; the input-consumed event after the last input reader;
+  // `capturing` makes that record an external graph node.
   void launch_layers(cudaStream_t stream, bool capturing);
   void enqueue_profiled(cudaStream_t stream);
   void enqueue_graph(cudaStream_t stream);

@@ -47,12 +47,14 @@ std::unique_ptr<ExecutionContext> Engine::create_context() const {
   impl->owned_memory = cuda::DeviceBuffer(std::max(context_memory_bytes(), builder::kAlignment));
   impl->memory = impl->owned_memory.data();
   impl->memory_bytes = impl->owned_memory.bytes();
+  impl->make_streams();
   return std::unique_ptr<ExecutionContext>(new ExecutionContext(std::move(impl)));
 }
 
 std::unique_ptr<ExecutionContext> Engine::create_context_without_memory() const {
   auto impl = std::make_unique<ExecutionContext::Impl>();
   impl->engine = shared_from_this();
+  impl->make_streams();
   return std::unique_ptr<ExecutionContext>(new ExecutionContext(std::move(impl)));
 }
 
@@ -61,6 +63,25 @@ ExecutionContext::~ExecutionContext() = default;
 
 const plan::Plan& ExecutionContext::Impl::plan() const {
   return engine->plan();
+}
+
+void ExecutionContext::Impl::make_streams() {
+  const plan::StreamSchedule& schedule = engine->impl().schedule;
+  if (schedule.aux_streams == 0) return;
+  aux_streams = std::vector<cuda::Stream>(static_cast<std::size_t>(schedule.aux_streams));
+  for (std::size_t k = 0; k < aux_streams.size(); ++k)
+    joins.emplace_back(false);
+  fork.emplace(false);
+  layer_signals.resize(schedule.layers.size());
+  for (std::size_t i = 0; i < schedule.layers.size(); ++i)
+    if (schedule.layers[i].signals) layer_signals[i].emplace(false);
+}
+
+std::size_t ExecutionContext::Impl::workspace_region_bytes() const {
+  const std::size_t regions = engine->impl().workspace_regions();
+  const std::size_t free = memory_bytes - workspace_offset;
+  if (regions == 1) return free;
+  return free / regions / builder::kAlignment * builder::kAlignment;
 }
 
 void ExecutionContext::set_input_shape(std::string_view name, std::span<const std::int64_t> dims) {
@@ -218,7 +239,9 @@ void ExecutionContext::Impl::prepare(std::int64_t new_batch) {
 }
 
 void ExecutionContext::Impl::place_workspace() {
-  const std::size_t needed = workspace_offset + workspace_bytes;
+  const std::size_t regions = engine->impl().workspace_regions();
+  const std::size_t needed =
+      workspace_offset + (regions == 1 ? workspace_bytes : regions * align_up(workspace_bytes));
   if (!memory || needed <= memory_bytes) return;
   if (owned_memory.data()) {
     // A batch below the maximum whose tactics need more workspace than at
@@ -269,8 +292,11 @@ void ExecutionContext::Impl::refresh_launches() {
       args.inputs.push_back(address(id));
     for (int id : p.layers[i].outputs)
       args.outputs.push_back(address(id));
-    args.workspace_bytes = memory_bytes - workspace_offset;
-    args.workspace = args.workspace_bytes ? base + workspace_offset : nullptr;
+    // Each stream's own region: layers on different streams may run at once.
+    const auto stream = static_cast<std::size_t>(p.layers[i].stream);
+    args.workspace_bytes = workspace_region_bytes();
+    args.workspace =
+        args.workspace_bytes ? base + workspace_offset + stream * args.workspace_bytes : nullptr;
     args.handles = handles;
     layers[i]->bind(args);
     bound.insert(bound.end(), args.inputs.begin(), args.inputs.end());
@@ -285,22 +311,48 @@ void ExecutionContext::Impl::refresh_launches() {
 void ExecutionContext::Impl::launch_layers(cudaStream_t stream, bool capturing) {
   const plan::Plan& p = plan();
   const auto& layers = prepared.at({profile, batch});
+  const plan::StreamSchedule& schedule = engine->impl().schedule;
+  // The profiler times layers one after another on `stream`: a serial order
+  // is valid too, as the plan lists layers in dependency order.
+  const bool timing = profiler != nullptr;
+  const bool parallel = !aux_streams.empty() && !timing;
   const std::ptrdiff_t consumed_after = input_consumed ? engine->impl().last_input_reader : -2;
   auto record_consumed = [&] {
     ANVIL_GPU_CHECK(cudaEventRecordWithFlags(
         input_consumed, stream, capturing ? cudaEventRecordExternal : cudaEventRecordDefault));
   };
   if (consumed_after == -1) record_consumed();  // no layer reads an input
-  const bool timing = profiler != nullptr;
+  if (parallel) {
+    // Fork: the auxiliary streams start after what the caller queued before
+    // (under capture this also brings them into the caller's capture).
+    fork->record(stream);
+    for (const cuda::Stream& aux : aux_streams)
+      ANVIL_GPU_CHECK(cudaStreamWaitEvent(aux.get(), fork->get(), 0));
+  }
   for (std::size_t i = 0; i < layers.size(); ++i) {
     const nvtx3::scoped_range_in<NvtxDomain> layer_range{p.layers[i].name.c_str()};
+    const plan::LayerSchedule& s = schedule.layers[i];
+    cudaStream_t on = stream;
+    if (parallel && s.stream > 0) on = aux_streams[static_cast<std::size_t>(s.stream - 1)].get();
+    if (parallel)
+      for (const int producer : s.waits)
+        ANVIL_GPU_CHECK(
+            cudaStreamWaitEvent(on, layer_signals[static_cast<std::size_t>(producer)]->get(), 0));
     runtime::LaunchArgs& args = launches[i];
-    args.stream = stream;
+    args.stream = on;
     if (timing) layer_events[i].record(stream);
     layers[i]->enqueue(args);
+    if (parallel && s.signals) layer_signals[i]->record(on);
+    // On `stream`: input readers run on stream 0 (plan validation).
     if (static_cast<std::ptrdiff_t>(i) == consumed_after) record_consumed();
   }
   if (timing) layer_events.back().record(stream);
+  if (parallel)
+    // Join: the caller's stream, and so the next enqueue, waits for every stream.
+    for (std::size_t k = 0; k < aux_streams.size(); ++k) {
+      joins[k].record(aux_streams[k].get());
+      ANVIL_GPU_CHECK(cudaStreamWaitEvent(stream, joins[k].get(), 0));
+    }
 }
 
 void ExecutionContext::Impl::enqueue_profiled(cudaStream_t stream) {

@@ -2,6 +2,7 @@
 // layer params, tensors, weights and errors, on small graphs built here and
 // on the generated ResNet-18 and MobileNetV2.
 #include "builder/lower.h"
+#include "plan/streams.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -644,6 +645,23 @@ TEST_F(LowerModels, ResNet18StemFusesInFp16) {
                                         {"global_avg_pool", 1},
                                         {"reformat_in", 1},
                                         {"reformat_out", 1}}));
+}
+
+// One auxiliary stream takes exactly the three downsample shortcuts (the
+// blocks that change resolution), and the arena grows by at most their size.
+TEST_F(LowerModels, ResNet18ShortcutsTakeTheAuxiliaryStream) {
+  plan::Plan p = lower_graph(optimized(*resnet18_), {.fp16 = true, .max_batch = 32});
+  const std::size_t serial = plan_arena(p, 32).arena_bytes;
+  plan::assign_streams(p, 1);
+  std::vector<std::string> aux;
+  for (const plan::LayerDesc& layer : p.layers)
+    if (layer.stream != 0) aux.push_back(layer.name);
+  ASSERT_EQ(aux.size(), 3u) << ::testing::PrintToString(aux);
+  for (const std::string& name : aux)
+    EXPECT_NE(name.find("downsample"), std::string::npos) << name;
+  const std::size_t parallel = plan_arena(p, 32).arena_bytes;
+  EXPECT_GE(parallel, serial);
+  EXPECT_LE(parallel, serial * 3 / 2) << "serial " << serial << " bytes, parallel " << parallel;
 }
 
 TEST_F(LowerModels, ResNet18) {

@@ -1,4 +1,5 @@
 // anvil build: ONNX -> optimized, autotuned plan file for this GPU.
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -23,6 +24,7 @@ struct BuildCommandOptions {
   std::vector<std::string> profiles;  // --profile MIN:OPT:MAX, one per profile
   std::string timing_cache;
   std::int64_t workspace_mib = 256;
+  int aux_streams = 0;
 };
 
 // "input:8x3x224x224" -> {"input", {8,3,224,224}}.
@@ -148,6 +150,9 @@ void print_summary(const BuildCommandOptions& opt, const BuildReport& r, double 
     std::printf(" %s %d", kind.c_str(), count);
   std::printf("\nweights %.1f MB, activation arena %.1f MB per context at the max batch\n",
               static_cast<double>(r.weight_bytes) / 1e6, static_cast<double>(r.arena_bytes) / 1e6);
+  const auto aux = static_cast<std::size_t>(
+      std::count_if(r.layer_streams.begin(), r.layer_streams.end(), [](int s) { return s > 0; }));
+  if (aux > 0) std::printf("%zu layer(s) on auxiliary streams\n", aux);
   std::printf("%-32s %-5s %7s %9s %5s  %s\n", "layer", "kind", "profile", "time(ms)", "tried",
               "tactic");
   for (const auto& t : r.tactics)
@@ -163,6 +168,7 @@ void build_plan(const BuildCommandOptions& opt) {
   config.workspace_bytes = opt.workspace_mib << 20;
   config.timing_cache = opt.timing_cache;
   config.disabled_passes = opt.model.disabled_passes;
+  config.aux_streams = opt.aux_streams;
   config.progress = print_progress;
   config.log = print_log;
   add_profiles(config, opt);
@@ -193,6 +199,10 @@ void add_build_command(CLI::App& app) {
   cmd->add_option("--workspace", opt->workspace_mib, "Workspace limit in MiB")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--disable-pass", opt->model.disabled_passes, "Skip this optimization pass");
+  cmd->add_option("--aux-streams", opt->aux_streams,
+                  "Auxiliary streams per context for layers that can run in parallel "
+                  "(a ResNet block's downsample shortcut)")
+      ->check(CLI::Range(0, 8));
   cmd->callback([opt] { build_plan(*opt); });
 }
 
