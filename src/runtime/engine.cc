@@ -23,18 +23,23 @@ std::vector<IoTensorInfo> io_of(const plan::Plan& p) {
   return io;
 }
 
-// The largest workspace any layer needs at `batch`, from plans prepared with
-// handles of its own (contexts prepare again with theirs).
-std::size_t largest_workspace(const Engine::Impl& impl) {
+// The largest workspace any layer of each stream needs at its profile's
+// max batch, from plans prepared with handles of its own (contexts prepare
+// again with theirs).
+WorkspaceLayout largest_workspace(const Engine::Impl& impl) {
   const cuda::CudnnHandle cudnn;
   const cuda::CublasLtHandle cublaslt;
   const runtime::Handles handles{cudnn.get(), cublaslt.get()};
-  std::size_t bytes = 0;
+  WorkspaceLayout layout;
+  layout.bytes.assign(1 + static_cast<std::size_t>(impl.schedule.aux_streams), 0);
   for (std::size_t profile = 0; profile < impl.runners.size(); ++profile)
-    for (const auto& runner : impl.runners[profile])
-      bytes =
-          std::max(bytes, runner->prepare(impl.profiles[profile].max, handles)->workspace_bytes());
-  return bytes;
+    for (std::size_t i = 0; i < impl.runners[profile].size(); ++i) {
+      std::size_t& bytes = layout.bytes[static_cast<std::size_t>(impl.schedule.layers[i].stream)];
+      bytes = std::max(bytes, impl.runners[profile][i]
+                                  ->prepare(impl.profiles[profile].max, handles)
+                                  ->workspace_bytes());
+    }
+  return layout;
 }
 
 std::ptrdiff_t last_input_reader(const plan::Plan& p) {
@@ -51,6 +56,17 @@ std::size_t align_up(std::size_t bytes) {
 }
 
 }  // namespace
+
+std::size_t WorkspaceLayout::total() const {
+  return bytes.empty() ? 0 : offset(bytes.size() - 1) + bytes.back();
+}
+
+std::size_t WorkspaceLayout::offset(std::size_t s) const {
+  std::size_t at = 0;
+  for (std::size_t t = 0; t < s; ++t)
+    at += align_up(bytes[t]);
+  return at;
+}
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() = default;
@@ -96,9 +112,9 @@ std::shared_ptr<const Engine> Engine::from_plan(plan::Plan loaded, std::string_v
       impl->runners[profile].push_back(factory(setup));
     }
   }
-  impl->workspace_bytes = largest_workspace(*impl);
-  impl->last_input_reader = last_input_reader(p);
   impl->schedule = plan::schedule_streams(p);
+  impl->workspace = largest_workspace(*impl);
+  impl->last_input_reader = last_input_reader(p);
   return std::shared_ptr<const Engine>(new Engine(std::move(impl)));
 }
 
@@ -127,9 +143,7 @@ std::size_t Engine::weight_bytes() const {
   return impl_->weights.bytes();
 }
 std::size_t Engine::context_memory_bytes() const {
-  const std::size_t regions = impl_->workspace_regions();
-  if (regions == 1) return align_up(impl_->arena_bytes) + impl_->workspace_bytes;
-  return align_up(impl_->arena_bytes) + regions * align_up(impl_->workspace_bytes);
+  return align_up(impl_->arena_bytes) + impl_->workspace.total();
 }
 const plan::Plan& Engine::plan() const {
   return impl_->plan;

@@ -17,6 +17,18 @@
 
 namespace anvil {
 
+// The workspace of each stream, laid out one region after another after the
+// activations: layers on different streams may run at once, so each stream
+// has its own. The last region also takes whatever memory is left.
+struct WorkspaceLayout {
+  std::vector<std::size_t> bytes;  // needed per stream
+
+  // Bytes the regions span: all but the last aligned up.
+  std::size_t total() const;
+  // Where stream `s`'s region starts, from the start of the workspace.
+  std::size_t offset(std::size_t s) const;
+};
+
 struct Engine::Impl {
   plan::Plan plan;
   cuda::DeviceBuffer weights;  // the plan's weights blob, uploaded once
@@ -26,18 +38,13 @@ struct Engine::Impl {
   std::vector<IoTensorInfo> io;
   std::int64_t min_batch = 1;  // over all profiles
   std::int64_t max_batch = 1;
-  std::size_t arena_bytes = 0;      // activations at max_batch
-  std::size_t workspace_bytes = 0;  // the largest layer workspace of any profile at its max
+  std::size_t arena_bytes = 0;  // activations at max_batch
+  // Per stream: the largest layer workspace of any profile at its max.
+  WorkspaceLayout workspace;
   // Index of the last layer reading a user input: the input-consumed event
   // is recorded after it (-1: no layer reads one).
   std::ptrdiff_t last_input_reader = -1;
   plan::StreamSchedule schedule;  // each layer's stream and events
-
-  // Workspace regions a context holds: one per stream, as layers on
-  // different streams may run at once.
-  std::size_t workspace_regions() const {
-    return 1 + static_cast<std::size_t>(schedule.aux_streams);
-  }
 };
 
 // A CUDA graph of the whole enqueue at one batch size and address set.
@@ -58,7 +65,7 @@ struct ExecutionContext::Impl {
   void* memory = nullptr;
   std::size_t memory_bytes = 0;
   std::size_t workspace_offset = 0;  // at `batch`
-  std::size_t workspace_bytes = 0;   // the largest layer workspace at `batch`
+  WorkspaceLayout workspace;         // the largest layer workspace per stream at `batch`
 
   int profile = 0;         // the selected optimization profile
   std::int64_t batch = 0;  // 0 until set_input_shape
@@ -92,8 +99,8 @@ struct ExecutionContext::Impl {
   const plan::Plan& plan() const;
   // Creates the auxiliary streams and events the engine's schedule uses.
   void make_streams();
-  // Bytes of each stream's workspace region, from the context's memory.
-  std::size_t workspace_region_bytes() const;
+  // Bytes of stream `s`'s workspace region in the context's memory.
+  std::size_t workspace_region_bytes(std::size_t s) const;
   void prepare(std::int64_t new_batch);
   // Places the workspace after the current batch's activations; grows an
   // owned block, rejects a borrowed one that is too small.

@@ -77,11 +77,9 @@ void ExecutionContext::Impl::make_streams() {
     if (schedule.layers[i].signals) layer_signals[i].emplace(false);
 }
 
-std::size_t ExecutionContext::Impl::workspace_region_bytes() const {
-  const std::size_t regions = engine->impl().workspace_regions();
-  const std::size_t free = memory_bytes - workspace_offset;
-  if (regions == 1) return free;
-  return free / regions / builder::kAlignment * builder::kAlignment;
+std::size_t ExecutionContext::Impl::workspace_region_bytes(std::size_t s) const {
+  if (s + 1 < workspace.bytes.size()) return workspace.bytes[s];
+  return memory_bytes - workspace_offset - workspace.offset(s);  // the last takes the rest
 }
 
 void ExecutionContext::set_input_shape(std::string_view name, std::span<const std::int64_t> dims) {
@@ -229,9 +227,12 @@ void ExecutionContext::Impl::prepare(std::int64_t new_batch) {
     for (const auto& runner : engine->impl().runners.at(static_cast<std::size_t>(profile)))
       layers.push_back(runner->prepare(new_batch, handles));
   }
-  workspace_bytes = 0;
-  for (const auto& layer : layers)
-    workspace_bytes = std::max(workspace_bytes, layer->workspace_bytes());
+  const plan::StreamSchedule& schedule = engine->impl().schedule;
+  workspace.bytes.assign(1 + static_cast<std::size_t>(schedule.aux_streams), 0);
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    std::size_t& bytes = workspace.bytes[static_cast<std::size_t>(schedule.layers[i].stream)];
+    bytes = std::max(bytes, layers[i]->workspace_bytes());
+  }
   const builder::MemoryPlan arena = builder::plan_arena(plan(), new_batch);
   offsets = arena.offsets;
   workspace_offset = align_up(arena.arena_bytes);
@@ -239,9 +240,7 @@ void ExecutionContext::Impl::prepare(std::int64_t new_batch) {
 }
 
 void ExecutionContext::Impl::place_workspace() {
-  const std::size_t regions = engine->impl().workspace_regions();
-  const std::size_t needed =
-      workspace_offset + (regions == 1 ? workspace_bytes : regions * align_up(workspace_bytes));
+  const std::size_t needed = workspace_offset + workspace.total();
   if (!memory || needed <= memory_bytes) return;
   if (owned_memory.data()) {
     // A batch below the maximum whose tactics need more workspace than at
@@ -253,8 +252,8 @@ void ExecutionContext::Impl::place_workspace() {
     return;
   }
   fail(ErrorKind::kInvalidArgument, "batch ", batch, " needs ", needed,
-       " bytes of context memory (activations ", workspace_offset, " + workspace ", workspace_bytes,
-       "), more than the ", memory_bytes,
+       " bytes of context memory (activations ", workspace_offset, " + workspace ",
+       workspace.total(), "), more than the ", memory_bytes,
        " bytes given to set_device_memory; give it a larger block");
 }
 
@@ -273,7 +272,7 @@ std::string ExecutionContext::Impl::missing() const {
 
 void ExecutionContext::Impl::refresh_launches() {
   ready = false;
-  if (batch == 0 || !memory || workspace_offset + workspace_bytes > memory_bytes) return;
+  if (batch == 0 || !memory || workspace_offset + workspace.total() > memory_bytes) return;
   const plan::Plan& p = plan();
   for (const plan::IoBinding& io : p.io)
     if (!io_addresses.count(io.tensor_id)) return;
@@ -294,9 +293,9 @@ void ExecutionContext::Impl::refresh_launches() {
       args.outputs.push_back(address(id));
     // Each stream's own region: layers on different streams may run at once.
     const auto stream = static_cast<std::size_t>(p.layers[i].stream);
-    args.workspace_bytes = workspace_region_bytes();
+    args.workspace_bytes = workspace_region_bytes(stream);
     args.workspace =
-        args.workspace_bytes ? base + workspace_offset + stream * args.workspace_bytes : nullptr;
+        args.workspace_bytes ? base + workspace_offset + workspace.offset(stream) : nullptr;
     args.handles = handles;
     layers[i]->bind(args);
     bound.insert(bound.end(), args.inputs.begin(), args.inputs.end());
