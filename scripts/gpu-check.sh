@@ -58,6 +58,8 @@ for bench in bench/*.sh; do
   [ "${SKIP_BENCH:-0}" = 1 ] && break
   [ -e "$bench" ] || continue
   name=$(basename "$bench" .sh)
+  # BENCHES="a b" runs only bench/a.sh and bench/b.sh.
+  [ -n "${BENCHES:-}" ] && [[ " $BENCHES " != *" $name "* ]] && continue
   BUILD_DIR=$build bash "$bench" >"$out/bench-$name.log" 2>&1
   summary+=("bench $name: exit $? (see bench-$name.log, at ${SECONDS} s)")
 done
