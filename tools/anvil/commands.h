@@ -5,6 +5,7 @@
 
 namespace anvil::cli {
 
+void add_bench_command(CLI::App& app);
 void add_build_command(CLI::App& app);
 void add_calibrate_command(CLI::App& app);
 void add_classify_command(CLI::App& app);

@@ -7,6 +7,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"Anvil: an inference compiler and runtime for ONNX convolutional networks"};
   app.require_subcommand(1);
+  anvil::cli::add_bench_command(app);
   anvil::cli::add_build_command(app);
   anvil::cli::add_calibrate_command(app);
   anvil::cli::add_classify_command(app);

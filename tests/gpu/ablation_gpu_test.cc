@@ -1,0 +1,84 @@
+// `anvil bench --ablation` end to end on the gpu.models ResNet-18 fixture, at
+// a small batch: runs the CLI (built next to this test binary: the anvil
+// target) and reads its JSON. Every config's top-1 classes must equal a plain
+// synchronous run of the same engine on the same data (the bench counts the
+// differences per row), INT8 must have no number, and the trace and chart
+// files must be well formed.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "gpu_test.h"
+
+namespace anvil::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path anvil_binary() {
+  // This test is build/tests/anvil_gpu_tests; the CLI is build/anvil.
+  return fs::read_symlink("/proc/self/exe").parent_path().parent_path() / "anvil";
+}
+
+TEST(AblationBench, EveryConfigMatchesAPlainRun) {
+  ANVIL_REQUIRE_GPU();
+  const fs::path model = fs::path(ANVIL_GPU_MODEL_DIR) / "resnet18.onnx";
+  ASSERT_TRUE(fs::exists(model)) << model << " is missing (made by the gpu.models fixture)";
+  const fs::path cli = anvil_binary();
+  ASSERT_TRUE(fs::exists(cli)) << cli << " is missing: build the anvil target too";
+  const fs::path dir = fs::temp_directory_path() / "anvil_ablation_gpu_test";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const fs::path json = dir / "ablation.json", trace = dir / "trace.json", chart = dir / "c.png";
+  const std::string command = cli.string() + " bench --ablation " + model.string() +
+                              " --batch 8 --batches 4 --timed 2 --duration 0.2 --configs 0-10" +
+                              " --timing-cache " + (dir / "cache").string() + " --json " +
+                              json.string() + " --trace " + trace.string() + " --chart " +
+                              chart.string();
+  std::printf("running: %s\n", command.c_str());
+  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+
+  std::ifstream in(json);
+  const nlohmann::json report = nlohmann::json::parse(in);
+  ASSERT_EQ(report["rows"].size(), 11u) << report.dump(2);
+  EXPECT_GT(report["h2d_gb_per_s"].get<double>(), 1.0);
+  for (const nlohmann::json& row : report["rows"]) {
+    const int config = row["config"];
+    SCOPED_TRACE("config " + std::to_string(config) + ": " + row.dump());
+    if (config == 10) {
+      EXPECT_FALSE(row["available"].get<bool>());
+      EXPECT_FALSE(row.contains("timed_ms"));
+      continue;
+    }
+    ASSERT_TRUE(row["available"].get<bool>());
+    EXPECT_GT(row["timed_ms"].get<double>(), 0.0);
+    EXPECT_GT(row["images_per_s"].get<double>(), 0.0);
+    EXPECT_GT(row["device_bytes"].get<std::size_t>(), 0u);
+    // Every image of the 4 batches of 8 (config 8: and its small batches).
+    EXPECT_EQ(row["top1_checked"].get<int>(), config == 8 ? 4 * 8 + 4 * 1 : 4 * 8);
+    // Config 9 normalizes uint8 on the GPU, the plain run on the host: a
+    // last-bit difference may flip a near tie, at most one image in 32.
+    EXPECT_LE(row["top1_mismatches"].get<int>(), config == 9 ? 1 : 0);
+  }
+
+  std::ifstream trace_in(trace);
+  const nlohmann::json events = nlohmann::json::parse(trace_in)["traceEvents"];
+  int spans = 0;
+  for (const nlohmann::json& e : events)
+    spans += e["ph"] == "X";
+  EXPECT_GE(spans, 2 * 2) << "at least two spans per timed batch: " << events.dump();
+
+  std::ifstream png(chart, std::ios::binary);
+  std::string magic(8, '\0');
+  png.read(magic.data(), 8);
+  EXPECT_EQ(magic, "\x89PNG\r\n\x1a\n");
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace anvil::test

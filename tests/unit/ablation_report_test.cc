@@ -1,0 +1,104 @@
+// The numbers and text of `anvil bench --ablation` (tools/anvil/ablation_report.h,
+// header-only): the --configs parser, speedups against the baseline, the PCIe
+// floor, the markdown table and the JSON.
+#include "../../tools/anvil/ablation_report.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace anvil::cli {
+namespace {
+
+AblationReport sample_report() {
+  AblationReport r;
+  r.gpu = "Test GPU";
+  r.batch = 128;
+  r.timed_batches = 3;
+  r.image_elements = 3 * 224 * 224;
+  r.h2d_gb_per_s = 25.0;
+  r.rows.push_back({0, "baseline", true, "", 120.0, 3000, 100'000'000, 1280, 0});
+  r.rows.push_back({3, "FP16 engine", true, "", 40.0, 9000, 60'000'000, 1280, 2});
+  r.rows.push_back({10, "INT8", false, std::string(kInt8Unavailable), 0, 0, 0, 0, 0});
+  return r;
+}
+
+TEST(AblationConfigs, ParsesListsAndRanges) {
+  EXPECT_EQ(parse_config_list("0,1,3"), (std::vector<int>{0, 1, 3}));
+  EXPECT_EQ(parse_config_list("9,0-2,1"), (std::vector<int>{0, 1, 2, 9}));
+  EXPECT_EQ(parse_config_list("0-10").size(), 11u);
+  EXPECT_EQ(parse_config_list("10"), (std::vector<int>{10}));
+}
+
+TEST(AblationConfigs, RejectsWhatIsNotAConfig) {
+  for (const char* text : {"", "11", "1,,2", "a", "3-1", "-1", "1-", "0,99999"}) {
+    try {
+      parse_config_list(text);
+      ADD_FAILURE() << "'" << text << "' was accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument) << text;
+      EXPECT_NE(std::string(e.what()).find("--configs"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(AblationReport, SpeedupIsBaselineOverRow) {
+  const AblationReport r = sample_report();
+  ASSERT_TRUE(speedup(r, r.rows[0]).has_value());
+  EXPECT_DOUBLE_EQ(*speedup(r, r.rows[0]), 1.0);
+  EXPECT_DOUBLE_EQ(*speedup(r, r.rows[1]), 3.0);
+  EXPECT_FALSE(speedup(r, r.rows[2]).has_value());  // INT8: no number
+  AblationReport no_base = r;
+  no_base.rows.erase(no_base.rows.begin());
+  EXPECT_FALSE(speedup(no_base, no_base.rows[0]).has_value());
+}
+
+TEST(AblationReport, PcieFloor) {
+  const AblationReport r = sample_report();
+  const double fp32 = timed_input_bytes(r, 4);
+  EXPECT_DOUBLE_EQ(fp32, 3.0 * 128 * 3 * 224 * 224 * 4);  // 231,211,008 bytes
+  EXPECT_DOUBLE_EQ(timed_input_bytes(r, 1), fp32 / 4);
+  // 231.2 MB at 25 GB/s is 9.248 ms.
+  EXPECT_NEAR(pcie_floor_ms(fp32, 25.0), 9.24844032, 1e-9);
+  EXPECT_EQ(pcie_floor_ms(fp32, 0), 0.0);
+  const std::string lines = floor_lines(r);
+  EXPECT_NE(lines.find("25.00 GB/s"), std::string::npos) << lines;
+  EXPECT_NE(lines.find("-> 9.248 ms"), std::string::npos) << lines;
+  EXPECT_NE(lines.find("-> 2.312 ms"), std::string::npos) << lines;
+}
+
+TEST(AblationReport, MarkdownTable) {
+  const std::string table = markdown_table(sample_report());
+  EXPECT_NE(table.find("| config | ms (3 x 128) | speedup | images/s | device MB |"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(table.find("| 0 baseline | 120.000 | 1.00x | 3000 | 100.0 | same (1280) |"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(table.find("| 3 FP16 engine | 40.000 | 3.00x | 9000 | 60.0 | 2 of 1280 differ |"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(table.find("| 10 INT8 | not available (INT8 kernels have not landed) |"),
+            std::string::npos)
+      << table;
+  // Header, separator and one line per row.
+  EXPECT_EQ(std::count(table.begin(), table.end(), '\n'), 5);
+}
+
+TEST(AblationReport, JsonHasEveryNumberAndNoFakeInt8) {
+  const nlohmann::json j = to_json(sample_report());
+  EXPECT_EQ(j["gpu"], "Test GPU");
+  EXPECT_DOUBLE_EQ(j["h2d_gb_per_s"].get<double>(), 25.0);
+  EXPECT_NEAR(j["pcie_floor_ms"]["fp32"].get<double>(), 9.24844032, 1e-9);
+  ASSERT_EQ(j["rows"].size(), 3u);
+  EXPECT_DOUBLE_EQ(j["rows"][1]["speedup"].get<double>(), 3.0);
+  EXPECT_EQ(j["rows"][1]["top1_mismatches"], 2);
+  EXPECT_EQ(j["rows"][1]["device_bytes"], 60'000'000u);
+  EXPECT_FALSE(j["rows"][2]["available"].get<bool>());
+  EXPECT_FALSE(j["rows"][2].contains("timed_ms"));
+  EXPECT_FALSE(j["rows"][2].contains("speedup"));
+  EXPECT_EQ(j["rows"][2]["note"], std::string(kInt8Unavailable));
+}
+
+}  // namespace
+}  // namespace anvil::cli

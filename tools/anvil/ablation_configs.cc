@@ -1,0 +1,557 @@
+// Needs the GPU engine: compiled only with CUDA.
+#if ANVIL_HAVE_CUDA
+
+#include "ablation_configs.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "anvil/engine.h"
+#include "anvil/error.h"
+#include "anvil/pipeline.h"
+#include "cuda/check.h"
+#include "cuda/handles.h"
+
+namespace anvil::cli {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// Host-side spans of the timed batches, for the Chrome trace.
+struct Recorder {
+  Clock::time_point origin;
+  std::vector<TraceSpan>* spans = nullptr;
+  void add(std::string track, std::string name, Clock::time_point from, Clock::time_point to) {
+    spans->push_back(
+        {std::move(track), std::move(name), ms_between(origin, from), ms_between(from, to)});
+  }
+};
+
+// The engine's one input and one output at a batch size.
+struct Io {
+  std::string input, output;
+  std::vector<std::int64_t> input_dims;  // at `batch`
+  std::int64_t classes = 0;              // output values per image
+  std::size_t input_bytes = 0, output_bytes = 0;
+};
+
+Io io_of(const Engine& engine, std::int64_t batch) {
+  Io io;
+  std::int64_t image = 1;
+  for (const IoTensorInfo& t : engine.io_tensors()) {
+    std::int64_t per_image = 1;
+    for (std::size_t d = 1; d < t.dims.size(); ++d)
+      per_image *= t.dims[d];
+    if (t.is_input) {
+      io.input = t.name;
+      io.input_dims = t.dims;
+      io.input_dims[0] = batch;
+      image = per_image;
+    } else {
+      io.output = t.name;
+      io.classes = per_image;
+    }
+  }
+  if (engine.io_tensors().size() != 2 || io.input.empty() || io.output.empty())
+    fail(ErrorKind::kUnsupported,
+         "anvil bench --ablation needs a model with one input and one output");
+  io.input_bytes = static_cast<std::size_t>(batch * image) * sizeof(float);
+  io.output_bytes = static_cast<std::size_t>(batch * io.classes) * sizeof(float);
+  return io;
+}
+
+// One config's way of running batches. run() processes the batches `order`
+// names (indices into the data), each result with process_output; prepare()
+// does the untimed part of the caller's side (filling the Pipeline's batches).
+class Job {
+ public:
+  virtual ~Job() = default;
+  virtual void prepare(const std::vector<int>& order) { (void)order; }
+  virtual void run(const std::vector<int>& order, Recorder* recorder) = 0;
+
+  std::size_t device_bytes = 0;
+  ConfigResult* result = nullptr;
+  std::string sink;  // the printed results: cleared per run, never shown
+
+ protected:
+  // Keeps the first top-1 seen for a batch (later runs repeat the batch).
+  void keep_top1(int b, std::vector<std::int32_t> top1, bool small) {
+    auto& per_batch = small ? result->top1_small : result->top1;
+    if (per_batch.size() <= static_cast<std::size_t>(b))
+      per_batch.resize(static_cast<std::size_t>(b) + 1);
+    if (per_batch[static_cast<std::size_t>(b)].empty())
+      per_batch[static_cast<std::size_t>(b)] = std::move(top1);
+  }
+};
+
+// Configs 0-3, as plainly as the guide's scripts: one stream, every step
+// waited for before the next.
+enum class Serial { kBaseline, kReuseBuffers, kPinned };
+
+class SerialJob : public Job {
+ public:
+  SerialJob(const Engine& engine, Serial mode, const AblationData& data)
+      : mode_(mode),
+        data_(data),
+        io_(io_of(engine, data.batch)),
+        context_(engine.create_context()) {
+    context_->set_optimization_profile(std::max(engine.best_profile(data.batch), 0));
+    context_->set_input_shape(io_.input, io_.input_dims);
+    host_output_.resize(io_.output_bytes / sizeof(float));
+    if (mode_ != Serial::kBaseline) {
+      d_input_ = cuda::DeviceBuffer(io_.input_bytes);
+      d_output_ = cuda::DeviceBuffer(io_.output_bytes);
+      context_->set_tensor_address(io_.input, d_input_.data());
+      context_->set_tensor_address(io_.output, d_output_.data());
+    }
+    if (mode_ == Serial::kPinned) {
+      // The application's data lives in pinned memory from the start.
+      pinned_input_ = cuda::PinnedBuffer(io_.input_bytes * data.nchw.size());
+      for (std::size_t b = 0; b < data.nchw.size(); ++b)
+        std::memcpy(pinned_input_.as<std::byte>() + b * io_.input_bytes, data.nchw[b].data(),
+                    io_.input_bytes);
+      pinned_output_ = cuda::PinnedBuffer(io_.output_bytes);
+    }
+    device_bytes = engine.weight_bytes() + context_->device_memory_bytes() + io_.input_bytes +
+                   io_.output_bytes;
+  }
+
+  void run(const std::vector<int>& order, Recorder* recorder) override {
+    sink.clear();
+    for (const int b : order) {
+      const auto t0 = Clock::now();
+      cuda::DeviceBuffer batch_input, batch_output;
+      if (mode_ == Serial::kBaseline) {
+        batch_input = cuda::DeviceBuffer(io_.input_bytes);
+        batch_output = cuda::DeviceBuffer(io_.output_bytes);
+        context_->set_input_shape(io_.input, io_.input_dims);
+        context_->set_tensor_address(io_.input, batch_input.data());
+        context_->set_tensor_address(io_.output, batch_output.data());
+      }
+      void* d_in = mode_ == Serial::kBaseline ? batch_input.data() : d_input_.data();
+      void* d_out = mode_ == Serial::kBaseline ? batch_output.data() : d_output_.data();
+      const auto t1 = Clock::now();
+      const float* output = host_output_.data();
+      if (mode_ == Serial::kPinned) {
+        ANVIL_GPU_CHECK(cudaMemcpyAsync(d_in, pinned_input_.as<std::byte>() + b * io_.input_bytes,
+                                        io_.input_bytes, cudaMemcpyHostToDevice, stream_.get()));
+        stream_.synchronize();
+      } else {
+        cuda::copy_to_device(d_in, data_.nchw[static_cast<std::size_t>(b)].data(), io_.input_bytes);
+      }
+      const auto t2 = Clock::now();
+      context_->enqueue(stream_.get());
+      stream_.synchronize();
+      const auto t3 = Clock::now();
+      if (mode_ == Serial::kPinned) {
+        ANVIL_GPU_CHECK(cudaMemcpyAsync(pinned_output_.data(), d_out, io_.output_bytes,
+                                        cudaMemcpyDeviceToHost, stream_.get()));
+        stream_.synchronize();
+        output = pinned_output_.as<float>();
+      } else {
+        ANVIL_GPU_CHECK(
+            cudaMemcpy(host_output_.data(), d_out, io_.output_bytes, cudaMemcpyDeviceToHost));
+      }
+      const auto t4 = Clock::now();
+      std::vector<std::int32_t> top1(static_cast<std::size_t>(data_.batch));
+      process_output(output, data_.batch, io_.classes, sink, top1.data());
+      keep_top1(b, std::move(top1), false);
+      const auto t5 = Clock::now();
+      if (recorder) {
+        const std::string n = "batch " + std::to_string(b);
+        if (mode_ == Serial::kBaseline) recorder->add("host: cudaMalloc + shapes", n, t0, t1);
+        recorder->add("host: H2D (waited)", n, t1, t2);
+        recorder->add("host: compute (waited)", n, t2, t3);
+        recorder->add("host: D2H (waited)", n, t3, t4);
+        recorder->add("host: output processing", n, t4, t5);
+      }
+    }
+  }
+
+ private:
+  Serial mode_;
+  const AblationData& data_;
+  Io io_;
+  std::unique_ptr<ExecutionContext> context_;
+  cuda::Stream stream_;
+  cuda::DeviceBuffer d_input_, d_output_;
+  cuda::PinnedBuffer pinned_input_, pinned_output_;
+  std::vector<float> host_output_;
+};
+
+// Config 4: batch i+1's upload (copy stream) overlaps batch i's network
+// (compute stream); the main thread still processes each output itself.
+class OverlapJob : public Job {
+ public:
+  OverlapJob(const Engine& engine, const AblationData& data)
+      : data_(data), io_(io_of(engine, data.batch)), context_(engine.create_context()) {
+    context_->set_optimization_profile(std::max(engine.best_profile(data.batch), 0));
+    context_->set_input_shape(io_.input, io_.input_dims);
+    d_input_ = cuda::DeviceBuffer(io_.input_bytes);
+    d_output_ = cuda::DeviceBuffer(io_.output_bytes);
+    context_->set_tensor_address(io_.input, d_input_.data());
+    context_->set_tensor_address(io_.output, d_output_.data());
+    context_->set_input_consumed_event(consumed_.get());
+    pinned_input_ = cuda::PinnedBuffer(io_.input_bytes * data.nchw.size());
+    for (std::size_t b = 0; b < data.nchw.size(); ++b)
+      std::memcpy(pinned_input_.as<std::byte>() + b * io_.input_bytes, data.nchw[b].data(),
+                  io_.input_bytes);
+    for (cuda::PinnedBuffer& out : pinned_output_)
+      out = cuda::PinnedBuffer(io_.output_bytes);
+    device_bytes = engine.weight_bytes() + context_->device_memory_bytes() + io_.input_bytes +
+                   io_.output_bytes;
+  }
+
+  ~OverlapJob() override {
+    // Nothing may still read or write the buffers when they are freed.
+    cudaStreamSynchronize(copy_.get());
+    cudaStreamSynchronize(compute_.get());
+  }
+
+  void run(const std::vector<int>& order, Recorder* recorder) override {
+    sink.clear();
+    if (order.empty()) return;
+    std::vector<Clock::time_point> issued(order.size());
+    auto issue = [&](std::size_t k) {
+      issued[k] = Clock::now();
+      const std::size_t slot = k % 2;
+      // The single input buffer is free once the previous network read it.
+      ANVIL_GPU_CHECK(cudaStreamWaitEvent(copy_.get(), consumed_.get(), 0));
+      ANVIL_GPU_CHECK(cudaMemcpyAsync(
+          d_input_.data(),
+          pinned_input_.as<std::byte>() + static_cast<std::size_t>(order[k]) * io_.input_bytes,
+          io_.input_bytes, cudaMemcpyHostToDevice, copy_.get()));
+      uploaded_[slot].record(copy_.get());
+      ANVIL_GPU_CHECK(cudaStreamWaitEvent(compute_.get(), uploaded_[slot].get(), 0));
+      context_->enqueue(compute_.get());
+      ANVIL_GPU_CHECK(cudaMemcpyAsync(pinned_output_[slot].data(), d_output_.data(),
+                                      io_.output_bytes, cudaMemcpyDeviceToHost, compute_.get()));
+      done_[slot].record(compute_.get());
+    };
+    issue(0);
+    for (std::size_t k = 0; k < order.size(); ++k) {
+      if (k + 1 < order.size()) issue(k + 1);
+      done_[k % 2].synchronize();
+      const auto t0 = Clock::now();
+      std::vector<std::int32_t> top1(static_cast<std::size_t>(data_.batch));
+      process_output(pinned_output_[k % 2].as<float>(), data_.batch, io_.classes, sink,
+                     top1.data());
+      keep_top1(order[k], std::move(top1), false);
+      if (recorder) {
+        const std::string n = "batch " + std::to_string(order[k]);
+        recorder->add("host: issued until output on host", n, issued[k], t0);
+        recorder->add("host: output processing", n, t0, Clock::now());
+      }
+    }
+  }
+
+ private:
+  const AblationData& data_;
+  Io io_;
+  std::unique_ptr<ExecutionContext> context_;
+  cuda::Stream copy_, compute_;
+  cuda::Event consumed_{false};
+  cuda::Event uploaded_[2] = {cuda::Event(false), cuda::Event(false)};
+  cuda::Event done_[2] = {cuda::Event(false), cuda::Event(false)};
+  cuda::DeviceBuffer d_input_, d_output_;
+  cuda::PinnedBuffer pinned_input_;
+  cuda::PinnedBuffer pinned_output_[2];
+};
+
+// Results handed from the Pipeline's worker threads to the processing thread.
+class ResultQueue {
+ public:
+  struct Item {
+    std::exception_ptr error;
+    Result result;
+    Clock::time_point arrived;
+  };
+  void push(Item item) {
+    {
+      std::lock_guard lock(mutex_);
+      items_.push_back(std::move(item));
+    }
+    ready_.notify_one();
+  }
+  Item pop() {
+    std::unique_lock lock(mutex_);
+    ready_.wait(lock, [&] { return !items_.empty(); });
+    Item item = std::move(items_.front());
+    items_.pop_front();
+    return item;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<Item> items_;
+};
+
+// Configs 5-9: the public Pipeline, results processed on a thread of their
+// own while the main thread submits.
+class PipelineJob : public Job {
+ public:
+  PipelineJob(std::shared_ptr<const Engine> engine, const PipelineOptions& options, bool uint8,
+              std::int64_t small_batch, const AblationData& data)
+      : data_(data), uint8_(uint8), small_batch_(small_batch) {
+    const Io io = io_of(*engine, engine->max_batch());
+    const std::size_t per_worker =
+        engine->context_memory_bytes() + io.input_bytes + io.output_bytes +
+        static_cast<std::size_t>(options.batches_in_flight_per_worker) *
+            (io.output_bytes + (uint8 ? io.input_bytes / sizeof(float) : 0));
+    device_bytes = engine->weight_bytes() + static_cast<std::size_t>(options.workers) * per_worker;
+    classes_ = io.classes;
+    pipeline_ = std::make_unique<Pipeline>(engine_executor_factory(std::move(engine)), options);
+  }
+
+  void prepare(const std::vector<int>& order) override {
+    prepared_.clear();
+    const auto image = static_cast<std::size_t>(data_.image_elements());
+    for (const int b : order) {
+      const auto i = static_cast<std::size_t>(b);
+      Batch batch;
+      batch.batch_size = data_.batch;
+      batch.tag = static_cast<std::uint64_t>(b) * 2;
+      if (uint8_) {
+        batch.format = InputFormat::kUint8Nhwc;
+        batch.nhwc = data_.nhwc[i];
+      } else {
+        batch.nchw = data_.nchw[i];
+      }
+      prepared_.push_back(std::move(batch));
+      if (small_batch_ > 0) {
+        Batch small;
+        small.batch_size = small_batch_;
+        small.tag = static_cast<std::uint64_t>(b) * 2 + 1;
+        small.nchw.assign(
+            data_.nchw[i].begin(),
+            data_.nchw[i].begin() +
+                static_cast<std::ptrdiff_t>(static_cast<std::size_t>(small_batch_) * image));
+        prepared_.push_back(std::move(small));
+      }
+    }
+  }
+
+  void run(const std::vector<int>& order, Recorder* recorder) override {
+    (void)order;  // prepare() made the batches
+    sink.clear();
+    ResultQueue queue;
+    std::exception_ptr first_error;
+    const std::size_t expected = prepared_.size();
+    std::thread processing([&] {
+      for (std::size_t i = 0; i < expected; ++i) {
+        ResultQueue::Item item = queue.pop();
+        if (item.error) {
+          if (!first_error) first_error = item.error;
+          continue;
+        }
+        const Result& r = item.result;
+        const auto t0 = Clock::now();
+        std::vector<std::int32_t> top1(static_cast<std::size_t>(r.batch_size));
+        process_output(r.output.data(), r.batch_size, classes_, sink, top1.data());
+        const int b = static_cast<int>(r.tag / 2);
+        keep_top1(b, std::move(top1), r.tag % 2 == 1);
+        if (recorder) {
+          const std::string n = "batch " + std::to_string(b) + (r.tag % 2 ? " (small)" : "");
+          const auto submitted =
+              item.arrived - std::chrono::duration_cast<Clock::duration>(
+                                 std::chrono::duration<double, std::milli>(r.timing.total_ms));
+          const auto taken =
+              submitted + std::chrono::duration_cast<Clock::duration>(
+                              std::chrono::duration<double, std::milli>(r.timing.queued_ms));
+          recorder->add("host: queued", n, submitted, taken);
+          recorder->add(
+              "worker " + std::to_string(r.worker) + ": copies + compute", n, taken,
+              taken + std::chrono::duration_cast<Clock::duration>(
+                          std::chrono::duration<double, std::milli>(r.timing.executed_ms)));
+          recorder->add("host: output processing", n, t0, Clock::now());
+        }
+      }
+    });
+    std::size_t submitted = 0;
+    try {
+      for (Batch& batch : prepared_) {
+        pipeline_->submit(std::move(batch), [&queue](std::exception_ptr error, Result done) {
+          queue.push({error, std::move(done), Clock::now()});
+        });
+        ++submitted;
+      }
+    } catch (...) {
+      // The processing thread waits for every batch: give it the missing ones.
+      const std::exception_ptr error = std::current_exception();
+      for (; submitted < expected; ++submitted)
+        queue.push({error, {}, Clock::now()});
+    }
+    processing.join();
+    prepared_.clear();
+    if (first_error) std::rethrow_exception(first_error);
+  }
+
+ private:
+  const AblationData& data_;
+  bool uint8_;
+  std::int64_t small_batch_;
+  std::int64_t classes_ = 0;
+  std::unique_ptr<Pipeline> pipeline_;
+  std::vector<Batch> prepared_;
+};
+
+const Engine& need(const std::shared_ptr<const Engine>& engine, int config) {
+  if (!engine) fail(ErrorKind::kInvalidArgument, "config ", config, " has no engine built");
+  return *engine;
+}
+
+std::unique_ptr<Job> make_job(int config, const AblationEngines& e, const AblationData& data) {
+  PipelineOptions options;
+  options.output = OutputMode::kFullOutput;
+  options.batches_in_flight_per_worker = 2;
+  options.workers = config >= 7 ? 2 : 1;
+  options.cuda_graphs = config >= 6;
+  switch (config) {
+    case 0:
+      return std::make_unique<SerialJob>(need(e.fp32, 0), Serial::kBaseline, data);
+    case 1:
+      return std::make_unique<SerialJob>(need(e.fp32, 1), Serial::kReuseBuffers, data);
+    case 2:
+      return std::make_unique<SerialJob>(need(e.fp32, 2), Serial::kPinned, data);
+    case 3:
+      return std::make_unique<SerialJob>(need(e.fp16, 3), Serial::kPinned, data);
+    case 4:
+      return std::make_unique<OverlapJob>(need(e.fp16, 4), data);
+    case 5:
+    case 6:
+    case 7:
+      need(e.fp16, config);
+      return std::make_unique<PipelineJob>(e.fp16, options, false, 0, data);
+    case 8:
+      need(e.two_profiles, 8);
+      return std::make_unique<PipelineJob>(e.two_profiles, options, false, e.small_batch, data);
+    case 9:
+      need(e.fp16, 9);
+      if (data.nhwc.empty())
+        fail(ErrorKind::kUnsupported, "config 9 sends uint8 RGB images: the model's input has ",
+             data.channels, " channels, not 3");
+      return std::make_unique<PipelineJob>(e.fp16, options, true, 0, data);
+    default:
+      fail(ErrorKind::kInvalidArgument, "there is no runnable config ", config);
+  }
+}
+
+std::vector<int> range(int first, int end) {
+  std::vector<int> v;
+  for (int i = first; i < end; ++i)
+    v.push_back(i);
+  return v;
+}
+
+}  // namespace
+
+ConfigResult run_ablation_config(int config, const AblationEngines& engines,
+                                 const AblationData& data, const ConfigSettings& settings) {
+  ConfigResult result;
+  const std::unique_ptr<Job> job = make_job(config, engines, data);
+  job->result = &result;
+  result.device_bytes = job->device_bytes;
+  const int batches = static_cast<int>(data.nchw.size());
+  const int timed = std::clamp(settings.timed, 1, batches);
+
+  const std::vector<int> warm = range(0, batches - timed);
+  if (!warm.empty()) {
+    job->prepare(warm);
+    job->run(warm, nullptr);
+  }
+  const std::vector<int> last = range(batches - timed, batches);
+  job->prepare(last);
+  Recorder recorder{Clock::now(), &result.spans};
+  const auto start = Clock::now();
+  recorder.origin = start;
+  job->run(last, &recorder);
+  result.timed_ms = ms_between(start, Clock::now());
+
+  // Throughput: rounds of batches, each prepared untimed (the Pipeline's
+  // batches are filled by the caller) and run timed, until the duration.
+  const std::int64_t images_per_batch =
+      data.batch + (config == 8 ? engines.small_batch : std::int64_t{0});
+  double run_ms = 0;
+  std::int64_t images = 0;
+  int next = 0;
+  do {
+    std::vector<int> round;
+    for (int i = 0; i < std::max(settings.round_batches, 1); ++i, next = (next + 1) % batches)
+      round.push_back(next);
+    job->prepare(round);
+    const auto t0 = Clock::now();
+    job->run(round, nullptr);
+    run_ms += ms_between(t0, Clock::now());
+    images += images_per_batch * static_cast<std::int64_t>(round.size());
+  } while (run_ms < settings.duration_s * 1e3);
+  result.images_per_s = static_cast<double>(images) / (run_ms / 1e3);
+  return result;
+}
+
+std::vector<std::vector<std::int32_t>> plain_top1(const Engine& engine,
+                                                  const std::vector<std::vector<float>>& batches,
+                                                  std::int64_t batch, std::int64_t images) {
+  const std::int64_t n = images > 0 ? images : batch;
+  const Io io = io_of(engine, n);
+  auto context = engine.create_context();
+  const int profile = engine.best_profile(n);
+  if (profile < 0)
+    fail(ErrorKind::kInvalidArgument, "batch ", n, " is in no optimization profile of the engine");
+  context->set_optimization_profile(profile);
+  context->set_input_shape(io.input, io.input_dims);
+  cuda::DeviceBuffer d_in(io.input_bytes), d_out(io.output_bytes);
+  context->set_tensor_address(io.input, d_in.data());
+  context->set_tensor_address(io.output, d_out.data());
+  cuda::Stream stream;
+  std::vector<float> output(io.output_bytes / sizeof(float));
+  std::vector<std::vector<std::int32_t>> top1;
+  std::string sink;
+  for (const std::vector<float>& values : batches) {
+    cuda::copy_to_device(d_in.data(), values.data(), io.input_bytes);
+    context->enqueue(stream.get());
+    stream.synchronize();
+    ANVIL_GPU_CHECK(
+        cudaMemcpy(output.data(), d_out.data(), io.output_bytes, cudaMemcpyDeviceToHost));
+    process_output(output.data(), n, io.classes, sink,
+                   top1.emplace_back(static_cast<std::size_t>(n)).data());
+    sink.clear();
+  }
+  return top1;
+}
+
+double measure_h2d_gb_per_s() {
+  constexpr std::size_t kBytes = std::size_t{64} << 20;
+  constexpr int kCopies = 6;  // the first warms up
+  cuda::PinnedBuffer host(kBytes);
+  cuda::DeviceBuffer device(kBytes);
+  std::memset(host.data(), 1, kBytes);
+  cuda::Stream stream;
+  cuda::Event start, end;
+  float best_ms = 0;
+  for (int i = 0; i < kCopies; ++i) {
+    start.record(stream.get());
+    ANVIL_GPU_CHECK(
+        cudaMemcpyAsync(device.data(), host.data(), kBytes, cudaMemcpyHostToDevice, stream.get()));
+    end.record(stream.get());
+    end.synchronize();
+    const float ms = cuda::Event::elapsed_ms(start, end);
+    if (i > 0 && (best_ms == 0 || ms < best_ms)) best_ms = ms;
+  }
+  return static_cast<double>(kBytes) / (static_cast<double>(best_ms) * 1e-3) / 1e9;
+}
+
+}  // namespace anvil::cli
+
+#endif  // ANVIL_HAVE_CUDA

@@ -1,0 +1,66 @@
+// The configs of `anvil bench --ablation` (the rows of the TensorRT
+// optimization guide's table), each running the same job: the data's batches
+// through an engine, with the guide's output processing on the host.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ablation_data.h"
+
+namespace anvil {
+class Engine;
+}
+
+namespace anvil::cli {
+
+struct AblationEngines {
+  std::shared_ptr<const Engine> fp32;          // configs 0-2
+  std::shared_ptr<const Engine> fp16;          // configs 3-7 and 9
+  std::shared_ptr<const Engine> two_profiles;  // config 8: small batches and full ones
+  std::int64_t small_batch = 0;                // config 8's small batch (profile 0's opt)
+};
+
+struct TraceSpan {
+  std::string track, name;
+  double start_ms = 0, duration_ms = 0;  // from the first timed submit
+};
+
+struct ConfigSettings {
+  int timed = 3;           // the last `timed` of the data's batches are timed
+  double duration_s = 2;   // the throughput run, at least one round
+  int round_batches = 16;  // throughput rounds: batches prepared untimed, then timed
+};
+
+struct ConfigResult {
+  double timed_ms = 0;
+  double images_per_s = 0;
+  std::size_t device_bytes = 0;
+  // Top-1 class of every image, per batch of the data (the first run of
+  // each), and of config 8's small batches (the first small_batch images).
+  std::vector<std::vector<std::int32_t>> top1, top1_small;
+  std::vector<TraceSpan> spans;  // the timed batches
+};
+
+// Runs `config` (1..9; 0 the baseline): every batch once, the last
+// settings.timed of them timed, then the throughput run. kInvalidArgument for
+// a config without an engine in `engines`.
+ConfigResult run_ablation_config(int config, const AblationEngines& engines,
+                                 const AblationData& data, const ConfigSettings& settings);
+
+// Top-1 of each image of each batch from plain synchronous runs of `engine`
+// (one context, the best profile for the batch), the reference every config
+// must match. `images` > 0 runs only each batch's first `images` images.
+std::vector<std::vector<std::int32_t>> plain_top1(const Engine& engine,
+                                                  const std::vector<std::vector<float>>& batches,
+                                                  std::int64_t batch, std::int64_t images = 0);
+
+// Host-to-device bandwidth from pinned memory in GB/s: the best of several
+// 64 MiB copies.
+double measure_h2d_gb_per_s();
+
+}  // namespace anvil::cli
