@@ -87,8 +87,19 @@ struct Batch {
   std::vector<float> nchw;
   // batch_size x H x W x 3 bytes, for kUint8Nhwc.
   std::vector<std::uint8_t> nhwc;
+  // Instead of nchw / nhwc (leave both empty): the same pixels in the
+  // caller's memory (floats for kFloat32Nchw, 4-byte aligned). The pipeline
+  // reads them where they are, never copying the batch, so the memory must
+  // stay valid and unchanged until the request has ended (its future is ready
+  // or its callback has run). Page-locked memory (cudaHostAlloc,
+  // cudaHostRegister) goes to the GPU straight from there: the fastest input.
+  std::span<const std::byte> borrowed;
   // Any value of the caller's, returned in Result::tag.
   std::uint64_t tag = 0;
+
+  // The pixels wherever they are: `borrowed` if set, else nchw / nhwc.
+  std::span<const float> float_pixels() const;
+  std::span<const std::uint8_t> byte_pixels() const;
 };
 
 struct Classification {

@@ -1,5 +1,7 @@
 #include "cuda/handles.h"
 
+#include <cstddef>
+
 #include "anvil/error.h"
 #include "cuda/check.h"
 
@@ -15,6 +17,20 @@ void copy_to_device(void* dst, const void* src, std::size_t bytes) {
   if (bytes == 0) return;
   ANVIL_GPU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cudaStreamLegacy));
   ANVIL_GPU_CHECK(cudaStreamSynchronize(cudaStreamLegacy));
+}
+
+bool is_page_locked(const void* p, std::size_t bytes) {
+  if (p == nullptr || bytes == 0) return false;
+  auto host_registered = [](const void* at) {
+    cudaPointerAttributes attributes{};
+    if (cudaPointerGetAttributes(&attributes, at) != cudaSuccess) {
+      cudaGetLastError();  // not sticky: keep it from failing the next check
+      return false;
+    }
+    return attributes.type == cudaMemoryTypeHost;
+  };
+  // Both ends: a registered range may cover only part of a buffer.
+  return host_registered(p) && host_registered(static_cast<const std::byte*>(p) + bytes - 1);
 }
 
 void Stream::synchronize() const {

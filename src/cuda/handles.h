@@ -117,6 +117,10 @@ using PinnedBuffer = Buffer<PinnedMemory>;
 // stream, which our non-blocking streams do not wait for.
 void copy_to_device(void* dst, const void* src, std::size_t bytes);
 
+// Whether host memory [p, p + bytes) is page-locked (cudaHostAlloc,
+// cudaHostRegister), so that a DMA reads it in place, asynchronously.
+bool is_page_locked(const void* p, std::size_t bytes);
+
 class CudnnHandle {
  public:
   CudnnHandle();

@@ -76,13 +76,14 @@ class CpuExecutor final : public BatchExecutor {
     Tensor t(DType::kFloat32, std::move(extents));
     float* dst = t.data<float>();
     if (batch.format == InputFormat::kFloat32Nchw) {
-      std::copy(batch.nchw.begin(), batch.nchw.end(), dst);
+      const std::span<const float> pixels = batch.float_pixels();
+      std::copy(pixels.begin(), pixels.end(), dst);
       return t;
     }
     const std::int64_t h = info_.image_dims[1], w = info_.image_dims[2];
     const auto image = static_cast<std::size_t>(3 * h * w);
     for (std::size_t i = 0; i < static_cast<std::size_t>(batch.batch_size); ++i)
-      normalize_uint8_image(std::span(batch.nhwc).subspan(i * image, image), h, w, options_.mean,
+      normalize_uint8_image(batch.byte_pixels().subspan(i * image, image), h, w, options_.mean,
                             options_.stddev, std::span(dst + i * image, image));
     return t;
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -55,6 +56,16 @@ void check_model(const PipelineOptions& o, const ExecutorModelInfo& m) {
 }
 
 }  // namespace
+
+std::span<const float> Batch::float_pixels() const {
+  if (borrowed.empty()) return nchw;
+  return {reinterpret_cast<const float*>(borrowed.data()), borrowed.size() / sizeof(float)};
+}
+
+std::span<const std::uint8_t> Batch::byte_pixels() const {
+  if (borrowed.empty()) return nhwc;
+  return {reinterpret_cast<const std::uint8_t*>(borrowed.data()), borrowed.size()};
+}
 
 std::span<const Classification> Result::image_top_k(std::int64_t image) const {
   if (image < 0 || image >= batch_size || top_k.size() != static_cast<std::size_t>(batch_size * k))
@@ -122,12 +133,20 @@ void Pipeline::Impl::check_batch(const Batch& batch) const {
     fail(ErrorKind::kInvalidArgument, "batch size ", batch.batch_size, " is outside the model's ",
          model.min_batch, "..", model.max_batch);
   const std::int64_t n = batch.batch_size;
+  if (!batch.borrowed.empty() && (!batch.nchw.empty() || !batch.nhwc.empty()))
+    fail(ErrorKind::kInvalidArgument,
+         "a batch has both borrowed pixels and its own nchw / nhwc: give them in one place");
   switch (batch.format) {
     case InputFormat::kFloat32Nchw: {
       const std::int64_t expected = n * product(model.image_dims);
-      if (static_cast<std::int64_t>(batch.nchw.size()) != expected)
+      const auto address = reinterpret_cast<std::uintptr_t>(batch.borrowed.data());
+      if (batch.borrowed.size() % sizeof(float) != 0 || address % alignof(float) != 0)
+        fail(ErrorKind::kInvalidArgument,
+             "borrowed FP32 pixels must be whole, aligned floats: ", batch.borrowed.size(),
+             " bytes at ", static_cast<const void*>(batch.borrowed.data()));
+      if (static_cast<std::int64_t>(batch.float_pixels().size()) != expected)
         fail(ErrorKind::kInvalidArgument, "a batch of ", n, " FP32 images needs ", expected,
-             " floats, got ", batch.nchw.size());
+             " floats, got ", batch.float_pixels().size());
       return;
     }
     case InputFormat::kUint8Nhwc: {
@@ -135,10 +154,10 @@ void Pipeline::Impl::check_batch(const Batch& batch) const {
         fail(ErrorKind::kUnsupported, "uint8 images need a model input of 3 x H x W; it has ",
              model.image_dims.size(), " dims per image");
       const std::int64_t expected = n * product(model.image_dims);
-      if (static_cast<std::int64_t>(batch.nhwc.size()) != expected)
+      if (static_cast<std::int64_t>(batch.byte_pixels().size()) != expected)
         fail(ErrorKind::kInvalidArgument, "a batch of ", n, " ", model.image_dims[1], "x",
              model.image_dims[2], " RGB images needs ", expected, " bytes, got ",
-             batch.nhwc.size());
+             batch.byte_pixels().size());
       return;
     }
   }

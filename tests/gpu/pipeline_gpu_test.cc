@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <future>
 #include <iterator>
@@ -389,6 +390,40 @@ TEST(PipelineGpu, CudaGraphsOnAndOffGiveTheSameOutputs) {
                                         : direct.run(b.nchw, b.batch_size);
     EXPECT_TRUE(outputs_close(plain[i], want, 1e-5, cat("graphs off, request ", i)));
     test::expect_bit_identical(graphed[i], plain[i], cat("graphs on vs off, request ", i));
+  }
+}
+
+// Borrowed pixels, page-locked (uploaded in place) or pageable (staged),
+// give the bits of the same batch owned, FP32 and uint8.
+TEST(PipelineGpu, BorrowedPixelsEqualOwnedOnes) {
+  ANVIL_REQUIRE_GPU();
+  const auto engine = test::fixture_engine("resnet18", true);
+  const EngineShape shape = shape_of(*engine);
+  PipelineOptions o;
+  o.workers = 1;
+  o.output = OutputMode::kFullOutput;
+  Pipeline pipeline(engine_executor_factory(engine), o);
+  for (const bool bytes : {false, true}) {
+    const Batch owned =
+        bytes ? uint8_batch(5, shape.image, 41u, 0) : float_batch(5, shape.image, 41u, 0);
+    const std::span<const std::byte> pixels =
+        bytes ? std::as_bytes(std::span(owned.nhwc)) : std::as_bytes(std::span(owned.nchw));
+    const std::vector<float> want = pipeline.submit(owned).get().output;
+    cuda::PinnedBuffer pinned(pixels.size());
+    std::memcpy(pinned.data(), pixels.data(), pixels.size());
+    EXPECT_TRUE(cuda::is_page_locked(pinned.data(), pinned.bytes()));
+    EXPECT_FALSE(cuda::is_page_locked(pixels.data(), pixels.size()));
+    for (const bool page_locked : {true, false}) {
+      Batch borrowed;
+      borrowed.batch_size = owned.batch_size;
+      borrowed.format = owned.format;
+      borrowed.borrowed =
+          page_locked ? std::span(static_cast<const std::byte*>(pinned.data()), pinned.bytes())
+                      : pixels;
+      test::expect_bit_identical(
+          pipeline.submit(borrowed).get().output, want,
+          cat(bytes ? "uint8" : "FP32", page_locked ? ", page-locked" : ", pageable", " borrowed"));
+    }
   }
 }
 

@@ -222,6 +222,41 @@ TEST(Pipeline, BadBatchesAndOptionsAreErrorsAtTheCall) {
   EXPECT_THROW((Pipeline{factory, no_workers}), Error);
 }
 
+// Borrowed pixels give the results of owned ones; a batch may not have both,
+// and borrowed floats must be whole and aligned.
+TEST(Pipeline, BorrowedPixelsEqualOwnedOnes) {
+  auto graph = tiny_classifier();
+  Pipeline pipeline(pipeline::cpu_executor_factory(graph), full_output_options(2, 4));
+  const Batch owned = float_batch(3, 11, 1);
+  Batch borrowed;
+  borrowed.batch_size = 3;
+  borrowed.borrowed = std::as_bytes(std::span(owned.nchw));
+  std::future<Result> from_borrowed = pipeline.submit(borrowed);
+  const std::vector<float> want = direct_output(*graph, owned);
+  EXPECT_EQ(from_borrowed.get().output, want);
+
+  Batch uint8_owned;
+  uint8_owned.batch_size = 1;
+  uint8_owned.format = InputFormat::kUint8Nhwc;
+  for (int i = 0; i < 16 * 3; ++i)
+    uint8_owned.nhwc.push_back(static_cast<std::uint8_t>(i * 5));
+  Batch uint8_borrowed = uint8_owned;
+  uint8_borrowed.borrowed = std::as_bytes(std::span(uint8_owned.nhwc));
+  uint8_borrowed.nhwc.clear();
+  EXPECT_EQ(pipeline.submit(uint8_borrowed).get().output,
+            pipeline.submit(uint8_owned).get().output);
+
+  Batch both = owned;
+  both.borrowed = borrowed.borrowed;
+  EXPECT_THROW(pipeline.submit(both), Error);
+  Batch ragged = borrowed;
+  ragged.borrowed = ragged.borrowed.first(ragged.borrowed.size() - 2);
+  EXPECT_THROW(pipeline.submit(ragged), Error);
+  Batch misaligned = borrowed;
+  misaligned.borrowed = misaligned.borrowed.subspan(1, misaligned.borrowed.size() - 4);
+  EXPECT_THROW(pipeline.submit(misaligned), Error);
+}
+
 TEST(Pipeline, CpuExecutorRefusesModelsItCannotServe) {
   GraphBuilder b;
   ir::Value* x = b.input("x", {1, 3, 4, 4});

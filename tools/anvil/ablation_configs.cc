@@ -312,6 +312,15 @@ class PipelineJob : public Job {
             (io.output_bytes + (uint8 ? io.input_bytes / sizeof(float) : 0));
     device_bytes = engine->weight_bytes() + static_cast<std::size_t>(options.workers) * per_worker;
     classes_ = io.classes;
+    // The data set in page-locked memory, as from config 2 on; the batches
+    // borrow it, so the pipeline uploads it in place with no staging copy.
+    const std::size_t count = uint8 ? data.nhwc.size() : data.nchw.size();
+    batch_bytes_ = uint8 ? data.nhwc.at(0).size() : data.nchw.at(0).size() * sizeof(float);
+    pinned_ = cuda::PinnedBuffer(batch_bytes_ * count);
+    for (std::size_t b = 0; b < count; ++b)
+      std::memcpy(pinned_.as<std::byte>() + b * batch_bytes_,
+                  uint8 ? static_cast<const void*>(data.nhwc[b].data()) : data.nchw[b].data(),
+                  batch_bytes_);
     pipeline_ = std::make_unique<Pipeline>(engine_executor_factory(std::move(engine)), options);
   }
 
@@ -320,24 +329,20 @@ class PipelineJob : public Job {
     const auto image = static_cast<std::size_t>(data_.image_elements());
     for (const int b : order) {
       const auto i = static_cast<std::size_t>(b);
+      const std::span<const std::byte> pixels(pinned_.as<const std::byte>() + i * batch_bytes_,
+                                              batch_bytes_);
       Batch batch;
       batch.batch_size = data_.batch;
       batch.tag = static_cast<std::uint64_t>(b) * 2;
-      if (uint8_) {
-        batch.format = InputFormat::kUint8Nhwc;
-        batch.nhwc = data_.nhwc[i];
-      } else {
-        batch.nchw = data_.nchw[i];
-      }
+      batch.format = uint8_ ? InputFormat::kUint8Nhwc : InputFormat::kFloat32Nchw;
+      batch.borrowed = pixels;
       prepared_.push_back(std::move(batch));
-      if (small_batch_ > 0) {
+      if (small_batch_ > 0) {  // FP32 only: its first images
         Batch small;
         small.batch_size = small_batch_;
         small.tag = static_cast<std::uint64_t>(b) * 2 + 1;
-        small.nchw.assign(
-            data_.nchw[i].begin(),
-            data_.nchw[i].begin() +
-                static_cast<std::ptrdiff_t>(static_cast<std::size_t>(small_batch_) * image));
+        small.borrowed =
+            pixels.first(static_cast<std::size_t>(small_batch_) * image * sizeof(float));
         prepared_.push_back(std::move(small));
       }
     }
@@ -403,6 +408,9 @@ class PipelineJob : public Job {
   bool uint8_;
   std::int64_t small_batch_;
   std::int64_t classes_ = 0;
+  cuda::PinnedBuffer pinned_;  // every batch, one after another
+  std::size_t batch_bytes_ = 0;
+  // Last, so it goes first: its requests borrow pinned_.
   std::unique_ptr<Pipeline> pipeline_;
   std::vector<Batch> prepared_;
 };

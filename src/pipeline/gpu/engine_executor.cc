@@ -242,16 +242,16 @@ void EngineExecutor::check_batch(const Batch& batch) const {
   const std::size_t expected = static_cast<std::size_t>(n) * model_.image_elements;
   switch (batch.format) {
     case InputFormat::kFloat32Nchw:
-      if (batch.nchw.size() != expected)
+      if (batch.float_pixels().size() != expected)
         fail(ErrorKind::kInvalidArgument, "a batch of ", n, " FP32 images needs ", expected,
-             " floats, got ", batch.nchw.size());
+             " floats, got ", batch.float_pixels().size());
       return;
     case InputFormat::kUint8Nhwc:
       if (!model_.takes_rgb)
         fail(ErrorKind::kUnsupported, "uint8 images need an engine input of 3 x H x W");
-      if (batch.nhwc.size() != expected)
+      if (batch.byte_pixels().size() != expected)
         fail(ErrorKind::kInvalidArgument, "a batch of ", n, " RGB images needs ", expected,
-             " bytes, got ", batch.nhwc.size());
+             " bytes, got ", batch.byte_pixels().size());
       return;
   }
   fail(ErrorKind::kInvalidArgument, "unknown input format ", static_cast<int>(batch.format));
@@ -276,16 +276,23 @@ void EngineExecutor::select_shape(std::int64_t batch_size) {
 
 void EngineExecutor::upload(Slot& s, const Batch& batch) {
   const bool rgb = batch.format == InputFormat::kUint8Nhwc;
-  const void* src = rgb ? static_cast<const void*>(batch.nhwc.data()) : batch.nchw.data();
-  const std::size_t bytes = rgb ? batch.nhwc.size() : batch.nchw.size() * sizeof(float);
-  std::memcpy(s.host_input.data(), src, bytes);
+  const std::span<const std::byte> pixels =
+      rgb ? std::as_bytes(batch.byte_pixels()) : std::as_bytes(batch.float_pixels());
+  // Page-locked memory uploads from where it is; the rest through the slot's
+  // pinned staging (a DMA from pageable memory would stage it anyway, and
+  // synchronously).
+  const void* src = pixels.data();
+  if (!cuda::is_page_locked(pixels.data(), pixels.size())) {
+    std::memcpy(s.host_input.data(), pixels.data(), pixels.size());
+    src = s.host_input.data();
+  }
+  const std::size_t bytes = pixels.size();
   // FP32 goes straight into the context's input: only once the previous
   // network has read it. Bytes go to the slot's own buffer, free since its
   // last finish(); the normalization on the compute stream writes the input.
   if (!rgb) ANVIL_GPU_CHECK(cudaStreamWaitEvent(copy_.get(), input_consumed_.get(), 0));
   void* dst = rgb ? s.device_bytes.data() : input_.data();
-  ANVIL_GPU_CHECK(
-      cudaMemcpyAsync(dst, s.host_input.data(), bytes, cudaMemcpyHostToDevice, copy_.get()));
+  ANVIL_GPU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, copy_.get()));
   s.uploaded.record(copy_.get());
 }
 
