@@ -33,6 +33,7 @@ echo "== anvil_bench_contexts"
 "$build/anvil_bench_contexts" "$work/r18.plan" --duration "${DURATION:-1}"
 status=$?
 echo "== PyTorch batch 1, CUDA graphs"
-python3 bench/pytorch_graph_peers.py --model resnet18 --batch 1 || status=1
+# torch.compile at batch 1 is in bench/resnet18.sh (its compile takes a minute).
+python3 bench/pytorch_graph_peers.py --model resnet18 --batch 1 --no-compile || status=1
 rm -rf "$work"
 exit $status

@@ -34,7 +34,14 @@ echo "== auxiliary streams (anvil build --aux-streams 1, warm timing cache): bat
   grep -E "GPU Compute|\[W\]"
 "$build/anvil" run "$work/r18-aux.plan" --batch 1 --no-data-transfers --duration 3 --cuda-graph |
   grep -E "GPU Compute|CUDA graph|\[W\]"
-echo "== anvil run batch 1 per-layer profile"
+echo "== latency plan: one profile at batch 1 (1:1:1, tuned at 1), --aux-streams 1, CUDA graphs"
+"$build/anvil" build "$model" -o "$work/r18-b1.plan" --fp16 --profile 1:1:1 --aux-streams 1 \
+  --timing-cache "$work/cache.json" | grep -E "auxiliary|Built"
+"$build/anvil" run "$work/r18-b1.plan" --batch 1 --no-data-transfers --duration 3 --cuda-graph |
+  grep -E "GPU Compute|CUDA graph|\[W\]"
+"$build/anvil" run "$work/r18-b1.plan" --batch 1 --no-data-transfers --duration 1 --dump-profile |
+  sed -n '/=== Profile/,$p'
+echo "== anvil run batch 1 per-layer profile (the batch-128 plan)"
 "$build/anvil" run "$work/r18.plan" --batch 1 --no-data-transfers --duration 1 --dump-profile |
   sed -n '/=== Profile/,$p'
 echo "== anvil run batch 128 with transfers"
