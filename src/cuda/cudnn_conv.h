@@ -63,7 +63,10 @@ class FusedConv {
   // the fallback list, de-duplicated by identity, in heuristic order; only
   // those whose plan finalizes (and, for FP32 without allow_tf32, that use no
   // TF32 or down-converted inputs; never reduced-precision accumulation).
-  // Empty when no cuDNN engine runs this graph on this GPU.
+  // Empty when no cuDNN engine runs this graph on this GPU: FP32 fused graphs
+  // without allow_tf32 often have only TF32 runtime-fusion engines; then the
+  // conv alone (no bias, residual or activation) is built instead and the
+  // epilogue runs as kernels::conv_epilogue (runtime::unfused_conv).
   static std::vector<FusedConv> candidates(cudnnHandle_t handle, const ConvShape& shape,
                                            int max_candidates = 8);
 

@@ -16,6 +16,7 @@
 #include "cuda/device.h"
 #include "cuda/handles.h"
 #include "cuda/kernels/activation.h"
+#include "cuda/kernels/conv_epilogue.h"
 #include "plan/profiles.h"
 #include "runtime/layers/layer_shapes.h"
 #include "runtime/layers/layer_util.h"
@@ -27,6 +28,7 @@ namespace {
 
 using runtime::ConvAsGemm;
 using runtime::ConvLayerShape;
+using runtime::UnfusedConv;
 
 constexpr std::size_t kGemmWorkspaceLimit = std::size_t{32} << 20;
 constexpr int kMaxCandidates = 8;
@@ -108,30 +110,63 @@ std::function<void(cudaStream_t)> with_post_activation(std::function<void(cudaSt
   };
 }
 
-// cuDNN's engine configs for the conv and, for a 1x1 stride-1 conv, cuBLASLt's
-// algorithms for its GEMM form ("cublaslt:..."), each timed on `b`.
+// cuDNN's engine configs for `shape`; none where it cannot build the graph.
+std::vector<cuda::FusedConv> cudnn_candidates(cudnnHandle_t cudnn, const cuda::ConvShape& shape) {
+  try {
+    return cuda::FusedConv::candidates(cudnn, shape, kMaxCandidates);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kUnsupported) throw;
+    return {};
+  }
+}
+
+// `c` bound once to the bench's buffers, as the runtime does: a variant pack
+// per run would time the host. An unfused conv writes y without bias or residual.
+std::function<void(cudaStream_t)> cudnn_run(const cuda::FusedConv& c, const Bench& b,
+                                            cudnnHandle_t cudnn, bool unfused) {
+  auto binding = std::make_shared<const cuda::FusedConv::Binding>(
+      c.bind(b.x.device.data(), b.w.data(), unfused ? nullptr : b.bias.data(),
+             unfused ? nullptr : b.residual_or_null(), b.y.data(), b.workspace.data()));
+  return [c, binding, cudnn](cudaStream_t stream) { c.execute(cudnn, stream, *binding); };
+}
+
+// cuDNN's engine configs for the fused conv; for a 1x1 stride-1 conv,
+// cuBLASLt's algorithms for its GEMM form ("cublaslt:..."); and when no fused
+// engine keeps the layer's numerics (FP32 without TF32), the conv alone with
+// our epilogue kernel ("unfused:..."). Each timed on `b`.
 std::vector<Timed> time_conv(const ConvLayerShape& conv, Bench& b, const Libraries& libs,
                              int iterations) {
   const cuda::ConvShape& shape = conv.shape;
   const std::int64_t out = shape.n * shape.out_h() * shape.out_w() * shape.k;
-  std::vector<cuda::FusedConv> convs =
-      cuda::FusedConv::candidates(libs.cudnn, shape, kMaxCandidates);
+  const std::vector<cuda::FusedConv> convs = cudnn_candidates(libs.cudnn, shape);
+  const UnfusedConv unfused = runtime::unfused_conv(conv);
+  std::vector<cuda::FusedConv> unfused_convs;
+  // Only as a fallback: the extra pass over memory rarely beats a fused engine.
+  // Not caught: where cuDNN cannot build even the conv alone, its reason is the error.
+  if (convs.empty())
+    unfused_convs = cuda::FusedConv::candidates(libs.cudnn, unfused.conv, kMaxCandidates);
   const std::optional<ConvAsGemm> as_gemm = runtime::conv_as_gemm(conv);
   std::vector<cuda::Gemm> gemms;
   if (as_gemm) gemms = gemm_candidates(libs.lt, as_gemm->gemm);
-  b.workspace = cuda::DeviceBuffer(largest_workspace(convs, gemms));
+  b.workspace = cuda::DeviceBuffer(
+      std::max(largest_workspace(convs, gemms), largest_workspace(unfused_convs, {})));
 
   std::vector<Timed> timed;
-  for (const cuda::FusedConv& c : convs) {
-    // Bound once, as the runtime does: a variant pack per run would time the host.
-    auto binding = std::make_shared<const cuda::FusedConv::Binding>(
-        c.bind(b.x.device.data(), b.w.data(), b.bias.data(), b.residual_or_null(), b.y.data(),
-               b.workspace.data()));
-    auto run = [c, binding, cudnn = libs.cudnn](cudaStream_t stream) {
-      c.execute(cudnn, stream, *binding);
-    };
+  for (const cuda::FusedConv& c : convs)
     timed.push_back({c.identity(), 0.0f,
-                     with_post_activation(run, conv, conv.post_activation, b.y.data(), out)});
+                     with_post_activation(cudnn_run(c, b, libs.cudnn, false), conv,
+                                          conv.post_activation, b.y.data(), out)});
+  for (const cuda::FusedConv& c : unfused_convs) {
+    const auto type = runtime::storage_type(shape.fp16);
+    const auto params = conv.activation_params;
+    const void* bias = shape.has_bias ? b.bias.data() : nullptr;  // as the runtime's
+    auto run = [conv_run = cudnn_run(c, b, libs.cudnn, true), &b, bias, out, k = shape.k, type,
+                act = unfused.act, params](cudaStream_t stream) {
+      conv_run(stream);
+      cuda::kernels::conv_epilogue(b.y.data(), bias, b.residual_or_null(), out, k, type, act,
+                                   params, stream);
+    };
+    timed.push_back({runtime::unfused_conv_identity(c.identity()), 0.0f, run});
   }
   for (const cuda::Gemm& g : gemms) {
     auto run = [g, &b, lt = libs.lt](cudaStream_t stream) {
@@ -234,7 +269,8 @@ Winner tune_layer(const plan::Plan& p, const plan::LayerDesc& layer, std::int64_
   w.candidates = static_cast<int>(tuning.candidates().size());
   if (tuning.candidates().empty())
     fail(ErrorKind::kUnsupported, "layer '", layer.name, "': no ",
-         layer.kind == "conv" ? "cuDNN engine or cuBLASLt algorithm" : "cuBLASLt algorithm",
+         layer.kind == "conv" ? "cuDNN engine (fused or unfused) or cuBLASLt algorithm"
+                              : "cuBLASLt algorithm",
          " runs this ", layer.kind);
   for (const Timed& t : tuning.candidates()) {
     const std::optional<std::string> wrong = tuning.check(t, libs.stream);

@@ -1,7 +1,9 @@
 // The GPU half of `anvil build`: for every conv and gemm layer of a lowered
 // plan, build the library's candidate configurations (cuDNN heuristics A and
 // B plus fallbacks; cuBLASLt heuristic algorithms, also for 1x1 stride-1
-// convs, whose identities carry runtime::kCublasLtPrefix), time each with CUDA
+// convs, whose identities carry runtime::kCublasLtPrefix; where no fused cuDNN
+// engine keeps the layer's numerics, the conv alone plus our epilogue kernel,
+// runtime::kUnfusedPrefix), time each with CUDA
 // events at the profile's opt batch on the layer's real weights and random
 // activations, check the fastest against the CPU reference of the layer
 // (builder/gpu/verify_tactic.h; a wrong one is dropped for the next-fastest)

@@ -2,9 +2,12 @@
 // convolution or, for a 1x1 stride-1 conv whose tactic is a cuBLASLt
 // algorithm ("cublaslt:..."), as a cuBLASLt GEMM with a bias / ReLU /
 // residual epilogue. Activations the library cannot fuse (cuDNN: HardSigmoid,
-// HardSwish; cuBLASLt: all but ReLU) run as a second, in-place kernel.
+// HardSwish; cuBLASLt: all but ReLU) run as a second, in-place kernel. An
+// "unfused:..." tactic runs cuDNN's convolution alone and the whole epilogue
+// as one kernel of ours (FP32 graphs whose fused form cuDNN only runs in TF32).
 #include "cuda/cublaslt_gemm.h"
 #include "cuda/cudnn_conv.h"
+#include "cuda/kernels/conv_epilogue.h"
 #include "runtime/layer_runner.h"
 #include "runtime/layers/layer_shapes.h"
 #include "runtime/layers/layer_util.h"
@@ -59,6 +62,35 @@ class PreparedConv final : public PreparedLayer {
   PostActivation post_;
 };
 
+// cuDNN's convolution alone, then y = act(y + bias[k] + residual) in place.
+class PreparedUnfusedConv final : public PreparedLayer {
+ public:
+  PreparedUnfusedConv(cuda::FusedConv conv, ConvWeights weights, PostActivation epilogue)
+      : conv_(std::move(conv)), weights_(weights), epilogue_(epilogue) {}
+
+  std::size_t workspace_bytes() const override { return conv_.workspace_bytes(); }
+
+  void bind(const LaunchArgs& a) override {
+    binding_ =
+        conv_.bind(a.inputs[0], weights_.filter, nullptr, nullptr, a.outputs[0], a.workspace);
+  }
+
+  void enqueue(const LaunchArgs& a) const override {
+    conv_.execute(a.handles.cudnn, a.stream, binding_);
+    const cuda::ConvShape& s = conv_.shape();
+    const void* residual = a.inputs.size() > 1 ? a.inputs[1] : nullptr;
+    cuda::kernels::conv_epilogue(a.outputs[0], weights_.bias, residual,
+                                 s.n * s.out_h() * s.out_w() * s.k, s.k, epilogue_.type,
+                                 epilogue_.act, epilogue_.params, a.stream);
+  }
+
+ private:
+  cuda::FusedConv conv_;  // the conv-only graph
+  cuda::FusedConv::Binding binding_;
+  ConvWeights weights_;
+  PostActivation epilogue_;  // the layer's whole activation
+};
+
 // The conv as Y[N*H*W, k_pad] = X[N*H*W, c_pad] · W[k_pad, c_pad]^T: NHWC
 // activations and the KRSC filter are already the GEMM's row-major matrices.
 class PreparedConvGemm final : public PreparedLayer {
@@ -100,7 +132,7 @@ class ConvRunner final : public LayerRunner {
     parsed.shape.n = batch;
     return choose_tactic<std::unique_ptr<PreparedLayer>>(
         identity_, [&](const std::string& id) { return from_identity(parsed, id, h); },
-        [&] { return cudnn_heuristic(parsed.shape, h); });
+        [&] { return cudnn_heuristic(parsed, h); });
   }
 
  private:
@@ -115,19 +147,43 @@ class ConvRunner final : public LayerRunner {
           cuda::Gemm::from_identity(h.cublaslt, gemm->gemm, *algo), weights_,
           PostActivation{gemm->post_activation, parsed.activation_params, type_});
     }
+    if (const auto engine = unfused_conv_engine(identity))
+      return unfused(cuda::FusedConv::from_identity(h.cudnn, unfused_conv(parsed).conv, *engine),
+                     parsed);
     return std::make_unique<PreparedConv>(
         cuda::FusedConv::from_identity(h.cudnn, parsed.shape, identity), weights_,
         PostActivation{parsed.post_activation, parsed.activation_params, type_});
   }
 
-  std::unique_ptr<PreparedLayer> cudnn_heuristic(const cuda::ConvShape& shape,
+  std::unique_ptr<PreparedLayer> unfused(cuda::FusedConv conv, const ConvLayerShape& parsed) const {
+    return std::make_unique<PreparedUnfusedConv>(
+        std::move(conv), weights_,
+        PostActivation{unfused_conv(parsed).act, parsed.activation_params, type_});
+  }
+
+  // The heuristics' first fused engine config, else (no engine with the
+  // layer's numerics for the fused graph) the first for the conv alone.
+  std::unique_ptr<PreparedLayer> cudnn_heuristic(const ConvLayerShape& parsed,
                                                  const Handles& h) const {
-    auto found = cuda::FusedConv::candidates(h.cudnn, shape, 1);
+    std::vector<cuda::FusedConv> found;
+    try {
+      found = cuda::FusedConv::candidates(h.cudnn, parsed.shape, 1);
+    } catch (const Error& e) {
+      // cuDNN cannot build the fused graph at all: the conv alone may still run.
+      if (e.kind() != ErrorKind::kUnsupported) throw;
+    }
+    if (!found.empty())
+      return std::make_unique<PreparedConv>(
+          std::move(found.front()), weights_,
+          PostActivation{parsed.post_activation, parsed.activation_params, type_});
+    found = cuda::FusedConv::candidates(h.cudnn, unfused_conv(parsed).conv, 1);
     if (found.empty())
-      fail(ErrorKind::kUnsupported, "no cuDNN engine runs convolution layer at batch ", shape.n);
-    return std::make_unique<PreparedConv>(
-        std::move(found.front()), weights_,
-        PostActivation{parsed_.post_activation, parsed_.activation_params, type_});
+      fail(ErrorKind::kUnsupported, "no cuDNN engine runs convolution layer at batch ",
+           parsed.shape.n, ", fused or not",
+           parsed.shape.fp16 || parsed.shape.allow_tf32
+               ? std::string()
+               : " (without TF32: try building with TF32)");
+    return unfused(std::move(found.front()), parsed);
   }
 
   ConvLayerShape parsed_;

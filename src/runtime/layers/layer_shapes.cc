@@ -64,6 +64,17 @@ std::optional<ConvAsGemm> conv_as_gemm(const ConvLayerShape& conv) {
   return out;
 }
 
+UnfusedConv unfused_conv(const ConvLayerShape& conv) {
+  UnfusedConv out;
+  out.conv = conv.shape;
+  out.conv.has_bias = false;
+  out.conv.has_residual = false;
+  out.conv.act = Activation::kNone;
+  // shape.act holds what cuDNN fuses, post_activation the rest: one of them is kNone.
+  out.act = conv.shape.act != Activation::kNone ? conv.shape.act : conv.post_activation;
+  return out;
+}
+
 cuda::GemmShape gemm_layer_shape(const nlohmann::json& p, const std::string& name, bool fp16,
                                  bool allow_tf32) {
   cuda::GemmShape s;

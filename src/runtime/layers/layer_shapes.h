@@ -39,6 +39,21 @@ struct ConvAsGemm {
 // layer is not such a convolution.
 std::optional<ConvAsGemm> conv_as_gemm(const ConvLayerShape& conv);
 
+// A conv layer run unfused: cuDNN executes the convolution alone, then
+// kernels::conv_epilogue adds the bias and the residual and applies the
+// activation in place on the output. For graphs whose fused form has no cuDNN
+// engine with the layer's numerics (FP32 without TF32: the runtime-fusion
+// engines use TF32), as TensorRT falls back to an unfused kernel sequence.
+struct UnfusedConv {
+  cuda::ConvShape conv;  // the layer's shape without bias, residual and activation
+  // The layer's whole activation (fusable by cuDNN or not), applied with
+  // ConvLayerShape::activation_params.
+  cuda::kernels::Activation act = cuda::kernels::Activation::kNone;
+};
+
+// The unfused form of `conv` at the batch conv.shape.n.
+UnfusedConv unfused_conv(const ConvLayerShape& conv);
+
 // n = 1 (m, the batch, set before use).
 cuda::GemmShape gemm_layer_shape(const nlohmann::json& params, const std::string& layer, bool fp16,
                                  bool allow_tf32);

@@ -20,4 +20,13 @@ std::optional<std::string> cublaslt_algorithm(const std::string& identity) {
   return identity.substr(kCublasLtPrefix.size());
 }
 
+std::string unfused_conv_identity(const std::string& engine) {
+  return std::string(kUnfusedPrefix) + engine;
+}
+
+std::optional<std::string> unfused_conv_engine(const std::string& identity) {
+  if (!identity.starts_with(kUnfusedPrefix)) return std::nullopt;
+  return identity.substr(kUnfusedPrefix.size());
+}
+
 }  // namespace anvil::runtime
