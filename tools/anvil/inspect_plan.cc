@@ -55,6 +55,7 @@ void inspect_plan(const std::string& path) {
                    tactic.value("ms", 0.0), " ms)");
     if (tactic.is_object() && tactic.contains("profiles"))
       chosen += cat(" [profile 0 of ", tactic["profiles"].size(), "]");
+    if (layer.stream != 0) chosen += cat(" [aux stream ", layer.stream, "]");
     std::printf("  %-14s %-40s %s -> %s %s\n", layer.kind.c_str(), layer.name.substr(0, 40).c_str(),
                 tensors_of(p, layer.inputs).c_str(), tensors_of(p, layer.outputs).c_str(),
                 chosen.c_str());
