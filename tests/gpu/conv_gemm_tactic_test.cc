@@ -22,6 +22,7 @@
 #include "runtime/layer_runner.h"
 #include "runtime/layers/layer_shapes.h"
 #include "runtime/layers/tactic.h"
+#include "storage_test_util.h"
 
 namespace anvil {
 namespace {
@@ -40,55 +41,11 @@ std::int64_t padded(std::int64_t channels, bool fp16) {
   return (channels + to - 1) / to * to;
 }
 
-float rounded(float v, bool fp16) {
-  return fp16 ? __half2float(__float2half(v)) : v;
-}
-
-std::vector<float> random_values(std::size_t count, std::uint32_t seed, bool fp16,
-                                 float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(count);
-  for (float& x : v)
-    x = rounded(dist(rng) * scale, fp16);
-  return v;
-}
-
-std::vector<std::byte> to_storage(const std::vector<float>& v, bool fp16) {
-  std::vector<std::byte> bytes(v.size() * (fp16 ? 2 : 4));
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    if (fp16) {
-      const __half h = __float2half(v[i]);
-      std::memcpy(bytes.data() + 2 * i, &h, 2);
-    } else {
-      std::memcpy(bytes.data() + 4 * i, &v[i], 4);
-    }
-  }
-  return bytes;
-}
-
-cuda::DeviceBuffer upload(const std::vector<float>& v, bool fp16) {
-  const std::vector<std::byte> bytes = to_storage(v, fp16);
-  cuda::DeviceBuffer buffer(bytes.size());
-  cuda::copy_to_device(buffer.data(), bytes.data(), bytes.size());
-  return buffer;
-}
-
-std::vector<float> download(const cuda::DeviceBuffer& buffer, std::size_t count, bool fp16) {
-  std::vector<std::byte> bytes(count * (fp16 ? 2 : 4));
-  ANVIL_GPU_CHECK(cudaMemcpy(bytes.data(), buffer.data(), bytes.size(), cudaMemcpyDeviceToHost));
-  std::vector<float> v(count);
-  for (std::size_t i = 0; i < count; ++i) {
-    if (fp16) {
-      __half h;
-      std::memcpy(&h, bytes.data() + 2 * i, 2);
-      v[i] = __half2float(h);
-    } else {
-      std::memcpy(&v[i], bytes.data() + 4 * i, 4);
-    }
-  }
-  return v;
-}
+using test::download_stored;
+using test::random_stored_values;
+using test::rounded;
+using test::to_storage;
+using test::upload_stored;
 
 // One conv layer in a plan of its own, its data in the engine's form (NHWC,
 // padded channels, KRSC) and the CPU reference output in that form.
@@ -101,12 +58,13 @@ struct ConvLayer {
     out_w = c.w + 2 * c.pad - c.kernel + 1;
     const float scale = 1.0f / std::sqrt(static_cast<float>(c.c * rs));
     // Model tensors (NCHW, real channels) for the CPU reference.
-    const std::vector<float> x = random_values(c.n * c.c * c.h * c.w, 1, c.fp16);
-    const std::vector<float> w = random_values(c.k * c.c * rs, 2, c.fp16, scale);
-    const std::vector<float> b = c.bias ? random_values(c.k, 3, c.fp16) : std::vector<float>(c.k);
+    const std::vector<float> x = random_stored_values(c.n * c.c * c.h * c.w, 1, c.fp16);
+    const std::vector<float> w = random_stored_values(c.k * c.c * rs, 2, c.fp16, scale);
+    const std::vector<float> b =
+        c.bias ? random_stored_values(c.k, 3, c.fp16) : std::vector<float>(c.k);
     // The residual's padded channels hold values too: the output's padded
     // channels must then be act(residual).
-    residual_nhwc = random_values(c.n * out_h * out_w * k_pad, 4, c.fp16);
+    residual_nhwc = random_stored_values(c.n * out_h * out_w * k_pad, 4, c.fp16);
 
     x_nhwc.assign(c.n * c.h * c.w * c_pad, 0.0f);
     for (std::int64_t n = 0; n < c.n; ++n)
@@ -177,10 +135,10 @@ struct ConvLayer {
                      {bias_offset, k_pad * 4, DType::kFloat32, {k_pad}}};
     plan.layers.push_back(layer);
 
-    dx = upload(x_nhwc, c.fp16);
-    dfilter = upload(filter, c.fp16);
-    dbias = upload(bias, false);
-    dresidual = upload(residual_nhwc, c.fp16);
+    dx = upload_stored(x_nhwc, c.fp16);
+    dfilter = upload_stored(filter, c.fp16);
+    dbias = upload_stored(bias, false);
+    dresidual = upload_stored(residual_nhwc, c.fp16);
     dy = cuda::DeviceBuffer(want.size() * (c.fp16 ? 2 : 4));
   }
 
@@ -265,13 +223,13 @@ struct ConvLayer {
     prepared->bind(args);
     prepared->enqueue(args);
     stream.synchronize();
-    return download(dy, want.size(), c.fp16);
+    return download_stored(dy.data(), want.size(), c.fp16);
   }
 
   // The same GEMM straight through cuda::Gemm with `gemm`'s algorithm.
   std::vector<float> run_gemm(const cuda::Gemm& gemm) {
     const cuda::DeviceBuffer workspace(std::max<std::size_t>(gemm.workspace_bytes(), 256));
-    const cuda::DeviceBuffer bias = upload(
+    const cuda::DeviceBuffer bias = upload_stored(
         std::vector<float>(
             reinterpret_cast<const float*>(plan.weights.data() + plan.layers[0].weights[1].offset),
             reinterpret_cast<const float*>(plan.weights.data() + plan.layers[0].weights[1].offset) +
@@ -281,7 +239,7 @@ struct ConvLayer {
     gemm.execute(lt.get(), stream.get(), dx.data(), dfilter.data(), bias.data(), dresidual.data(),
                  dy.data(), workspace.data(), workspace.bytes());
     stream.synchronize();
-    return download(dy, want.size(), c.fp16);
+    return download_stored(dy.data(), want.size(), c.fp16);
   }
 
   ConvCase c;
@@ -413,15 +371,16 @@ TEST(ConvGemmTactic, TheNumericalCheckCatchesAWrongOutput) {
     ConvLayer layer({"1x1 odd 19->37 residual relu", fp16, 2, 19, 37, 5, 5, true, true, "relu"});
     const std::vector<float> good = layer.run("{}");  // the cuDNN heuristic's choice
     const runtime::ConvLayerShape shape = layer.shape(layer.c.n);
-    builder::HostDeviceValues x{layer.x_nhwc, upload(layer.x_nhwc, fp16)};
-    builder::HostDeviceValues residual{layer.residual_nhwc, upload(layer.residual_nhwc, fp16)};
+    builder::HostDeviceValues x{layer.x_nhwc, upload_stored(layer.x_nhwc, fp16)};
+    builder::HostDeviceValues residual{layer.residual_nhwc,
+                                       upload_stored(layer.residual_nhwc, fp16)};
     const auto ok = builder::check_conv_output(layer.plan, layer.plan.layers[0], shape, x,
                                                &residual, layer.dy.data());
     EXPECT_FALSE(ok.has_value()) << *ok;
     // One wrong element of the last image (the one checked).
     std::vector<float> bad = good;
     bad[bad.size() - 5] += 0.5f;
-    const cuda::DeviceBuffer dbad = upload(bad, fp16);
+    const cuda::DeviceBuffer dbad = upload_stored(bad, fp16);
     const auto caught = builder::check_conv_output(layer.plan, layer.plan.layers[0], shape, x,
                                                    &residual, dbad.data());
     ASSERT_TRUE(caught.has_value()) << "a wrong element went unnoticed";

@@ -28,6 +28,7 @@
 #include "runtime/layer_runner.h"
 #include "runtime/layers/layer_shapes.h"
 #include "runtime/layers/tactic.h"
+#include "storage_test_util.h"
 
 namespace anvil {
 namespace {
@@ -35,55 +36,11 @@ namespace {
 using cuda::kernels::Activation;
 using cuda::kernels::StorageType;
 
-float rounded(float v, bool fp16) {
-  return fp16 ? __half2float(__float2half(v)) : v;
-}
-
-std::vector<float> random_values(std::size_t count, std::uint32_t seed, bool fp16,
-                                 float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(count);
-  for (float& x : v)
-    x = rounded(dist(rng) * scale, fp16);
-  return v;
-}
-
-std::vector<std::byte> to_storage(const std::vector<float>& v, bool fp16) {
-  std::vector<std::byte> bytes(v.size() * (fp16 ? 2 : 4));
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    if (fp16) {
-      const __half h = __float2half(v[i]);
-      std::memcpy(bytes.data() + 2 * i, &h, 2);
-    } else {
-      std::memcpy(bytes.data() + 4 * i, &v[i], 4);
-    }
-  }
-  return bytes;
-}
-
-cuda::DeviceBuffer upload(const std::vector<float>& v, bool fp16) {
-  const std::vector<std::byte> bytes = to_storage(v, fp16);
-  cuda::DeviceBuffer buffer(std::max<std::size_t>(bytes.size(), 16));
-  cuda::copy_to_device(buffer.data(), bytes.data(), bytes.size());
-  return buffer;
-}
-
-std::vector<float> download(const void* device, std::size_t count, bool fp16) {
-  std::vector<std::byte> bytes(count * (fp16 ? 2 : 4));
-  ANVIL_GPU_CHECK(cudaMemcpy(bytes.data(), device, bytes.size(), cudaMemcpyDeviceToHost));
-  std::vector<float> v(count);
-  for (std::size_t i = 0; i < count; ++i) {
-    if (fp16) {
-      __half h;
-      std::memcpy(&h, bytes.data() + 2 * i, 2);
-      v[i] = __half2float(h);
-    } else {
-      std::memcpy(&v[i], bytes.data() + 4 * i, 4);
-    }
-  }
-  return v;
-}
+using test::download_stored;
+using test::random_stored_values;
+using test::rounded;
+using test::to_storage;
+using test::upload_stored;
 
 // The activations under test, written out here rather than taken from
 // activation.h, so that the kernel is checked against independent math.
@@ -158,11 +115,11 @@ struct Layer {
     out_h = (c.h + 2 * c.pad - c.dil * (c.kernel - 1) - 1) / c.stride + 1;
     out_w = (c.w + 2 * c.pad - c.dil * (c.kernel - 1) - 1) / c.stride + 1;
     const std::int64_t pq = out_h * out_w;
-    const std::vector<float> x = random_values(n * c.c * c.h * c.w, 1, fp16);
+    const std::vector<float> x = random_stored_values(n * c.c * c.h * c.w, 1, fp16);
     const std::vector<float> w =
-        random_values(c.k * c.c * rs, 2, fp16, 1.0f / std::sqrt(float(c.c * rs)));
-    const std::vector<float> b = random_values(c.k, 3, fp16);
-    residual = random_values(n * pq * k_pad, 4, fp16);
+        random_stored_values(c.k * c.c * rs, 2, fp16, 1.0f / std::sqrt(float(c.c * rs)));
+    const std::vector<float> b = random_stored_values(c.k, 3, fp16);
+    residual = random_stored_values(n * pq * k_pad, 4, fp16);
 
     x_nhwc.assign(n * c.h * c.w * c_pad, 0.0f);
     for (std::int64_t i = 0; i < n; ++i)
@@ -244,10 +201,10 @@ struct Layer {
                      {bias_offset, k_pad * 4, DType::kFloat32, {k_pad}}};
     plan.layers.push_back(layer);
 
-    dx = upload(x_nhwc, fp16);
-    dfilter = upload(filter, fp16);
-    dbias = upload(bias, fp16);  // as runtime::upload_bias: the storage type
-    dresidual = upload(residual, fp16);
+    dx = upload_stored(x_nhwc, fp16);
+    dfilter = upload_stored(filter, fp16);
+    dbias = upload_stored(bias, fp16);  // as runtime::upload_bias: the storage type
+    dresidual = upload_stored(residual, fp16);
     dy = cuda::DeviceBuffer(want.size() * (fp16 ? 2 : 4));
   }
 
@@ -285,7 +242,7 @@ struct Layer {
     prepared->bind(args);
     prepared->enqueue(args);
     stream.synchronize();
-    return download(dy.data(), want.size(), fp16);
+    return download_stored(dy.data(), want.size(), fp16);
   }
 
   // `conv` (the conv-only graph) then the epilogue kernel, called directly.
@@ -299,7 +256,7 @@ struct Layer {
                                  k_pad, fp16 ? StorageType::kFloat16 : StorageType::kFloat32,
                                  activation_enum(c.act), {.alpha = 0.1f}, stream.get());
     stream.synchronize();
-    return download(dy.data(), want.size(), fp16);
+    return download_stored(dy.data(), want.size(), fp16);
   }
 
   Case c;
@@ -385,17 +342,17 @@ TEST(ConvUnfused, EpilogueKernelMatchesTheHostLoop) {
                   l.offset ? " (unaligned)" : "", " ", act, with_bias ? " +bias" : "",
                   with_residual ? " +residual" : "");
           SCOPED_TRACE(what);
-          const std::vector<float> y0 = random_values(n + l.offset, 11, fp16, 3.0f);
-          const std::vector<float> b = random_values(l.channels + l.offset, 12, fp16);
-          const std::vector<float> r = random_values(n + l.offset, 13, fp16);
+          const std::vector<float> y0 = random_stored_values(n + l.offset, 11, fp16, 3.0f);
+          const std::vector<float> b = random_stored_values(l.channels + l.offset, 12, fp16);
+          const std::vector<float> r = random_stored_values(n + l.offset, 13, fp16);
           std::vector<float> want(n);
           for (std::int64_t i = 0; i < n; ++i)
             want[i] = rounded(
                 activate(act, y0[l.offset + i] + (with_bias ? b[l.offset + i % l.channels] : 0) +
                                   (with_residual ? r[l.offset + i] : 0)),
                 fp16);
-          const cuda::DeviceBuffer dy = upload(y0, fp16), db = upload(b, fp16),
-                                   dr = upload(r, fp16);
+          const cuda::DeviceBuffer dy = upload_stored(y0, fp16), db = upload_stored(b, fp16),
+                                   dr = upload_stored(r, fp16);
           const std::size_t size = fp16 ? 2 : 4;
           auto at = [&](const cuda::DeviceBuffer& buf) {
             return static_cast<std::byte*>(buf.data()) + l.offset * size;
@@ -414,7 +371,7 @@ TEST(ConvUnfused, EpilogueKernelMatchesTheHostLoop) {
           stream.synchronize();
           ANVIL_GPU_CHECK(cudaGraphExecDestroy(exec));
           ANVIL_GPU_CHECK(cudaGraphDestroy(graph));
-          const std::vector<float> all = download(dy.data(), n + l.offset, fp16);
+          const std::vector<float> all = download_stored(dy.data(), n + l.offset, fp16);
           const std::vector<float> got(all.begin() + l.offset, all.end());
           std::string where;
           const double err = normalized_error(got, want, l.channels, &where);
