@@ -1,15 +1,14 @@
 #include "cuda/cudnn_conv.h"
 
 #include <algorithm>
-#include <charconv>
 #include <limits>
-#include <map>
 #include <optional>
 #include <set>
 
 #include "anvil/error.h"
 #include "cuda/check.h"
 #include "cuda/cudnn_descriptors.h"
+#include "cuda/cudnn_engine.h"
 #include "cuda/handles.h"
 
 namespace anvil::cuda {
@@ -20,50 +19,8 @@ namespace {
 // tensors count up from kFirstVirtual.
 enum : std::int64_t { kX = 1, kW = 2, kBias = 3, kResidual = 4, kY = 5, kFirstVirtual = 100 };
 
-// An engine config as identity() spells it: global index + knob choices.
-struct EngineChoice {
-  std::int64_t index = 0;
-  std::map<std::int64_t, std::int64_t> knobs;  // knob type -> value
-
-  std::string to_string() const {
-    std::string s = cat("eng", index, ":");
-    for (auto it = knobs.begin(); it != knobs.end(); ++it)
-      s += cat(it == knobs.begin() ? "" : ",", it->first, "=", it->second);
-    return s;
-  }
-};
-
-std::int64_t parse_int(std::string_view text, const std::string& identity) {
-  std::int64_t v = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || end != text.data() + text.size())
-    fail(ErrorKind::kInvalidArgument, "malformed cuDNN engine identity '", identity,
-         "' (expected eng<index>:<knob>=<value>,...)");
-  return v;
-}
-
 EngineChoice parse_identity(const std::string& identity) {
-  const std::size_t colon = identity.find(':');
-  if (identity.rfind("eng", 0) != 0 || colon == std::string::npos) parse_int("x", identity);
-  EngineChoice choice;
-  choice.index = parse_int(std::string_view(identity).substr(3, colon - 3), identity);
-  std::string_view rest = std::string_view(identity).substr(colon + 1);
-  while (!rest.empty()) {
-    const std::size_t comma = std::min(rest.find(','), rest.size());
-    const std::string_view item = rest.substr(0, comma);
-    const std::size_t eq = item.find('=');
-    if (eq == std::string_view::npos) parse_int("x", identity);
-    choice.knobs[parse_int(item.substr(0, eq), identity)] =
-        parse_int(item.substr(eq + 1), identity);
-    rest = rest.substr(std::min(comma + 1, rest.size()));
-  }
-  return choice;
-}
-
-std::string last_cudnn_error() {
-  char detail[512] = {};
-  cudnnGetLastErrorString(detail, sizeof(detail));
-  return detail;
+  return parse_engine_choice(identity, identity, "eng<index>:<knob>=<value>,...");
 }
 
 std::string describe(const ConvShape& s) {
@@ -71,24 +28,6 @@ std::string describe(const ConvShape& s) {
              ",", s.c / std::max<std::int64_t>(s.groups, 1), ",", s.r, ",", s.s, "] groups ",
              s.groups, " stride ", s.stride_h, "x", s.stride_w, " pad ", s.pad_h, "x", s.pad_w,
              " dilation ", s.dil_h, "x", s.dil_w);
-}
-
-// Strides of a dense [n, c, h, w] tensor stored as n, h, w, c.
-std::vector<std::int64_t> nhwc_strides(const std::vector<std::int64_t>& d) {
-  return {d[1] * d[2] * d[3], 1, d[3] * d[1], d[1]};
-}
-
-BackendDescriptor make_tensor(std::int64_t uid, cudnnDataType_t dtype,
-                              const std::vector<std::int64_t>& dims, bool is_virtual) {
-  BackendDescriptor t(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
-  t.set_int64(CUDNN_ATTR_TENSOR_UNIQUE_ID, uid);
-  t.set(CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dtype);
-  t.set_int64s(CUDNN_ATTR_TENSOR_DIMENSIONS, dims);
-  t.set_int64s(CUDNN_ATTR_TENSOR_STRIDES, nhwc_strides(dims));
-  t.set_int64(CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, 16);
-  t.set(CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &is_virtual);
-  t.finalize();
-  return t;
 }
 
 BackendDescriptor make_conv_desc(const ConvShape& s) {
@@ -184,14 +123,7 @@ struct FusedConv::Graph {
   BackendDescriptor op_graph;
 };
 
-struct FusedConv::Plan {
-  std::string identity;
-  BackendDescriptor engine;
-  std::vector<BackendDescriptor> knobs;
-  BackendDescriptor config;
-  BackendDescriptor plan;
-  std::size_t workspace = 0;
-};
+struct FusedConv::Plan : EnginePlan {};
 
 namespace {
 
@@ -217,12 +149,13 @@ std::shared_ptr<const Graph> build_graph(cudnnHandle_t handle, const ConvShape& 
   g->parts.reserve(32);  // references returned by keep() must stay valid
   auto next_output = [&]() -> const BackendDescriptor& {
     const bool last = ++step == steps;
-    return keep(last ? make_tensor(kY, dtype, out_dims, false)
-                     : make_tensor(kFirstVirtual + step, CUDNN_DATA_FLOAT, out_dims, true));
+    return keep(last ? make_nhwc_tensor(kY, dtype, out_dims, false)
+                     : make_nhwc_tensor(kFirstVirtual + step, CUDNN_DATA_FLOAT, out_dims, true));
   };
 
-  const BackendDescriptor& x = keep(make_tensor(kX, dtype, {s.n, s.c, s.h, s.w}, false));
-  const BackendDescriptor& w = keep(make_tensor(kW, dtype, {s.k, s.c / s.groups, s.r, s.s}, false));
+  const BackendDescriptor& x = keep(make_nhwc_tensor(kX, dtype, {s.n, s.c, s.h, s.w}, false));
+  const BackendDescriptor& w =
+      keep(make_nhwc_tensor(kW, dtype, {s.k, s.c / s.groups, s.r, s.s}, false));
   const BackendDescriptor& conv_desc = keep(make_conv_desc(s));
   const BackendDescriptor* prev = &next_output();
   BackendDescriptor conv(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR);
@@ -252,9 +185,9 @@ std::shared_ptr<const Graph> build_graph(cudnnHandle_t handle, const ConvShape& 
   // conv-bias-activation engines know act(conv + z + bias), and the two
   // orders differ only in FP32 rounding.
   if (s.has_residual)
-    pointwise(CUDNN_POINTWISE_ADD, &keep(make_tensor(kResidual, dtype, out_dims, false)));
+    pointwise(CUDNN_POINTWISE_ADD, &keep(make_nhwc_tensor(kResidual, dtype, out_dims, false)));
   if (s.has_bias)
-    pointwise(CUDNN_POINTWISE_ADD, &keep(make_tensor(kBias, dtype, {1, s.k, 1, 1}, false)));
+    pointwise(CUDNN_POINTWISE_ADD, &keep(make_nhwc_tensor(kBias, dtype, {1, s.k, 1, 1}, false)));
   if (act) pointwise(*act, nullptr);
 
   g->op_graph = BackendDescriptor(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
@@ -267,71 +200,14 @@ std::shared_ptr<const Graph> build_graph(cudnnHandle_t handle, const ConvShape& 
   return g;
 }
 
-// The engine configs one heuristics mode proposes, as engine choices; none
-// when the mode does not apply to this graph.
-std::vector<EngineChoice> heuristic_choices(const Graph& g, cudnnBackendHeurMode_t mode) {
-  BackendDescriptor heur(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
-  heur.set_descriptor(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, g.op_graph);
-  heur.set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode);
-  if (heur.try_finalize() != CUDNN_STATUS_SUCCESS) return {};
-  std::int64_t count = 0;
-  ANVIL_GPU_CHECK(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                           CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count, nullptr));
-  std::vector<BackendDescriptor> configs;
-  std::vector<cudnnBackendDescriptor_t> raw;
-  for (std::int64_t i = 0; i < count; ++i) {
-    configs.emplace_back(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
-    raw.push_back(configs.back().get());
-  }
-  ANVIL_GPU_CHECK(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                           CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &count,
-                                           raw.data()));
-  std::vector<EngineChoice> choices;
-  for (std::int64_t i = 0; i < count; ++i) {
-    BackendDescriptor engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
-    cudnnBackendDescriptor_t engine_raw = engine.get();
-    std::int64_t n = 0;
-    ANVIL_GPU_CHECK(cudnnBackendGetAttribute(raw[i], CUDNN_ATTR_ENGINECFG_ENGINE,
-                                             CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &engine_raw));
-    EngineChoice choice;
-    choice.index = engine.get_int64(CUDNN_ATTR_ENGINE_GLOBAL_INDEX);
-    std::vector<BackendDescriptor> knobs;
-    std::vector<cudnnBackendDescriptor_t> knobs_raw;
-    for (int k = 0; k < CUDNN_KNOB_TYPE_COUNTS; ++k) {
-      knobs.emplace_back(CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR);
-      knobs_raw.push_back(knobs.back().get());
-    }
-    ANVIL_GPU_CHECK(cudnnBackendGetAttribute(raw[i], CUDNN_ATTR_ENGINECFG_KNOB_CHOICES,
-                                             CUDNN_TYPE_BACKEND_DESCRIPTOR, CUDNN_KNOB_TYPE_COUNTS,
-                                             &n, knobs_raw.data()));
-    for (std::int64_t k = 0; k < n; ++k) {
-      cudnnBackendKnobType_t type{};
-      std::int64_t got = 0;
-      ANVIL_GPU_CHECK(cudnnBackendGetAttribute(knobs_raw[k], CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE,
-                                               CUDNN_TYPE_KNOB_TYPE, 1, &got, &type));
-      choice.knobs[type] = knobs[k].get_int64(CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE);
-    }
-    choices.push_back(std::move(choice));
-  }
-  return choices;
-}
-
 // True when the engine keeps the numerics this layer promises: FP32
 // accumulation always, and for FP32 storage without allow_tf32 no tensor-core
 // (TF32) math and no down-converted inputs.
-bool numerics_allowed(const BackendDescriptor& engine, const ConvShape& s) {
-  cudnnBackendNumericalNote_t notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT] = {};
-  std::int64_t n = 0;
-  ANVIL_GPU_CHECK(cudnnBackendGetAttribute(engine.get(), CUDNN_ATTR_ENGINE_NUMERICAL_NOTE,
-                                           CUDNN_TYPE_NUMERICAL_NOTE,
-                                           CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &n, notes));
-  for (std::int64_t i = 0; i < n; ++i) {
-    if (notes[i] == CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION) return false;
-    const bool tf32 = notes[i] == CUDNN_NUMERICAL_NOTE_TENSOR_CORE ||
-                      notes[i] == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS;
-    if (tf32 && !s.fp16 && !s.allow_tf32) return false;
-  }
-  return true;
+bool numerics_allowed(const EngineNotes& notes, const ConvShape& s) {
+  if (notes.has(CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION)) return false;
+  const bool tf32 = notes.has(CUDNN_NUMERICAL_NOTE_TENSOR_CORE) ||
+                    notes.has(CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS);
+  return !(tf32 && !s.fp16 && !s.allow_tf32);
 }
 
 // The plan of one engine choice, or null with `why` set when cuDNN cannot
@@ -340,40 +216,14 @@ std::shared_ptr<const Plan> build_plan(cudnnHandle_t handle, const Graph& g,
                                        const EngineChoice& choice, bool check_numerics,
                                        std::string& why) {
   auto p = std::make_shared<Plan>();
-  p->identity = choice.to_string();
-  p->engine = BackendDescriptor(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
-  p->engine.set_descriptor(CUDNN_ATTR_ENGINE_OPERATION_GRAPH, g.op_graph);
-  p->engine.set_int64(CUDNN_ATTR_ENGINE_GLOBAL_INDEX, choice.index);
-  auto failed = [&](const char* stage) {
-    why = cat(stage, ": ", last_cudnn_error());
-    return nullptr;
+  const EngineFilter numerics = [&](const EngineNotes& notes, std::string& reason) {
+    if (numerics_allowed(notes, g.shape)) return true;
+    reason = "numerical notes (TF32 or reduced-precision reduction)";
+    return false;
   };
-  if (p->engine.try_finalize() != CUDNN_STATUS_SUCCESS) return failed("engine");
-  if (check_numerics && !numerics_allowed(p->engine, g.shape)) {
-    why = "numerical notes (TF32 or reduced-precision reduction)";
+  if (!build_engine_plan(handle, g.op_graph, choice, choice.to_string(),
+                         check_numerics ? numerics : EngineFilter(), *p, why))
     return nullptr;
-  }
-  std::vector<cudnnBackendDescriptor_t> knobs_raw;
-  for (const auto& [type, value] : choice.knobs) {
-    BackendDescriptor& knob = p->knobs.emplace_back(CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR);
-    const auto knob_type = static_cast<cudnnBackendKnobType_t>(type);
-    knob.set(CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE, CUDNN_TYPE_KNOB_TYPE, 1, &knob_type);
-    knob.set_int64(CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE, value);
-    if (knob.try_finalize() != CUDNN_STATUS_SUCCESS) return failed("knob choice");
-    knobs_raw.push_back(knob.get());
-  }
-  p->config = BackendDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
-  p->config.set_descriptor(CUDNN_ATTR_ENGINECFG_ENGINE, p->engine);
-  if (!knobs_raw.empty())
-    p->config.set(CUDNN_ATTR_ENGINECFG_KNOB_CHOICES, CUDNN_TYPE_BACKEND_DESCRIPTOR,
-                  static_cast<std::int64_t>(knobs_raw.size()), knobs_raw.data());
-  if (p->config.try_finalize() != CUDNN_STATUS_SUCCESS) return failed("engine config");
-  p->plan = BackendDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
-  p->plan.set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle);
-  p->plan.set_descriptor(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, p->config);
-  if (p->plan.try_finalize() != CUDNN_STATUS_SUCCESS) return failed("execution plan");
-  p->workspace =
-      static_cast<std::size_t>(p->plan.get_int64(CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE));
   return p;
 }
 
@@ -396,7 +246,7 @@ std::vector<FusedConv> FusedConv::candidates(cudnnHandle_t handle, const ConvSha
   std::set<std::string> seen;
   for (cudnnBackendHeurMode_t mode :
        {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_B, CUDNN_HEUR_MODE_FALLBACK}) {
-    for (const EngineChoice& choice : heuristic_choices(*graph, mode)) {
+    for (const EngineChoice& choice : heuristic_choices(graph->op_graph, mode)) {
       if (static_cast<int>(result.size()) >= max_candidates) return result;
       if (!seen.insert(choice.to_string()).second) continue;
       std::string why;

@@ -1,0 +1,85 @@
+// What the cuDNN layers (FusedConv, Int8Conv) share once their operation
+// graph is built: an engine config spelled as an identity string, the configs
+// cuDNN's heuristics propose, an engine's notes, and the execution plan of one
+// config.
+#pragma once
+
+#include <cudnn.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cuda/cudnn_descriptors.h"
+
+namespace anvil::cuda {
+
+// An engine config: the engine's global index and its knob choices.
+struct EngineChoice {
+  std::int64_t index = 0;
+  std::map<std::int64_t, std::int64_t> knobs;  // knob type -> value
+
+  // "eng<index>:<knob type>=<value>,..." (knobs sorted by type).
+  std::string to_string() const;
+};
+
+// Parses `text` as EngineChoice::to_string() spells it; kInvalidArgument
+// naming `identity` (the whole identity `text` is part of) and the form
+// `expected` when it is malformed.
+EngineChoice parse_engine_choice(std::string_view text, const std::string& identity,
+                                 std::string_view expected);
+
+// cuDNN's last error message (cudnnGetLastErrorString), or "".
+std::string last_cudnn_error();
+// cuDNN's name for `status`, with its last error message in parentheses.
+std::string cudnn_status_text(cudnnStatus_t status);
+
+// A dense [n, c, h, w] tensor stored as n, h, w, c, 16-byte aligned.
+BackendDescriptor make_nhwc_tensor(std::int64_t uid, cudnnDataType_t dtype,
+                                   const std::vector<std::int64_t>& dims, bool is_virtual);
+
+// The engine configs one heuristics mode proposes for a finalized operation
+// graph, in its order; none when the mode does not apply, and then `status`
+// (when given) says why.
+std::vector<EngineChoice> heuristic_choices(const BackendDescriptor& op_graph,
+                                            cudnnBackendHeurMode_t mode,
+                                            std::string* status = nullptr);
+
+// An engine's numerical and behaviour notes.
+struct EngineNotes {
+  std::vector<cudnnBackendNumericalNote_t> numerical;
+  std::vector<cudnnBackendBehaviorNote_t> behavior;
+
+  bool has(cudnnBackendNumericalNote_t note) const;
+  bool has(cudnnBackendBehaviorNote_t note) const;
+  // e.g. "tensor_core,runtime_compiled".
+  std::string text() const;
+};
+EngineNotes read_engine_notes(const BackendDescriptor& engine);
+
+// An engine config made executable for one operation graph.
+struct EnginePlan {
+  std::string identity;
+  std::string notes;  // EngineNotes::text() of the engine
+  BackendDescriptor engine;
+  std::vector<BackendDescriptor> knobs;
+  BackendDescriptor config;
+  BackendDescriptor plan;
+  std::size_t workspace = 0;
+};
+
+// Decides whether an engine may be used, from its notes; false with `why`.
+using EngineFilter = std::function<bool(const EngineNotes& notes, std::string& why)>;
+
+// Builds `choice` on `op_graph` into `out` (identity set to `identity`), or
+// returns false with `why` set when cuDNN cannot build it here or `accept`
+// (may be empty) refuses the engine.
+bool build_engine_plan(cudnnHandle_t handle, const BackendDescriptor& op_graph,
+                       const EngineChoice& choice, std::string identity, const EngineFilter& accept,
+                       EnginePlan& out, std::string& why);
+
+}  // namespace anvil::cuda

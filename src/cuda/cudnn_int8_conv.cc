@@ -1,0 +1,374 @@
+#include "cuda/cudnn_int8_conv.h"
+
+#include <algorithm>
+#include <set>
+#include <string_view>
+
+#include "anvil/error.h"
+#include "cuda/check.h"
+#include "cuda/cudnn_engine.h"
+
+namespace anvil::cuda {
+
+namespace {
+
+// Variant-pack keys of the graph's real tensors; virtual ones count from kFirstVirtual.
+enum : std::int64_t {
+  kX = 1,
+  kW = 2,
+  kScale = 3,
+  kBias = 4,
+  kResidual = 5,
+  kY = 6,
+  kFirstVirtual = 100
+};
+
+// The two spellings of the convolution's virtual output that cuDNN's own
+// INT8 samples use: INT32 (cudnn-frontend) and FP32 (PyTorch).
+enum class Accumulator { kInt32, kFloat };
+
+const char* prefix(Accumulator a) {
+  return a == Accumulator::kInt32 ? "i32" : "f32";
+}
+
+// An engine config of one of the two graphs, as identity() spells it:
+// "<i32|f32>:" + EngineChoice::to_string().
+struct Int8Choice {
+  Accumulator acc = Accumulator::kInt32;
+  EngineChoice engine;
+
+  std::string identity() const { return cat(prefix(acc), ":", engine.to_string()); }
+};
+
+Int8Choice parse_identity(const std::string& identity) {
+  constexpr std::string_view kExpected = "i32|f32:eng<index>:<knob>=<value>,...";
+  Int8Choice choice;
+  const std::string_view text = identity;
+  if (text.starts_with("f32:"))
+    choice.acc = Accumulator::kFloat;
+  else if (!text.starts_with("i32:"))
+    fail(ErrorKind::kInvalidArgument, "malformed cuDNN engine identity '", identity, "' (expected ",
+         kExpected, ")");
+  choice.engine = parse_engine_choice(text.substr(4), identity, kExpected);
+  return choice;
+}
+
+cudnnDataType_t output_dtype(Int8ConvOutput out) {
+  switch (out) {
+    case Int8ConvOutput::kInt8:
+      return CUDNN_DATA_INT8;
+    case Int8ConvOutput::kHalf:
+      return CUDNN_DATA_HALF;
+    case Int8ConvOutput::kFloat:
+      return CUDNN_DATA_FLOAT;
+  }
+  fail(ErrorKind::kInternal, "unknown Int8ConvOutput");
+}
+
+BackendDescriptor make_conv_desc(const Int8ConvShape& s) {
+  BackendDescriptor d(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
+  const cudnnDataType_t compute = CUDNN_DATA_INT32;
+  const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
+  d.set(CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &compute);
+  d.set(CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, 1, &mode);
+  d.set_int64(CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, 2);
+  d.set_int64s(CUDNN_ATTR_CONVOLUTION_DILATIONS, {s.dil_h, s.dil_w});
+  d.set_int64s(CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, {s.stride_h, s.stride_w});
+  d.set_int64s(CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, {s.pad_h, s.pad_w});
+  d.set_int64s(CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, {s.pad_h, s.pad_w});
+  d.finalize();
+  return d;
+}
+
+BackendDescriptor make_pointwise_desc(cudnnPointwiseMode_t mode) {
+  BackendDescriptor d(CUDNN_BACKEND_POINTWISE_DESCRIPTOR);
+  const cudnnDataType_t precision = CUDNN_DATA_FLOAT;
+  d.set(CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode);
+  d.set(CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &precision);
+  d.finalize();
+  return d;
+}
+
+}  // namespace
+
+std::int64_t round_up_channels(std::int64_t real, std::int64_t multiple) {
+  if (real < 1 || multiple < 1)
+    fail(ErrorKind::kInvalidArgument, "round_up_channels(", real, ", ", multiple,
+         "): both must be positive");
+  return (real + multiple - 1) / multiple * multiple;
+}
+
+const char* to_string(Int8ConvOutput output) {
+  switch (output) {
+    case Int8ConvOutput::kInt8:
+      return "int8";
+    case Int8ConvOutput::kHalf:
+      return "fp16";
+    case Int8ConvOutput::kFloat:
+      return "fp32";
+  }
+  return "?";
+}
+
+std::int64_t Int8ConvShape::out_h() const {
+  return (h + 2 * pad_h - dil_h * (r - 1) - 1) / stride_h + 1;
+}
+
+std::int64_t Int8ConvShape::out_w() const {
+  return (w + 2 * pad_w - dil_w * (s - 1) - 1) / stride_w + 1;
+}
+
+std::string Int8ConvShape::describe() const {
+  return cat("int8 conv x[", n, ",", h, ",", w, ",", c, "] w[", k, ",", r, ",", s, ",", c,
+             "] stride ", stride_h, "x", stride_w, " pad ", pad_h, "x", pad_w, " dilation ", dil_h,
+             "x", dil_w, has_bias ? " +bias" : "", has_residual ? " +residual" : "",
+             relu ? " relu" : "", " -> ", to_string(output));
+}
+
+void check_int8_conv_shape(const Int8ConvShape& s) {
+  const std::int64_t sizes[] = {s.n, s.h,        s.w,        s.c,     s.k,     s.r,
+                                s.s, s.stride_h, s.stride_w, s.dil_h, s.dil_w, s.groups};
+  if (std::any_of(std::begin(sizes), std::end(sizes), [](std::int64_t v) { return v < 1; }) ||
+      s.pad_h < 0 || s.pad_w < 0 || s.out_h() < 1 || s.out_w() < 1)
+    fail(ErrorKind::kInvalidArgument, s.describe(),
+         ": sizes must be positive, pads >= 0, output non-empty");
+  if (s.groups != 1)
+    fail(ErrorKind::kUnsupported, s.describe(), ": groups ", s.groups,
+         " (the INT8 cuDNN convolution supports groups = 1 only; run it in FP16)");
+  if (s.c % kInt8ChannelMultiple != 0 || s.k % kInt8ChannelMultiple != 0)
+    fail(ErrorKind::kUnsupported, s.describe(), ": cuDNN's INT8 convolution needs C and K to be ",
+         "multiples of ", kInt8ChannelMultiple, " (pad with zeros: round_up_channels)");
+}
+
+Int8Requantization fold_requantization(float x_scale, const std::vector<float>& w_scales,
+                                       const std::vector<float>& b, float y_scale,
+                                       std::int64_t k_real, std::int64_t k_pad) {
+  const auto k = static_cast<std::size_t>(std::max<std::int64_t>(k_real, 0));
+  if (!(x_scale > 0) || !(y_scale > 0) || k_real < 1 || k_real > k_pad ||
+      (w_scales.size() != 1 && w_scales.size() != k) || (!b.empty() && b.size() != k))
+    fail(ErrorKind::kInvalidArgument, "fold_requantization: x_scale ", x_scale, " and y_scale ",
+         y_scale, " must be > 0, ", w_scales.size(), " weight scales must be 1 or K = ", k_real,
+         ", ", b.size(), " biases must be 0 or K, and K <= K padded = ", k_pad);
+  Int8Requantization q;
+  q.scale.assign(static_cast<std::size_t>(k_pad), 0.0f);
+  q.bias.assign(static_cast<std::size_t>(k_pad), 0.0f);
+  for (std::size_t i = 0; i < k; ++i) {
+    q.scale[i] = x_scale * w_scales[w_scales.size() == 1 ? 0 : i] / y_scale;
+    if (!b.empty()) q.bias[i] = b[i] / y_scale;
+  }
+  return q;
+}
+
+struct Int8Conv::Graph {
+  Int8ConvShape shape;
+  Accumulator acc = Accumulator::kInt32;
+  std::vector<BackendDescriptor> parts;
+  BackendDescriptor op_graph;
+};
+
+struct Int8Conv::Plan : EnginePlan {};
+
+namespace {
+
+using Graph = Int8Conv::Graph;
+using Plan = Int8Conv::Plan;
+
+// conv -> *scale -> [+bias] -> [+residual] -> [relu] -> y; null with `why`
+// set when cuDNN refuses the operation graph.
+std::shared_ptr<const Graph> build_graph(cudnnHandle_t handle, const Int8ConvShape& s,
+                                         Accumulator acc, std::string& why) {
+  check_int8_conv_shape(s);
+  auto g = std::make_shared<Graph>();
+  g->shape = s;
+  g->acc = acc;
+  g->parts.reserve(32);  // keep() hands out references that must stay valid
+  auto keep = [&](BackendDescriptor d) -> const BackendDescriptor& {
+    g->parts.push_back(std::move(d));
+    return g->parts.back();
+  };
+  const std::vector<std::int64_t> out{s.n, s.k, s.out_h(), s.out_w()}, vec{1, s.k, 1, 1};
+  const cudnnDataType_t y_type = output_dtype(s.output);
+  const int steps = 2 + s.has_bias + s.has_residual + s.relu;  // conv and scale always
+  int step = 0;
+  auto next_output = [&](cudnnDataType_t virtual_type) -> const BackendDescriptor& {
+    return ++step == steps ? keep(make_nhwc_tensor(kY, y_type, out, false))
+                           : keep(make_nhwc_tensor(kFirstVirtual + step, virtual_type, out, true));
+  };
+  std::vector<cudnnBackendDescriptor_t> ops;
+
+  const BackendDescriptor& x =
+      keep(make_nhwc_tensor(kX, CUDNN_DATA_INT8, {s.n, s.c, s.h, s.w}, false));
+  const BackendDescriptor& w =
+      keep(make_nhwc_tensor(kW, CUDNN_DATA_INT8, {s.k, s.c, s.r, s.s}, false));
+  const BackendDescriptor& conv_desc = keep(make_conv_desc(s));
+  const BackendDescriptor* prev =
+      &next_output(acc == Accumulator::kInt32 ? CUDNN_DATA_INT32 : CUDNN_DATA_FLOAT);
+  BackendDescriptor conv(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR);
+  const float alpha = 1.0f, beta = 0.0f;
+  conv.set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_TYPE_FLOAT, 1, &alpha);
+  conv.set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, 1, &beta);
+  conv.set_descriptor(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC, conv_desc);
+  conv.set_descriptor(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, x);
+  conv.set_descriptor(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, w);
+  conv.set_descriptor(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, *prev);
+  conv.finalize();
+  ops.push_back(keep(std::move(conv)).get());
+
+  auto pointwise = [&](cudnnPointwiseMode_t mode, const BackendDescriptor* operand, float alpha2) {
+    const BackendDescriptor& desc = keep(make_pointwise_desc(mode));
+    const BackendDescriptor& y = next_output(CUDNN_DATA_FLOAT);
+    BackendDescriptor op(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR);
+    op.set_descriptor(CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, desc);
+    op.set_descriptor(CUDNN_ATTR_OPERATION_POINTWISE_XDESC, *prev);
+    if (operand) op.set_descriptor(CUDNN_ATTR_OPERATION_POINTWISE_BDESC, *operand);
+    if (alpha2 != 1.0f) op.set(CUDNN_ATTR_OPERATION_POINTWISE_ALPHA2, CUDNN_TYPE_FLOAT, 1, &alpha2);
+    op.set_descriptor(CUDNN_ATTR_OPERATION_POINTWISE_YDESC, y);
+    op.finalize();
+    ops.push_back(keep(std::move(op)).get());
+    prev = &y;
+  };
+  pointwise(CUDNN_POINTWISE_MUL, &keep(make_nhwc_tensor(kScale, CUDNN_DATA_FLOAT, vec, false)),
+            1.0f);
+  if (s.has_bias)
+    pointwise(CUDNN_POINTWISE_ADD, &keep(make_nhwc_tensor(kBias, CUDNN_DATA_FLOAT, vec, false)),
+              1.0f);
+  if (s.has_residual)
+    pointwise(CUDNN_POINTWISE_ADD, &keep(make_nhwc_tensor(kResidual, y_type, out, false)),
+              s.residual_scale);
+  if (s.relu) pointwise(CUDNN_POINTWISE_RELU_FWD, nullptr, 1.0f);
+
+  g->op_graph = BackendDescriptor(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
+  g->op_graph.set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                  static_cast<std::int64_t>(ops.size()), ops.data());
+  g->op_graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle);
+  const cudnnStatus_t status = g->op_graph.try_finalize();
+  if (status != CUDNN_STATUS_SUCCESS) {
+    why = cudnn_status_text(status);
+    return nullptr;
+  }
+  return g;
+}
+
+// The plan of one engine choice, or null with `why` set. Engines whose
+// INT8x32 kernels need reordered filters or biases are refused: our INT8
+// tensors are plain.
+std::shared_ptr<const Plan> build_plan(cudnnHandle_t handle, const Graph& g,
+                                       const Int8Choice& choice, std::string& why) {
+  auto p = std::make_shared<Plan>();
+  const EngineFilter plain = [](const EngineNotes& notes, std::string& reason) {
+    if (!notes.has(CUDNN_BEHAVIOR_NOTE_REQUIRES_FILTER_INT8x32_REORDER) &&
+        !notes.has(CUDNN_BEHAVIOR_NOTE_REQUIRES_BIAS_INT8x32_REORDER))
+      return true;
+    reason = cat("needs INT8x32-reordered filters/bias (notes ", notes.text(), ")");
+    return false;
+  };
+  if (!build_engine_plan(handle, g.op_graph, choice.engine, choice.identity(), plain, *p, why))
+    return nullptr;
+  return p;
+}
+
+const char* mode_name(cudnnBackendHeurMode_t mode) {
+  return mode == CUDNN_HEUR_MODE_A ? "A" : mode == CUDNN_HEUR_MODE_B ? "B" : "fallback";
+}
+
+}  // namespace
+
+Int8Conv::Int8Conv(std::shared_ptr<const Graph> graph, std::shared_ptr<const Plan> plan)
+    : graph_(std::move(graph)),
+      plan_(std::move(plan)),
+      identity_(plan_->identity),
+      workspace_bytes_(plan_->workspace) {}
+
+const Int8ConvShape& Int8Conv::shape() const {
+  return graph_->shape;
+}
+
+const std::string& Int8Conv::notes() const {
+  return plan_->notes;
+}
+
+Int8Conv::Search Int8Conv::search(cudnnHandle_t handle, const Int8ConvShape& shape,
+                                  int max_candidates) {
+  Search result;
+  std::set<std::string> seen;
+  for (Accumulator acc : {Accumulator::kInt32, Accumulator::kFloat}) {
+    std::string why;
+    const std::shared_ptr<const Graph> graph = build_graph(handle, shape, acc, why);
+    if (!graph) {
+      result.log.push_back(cat(prefix(acc), " graph: operation graph refused: ", why));
+      continue;
+    }
+    for (cudnnBackendHeurMode_t mode :
+         {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_B, CUDNN_HEUR_MODE_FALLBACK}) {
+      std::string status;
+      const std::vector<EngineChoice> engines = heuristic_choices(graph->op_graph, mode, &status);
+      result.log.push_back(cat(prefix(acc), " graph: heuristics ", mode_name(mode), ": ", status));
+      for (const EngineChoice& engine : engines) {
+        if (static_cast<int>(result.candidates.size()) >= max_candidates) return result;
+        const Int8Choice choice{acc, engine};
+        if (!seen.insert(choice.identity()).second) continue;
+        if (auto plan = build_plan(handle, *graph, choice, why))
+          result.candidates.push_back(Int8Conv(graph, std::move(plan)));
+        else
+          result.log.push_back(cat("  rejected ", choice.identity(), ": ", why));
+      }
+    }
+  }
+  return result;
+}
+
+std::vector<Int8Conv> Int8Conv::candidates(cudnnHandle_t handle, const Int8ConvShape& shape,
+                                           int max_candidates) {
+  return search(handle, shape, max_candidates).candidates;
+}
+
+Int8Conv Int8Conv::from_identity(cudnnHandle_t handle, const Int8ConvShape& shape,
+                                 const std::string& identity) {
+  const Int8Choice choice = parse_identity(identity);
+  std::string why;
+  std::shared_ptr<const Graph> graph = build_graph(handle, shape, choice.acc, why);
+  std::shared_ptr<const Plan> plan = graph ? build_plan(handle, *graph, choice, why) : nullptr;
+  if (!plan)
+    fail(ErrorKind::kIncompatible, shape.describe(), ": cuDNN engine config '", identity,
+         "' cannot be rebuilt on this GPU and cuDNN (", why, "): rebuild the plan");
+  return Int8Conv(std::move(graph), std::move(plan));
+}
+
+Int8Conv::Binding Int8Conv::bind(const void* x, const void* w, const float* scale,
+                                 const float* bias, const void* residual, void* y,
+                                 void* workspace) const {
+  const Int8ConvShape& s = graph_->shape;
+  std::int64_t uids[6] = {kX, kW, kScale, kY};
+  void* ptrs[6] = {const_cast<void*>(x), const_cast<void*>(w), const_cast<float*>(scale), y};
+  int count = 4;
+  if (s.has_bias) {
+    uids[count] = kBias;
+    ptrs[count++] = const_cast<float*>(bias);
+  }
+  if (s.has_residual) {
+    uids[count] = kResidual;
+    ptrs[count++] = const_cast<void*>(residual);
+  }
+  for (int i = 0; i < count; ++i)
+    if (ptrs[i] == nullptr)
+      fail(ErrorKind::kInvalidArgument, s.describe(), ": null pointer for tensor uid ", uids[i],
+           " (1 x, 2 w, 3 scale, 4 bias, 5 residual, 6 y)");
+  if (workspace_bytes_ > 0 && workspace == nullptr)
+    fail(ErrorKind::kInvalidArgument, s.describe(), ": plan ", identity_, " needs ",
+         workspace_bytes_, " bytes of workspace, got null");
+  Binding binding;
+  binding.pack_ = BackendDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
+  binding.pack_.set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, count, uids);
+  binding.pack_.set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, count, ptrs);
+  binding.pack_.set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &workspace);
+  binding.pack_.finalize();
+  return binding;
+}
+
+void Int8Conv::execute(cudnnHandle_t handle, cudaStream_t stream, const Binding& binding) const {
+  ANVIL_CHECK(binding);
+  ANVIL_GPU_CHECK(cudnnSetStream(handle, stream));
+  ANVIL_GPU_CHECK(cudnnBackendExecute(handle, plan_->plan.get(), binding.pack_.get()));
+}
+
+}  // namespace anvil::cuda

@@ -1,0 +1,144 @@
+// One INT8 convolution layer as a cuDNN 9 backend operation graph, NHWC:
+//
+//   y = cvt( act( conv_int32(x, w) * scale[k] + bias[k] [+ residual_scale * residual] ) )
+//
+// x and w are INT8, the convolution accumulates in INT32 (compute type
+// CUDNN_DATA_INT32), the epilogue runs in FP32 and cvt converts to the output
+// type: INT8 (cuDNN rounds and saturates; the GPU test measures how) or
+// FP16/FP32. act is ReLU or none. Requantization is folded into the two
+// per-output-channel FP32 device vectors the caller passes (see
+// fold_requantization): for an INT8 output, scale[k] = x_scale * w_scale[k] /
+// y_scale and bias[k] = b[k] / y_scale (ReLU commutes with a positive scale);
+// for a float output y_scale is 1.
+//
+// Layouts: x [N,H,W,C], w [K,R,S,C] (KRSC), scale and bias [K] FP32,
+// residual and y [N,P,Q,K] in the output type, all dense, base pointers
+// 16-byte aligned. Plain INT8 (vector count 1): the INT8x4/INT8x32 data types
+// are deprecated in cuDNN 9 and INT8x32 engines need reordered filters.
+//
+// Channel padding: C and K must be multiples of 4 (kInt8ChannelMultiple), the
+// INT8 requirement PyTorch's cuDNN backend pads for. Pad real channels with
+// round_up_channels: padded x channels, w rows and columns, scale, bias and
+// residual entries hold zeros, so padded y channels come out as zeros.
+// docs/INT8.md has the sources and what is still unknown.
+#pragma once
+
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cuda/cudnn_descriptors.h"
+
+namespace anvil::cuda {
+
+// The channel multiple cuDNN's INT8 convolutions need for C and K.
+inline constexpr std::int64_t kInt8ChannelMultiple = 4;
+
+// `real` rounded up to a multiple of `multiple` (>= 1).
+std::int64_t round_up_channels(std::int64_t real, std::int64_t multiple = kInt8ChannelMultiple);
+
+enum class Int8ConvOutput { kInt8, kHalf, kFloat };
+
+const char* to_string(Int8ConvOutput output);
+
+struct Int8ConvShape {
+  std::int64_t n = 1, h = 1, w = 1;
+  std::int64_t c = 4, k = 4;  // padded channel counts, multiples of kInt8ChannelMultiple
+  std::int64_t r = 1, s = 1;
+  std::int64_t pad_h = 0, pad_w = 0;  // symmetric
+  std::int64_t stride_h = 1, stride_w = 1, dil_h = 1, dil_w = 1;
+  std::int64_t groups = 1;  // only 1 is supported
+  bool has_bias = false, has_residual = false, relu = false;
+  Int8ConvOutput output = Int8ConvOutput::kInt8;
+  // Multiplies the residual before the add (cuDNN pointwise alpha2): for an
+  // INT8 residual, residual_scale / y_scale. 1 leaves alpha2 unset.
+  float residual_scale = 1.0f;
+
+  std::int64_t out_h() const;  // P
+  std::int64_t out_w() const;  // Q
+  std::string describe() const;
+};
+
+// kInvalidArgument for nonsense sizes, kUnsupported for groups != 1 or
+// channel counts that are not multiples of kInt8ChannelMultiple.
+void check_int8_conv_shape(const Int8ConvShape& shape);
+
+// Host values of the scale and bias vectors (k_pad entries, zeros past the
+// k_real channels): scale[k] = x_scale * w_scales[k or 0] / y_scale, bias[k]
+// = b[k] / y_scale. w_scales has 1 (per-tensor) or k_real entries; b has 0
+// (zeros) or k_real. y_scale is 1 for a float output.
+struct Int8Requantization {
+  std::vector<float> scale, bias;
+};
+Int8Requantization fold_requantization(float x_scale, const std::vector<float>& w_scales,
+                                       const std::vector<float>& b, float y_scale,
+                                       std::int64_t k_real, std::int64_t k_pad);
+
+class Int8Conv {
+ public:
+  // Everything the candidate search saw, for diagnosis: per graph variant the
+  // operation graph's cuDNN status, per heuristics mode how many configs it
+  // proposed, and why each rejected engine config was rejected.
+  struct Search {
+    std::vector<Int8Conv> candidates;
+    std::vector<std::string> log;
+  };
+
+  // Executable engine configs of the graph (heuristics modes A and B, then
+  // the fallback list, de-duplicated, in that order), over two graph
+  // variants: the convolution's virtual output INT32 (NVIDIA's sample) or
+  // FP32 (PyTorch's). Engines that need INT8x32-reordered filters are
+  // skipped. Empty when cuDNN has no engine for this layer on this GPU.
+  static Search search(cudnnHandle_t handle, const Int8ConvShape& shape, int max_candidates = 16);
+  static std::vector<Int8Conv> candidates(cudnnHandle_t handle, const Int8ConvShape& shape,
+                                          int max_candidates = 16);
+
+  // Rebuilds the config named by identity(); kIncompatible if this cuDNN/GPU
+  // cannot build it, kInvalidArgument if the identity is malformed.
+  static Int8Conv from_identity(cudnnHandle_t handle, const Int8ConvShape& shape,
+                                const std::string& identity);
+
+  // "<i32|f32>:eng<global index>:<knob type>=<value>,..." (knobs sorted).
+  const std::string& identity() const { return identity_; }
+  // cuDNN's numerical and behaviour notes of the engine, e.g. "tensor_core,runtime_compiled".
+  const std::string& notes() const;
+  std::size_t workspace_bytes() const { return workspace_bytes_; }
+  const Int8ConvShape& shape() const;
+
+  // A variant pack built once (allocates on the host); execute() does not.
+  class Binding {
+   public:
+    Binding() = default;
+    explicit operator bool() const { return pack_.get() != nullptr; }
+
+   private:
+    friend class Int8Conv;
+    BackendDescriptor pack_;
+  };
+  // scale is required; bias and residual only when the shape has them;
+  // workspace must hold workspace_bytes() (null if 0). kInvalidArgument for a
+  // missing pointer.
+  Binding bind(const void* x, const void* w, const float* scale, const float* bias,
+               const void* residual, void* y, void* workspace) const;
+
+  // Enqueues the layer on `stream` (sets the handle's stream).
+  void execute(cudnnHandle_t handle, cudaStream_t stream, const Binding& binding) const;
+
+  struct Graph;
+  struct Plan;
+
+ private:
+  Int8Conv(std::shared_ptr<const Graph> graph, std::shared_ptr<const Plan> plan);
+
+  std::shared_ptr<const Graph> graph_;
+  std::shared_ptr<const Plan> plan_;
+  std::string identity_;
+  std::size_t workspace_bytes_ = 0;
+};
+
+}  // namespace anvil::cuda

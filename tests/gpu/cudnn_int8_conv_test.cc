@@ -1,0 +1,525 @@
+// The INT8 cuDNN convolution (src/cuda/cudnn_int8_conv.h) against an exact
+// CPU reference (int64 accumulation, FP32 epilogue, round half to even,
+// saturate), for every candidate engine config, timed against the same layer
+// in FP16 through FusedConv. One run prints everything needed to decide what
+// cuDNN supports for INT8 on this GPU: per case the search log (cuDNN status
+// of every graph variant and heuristics mode, why engines were rejected), per
+// candidate identity, notes, time and worst element, and a summary table.
+#include "cuda/cudnn_int8_conv.h"
+
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "anvil/error.h"
+#include "cuda/check.h"
+#include "cuda/cudnn_conv.h"
+#include "cuda/device.h"
+#include "cuda/handles.h"
+#include "gpu_test.h"
+#include "ops/quantization.h"
+
+namespace anvil {
+namespace {
+
+using cuda::Int8Conv;
+using cuda::Int8ConvOutput;
+using cuda::Int8ConvShape;
+
+struct Case {
+  std::string name;
+  Int8ConvShape shape;          // padded channel counts
+  std::int64_t c_real, k_real;  // the model's channels
+  bool core = false;            // must have an engine on every supported GPU
+};
+
+Int8ConvShape conv3x3(std::int64_t n, std::int64_t hw, std::int64_t c, std::int64_t k,
+                      std::int64_t stride) {
+  return {.n = n,
+          .h = hw,
+          .w = hw,
+          .c = c,
+          .k = k,
+          .r = 3,
+          .s = 3,
+          .pad_h = 1,
+          .pad_w = 1,
+          .stride_h = stride,
+          .stride_w = stride,
+          .has_bias = true};
+}
+
+Int8ConvShape conv1x1(std::int64_t n, std::int64_t hw, std::int64_t c, std::int64_t k,
+                      std::int64_t stride) {
+  return {.n = n,
+          .h = hw,
+          .w = hw,
+          .c = c,
+          .k = k,
+          .stride_h = stride,
+          .stride_w = stride,
+          .has_bias = true};
+}
+
+template <typename F>
+Int8ConvShape with(Int8ConvShape s, F f) {
+  f(s);
+  return s;
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> v;
+  for (std::int64_t n : {1, 8})
+    v.push_back({cat("core 3x3 s1 64->64 bias relu int8 N=", n),
+                 with(conv3x3(n, 28, 64, 64, 1), [](auto& s) { s.relu = true; }), 64, 64, true});
+  v.push_back({"3x3 s1 64->64 bias residual(x0.75) relu int8 N=8",
+               with(conv3x3(8, 28, 64, 64, 1),
+                    [](auto& s) {
+                      s.relu = s.has_residual = true;
+                      s.residual_scale = 0.75f;
+                    }),
+               64, 64});
+  v.push_back({"3x3 s1 64->64 bias residual(x1) relu int8 N=1",
+               with(conv3x3(1, 28, 64, 64, 1), [](auto& s) { s.relu = s.has_residual = true; }), 64,
+               64});
+  v.push_back({"3x3 s2 64->128 bias relu int8 N=8",
+               with(conv3x3(8, 28, 64, 128, 2), [](auto& s) { s.relu = true; }), 64, 128});
+  v.push_back({"1x1 s1 128->64 bias (no relu) int8 N=8", conv1x1(8, 14, 128, 64, 1), 128, 64});
+  v.push_back({"1x1 s2 64->128 bias downsample int8 N=1", conv1x1(1, 28, 64, 128, 2), 64, 128});
+  v.push_back({"3x3 s1 C3(pad 4)->K30(pad 32) bias relu int8 N=1",
+               with(conv3x3(1, 32, 4, 32, 1), [](auto& s) { s.relu = true; }), 3, 30});
+  v.push_back({"3x3 s1 C3(pad 16)->K30(pad 32) bias relu int8 N=1",
+               with(conv3x3(1, 32, 16, 32, 1), [](auto& s) { s.relu = true; }), 3, 30});
+  v.push_back({"3x3 s1 64->64 bias relu fp16-out N=8",
+               with(conv3x3(8, 28, 64, 64, 1),
+                    [](auto& s) {
+                      s.relu = true;
+                      s.output = Int8ConvOutput::kHalf;
+                    }),
+               64, 64});
+  v.push_back({"1x1 s1 128->64 bias residual fp16-out N=1",
+               with(conv1x1(1, 14, 128, 64, 1),
+                    [](auto& s) {
+                      s.has_residual = true;
+                      s.output = Int8ConvOutput::kHalf;
+                    }),
+               128, 64});
+  v.push_back({"1x1 s1 64->64 bias fp32-out N=1",
+               with(conv1x1(1, 14, 64, 64, 1), [](auto& s) { s.output = Int8ConvOutput::kFloat; }),
+               64, 64});
+  return v;
+}
+
+// Deterministic generator; values in [lo, hi].
+struct Lcg {
+  std::uint32_t state;
+  std::uint32_t next() { return state = state * 1664525u + 1013904223u; }
+  int uniform(int lo, int hi) { return lo + static_cast<int>((next() >> 8) % (hi - lo + 1)); }
+  float real(float lo, float hi) {
+    return lo + (hi - lo) * static_cast<float>(next() >> 8) / static_cast<float>(1 << 24);
+  }
+};
+
+std::size_t output_bytes(Int8ConvOutput out) {
+  return out == Int8ConvOutput::kInt8 ? 1 : out == Int8ConvOutput::kHalf ? 2 : 4;
+}
+
+// The layer's host data in engine layout (NHWC, KRSC, padded channels zero)
+// and the reference output as floats.
+struct Layer {
+  std::vector<std::int8_t> x, w;
+  std::vector<float> residual_real;  // residual in real units, [N,P,Q,K]
+  std::vector<std::byte> residual;   // as the GPU stores it (output dtype)
+  cuda::Int8Requantization requant;
+  std::vector<float> want;  // [N,P,Q,K_pad]
+  std::int64_t saturated = 0;
+};
+
+Layer make_layer(const Case& c) {
+  const Int8ConvShape& s = c.shape;
+  const std::int64_t p = s.out_h(), q = s.out_w();
+  Lcg rng{static_cast<std::uint32_t>(c.c_real * 131 + c.k_real * 7 + s.n + s.r)};
+  Layer d;
+  d.x.assign(static_cast<std::size_t>(s.n * s.h * s.w * s.c), 0);
+  d.w.assign(static_cast<std::size_t>(s.k * s.r * s.s * s.c), 0);
+  for (std::size_t i = 0; i < d.x.size(); ++i)
+    if (static_cast<std::int64_t>(i) % s.c < c.c_real)
+      d.x[i] = static_cast<std::int8_t>(rng.uniform(-128, 127));
+  for (std::int64_t k = 0; k < c.k_real; ++k)
+    for (std::int64_t i = 0; i < s.r * s.s; ++i)
+      for (std::int64_t ch = 0; ch < c.c_real; ++ch)
+        d.w[static_cast<std::size_t>((k * s.r * s.s + i) * s.c + ch)] =
+            static_cast<std::int8_t>(rng.uniform(-127, 127));
+  d.x[0] = 1;  // never all zero
+  d.w[0] = 1;
+
+  // Scales that put the output's spread near the INT8 range, so that both
+  // ordinary rounding and saturation occur.
+  const bool int8_out = s.output == Int8ConvOutput::kInt8;
+  const float x_scale = 0.02f, y_scale = int8_out ? 0.05f : 1.0f;
+  const float acc_spread = std::sqrt(static_cast<float>(c.c_real * s.r * s.s)) * 73.0f * 73.0f;
+  std::vector<float> w_scales(static_cast<std::size_t>(c.k_real)), b(w_scales.size());
+  for (std::size_t k = 0; k < w_scales.size(); ++k) {
+    w_scales[k] = rng.real(0.5f, 1.5f) * 80.0f * y_scale / (acc_spread * x_scale);
+    b[k] = rng.real(-20.0f, 20.0f) * y_scale;
+  }
+  if (!s.has_bias) std::fill(b.begin(), b.end(), 0.0f);
+  d.requant = cuda::fold_requantization(x_scale, w_scales, s.has_bias ? b : std::vector<float>{},
+                                        y_scale, c.k_real, s.k);
+
+  // Residual: INT8 codes times residual_scale * y_scale (real units) for an
+  // INT8 output, real FP16-representable values for a float output.
+  const std::size_t out_count = static_cast<std::size_t>(s.n * p * q * s.k);
+  d.residual_real.assign(out_count, 0.0f);
+  d.residual.assign(out_count * output_bytes(s.output), std::byte{0});
+  for (std::size_t i = 0; i < out_count; ++i) {
+    if (!s.has_residual || static_cast<std::int64_t>(i) % s.k >= c.k_real) continue;
+    if (int8_out) {
+      const auto code = static_cast<std::int8_t>(rng.uniform(-128, 127));
+      std::memcpy(&d.residual[i], &code, 1);
+      d.residual_real[i] = static_cast<float>(code) * s.residual_scale * y_scale;
+    } else {
+      const float v = __half2float(__float2half(rng.real(-40.0f, 40.0f)));
+      d.residual_real[i] = v;
+      if (s.output == Int8ConvOutput::kHalf) {
+        const __half h = __float2half(v);
+        std::memcpy(&d.residual[2 * i], &h, 2);
+      } else {
+        std::memcpy(&d.residual[4 * i], &v, 4);
+      }
+    }
+  }
+
+  // The reference: y = sat(rne(act(acc * x_scale * w_scale[k] + b[k] + residual) / y_scale)).
+  d.want.assign(out_count, 0.0f);
+  for (std::int64_t n = 0; n < s.n; ++n)
+    for (std::int64_t oh = 0; oh < p; ++oh)
+      for (std::int64_t ow = 0; ow < q; ++ow)
+        for (std::int64_t k = 0; k < s.k; ++k) {
+          std::int64_t acc = 0;
+          for (std::int64_t i = 0; i < s.r; ++i)
+            for (std::int64_t j = 0; j < s.s; ++j) {
+              const std::int64_t ih = oh * s.stride_h - s.pad_h + i * s.dil_h;
+              const std::int64_t iw = ow * s.stride_w - s.pad_w + j * s.dil_w;
+              if (ih < 0 || ih >= s.h || iw < 0 || iw >= s.w) continue;
+              const std::int8_t* xp =
+                  &d.x[static_cast<std::size_t>(((n * s.h + ih) * s.w + iw) * s.c)];
+              const std::int8_t* wp =
+                  &d.w[static_cast<std::size_t>(((k * s.r + i) * s.s + j) * s.c)];
+              for (std::int64_t ch = 0; ch < s.c; ++ch)
+                acc += std::int64_t{xp[ch]} * wp[ch];
+            }
+          const std::size_t o = static_cast<std::size_t>(((n * p + oh) * q + ow) * s.k + k);
+          float v = 0.0f;
+          if (k < c.k_real) {
+            const auto kk = static_cast<std::size_t>(k);
+            v = static_cast<float>(acc) * (x_scale * w_scales[kk]) + (s.has_bias ? b[kk] : 0.0f) +
+                d.residual_real[o];
+            if (s.relu) v = std::max(v, 0.0f);
+            v /= y_scale;
+          }
+          if (int8_out) {
+            d.saturated += std::fabs(ops::round_half_to_even(v)) > 127.0f;
+            v = static_cast<float>(ops::quantize_value<std::int8_t>(v, 0));
+          } else if (s.output == Int8ConvOutput::kHalf) {
+            v = __half2float(__float2half(v));
+          }
+          d.want[o] = v;
+        }
+  return d;
+}
+
+std::vector<float> decode(const std::vector<std::byte>& bytes, Int8ConvOutput out) {
+  const std::size_t size = output_bytes(out);
+  std::vector<float> v(bytes.size() / size);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (out == Int8ConvOutput::kInt8) {
+      v[i] = static_cast<float>(static_cast<std::int8_t>(bytes[i]));
+    } else if (out == Int8ConvOutput::kHalf) {
+      __half h;
+      std::memcpy(&h, &bytes[2 * i], 2);
+      v[i] = __half2float(h);
+    } else {
+      std::memcpy(&v[i], &bytes[4 * i], 4);
+    }
+  }
+  return v;
+}
+
+cuda::DeviceBuffer upload(const void* data, std::size_t bytes) {
+  cuda::DeviceBuffer buffer(std::max<std::size_t>(bytes, 16));
+  cuda::copy_to_device(buffer.data(), data, bytes);
+  return buffer;
+}
+
+// Milliseconds per run of `enqueue` on `stream`: 3 warm-ups, then 10 timed.
+template <typename F>
+float time_ms(cudaStream_t stream, F enqueue) {
+  for (int i = 0; i < 3; ++i)
+    enqueue();
+  const cuda::Event start, end;
+  start.record(stream);
+  for (int i = 0; i < 10; ++i)
+    enqueue();
+  end.record(stream);
+  end.synchronize();
+  return cuda::Event::elapsed_ms(start, end) / 10.0f;
+}
+
+// Fastest FP16 FusedConv for the same layer (padded channels), or -1.
+float best_fp16_ms(const cuda::CudnnHandle& handle, const cuda::Stream& stream,
+                   const Int8ConvShape& s, std::string& which) {
+  const cuda::ConvShape f{
+      .n = s.n,
+      .c = s.c,
+      .h = s.h,
+      .w = s.w,
+      .k = s.k,
+      .r = s.r,
+      .s = s.s,
+      .pad_h = s.pad_h,
+      .pad_w = s.pad_w,
+      .stride_h = s.stride_h,
+      .stride_w = s.stride_w,
+      .dil_h = s.dil_h,
+      .dil_w = s.dil_w,
+      .fp16 = true,
+      .has_bias = s.has_bias,
+      .has_residual = s.has_residual,
+      .act = s.relu ? cuda::ConvActivation::kRelu : cuda::ConvActivation::kNone};
+  const std::size_t out = static_cast<std::size_t>(s.n * s.out_h() * s.out_w() * s.k) * 2;
+  const cuda::DeviceBuffer x(static_cast<std::size_t>(s.n * s.h * s.w * s.c) * 2),
+      w(static_cast<std::size_t>(s.k * s.r * s.s * s.c) * 2),
+      bias(static_cast<std::size_t>(s.k) * 2), residual(out), y(out);
+  // Zeros: the timing does not depend on the values, and they stay finite.
+  for (const cuda::DeviceBuffer* b : {&x, &w, &bias, &residual})
+    ANVIL_GPU_CHECK(cudaMemsetAsync(b->data(), 0, b->bytes(), stream.get()));
+  float best = -1.0f;
+  for (const cuda::FusedConv& conv : cuda::FusedConv::candidates(handle.get(), f)) {
+    const cuda::DeviceBuffer workspace(std::max<std::size_t>(conv.workspace_bytes(), 16));
+    const cuda::FusedConv::Binding binding =
+        conv.bind(x.data(), w.data(), bias.data(), residual.data(), y.data(), workspace.data());
+    const float ms =
+        time_ms(stream.get(), [&] { conv.execute(handle.get(), stream.get(), binding); });
+    if (best < 0 || ms < best) {
+      best = ms;
+      which = conv.identity();
+    }
+  }
+  return best;
+}
+
+struct Summary {
+  std::string name;
+  std::size_t candidates = 0;
+  int passing = 0;
+  float int8_ms = -1, fp16_ms = -1;
+};
+
+// Worst |got - want| (NaN counts as infinite), printing where it is.
+struct Mismatch {
+  double worst = 0;
+  std::size_t at = 0, over = 0, inexact = 0;  // inexact: diff > 0 (shows cuDNN's rounding)
+};
+Mismatch compare(const std::vector<float>& got, const std::vector<float>& want, bool int8_out) {
+  Mismatch e;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    const double diff =
+        std::isfinite(got[i]) ? std::fabs(static_cast<double>(got[i]) - want[i]) : INFINITY;
+    const double tol =
+        int8_out ? 1.0 : 1e-2 * std::max(1.0, std::fabs(static_cast<double>(want[i])));
+    e.over += diff > tol;
+    e.inexact += diff > 0;
+    if (diff > e.worst || (std::isinf(diff) && !std::isinf(e.worst))) {
+      e.worst = diff;
+      e.at = i;
+    }
+  }
+  return e;
+}
+
+Summary run_case(const Case& c, const cuda::CudnnHandle& handle, const cuda::Stream& stream) {
+  const Int8ConvShape& s = c.shape;
+  SCOPED_TRACE(c.name);
+  Summary summary{.name = c.name};
+  const Layer d = make_layer(c);
+  const bool int8_out = s.output == Int8ConvOutput::kInt8;
+  std::printf("\n=== %s\n    %s (real C %lld, K %lld); reference saturates %lld of %zu\n",
+              c.name.c_str(), s.describe().c_str(), static_cast<long long>(c.c_real),
+              static_cast<long long>(c.k_real), static_cast<long long>(d.saturated), d.want.size());
+
+  const Int8Conv::Search search = Int8Conv::search(handle.get(), s);
+  for (const std::string& line : search.log)
+    std::printf("    %s\n", line.c_str());
+  summary.candidates = search.candidates.size();
+  std::string fp16_which;
+  try {
+    summary.fp16_ms = best_fp16_ms(handle, stream, s, fp16_which);
+  } catch (const anvil::Error& e) {
+    fp16_which = cat("failed: ", e.what());
+  }
+  std::printf("    FP16 FusedConv best: %.4f ms (%s)\n", static_cast<double>(summary.fp16_ms),
+              fp16_which.c_str());
+  if (search.candidates.empty()) {
+    std::printf(
+        "    UNSUPPORTED: cuDNN %zu offers no INT8 engine for this variant on this GPU "
+        "(statuses above)\n",
+        cudnnGetVersion());
+    if (c.core) ADD_FAILURE() << "no cuDNN engine for the core INT8 variant: " << s.describe();
+    return summary;
+  }
+
+  const cuda::DeviceBuffer x = upload(d.x.data(), d.x.size()), w = upload(d.w.data(), d.w.size());
+  const cuda::DeviceBuffer scale = upload(d.requant.scale.data(), d.requant.scale.size() * 4);
+  const cuda::DeviceBuffer bias = upload(d.requant.bias.data(), d.requant.bias.size() * 4);
+  const cuda::DeviceBuffer residual = upload(d.residual.data(), d.residual.size());
+  std::vector<std::byte> y_host(d.want.size() * output_bytes(s.output));
+  const cuda::DeviceBuffer y(y_host.size());
+  const std::int64_t p = s.out_h(), q = s.out_w();
+
+  auto run = [&](const Int8Conv& conv, float* ms) {
+    const cuda::DeviceBuffer workspace(std::max<std::size_t>(conv.workspace_bytes(), 16));
+    const Int8Conv::Binding binding =
+        conv.bind(x.data(), w.data(), scale.as<float>(), bias.as<float>(), residual.data(),
+                  y.data(), workspace.data());
+    // 0x5b is 91 as INT8 and NaN-free garbage as floats: an unwritten element shows.
+    ANVIL_GPU_CHECK(cudaMemsetAsync(y.data(), 0x5b, y.bytes(), stream.get()));
+    conv.execute(handle.get(), stream.get(), binding);
+    ANVIL_GPU_CHECK(
+        cudaMemcpyAsync(y_host.data(), y.data(), y.bytes(), cudaMemcpyDeviceToHost, stream.get()));
+    stream.synchronize();
+    if (ms) *ms = time_ms(stream.get(), [&] { conv.execute(handle.get(), stream.get(), binding); });
+    return decode(y_host, s.output);
+  };
+
+  for (const Int8Conv& conv : search.candidates) {
+    float ms = 0;
+    std::vector<float> got;
+    try {
+      got = run(conv, &ms);
+    } catch (const anvil::Error& e) {
+      ADD_FAILURE() << conv.identity() << " failed to execute: " << e.what();
+      continue;
+    }
+    const Mismatch e = compare(got, d.want, int8_out);
+    const std::size_t kk = e.at % static_cast<std::size_t>(s.k), pix = e.at / s.k;
+    std::printf(
+        "    %-34s %8.4f ms  ws %8zu B  [%s]  max|got-want| %.4g at n%lld p%lld q%lld "
+        "k%zu (got %.6g want %.6g), %zu inexact, %zu over tolerance\n",
+        conv.identity().c_str(), static_cast<double>(ms), conv.workspace_bytes(),
+        conv.notes().c_str(), e.worst, static_cast<long long>(pix / (p * q)),
+        static_cast<long long>(pix / q % p), static_cast<long long>(pix % q), kk,
+        static_cast<double>(got[e.at]), static_cast<double>(d.want[e.at]), e.inexact, e.over);
+    EXPECT_EQ(e.over, 0u) << conv.identity() << ": worst " << e.worst << " (tolerance "
+                          << (int8_out ? "1 step" : "1e-2 relative") << ")";
+    if (e.over == 0) {
+      ++summary.passing;
+      if (summary.int8_ms < 0 || ms < summary.int8_ms) summary.int8_ms = ms;
+    }
+  }
+
+  const Int8Conv& first = search.candidates.front();
+  try {
+    const Int8Conv again = Int8Conv::from_identity(handle.get(), s, first.identity());
+    EXPECT_EQ(again.identity(), first.identity());
+    const Mismatch e = compare(run(again, nullptr), d.want, int8_out);
+    EXPECT_EQ(e.over, 0u) << first.identity() << " rebuilt from its identity";
+  } catch (const anvil::Error& e) {
+    ADD_FAILURE() << first.identity() << " rebuilt from its identity: " << e.what();
+  }
+  return summary;
+}
+
+TEST(CudnnInt8Conv, EveryCandidateMatchesTheExactReference) {
+  ANVIL_REQUIRE_GPU();
+  const auto info = cuda::device_info(0);
+  std::printf("GPU %s (SM %d%d), cuDNN %zu\n", info ? info->name.c_str() : "?",
+              info ? info->cc_major : 0, info ? info->cc_minor : 0, cudnnGetVersion());
+  const cuda::CudnnHandle handle;
+  const cuda::Stream stream;
+  std::vector<Summary> summaries;
+  for (const Case& c : cases()) {
+    try {
+      summaries.push_back(run_case(c, handle, stream));
+    } catch (const anvil::Error& e) {
+      // Keep going: one run must diagnose every case.
+      ADD_FAILURE() << c.name << ": " << e.what();
+      summaries.push_back({.name = c.name + " (threw)"});
+    }
+  }
+
+  std::printf("\n%-52s %5s %5s %10s %10s %7s\n", "case", "cands", "pass", "int8 ms", "fp16 ms",
+              "fp16/int8");
+  for (const Summary& s : summaries)
+    std::printf("%-52s %5zu %5d %10.4f %10.4f %7.2f%s\n", s.name.c_str(), s.candidates, s.passing,
+                static_cast<double>(s.int8_ms), static_cast<double>(s.fp16_ms),
+                s.int8_ms > 0 && s.fp16_ms > 0 ? static_cast<double>(s.fp16_ms / s.int8_ms) : 0.0,
+                s.int8_ms > 0 && s.fp16_ms > 0 && s.int8_ms > s.fp16_ms ? "  INT8 SLOWER" : "");
+}
+
+// Host-side checks: no GPU needed.
+TEST(CudnnInt8Conv, FoldsRequantizationIntoScaleAndBias) {
+  const cuda::Int8Requantization q =
+      cuda::fold_requantization(0.5f, {2.0f, 4.0f}, {1.0f, -3.0f}, 0.25f, 2, 4);
+  EXPECT_EQ(q.scale, (std::vector<float>{4.0f, 8.0f, 0.0f, 0.0f}));
+  EXPECT_EQ(q.bias, (std::vector<float>{4.0f, -12.0f, 0.0f, 0.0f}));
+  const cuda::Int8Requantization per_tensor =
+      cuda::fold_requantization(0.5f, {2.0f}, {}, 1.0f, 3, 4);
+  EXPECT_EQ(per_tensor.scale, (std::vector<float>{1.0f, 1.0f, 1.0f, 0.0f}));
+  EXPECT_EQ(per_tensor.bias, (std::vector<float>(4, 0.0f)));
+  for (auto bad : {std::vector<float>{1.0f, 2.0f, 3.0f}, std::vector<float>{}}) {
+    try {
+      cuda::fold_requantization(0.5f, bad, {}, 1.0f, 2, 4);
+      ADD_FAILURE() << "accepted " << bad.size() << " weight scales for K = 2";
+    } catch (const anvil::Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument) << e.what();
+    }
+  }
+  EXPECT_THROW(cuda::fold_requantization(0.0f, {1.0f}, {}, 1.0f, 2, 4), anvil::Error);
+  EXPECT_THROW(cuda::fold_requantization(1.0f, {1.0f}, {}, 1.0f, 5, 4), anvil::Error);
+}
+
+TEST(CudnnInt8Conv, PadsChannelsAndRejectsWhatCudnnCannotRun) {
+  EXPECT_EQ(cuda::round_up_channels(3), 4);
+  EXPECT_EQ(cuda::round_up_channels(64), 64);
+  EXPECT_EQ(cuda::round_up_channels(30, 16), 32);
+  const Int8ConvShape ok = conv3x3(1, 8, 8, 8, 1);
+  EXPECT_NO_THROW(cuda::check_int8_conv_shape(ok));
+  auto expect_kind = [](const Int8ConvShape& s, ErrorKind kind) {
+    try {
+      cuda::check_int8_conv_shape(s);
+      ADD_FAILURE() << "accepted " << s.describe();
+    } catch (const anvil::Error& e) {
+      EXPECT_EQ(e.kind(), kind) << e.what();
+    }
+  };
+  expect_kind(with(ok, [](auto& s) { s.c = 6; }), ErrorKind::kUnsupported);
+  expect_kind(with(ok, [](auto& s) { s.k = 30; }), ErrorKind::kUnsupported);
+  expect_kind(with(ok, [](auto& s) { s.groups = 2; }), ErrorKind::kUnsupported);
+  expect_kind(with(ok, [](auto& s) { s.r = 0; }), ErrorKind::kInvalidArgument);
+  expect_kind(with(ok, [](auto& s) { s.pad_h = 0, s.h = 2; }), ErrorKind::kInvalidArgument);
+}
+
+TEST(CudnnInt8Conv, MalformedIdentityIsAnInvalidArgument) {
+  // The identity is parsed before cuDNN is touched, so no handle is needed.
+  const Int8ConvShape s = conv1x1(1, 8, 8, 8, 1);
+  for (const char* bad : {"", "eng3:", "i32", "i32:eng", "i32:engx:", "x32:eng3:", "f32:eng3:1",
+                          "i32:eng3:1=x", "i32:eng3"}) {
+    try {
+      Int8Conv::from_identity(nullptr, s, bad);
+      ADD_FAILURE() << "accepted '" << bad << "'";
+    } catch (const anvil::Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument) << bad << ": " << e.what();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace anvil
