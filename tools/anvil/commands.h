@@ -9,6 +9,7 @@ void add_bench_command(CLI::App& app);
 void add_build_command(CLI::App& app);
 void add_calibrate_command(CLI::App& app);
 void add_classify_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_run_command(CLI::App& app);
 

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   anvil::cli::add_build_command(app);
   anvil::cli::add_calibrate_command(app);
   anvil::cli::add_classify_command(app);
+  anvil::cli::add_eval_command(app);
   anvil::cli::add_inspect_command(app);
   anvil::cli::add_run_command(app);
   try {

@@ -1,0 +1,202 @@
+// anvil eval: top-1 accuracy of an ONNX classifier on a labeled dataset
+// (python/make_digits.py's layout, src/io/digits_dataset.h), per precision:
+// on the GPU from plans built here with anvil::Builder, on the CPU with the
+// reference runtime. Both are served through the Pipeline's uint8 path, so
+// they see the pixels python/train_digits.py trained on.
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <optional>
+
+#include "anvil/pipeline.h"
+#include "commands.h"
+#include "eval_report.h"
+#include "io/digits_dataset.h"
+#include "onnx/importer.h"
+#include "passes/pass_manager.h"
+#include "pipeline/cpu_executor.h"
+#include "run_plan.h"
+
+#if ANVIL_HAVE_CUDA
+#include "anvil/builder.h"
+#include "anvil/engine.h"
+#include "cuda/device.h"
+#endif
+
+namespace anvil::cli {
+
+namespace {
+
+struct EvalOptions {
+  std::string model;
+  std::string dataset;
+  std::string split = "test";
+  std::string precision = "all";
+  std::string device = "auto";
+  std::int64_t batch = 64;
+  std::int64_t limit = 0;  // 0: every image of the split
+  int workers = 2;
+  std::string timing_cache;
+  std::string json;
+};
+
+// The facts of the model eval needs before anything is built.
+struct ModelFacts {
+  std::int64_t classes = 0;
+  std::optional<std::int64_t> fixed_batch;  // set when the input's batch dim is a number
+};
+
+ModelFacts describe(const ir::Graph& graph, const std::string& path) {
+  if (graph.inputs.size() != 1 || graph.outputs.size() != 1)
+    fail(ErrorKind::kUnsupported, path, ": anvil eval needs one input and one output; it has ",
+         graph.inputs.size(), " and ", graph.outputs.size());
+  ModelFacts facts;
+  facts.classes = 1;
+  const ir::Shape& out = graph.outputs[0]->shape;
+  for (std::size_t d = 1; d < out.rank(); ++d) {
+    if (!out[d].is_known())
+      fail(ErrorKind::kUnsupported, path, ": output '", graph.outputs[0]->name, "' is ",
+           to_string(out), "; anvil eval needs [N, classes]");
+    facts.classes *= out[d].size;
+  }
+  const ir::Shape& in = graph.inputs[0]->shape;
+  if (in.rank() >= 1 && in[0].is_known()) facts.fixed_batch = in[0].size;
+  return facts;
+}
+
+bool gpu_present() {
+#if ANVIL_HAVE_CUDA
+  return cuda::device_count() > 0;
+#else
+  return false;
+#endif
+}
+
+// The executors of one precision, and how long making them took (a build).
+struct Served {
+  ExecutorFactory factory;
+  double build_seconds = 0;
+};
+
+Served serve_on_gpu([[maybe_unused]] const EvalOptions& opt, [[maybe_unused]] bool fp16,
+                    [[maybe_unused]] const ModelFacts& facts) {
+#if ANVIL_HAVE_CUDA
+  const auto start = std::chrono::steady_clock::now();
+  BuilderConfig config;
+  config.fp16 = fp16;
+  config.tf32 = false;  // FP32 means FP32, as PyTorch's reference top-1 is measured
+  config.timing_cache = opt.timing_cache;
+  const std::int64_t batch = facts.fixed_batch.value_or(opt.batch);
+  config.profile.set_batch_range(facts.fixed_batch ? batch : 1, batch, batch);
+  std::fprintf(stderr, "building the %s plan (batch 1..%lld)...\n", fp16 ? "FP16" : "FP32",
+               static_cast<long long>(batch));
+  const std::vector<std::byte> plan = Builder().build_serialized(opt.model, config);
+  auto engine = Engine::deserialize(plan, cat(opt.model, fp16 ? " (FP16)" : " (FP32)"));
+  Served served{engine_executor_factory(std::move(engine)), 0};
+  served.build_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return served;
+#else
+  fail(ErrorKind::kUnsupported, "this Anvil was built without CUDA: use --device cpu");
+#endif
+}
+
+EvalRow score(const Served& served, const EvalOptions& opt, const std::string& precision,
+              const std::string& device, const io::DigitsSplit& split) {
+  PipelineOptions options;
+  options.workers = opt.workers;
+  options.top_k = 1;
+  options.softmax = false;  // the argmax is all top-1 needs
+  Pipeline pipeline(served.factory, options);
+  const auto start = std::chrono::steady_clock::now();
+  const io::Top1Count count = io::count_top1(pipeline, split, opt.batch);
+  pipeline.shutdown();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EvalRow row{precision, device, count.correct, count.total, served.build_seconds, 0};
+  row.images_per_second = seconds > 0 ? static_cast<double>(count.total) / seconds : 0;
+  return row;
+}
+
+void keep_first(io::DigitsSplit& split, std::int64_t limit) {
+  if (limit <= 0 || limit >= split.count) return;
+  split.count = limit;
+  split.pixels.resize(static_cast<std::size_t>(limit * split.side * split.side));
+  split.labels.resize(static_cast<std::size_t>(limit));
+}
+
+void evaluate(const EvalOptions& opt) {
+  if (is_plan_file(opt.model))
+    fail(ErrorKind::kInvalidArgument, opt.model,
+         ": is a plan; anvil eval builds its plans itself, give it the ONNX model");
+  ir::Graph graph = onnx::import_model(opt.model);
+  const ModelFacts facts = describe(graph, opt.model);
+  io::DigitsSplit split = io::read_digits_split(opt.dataset, opt.split, facts.classes);
+  keep_first(split, opt.limit);
+
+  EvalReport report{opt.model, opt.dataset, opt.split, {}, {}};
+  bool gpu = opt.device == "gpu";
+  if (opt.device == "auto") gpu = gpu_present();
+  if (opt.device == "gpu" && !gpu_present())
+    fail(ErrorKind::kGpu, "--device gpu: no CUDA GPU is visible; use --device cpu");
+  if (!gpu && opt.precision == "fp16")
+    fail(ErrorKind::kUnsupported, "--precision fp16 runs on the GPU only and ",
+         opt.device == "auto" ? "there is none here" : "--device cpu was given",
+         "; the CPU reference runtime computes in FP32");
+  if (opt.device == "auto" && !gpu)
+    std::fprintf(stderr,
+                 "anvil eval: no GPU here: scoring FP32 on the CPU reference runtime only\n");
+
+  if (gpu) {
+    for (const char* p : {"fp32", "fp16"})
+      if (opt.precision == "all" || opt.precision == p)
+        report.rows.push_back(
+            score(serve_on_gpu(opt, p == std::string("fp16"), facts), opt, p, "gpu", split));
+  } else {
+    // The passes (BN folding, fusion) make the reference runtime faster;
+    // they are exact rewrites up to float rounding.
+    passes::PassManager().run(graph);
+    Served served{pipeline::cpu_executor_factory(
+                      std::make_shared<const ir::Graph>(std::move(graph)), opt.batch),
+                  0};
+    report.rows.push_back(score(served, opt, "fp32", "cpu", split));
+    if (opt.precision == "all")
+      report.notes.push_back("FP16: not run (the CPU reference runtime computes in FP32)");
+  }
+  if (opt.precision == "all")
+    report.notes.push_back("INT8: not available (INT8 kernels have not landed)");
+
+  std::printf("%s", markdown_table(report).c_str());
+  if (!opt.json.empty()) write_eval_json(report, opt.json);
+}
+
+}  // namespace
+
+void add_eval_command(CLI::App& app) {
+  auto opt = std::make_shared<EvalOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "eval", "Top-1 accuracy of an ONNX classifier on a labeled dataset, per precision");
+  cmd->add_option("model", opt->model, "ONNX model file")->required();
+  cmd->add_option("--dataset", opt->dataset,
+                  "Dataset folder: SPLIT_images.npy (uint8 [N,S,S]) and SPLIT_labels.npy "
+                  "(int64 [N]), as python/make_digits.py writes")
+      ->required();
+  cmd->add_option("--split", opt->split, "Which split to score (test, train)");
+  cmd->add_option("--precision", opt->precision, "fp32 (TF32 off), fp16, or all")
+      ->check(CLI::IsMember({"fp32", "fp16", "all"}));
+  cmd->add_option("--device", opt->device,
+                  "gpu: plans built here; cpu: the reference runtime (FP32); auto: the GPU if "
+                  "there is one")
+      ->check(CLI::IsMember({"cpu", "gpu", "auto"}));
+  cmd->add_option("--batch", opt->batch, "Images per request (the plans' max batch)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--limit", opt->limit, "Score only the first N images of the split")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--workers", opt->workers, "Executors running batches at once")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--timing-cache", opt->timing_cache, "Read and update this timing cache file");
+  cmd->add_option("--json", opt->json, "Also write the results to this JSON file");
+  cmd->callback([opt] { evaluate(*opt); });
+}
+
+}  // namespace anvil::cli
