@@ -168,9 +168,12 @@ EngineNotes read_engine_notes(const BackendDescriptor& engine) {
   ANVIL_GPU_CHECK(cudnnBackendGetAttribute(
       engine.get(), CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
       CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &n_numerical, notes.numerical.data()));
-  ANVIL_GPU_CHECK(cudnnBackendGetAttribute(engine.get(), CUDNN_ATTR_ENGINE_BEHAVIOR_NOTE,
-                                           CUDNN_TYPE_BEHAVIOR_NOTE, CUDNN_BEHAVIOR_NOTE_TYPE_COUNT,
-                                           &n_behavior, notes.behavior.data()));
+  // Behaviour notes only inform (INT8x32 reordering, runtime compilation):
+  // an engine that cannot report them has none that matter here.
+  if (cudnnBackendGetAttribute(engine.get(), CUDNN_ATTR_ENGINE_BEHAVIOR_NOTE,
+                               CUDNN_TYPE_BEHAVIOR_NOTE, CUDNN_BEHAVIOR_NOTE_TYPE_COUNT,
+                               &n_behavior, notes.behavior.data()) != CUDNN_STATUS_SUCCESS)
+    n_behavior = 0;
   notes.numerical.resize(static_cast<std::size_t>(n_numerical));
   notes.behavior.resize(static_cast<std::size_t>(n_behavior));
   return notes;
@@ -189,9 +192,11 @@ bool build_engine_plan(cudnnHandle_t handle, const BackendDescriptor& op_graph,
   out.engine.set_int64(CUDNN_ATTR_ENGINE_GLOBAL_INDEX, choice.index);
   if (const auto st = out.engine.try_finalize(); st != CUDNN_STATUS_SUCCESS)
     return failed("engine", st);
-  const EngineNotes notes = read_engine_notes(out.engine);
-  out.notes = notes.text();
-  if (accept && !accept(notes, why)) return false;
+  if (accept) {
+    const EngineNotes notes = read_engine_notes(out.engine);
+    out.notes = notes.text();
+    if (!accept(notes, why)) return false;
+  }
   std::vector<cudnnBackendDescriptor_t> knobs_raw;
   for (const auto& [type, value] : choice.knobs) {
     BackendDescriptor& knob = out.knobs.emplace_back(CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR);

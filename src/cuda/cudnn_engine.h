@@ -64,7 +64,7 @@ EngineNotes read_engine_notes(const BackendDescriptor& engine);
 // An engine config made executable for one operation graph.
 struct EnginePlan {
   std::string identity;
-  std::string notes;  // EngineNotes::text() of the engine
+  std::string notes;  // EngineNotes::text() of the engine, when an EngineFilter read them
   BackendDescriptor engine;
   std::vector<BackendDescriptor> knobs;
   BackendDescriptor config;
@@ -77,7 +77,7 @@ using EngineFilter = std::function<bool(const EngineNotes& notes, std::string& w
 
 // Builds `choice` on `op_graph` into `out` (identity set to `identity`), or
 // returns false with `why` set when cuDNN cannot build it here or `accept`
-// (may be empty) refuses the engine.
+// refuses the engine. With an empty `accept` the notes are not read.
 bool build_engine_plan(cudnnHandle_t handle, const BackendDescriptor& op_graph,
                        const EngineChoice& choice, std::string identity, const EngineFilter& accept,
                        EnginePlan& out, std::string& why);
