@@ -2,7 +2,6 @@
 // layer params, tensors, weights and errors, on small graphs built here and
 // on the generated ResNet-18 and MobileNetV2.
 #include "builder/lower.h"
-#include "plan/streams.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -19,6 +18,7 @@
 #include "onnx/importer.h"
 #include "pass_test_util.h"
 #include "passes/pass_manager.h"
+#include "plan/streams.h"
 
 namespace anvil::builder {
 namespace {
