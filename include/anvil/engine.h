@@ -87,6 +87,10 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::size_t context_memory_bytes() const;
   // The plan this engine runs (layers, tactics), for inspection.
   const plan::Plan& plan() const;
+  // The workspace each layer's tactic needs at `profile`'s max batch, in
+  // plan order. Prepares every layer's library plan (milliseconds): for
+  // inspection, not the serving path. kInvalidArgument for a bad profile.
+  std::vector<std::size_t> layer_workspace_bytes(int profile) const;
 
   // A context owning its activation memory (context_memory_bytes()).
   std::unique_ptr<ExecutionContext> create_context() const;

@@ -23,22 +23,29 @@ std::vector<IoTensorInfo> io_of(const plan::Plan& p) {
   return io;
 }
 
-// The largest workspace any layer of each stream needs at its profile's
-// max batch, from plans prepared with handles of its own (contexts prepare
-// again with theirs).
-WorkspaceLayout largest_workspace(const Engine::Impl& impl) {
+// The workspace each layer of `profile` needs at its max batch, from plans
+// prepared with handles of their own (contexts prepare again with theirs).
+std::vector<std::size_t> layer_workspaces(const Engine::Impl& impl, std::size_t profile) {
   const cuda::CudnnHandle cudnn;
   const cuda::CublasLtHandle cublaslt;
   const runtime::Handles handles{cudnn.get(), cublaslt.get()};
+  std::vector<std::size_t> bytes;
+  for (const auto& runner : impl.runners[profile])
+    bytes.push_back(runner->prepare(impl.profiles[profile].max, handles)->workspace_bytes());
+  return bytes;
+}
+
+// The largest workspace any layer of each stream needs in any profile.
+WorkspaceLayout largest_workspace(const Engine::Impl& impl) {
   WorkspaceLayout layout;
   layout.bytes.assign(1 + static_cast<std::size_t>(impl.schedule.aux_streams), 0);
-  for (std::size_t profile = 0; profile < impl.runners.size(); ++profile)
-    for (std::size_t i = 0; i < impl.runners[profile].size(); ++i) {
+  for (std::size_t profile = 0; profile < impl.runners.size(); ++profile) {
+    const std::vector<std::size_t> layers = layer_workspaces(impl, profile);
+    for (std::size_t i = 0; i < layers.size(); ++i) {
       std::size_t& bytes = layout.bytes[static_cast<std::size_t>(impl.schedule.layers[i].stream)];
-      bytes = std::max(bytes, impl.runners[profile][i]
-                                  ->prepare(impl.profiles[profile].max, handles)
-                                  ->workspace_bytes());
+      bytes = std::max(bytes, layers[i]);
     }
+  }
   return layout;
 }
 
@@ -147,6 +154,11 @@ std::size_t Engine::context_memory_bytes() const {
 }
 const plan::Plan& Engine::plan() const {
   return impl_->plan;
+}
+
+std::vector<std::size_t> Engine::layer_workspace_bytes(int profile) const {
+  profile_batch_range(profile);  // kInvalidArgument if it does not exist
+  return layer_workspaces(*impl_, static_cast<std::size_t>(profile));
 }
 
 }  // namespace anvil

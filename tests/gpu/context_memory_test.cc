@@ -115,3 +115,26 @@ TEST(ContextMemory, BadBlocksAndMissingMemoryAreClearErrors) {
 
 }  // namespace
 }  // namespace anvil
+
+namespace anvil {
+namespace {
+
+// Engine::layer_workspace_bytes (what `anvil inspect` shows): one entry per
+// layer, each within what a context reserves for workspace.
+TEST(ContextMemory, LayerWorkspacesFitTheContextsBlock) {
+  ANVIL_REQUIRE_GPU();
+  auto engine = test::fixture_engine("resnet18", true);
+  const std::vector<std::size_t> workspace = engine->layer_workspace_bytes(0);
+  ASSERT_EQ(workspace.size(), engine->plan().layers.size());
+  const std::size_t arena = builder::plan_arena(engine->plan(), engine->max_batch()).arena_bytes;
+  std::size_t largest = 0;
+  for (std::size_t i = 0; i < workspace.size(); ++i) {
+    std::printf("  %-40s %zu bytes\n", engine->plan().layers[i].name.c_str(), workspace[i]);
+    largest = std::max(largest, workspace[i]);
+  }
+  EXPECT_LE(arena + largest, engine->context_memory_bytes());
+  EXPECT_THROW(engine->layer_workspace_bytes(1), Error);
+}
+
+}  // namespace
+}  // namespace anvil

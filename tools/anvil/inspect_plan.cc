@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "anvil/engine.h"
 #include "anvil/error.h"
 #include "plan/plan.h"
 
@@ -28,6 +29,23 @@ std::string tensors_of(const plan::Plan& p, const std::vector<int>& ids) {
   return out;
 }
 
+// Each layer's workspace at profile 0's max batch, or why there is none:
+// asking the libraries needs the GPU the plan was built for.
+std::vector<std::size_t> workspaces(const std::string& path, std::string& why) {
+#if ANVIL_HAVE_CUDA
+  try {
+    return Engine::load(path)->layer_workspace_bytes(0);
+  } catch (const Error& e) {
+    why = e.what();
+    return {};
+  }
+#else
+  (void)path;
+  why = "this Anvil was built without CUDA";
+  return {};
+#endif
+}
+
 }  // namespace
 
 void inspect_plan(const std::string& path) {
@@ -47,6 +65,9 @@ void inspect_plan(const std::string& path) {
                   static_cast<long long>(dim.opt.at(0)));
   std::printf("%zu layers (the channel count after '/' is the stored, padded one; '%s' storage):\n",
               p.layers.size(), p.options.fp16 ? "float16" : "float32");
+  std::string why;
+  const std::vector<std::size_t> workspace = workspaces(path, why);
+  if (workspace.empty()) std::printf("(workspace per layer not shown: %s)\n", why.c_str());
   for (const plan::LayerDesc& layer : p.layers) {
     const auto tactic = nlohmann::json::parse(layer.tactic, nullptr, false);
     std::string chosen;
@@ -56,6 +77,9 @@ void inspect_plan(const std::string& path) {
     if (tactic.is_object() && tactic.contains("profiles"))
       chosen += cat(" [profile 0 of ", tactic["profiles"].size(), "]");
     if (layer.stream != 0) chosen += cat(" [aux stream ", layer.stream, "]");
+    const auto index = static_cast<std::size_t>(&layer - p.layers.data());
+    if (index < workspace.size() && workspace[index] > 0)
+      chosen += cat(" workspace ", workspace[index], " B");
     std::printf("  %-14s %-40s %s -> %s %s\n", layer.kind.c_str(), layer.name.substr(0, 40).c_str(),
                 tensors_of(p, layer.inputs).c_str(), tensors_of(p, layer.outputs).c_str(),
                 chosen.c_str());
