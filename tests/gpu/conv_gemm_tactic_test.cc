@@ -175,23 +175,15 @@ struct ConvLayer {
 
   // max|got - want| / max|want|, with the worst element named.
   double error(const std::vector<float>& got, std::string* where) const {
-    double max_want = 0.0, max_diff = -1.0;
-    std::size_t worst = 0;
-    for (std::size_t i = 0; i < want.size(); ++i) {
-      max_want = std::max(max_want, std::fabs(double{want[i]}));
-      const double diff = std::fabs(double{got[i]} - double{want[i]});
-      if (!(diff <= max_diff)) {
-        max_diff = std::isnan(diff) ? INFINITY : diff;
-        worst = i;
-      }
-    }
+    const test::Worst w = test::worst_element(got, want);
+    const std::size_t worst = w.index;
     const std::int64_t k = static_cast<std::int64_t>(worst) % k_pad;
     const std::int64_t pixel = static_cast<std::int64_t>(worst) / k_pad;
     *where =
         cat(c.name, " (n=", c.n, " c=", c.c, "/", c_pad, " k=", c.k, "/", k_pad, " ", c.h, "x", c.w,
             c.fp16 ? " fp16" : " fp32", "): worst at y[n=", pixel / (out_h * out_w), ", pixel ",
             pixel % (out_h * out_w), ", k=", k, "] got ", got[worst], " want ", want[worst]);
-    return max_diff / std::max(max_want, 1e-30);
+    return w.error;
   }
 
   runtime::ConvLayerShape shape(std::int64_t batch) const {

@@ -62,19 +62,11 @@ Activation activation_enum(const std::string& act) {
 // as "pixel p, channel c" of an NHWC tensor with `channels` channels.
 double normalized_error(const std::vector<float>& got, const std::vector<float>& want,
                         std::int64_t channels, std::string* where) {
-  double max_want = 0.0, max_diff = -1.0;
-  std::size_t worst = 0;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    max_want = std::max(max_want, std::fabs(double{want[i]}));
-    const double diff = std::fabs(double{got[i]} - double{want[i]});
-    if (!(diff <= max_diff)) {
-      max_diff = std::isnan(diff) ? INFINITY : diff;
-      worst = i;
-    }
-  }
+  const test::Worst w = test::worst_element(got, want);
+  const std::size_t worst = w.index;
   *where = cat("worst at element ", worst, " (pixel ", worst / channels, ", channel ",
                worst % channels, ") got ", got[worst], " want ", want[worst], " of ", want.size());
-  return max_diff / std::max(max_want, 1e-30);
+  return w.error;
 }
 
 struct Case {

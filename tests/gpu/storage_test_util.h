@@ -6,6 +6,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -69,6 +70,27 @@ inline std::vector<float> download_stored(const void* device, std::size_t count,
     }
   }
   return v;
+}
+
+// max|got - want| / max|want| over `want` (a NaN in `got` counts as the
+// worst possible), and where the largest difference is.
+struct Worst {
+  double error = 0.0;
+  std::size_t index = 0;
+};
+inline Worst worst_element(const std::vector<float>& got, const std::vector<float>& want) {
+  double max_want = 0.0, max_diff = -1.0;
+  Worst w;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    max_want = std::max(max_want, std::fabs(double{want[i]}));
+    const double diff = std::fabs(double{got[i]} - double{want[i]});
+    if (!(diff <= max_diff)) {
+      max_diff = std::isnan(diff) ? INFINITY : diff;
+      w.index = i;
+    }
+  }
+  w.error = max_diff / std::max(max_want, 1e-30);
+  return w;
 }
 
 }  // namespace anvil::test
