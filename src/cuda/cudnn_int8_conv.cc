@@ -140,25 +140,6 @@ void check_int8_conv_shape(const Int8ConvShape& s) {
          "multiples of ", kInt8ChannelMultiple, " (pad with zeros: round_up_channels)");
 }
 
-Int8Requantization fold_requantization(float x_scale, const std::vector<float>& w_scales,
-                                       const std::vector<float>& b, float y_scale,
-                                       std::int64_t k_real, std::int64_t k_pad) {
-  const auto k = static_cast<std::size_t>(std::max<std::int64_t>(k_real, 0));
-  if (!(x_scale > 0) || !(y_scale > 0) || k_real < 1 || k_real > k_pad ||
-      (w_scales.size() != 1 && w_scales.size() != k) || (!b.empty() && b.size() != k))
-    fail(ErrorKind::kInvalidArgument, "fold_requantization: x_scale ", x_scale, " and y_scale ",
-         y_scale, " must be > 0, ", w_scales.size(), " weight scales must be 1 or K = ", k_real,
-         ", ", b.size(), " biases must be 0 or K, and K <= K padded = ", k_pad);
-  Int8Requantization q;
-  q.scale.assign(static_cast<std::size_t>(k_pad), 0.0f);
-  q.bias.assign(static_cast<std::size_t>(k_pad), 0.0f);
-  for (std::size_t i = 0; i < k; ++i) {
-    q.scale[i] = x_scale * w_scales[w_scales.size() == 1 ? 0 : i] / y_scale;
-    if (!b.empty()) q.bias[i] = b[i] / y_scale;
-  }
-  return q;
-}
-
 struct Int8Conv::Graph {
   Int8ConvShape shape;
   Accumulator acc = Accumulator::kInt32;

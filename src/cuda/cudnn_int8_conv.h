@@ -7,7 +7,7 @@
 // type: INT8 (cuDNN rounds and saturates; the GPU test measures how) or
 // FP16/FP32. act is ReLU or none. Requantization is folded into the two
 // per-output-channel FP32 device vectors the caller passes (see
-// fold_requantization): for an INT8 output, scale[k] = x_scale * w_scale[k] /
+// quant::fold_requantization): for an INT8 output, scale[k] = x_scale * w_scale[k] /
 // y_scale and bias[k] = b[k] / y_scale (ReLU commutes with a positive scale);
 // for a float output y_scale is 1.
 //
@@ -67,17 +67,6 @@ struct Int8ConvShape {
 // kInvalidArgument for nonsense sizes, kUnsupported for groups != 1 or
 // channel counts that are not multiples of kInt8ChannelMultiple.
 void check_int8_conv_shape(const Int8ConvShape& shape);
-
-// Host values of the scale and bias vectors (k_pad entries, zeros past the
-// k_real channels): scale[k] = x_scale * w_scales[k or 0] / y_scale, bias[k]
-// = b[k] / y_scale. w_scales has 1 (per-tensor) or k_real entries; b has 0
-// (zeros) or k_real. y_scale is 1 for a float output.
-struct Int8Requantization {
-  std::vector<float> scale, bias;
-};
-Int8Requantization fold_requantization(float x_scale, const std::vector<float>& w_scales,
-                                       const std::vector<float>& b, float y_scale,
-                                       std::int64_t k_real, std::int64_t k_pad);
 
 class Int8Conv {
  public:

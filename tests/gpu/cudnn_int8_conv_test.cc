@@ -25,6 +25,7 @@
 #include "cuda/handles.h"
 #include "gpu_test.h"
 #include "ops/quantization.h"
+#include "quant/int8_weights.h"
 
 namespace anvil {
 namespace {
@@ -137,7 +138,7 @@ struct Layer {
   std::vector<std::int8_t> x, w;
   std::vector<float> residual_real;  // residual in real units, [N,P,Q,K]
   std::vector<std::byte> residual;   // as the GPU stores it (output dtype)
-  cuda::Int8Requantization requant;
+  quant::Int8Requantization requant;
   std::vector<float> want;  // [N,P,Q,K_pad]
   std::int64_t saturated = 0;
 };
@@ -171,8 +172,8 @@ Layer make_layer(const Case& c) {
     b[k] = rng.real(-20.0f, 20.0f) * y_scale;
   }
   if (!s.has_bias) std::fill(b.begin(), b.end(), 0.0f);
-  d.requant = cuda::fold_requantization(x_scale, w_scales, s.has_bias ? b : std::vector<float>{},
-                                        y_scale, c.k_real, s.k);
+  d.requant = quant::fold_requantization(x_scale, w_scales, s.has_bias ? b : std::vector<float>{},
+                                         y_scale, c.k_real, s.k);
 
   // Residual: INT8 codes times residual_scale * y_scale (real units) for an
   // INT8 output, real FP16-representable values for a float output.
@@ -465,27 +466,6 @@ TEST(CudnnInt8Conv, EveryCandidateMatchesTheExactReference) {
 }
 
 // Host-side checks: no GPU needed.
-TEST(CudnnInt8Conv, FoldsRequantizationIntoScaleAndBias) {
-  const cuda::Int8Requantization q =
-      cuda::fold_requantization(0.5f, {2.0f, 4.0f}, {1.0f, -3.0f}, 0.25f, 2, 4);
-  EXPECT_EQ(q.scale, (std::vector<float>{4.0f, 8.0f, 0.0f, 0.0f}));
-  EXPECT_EQ(q.bias, (std::vector<float>{4.0f, -12.0f, 0.0f, 0.0f}));
-  const cuda::Int8Requantization per_tensor =
-      cuda::fold_requantization(0.5f, {2.0f}, {}, 1.0f, 3, 4);
-  EXPECT_EQ(per_tensor.scale, (std::vector<float>{1.0f, 1.0f, 1.0f, 0.0f}));
-  EXPECT_EQ(per_tensor.bias, (std::vector<float>(4, 0.0f)));
-  for (auto bad : {std::vector<float>{1.0f, 2.0f, 3.0f}, std::vector<float>{}}) {
-    try {
-      cuda::fold_requantization(0.5f, bad, {}, 1.0f, 2, 4);
-      ADD_FAILURE() << "accepted " << bad.size() << " weight scales for K = 2";
-    } catch (const anvil::Error& e) {
-      EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument) << e.what();
-    }
-  }
-  EXPECT_THROW(cuda::fold_requantization(0.0f, {1.0f}, {}, 1.0f, 2, 4), anvil::Error);
-  EXPECT_THROW(cuda::fold_requantization(1.0f, {1.0f}, {}, 1.0f, 5, 4), anvil::Error);
-}
-
 TEST(CudnnInt8Conv, PadsChannelsAndRejectsWhatCudnnCannotRun) {
   EXPECT_EQ(cuda::round_up_channels(3), 4);
   EXPECT_EQ(cuda::round_up_channels(64), 64);
