@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -17,6 +19,7 @@
 #include "passes/activation_match.h"
 #include "passes/graph_edit.h"
 #include "plan/streams.h"
+#include "quant/int8_weights.h"
 
 namespace anvil::builder {
 namespace {
@@ -34,7 +37,8 @@ template <typename... Parts>
 // failed: that producer is already listed, the node itself is not judged.
 struct UpstreamFailed {};
 
-// How a value lives in the engine: its tensor and logical geometry.
+// How a value lives in the engine: its tensor, logical geometry and, for an
+// INT8 tensor, its scale (real = scale * q).
 struct Lowered {
   int tensor = -1;
   bool spatial = true;  // NHWC, else NC
@@ -42,6 +46,8 @@ struct Lowered {
   std::int64_t c_pad = 0;
   std::int64_t h = 1;
   std::int64_t w = 1;
+  bool int8 = false;  // else the plan's storage type
+  float scale = 0.0f;
 
   bool same_geometry(const Lowered& o) const {
     return spatial == o.spatial && c == o.c && c_pad == o.c_pad && h == o.h && w == o.w;
@@ -113,6 +119,11 @@ std::int64_t static_dim(const ir::Value& v, std::size_t i) {
   return v.shape[i].size;
 }
 
+// The geometry of a 2-D window (Conv's or a pool's) over its input.
+struct Window2d {
+  ops::AxisWindow h, w;
+};
+
 class Lowerer {
  public:
   Lowerer(const ir::Graph& graph, const LowerOptions& options)
@@ -124,6 +135,8 @@ class Lowerer {
       reserved_names_.insert(v->name);
     for (const ir::Value* v : graph.outputs)
       reserved_names_.insert(v->name);
+    if (!options.int8_scales.empty() && !options.fp16)
+      fail(ErrorKind::kInvalidArgument, "INT8 layers need an FP16 plan (--fp16 with --int8)");
     batch_ = graph.inputs.empty() ? -1 : batch_dim(graph.inputs[0]->shape);
   }
 
@@ -192,16 +205,66 @@ class Lowerer {
 
   // ---- Values and tensors -----------------------------------------------------
 
-  // The lowered value of the node's input `i` (a runtime value, not a constant).
-  const Lowered& input_of(const ir::Node& node, std::size_t i) const {
+  // The node's input `i`: a runtime value, not a constant, already lowered.
+  const ir::Value* runtime_input(const ir::Node& node, std::size_t i) const {
     const ir::Value* v = node.input(i);
     if (!v) unsupported("input ", i, " is missing");
     if (v->is_constant())
       unsupported("input '", v->name,
                   "' is a constant; the engine takes constants as weights only");
-    const auto it = values_.find(v);
-    if (it == values_.end()) throw UpstreamFailed{};
-    return it->second;
+    if (!values_.contains(v)) throw UpstreamFailed{};
+    return v;
+  }
+
+  // The lowered value of the node's input `i` as it is stored (INT8 or not).
+  const Lowered& stored_input(const ir::Node& node, std::size_t i) const {
+    return values_.at(runtime_input(node, i));
+  }
+
+  // The node's input `i` in the plan's storage type: every layer but an INT8
+  // convolution reads this.
+  const Lowered& input_of(const ir::Node& node, std::size_t i) {
+    return float_view(runtime_input(node, i));
+  }
+
+  // `value` in the storage type: an INT8 value is dequantized once, where
+  // its first float reader needs it.
+  const Lowered& float_view(const ir::Value* value) {
+    const Lowered& stored = values_.at(value);
+    if (!stored.int8) return stored;
+    if (const auto it = float_views_.find(value); it != float_views_.end()) return it->second;
+    Lowered f = stored;
+    f.int8 = false;
+    f.scale = 0.0f;
+    f = storage_tensor(cat(value->name, ":fp16"), f);
+    add_layer(cat("dequantize:", value->name), "dequantize", {stored.tensor}, {f.tensor},
+              quantize_params(f, stored.scale));
+    return float_views_[value] = f;
+  }
+
+  // `value` as INT8 with `scale`: quantized once per scale from its float view.
+  const Lowered& int8_view(const ir::Value* value, float scale) {
+    const Lowered& stored = values_.at(value);
+    if (stored.int8 && stored.scale == scale) return stored;
+    const auto key = std::make_pair(value, scale);
+    if (const auto it = int8_views_.find(key); it != int8_views_.end()) return it->second;
+    const Lowered f = float_view(value);
+    Lowered q = f;
+    q.int8 = true;
+    q.scale = scale;
+    q = storage_tensor(cat(value->name, ":int8"), q);
+    add_layer(cat("quantize:", value->name), "quantize", {f.tensor}, {q.tensor},
+              quantize_params(f, scale));
+    return int8_views_[key] = q;
+  }
+
+  static json quantize_params(const Lowered& s, float scale) {
+    return {{"c", s.c},
+            {"c_pad", s.c_pad},
+            {"h", s.h},
+            {"w", s.w},
+            {"layout", s.spatial ? "NHWC" : "NC"},
+            {"scale", scale}};
   }
 
   // A constant FP32 input, or kUnsupported naming `what`.
@@ -238,7 +301,7 @@ class Lowerer {
         geometry.c_pad != geometry.c ? std::optional(geometry.c_pad) : std::nullopt;
     std::vector<std::int64_t> dims{batch_, geometry.h, geometry.w, geometry.c};
     if (!geometry.spatial) dims = {batch_, geometry.c};
-    geometry.tensor = add_tensor(unique_tensor_name(hint), storage_,
+    geometry.tensor = add_tensor(unique_tensor_name(hint), geometry.int8 ? DType::kInt8 : storage_,
                                  geometry.spatial ? "NHWC" : "NC", std::move(dims), padding);
     return geometry;
   }
@@ -319,9 +382,8 @@ class Lowerer {
 
   void lower_output(const ir::Value& output) {
     if (output.is_constant()) unsupported("is a constant; the GPU engine computes every output");
-    const auto it = values_.find(&output);
-    if (it == values_.end()) throw UpstreamFailed{};
-    const Lowered& s = it->second;
+    if (!values_.contains(&output)) throw UpstreamFailed{};
+    const Lowered& s = float_view(&output);
     // The user's layout follows the model: a [N, C, 1, 1] global pool output
     // stays NCHW although the engine stores it as NC (the same bytes).
     const bool nchw = output.shape.rank() == 4;
@@ -358,6 +420,12 @@ class Lowerer {
   // ---- Layers -----------------------------------------------------------------
 
   void lower_conv(const ir::Node& node);
+  std::optional<std::pair<float, float>> int8_conv_scales(const ir::Node& node, std::int64_t groups,
+                                                          const Window2d& win,
+                                                          const Activation& act) const;
+  void lower_conv_int8(const ir::Node& node, const Tensor& w, const Tensor* bias,
+                       std::int64_t groups, const Window2d& win, const Activation& act,
+                       float x_scale, float y_scale);
   void lower_pool(const ir::Node& node);
   void lower_global_avg_pool(const ir::Node& node);
   void lower_gemm(const ir::Node& node);
@@ -375,14 +443,11 @@ class Lowerer {
   std::int64_t batch_ = -1;
   plan::Plan plan_;
   std::unordered_map<const ir::Value*, Lowered> values_;
+  std::unordered_map<const ir::Value*, Lowered> float_views_;  // of INT8 values
+  std::map<std::pair<const ir::Value*, float>, Lowered> int8_views_;
   std::unordered_set<const ir::Node*> absorbed_;
   std::set<std::string, std::less<>> reserved_names_, tensor_names_, layer_names_;
   std::vector<std::string> problems_;
-};
-
-// The geometry of a 2-D window (Conv's or a pool's) over `x`.
-struct Window2d {
-  ops::AxisWindow h, w;
 };
 
 Window2d resolve_window(const ir::Node& node, const ops::WindowAttributes& attrs,
@@ -406,25 +471,30 @@ void put_window(json& params, const Window2d& win) {
 }
 
 void Lowerer::lower_conv(const ir::Node& node) {
-  const Lowered x = input_of(node, 0);
-  if (!x.spatial) unsupported("reads a [N, C] tensor; GPU convolutions read NHWC");
+  const Lowered& stored = stored_input(node, 0);  // its geometry; INT8 or not
+  if (!stored.spatial) unsupported("reads a [N, C] tensor; GPU convolutions read NHWC");
   const Tensor& w = constant_of(node, 1, "the weights W");
   if (w.rank() != 4)
     unsupported("only 2-D convolutions run on the GPU, W is ", to_string(w.extents()));
   const std::int64_t groups = node.attributes.get_int("group", 1);
   const std::int64_t k = w.extents()[0];
-  if (groups < 1 || w.extents()[1] * groups != x.c || k % groups != 0)
+  if (groups < 1 || w.extents()[1] * groups != stored.c || k % groups != 0)
     fail(ErrorKind::kInvalidModel, "W ", to_string(w.extents()), " with group ", groups,
-         " does not fit ", x.c, " input channels");
+         " does not fit ", stored.c, " input channels");
   const Window2d win = resolve_window(node,
                                       ops::read_window_attributes(node, 2, {.has_ceil_mode = false},
                                                                   {w.extents()[2], w.extents()[3]}),
-                                      x);
+                                      stored);
   const bool has_bias = node.input(2) != nullptr;
   const Tensor* bias = has_bias ? &constant_of(node, 2, "the bias B") : nullptr;
   const bool fused = is_anvil(node, "FusedConv");
   const Activation act = fused ? read_activation(node.attributes) : Activation{};
   const bool has_residual = fused && node.input(3) != nullptr;
+  if (bias && bias->element_count() != k)
+    fail(ErrorKind::kInvalidModel, "bias B has ", bias->element_count(), " entries, expected ", k);
+  if (const auto scales = int8_conv_scales(node, groups, win, act))
+    return lower_conv_int8(node, w, bias, groups, win, act, scales->first, scales->second);
+  const Lowered x = input_of(node, 0);
   const PackedFilter f = pack_conv_filter(w, groups, x.c_pad, align_);
   const Lowered out{.spatial = true, .c = k, .c_pad = f.k_pad, .h = win.h.out, .w = win.w.out};
   std::vector<int> inputs{x.tensor};
@@ -435,8 +505,6 @@ void Lowerer::lower_conv(const ir::Node& node) {
                   ") differs from the output's (", out.c_pad, " of ", out.h, "x", out.w, ")");
     inputs.push_back(r.tensor);
   }
-  if (bias && bias->element_count() != k)
-    fail(ErrorKind::kInvalidModel, "bias B has ", bias->element_count(), " entries, expected ", k);
 
   std::vector<float> b(static_cast<std::size_t>(f.k_pad), 0.0f);
   if (bias) std::copy_n(bias->data<float>(), k, b.begin());
@@ -456,6 +524,79 @@ void Lowerer::lower_conv(const ir::Node& node) {
   put_activation(params, act);
   const Lowered& y = define(node.outputs[0], out);
   add_layer(node.name, "conv", std::move(inputs), {y.tensor}, params, std::move(weights));
+}
+
+// The INT8 scales of a conv's input and output when it runs in INT8 (see
+// LowerOptions::int8_scales), else nothing: it stays in the storage type.
+std::optional<std::pair<float, float>> Lowerer::int8_conv_scales(const ir::Node& node,
+                                                                 std::int64_t groups,
+                                                                 const Window2d& win,
+                                                                 const Activation& act) const {
+  const auto& scales = options_.int8_scales;
+  if (scales.empty() || options_.int8_excluded.contains(node.name)) return std::nullopt;
+  const auto x = scales.find(node.input(0)->name);
+  const auto y = scales.find(node.outputs[0]->name);
+  if (x == scales.end() || y == scales.end()) return std::nullopt;
+  // cuDNN adds a residual to an INT8 result only unscaled (docs/INT8.md):
+  // quant::int8_activation_scales gives a residual its output's scale.
+  const ir::Value* residual = node.input(3);
+  if (residual) {
+    const auto r = scales.find(residual->name);
+    if (r == scales.end() || r->second != y->second) return std::nullopt;
+  }
+  const bool symmetric = win.h.pad_begin == win.h.pad_end && win.w.pad_begin == win.w.pad_end;
+  const bool reads_graph_input =
+      std::find(graph_.inputs.begin(), graph_.inputs.end(), node.input(0)) != graph_.inputs.end();
+  if (groups != 1 || !symmetric || (act.name != "relu" && act.name != "none") ||
+      (reads_graph_input && !options_.int8_first_layer))
+    return std::nullopt;
+  return std::make_pair(x->second, y->second);
+}
+
+void Lowerer::lower_conv_int8(const ir::Node& node, const Tensor& w, const Tensor* bias,
+                              std::int64_t groups, const Window2d& win, const Activation& act,
+                              float x_scale, float y_scale) {
+  const Lowered& x = int8_view(runtime_input(node, 0), x_scale);
+  const std::int64_t k = w.extents()[0];
+  const PackedFilter f = pack_conv_filter(w, groups, x.c_pad, align_);
+  const quant::Int8Filter q = quant::quantize_filter(f.values, f.k_pad);
+  const std::vector<float> w_scales(q.scales.begin(), q.scales.begin() + k);
+  const std::vector<float> b =
+      bias ? std::vector<float>(bias->data<float>(), bias->data<float>() + k)
+           : std::vector<float>{};
+  const quant::Int8Requantization requant =
+      quant::fold_requantization(x_scale, w_scales, b, y_scale, k, f.k_pad);
+  Lowered out{.spatial = true, .c = k, .c_pad = f.k_pad, .h = win.h.out, .w = win.w.out};
+  out.int8 = true;
+  out.scale = y_scale;
+  std::vector<int> inputs{x.tensor};
+  const bool has_residual = node.input(3) != nullptr;
+  if (has_residual) {
+    const Lowered& r = int8_view(runtime_input(node, 3), y_scale);
+    if (!r.same_geometry(out))
+      unsupported("the residual's storage (", r.c_pad, " channels of ", r.h, "x", r.w,
+                  ") differs from the output's (", out.c_pad, " of ", out.h, "x", out.w, ")");
+    inputs.push_back(r.tensor);
+  }
+  std::vector<plan::WeightRef> weights{
+      add_weights(q.values, DType::kInt8, {f.k_pad, f.r, f.s, f.c_filter}),
+      add_weights(requant.scale, DType::kFloat32, {f.k_pad}),
+      add_weights(requant.bias, DType::kFloat32, {f.k_pad})};
+  json params = {{"c", x.c},
+                 {"c_pad", x.c_pad},
+                 {"k", k},
+                 {"k_pad", f.k_pad},
+                 {"r", f.r},
+                 {"s", f.s},
+                 {"groups", f.groups},
+                 {"has_bias", bias != nullptr},
+                 {"has_residual", has_residual},
+                 {"x_scale", x_scale},
+                 {"y_scale", y_scale}};
+  put_window(params, win);
+  put_activation(params, act);
+  const Lowered& y = define(node.outputs[0], out);
+  add_layer(node.name, "conv_int8", std::move(inputs), {y.tensor}, params, std::move(weights));
 }
 
 void Lowerer::lower_pool(const ir::Node& node) {

@@ -66,6 +66,29 @@
 //  "reformat_out"  storage (NHWC or NC) -> the graph output (NCHW or NC, FP32,
 //                  padding dropped). {c, c_pad, h, w, layout: "NCHW" | "NC"}
 //
+// INT8 (LowerOptions::int8_scales, FP16 plans only; docs/INT8.md). An INT8
+// tensor (dtype kInt8) holds q with real value scale * q, one scale per
+// tensor; its geometry and channel padding are those of the FP16 tensor it
+// replaces (padded channels hold 0).
+//  "conv_int8"     a "conv" on INT8 tensors: x, residual (inputs[1]) and y are
+//                  INT8, y and the residual with one scale (y_scale):
+//                  y = sat(rint(act(acc[k] * scale[k] + bias[k] [+ residual]))),
+//                  acc = the exact INT32 sum of x_q * w_q, act "relu" or
+//                  "none", rint half to even, sat to [-128, 127]. The "conv"
+//                  params with groups 1 and symmetric pads, plus
+//                  {x_scale, y_scale} (what the folded vectors came from).
+//                  weights[0]: filter [k_pad, r, s, c_pad] INT8 (KRSC),
+//                  symmetric per output channel: w_q = sat127(rint(w / w_scale[k])),
+//                  w_scale[k] = max|w[k]| / 127; weights[1]: scale [k_pad]
+//                  FP32 = x_scale * w_scale[k] / y_scale; weights[2]: bias
+//                  [k_pad] FP32 = b[k] / y_scale (quant::fold_requantization;
+//                  zeros past k and where the model has no bias).
+//  "quantize"      FP16 storage -> INT8, same geometry:
+//                  q = sat(rint(x / scale)) in FP32 arithmetic.
+//                  {c, c_pad, h, w, layout: "NHWC" | "NC", scale}
+//  "dequantize"    INT8 -> FP16 storage, same geometry: y = half(q * scale).
+//                  {c, c_pad, h, w, layout: "NHWC" | "NC", scale}
+//
 // activation is one of "none", "relu", "clip", "leaky_relu", "sigmoid",
 // "hard_sigmoid", "hard_swish" (cuda/kernels/activation.h's Activation),
 // with the ONNX defaults filled in: alpha (LeakyRelu 0.01, HardSigmoid 0.2),
@@ -78,6 +101,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <set>
+#include <string>
 
 #include "builder/memory_plan.h"
 #include "ir/graph.h"
@@ -91,6 +117,14 @@ struct LowerOptions {
   std::int64_t max_batch = 1;
   // FP16: ResNet's stem conv + max pool as one layer (builder/fuse_conv_max_pool.h).
   bool fuse_conv_max_pool = true;
+  // INT8 (needs fp16): value name -> scale (quant::int8_activation_scales).
+  // A conv runs as "conv_int8" when its input and output (and residual) have
+  // scales, it has one group, symmetric pads, a ReLU or no activation, it does
+  // not read a graph input unless int8_first_layer, and int8_excluded does
+  // not name it (its ONNX node name). Empty: no INT8 layers.
+  std::map<std::string, float> int8_scales = {};
+  std::set<std::string> int8_excluded = {};
+  bool int8_first_layer = false;
 };
 
 // Lowers `graph` (shapes inferred; spatial dims static, the batch may be

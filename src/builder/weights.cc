@@ -1,6 +1,7 @@
 #include "builder/weights.h"
 
 #include <bit>
+#include <cmath>
 #include <cstring>
 
 #include "anvil/error.h"
@@ -120,7 +121,7 @@ std::vector<float> pack_gemm_weights(const Tensor& b, bool trans_b, float alpha,
 
 plan::WeightRef append_weights(std::vector<std::byte>& blob, std::span<const float> values,
                                DType dtype, std::vector<std::int64_t> dims) {
-  ANVIL_CHECK(dtype == DType::kFloat32 || dtype == DType::kFloat16);
+  ANVIL_CHECK(dtype == DType::kFloat32 || dtype == DType::kFloat16 || dtype == DType::kInt8);
   ANVIL_CHECK(element_count(dims) == static_cast<std::int64_t>(values.size()));
   const std::size_t offset = static_cast<std::size_t>(round_up(
       static_cast<std::int64_t>(blob.size()), static_cast<std::int64_t>(plan::kWeightsAlignment)));
@@ -129,6 +130,11 @@ plan::WeightRef append_weights(std::vector<std::byte>& blob, std::span<const flo
   std::byte* out = blob.data() + offset;
   if (dtype == DType::kFloat32) {
     std::memcpy(out, values.data(), bytes);
+  } else if (dtype == DType::kInt8) {
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      ANVIL_CHECK(values[i] == std::nearbyint(values[i]) && std::fabs(values[i]) <= 127.0f);
+      out[i] = static_cast<std::byte>(static_cast<std::int8_t>(values[i]));
+    }
   } else {
     for (std::size_t i = 0; i < values.size(); ++i) {
       const std::uint16_t h = float_to_half(values[i]);

@@ -75,6 +75,37 @@ UnfusedConv unfused_conv(const ConvLayerShape& conv) {
   return out;
 }
 
+cuda::Int8ConvShape int8_conv_layer_shape(const nlohmann::json& p, const std::string& name) {
+  auto i = [&](const char* key) { return param<std::int64_t>(p, key, name); };
+  if (i("pad_top") != i("pad_bottom") || i("pad_left") != i("pad_right"))
+    fail(ErrorKind::kInvalidArgument, "plan layer '", name,
+         "': an INT8 convolution needs symmetric pads");
+  const std::string act = param<std::string>(p, "activation", name);
+  if (act != "relu" && act != "none")
+    fail(ErrorKind::kInvalidArgument, "plan layer '", name, "': activation '", act,
+         "' has no INT8 convolution (relu or none)");
+  cuda::Int8ConvShape s;
+  s.c = i("c_pad");
+  s.h = i("in_h");
+  s.w = i("in_w");
+  s.k = i("k_pad");
+  s.r = i("r");
+  s.s = i("s");
+  s.pad_h = i("pad_top");
+  s.pad_w = i("pad_left");
+  s.stride_h = i("stride_h");
+  s.stride_w = i("stride_w");
+  s.dil_h = i("dil_h");
+  s.dil_w = i("dil_w");
+  s.groups = i("groups");
+  s.has_bias = param<bool>(p, "has_bias", name);
+  s.has_residual = param<bool>(p, "has_residual", name);
+  s.relu = act == "relu";
+  s.output = cuda::Int8ConvOutput::kInt8;
+  cuda::check_int8_conv_shape(s);
+  return s;
+}
+
 cuda::GemmShape gemm_layer_shape(const nlohmann::json& p, const std::string& name, bool fp16,
                                  bool allow_tf32) {
   cuda::GemmShape s;

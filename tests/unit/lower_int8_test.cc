@@ -1,0 +1,193 @@
+// Lowering with INT8 scales (LowerOptions::int8_scales): which convs become
+// "conv_int8", where quantize and dequantize layers go, and the INT8 weights
+// and folded requantization vectors the plan holds.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "builder/lower.h"
+#include "pass_test_util.h"
+#include "passes/pass_manager.h"
+
+namespace anvil::builder {
+namespace {
+
+using json = nlohmann::json;
+using passes::testing::GraphBuilder;
+
+// x -> conv1 + relu = a -> conv2 + relu = b -> conv3 + a, relu = y -> GAP ->
+// Flatten -> Gemm, optimized (each conv fused with its epilogue).
+struct Net {
+  ir::Graph graph;
+  std::string x, a, b, y;           // value names
+  std::string conv1, conv2, conv3;  // node names after fusion
+  std::vector<float> conv2_w;       // ONNX [8, 8, 3, 3]
+};
+
+Net make_net() {
+  GraphBuilder g;
+  ir::Value* x = g.input("x", ir::Shape::of(Extents{1, 4, 8, 8}));
+  ir::Value* a = g.node("Relu", {g.conv(x, 4, 8, 3, /*bias=*/true)});
+  ir::Value* b = g.node("Relu", {g.conv(a, 8, 8, 3, /*bias=*/true)});
+  ir::Value* sum = g.node("Add", {g.conv(b, 8, 8, 3, /*bias=*/true), a});
+  ir::Value* y = g.node("Relu", {sum});
+  ir::Value* pooled = g.node("Flatten", {g.node("GlobalAveragePool", {y})});
+  ir::Attributes gemm;
+  gemm.set("transB", std::int64_t{1});
+  g.output(g.node("Gemm", {pooled, g.weight("fc.w", {10, 8}), g.weight("fc.b", {10})}, gemm));
+  Net net;
+  net.graph = g.finish();
+  passes::PassManager().run(net.graph);
+  for (const auto& node : net.graph.nodes()) {
+    if (node->op_type != "FusedConv") continue;
+    const std::string& in = node->input(0)->name;
+    if (in == x->name) {
+      net.conv1 = node->name;
+      net.a = node->outputs[0]->name;
+    } else if (node->input(3)) {
+      net.conv3 = node->name;
+      net.y = node->outputs[0]->name;
+    } else {
+      net.conv2 = node->name;
+      net.b = node->outputs[0]->name;
+      const Tensor& w = *node->input(1)->constant;
+      net.conv2_w.assign(w.data<float>(), w.data<float>() + w.element_count());
+    }
+  }
+  net.x = x->name;
+  return net;
+}
+
+// a and y share a scale: conv3 adds a to its INT8 result unscaled.
+LowerOptions int8_options(const Net& net) {
+  LowerOptions o{.fp16 = true, .max_batch = 4};
+  o.int8_scales = {{net.x, 0.02f}, {net.a, 0.05f}, {net.b, 0.03f}, {net.y, 0.05f}};
+  return o;
+}
+
+std::vector<std::string> kinds(const plan::Plan& p) {
+  std::vector<std::string> out;
+  for (const plan::LayerDesc& l : p.layers)
+    out.push_back(l.kind);
+  return out;
+}
+
+const plan::LayerDesc& layer_named(const plan::Plan& p, const std::string& name) {
+  const auto it = std::find_if(p.layers.begin(), p.layers.end(),
+                               [&](const plan::LayerDesc& l) { return l.name == name; });
+  if (it == p.layers.end()) throw std::runtime_error("no layer " + name);
+  return *it;
+}
+
+std::vector<float> floats(const plan::Plan& p, const plan::WeightRef& ref) {
+  std::vector<float> out(static_cast<std::size_t>(ref.bytes) / 4);
+  std::memcpy(out.data(), p.weights.data() + ref.offset, static_cast<std::size_t>(ref.bytes));
+  return out;
+}
+
+TEST(LowerInt8, CalibratedConvsRunInInt8AndTheImageConvStaysFp16) {
+  ASSERT_FALSE(make_net().conv2.empty());
+  const Net net = make_net();
+  const plan::Plan p = lower_graph(net.graph, int8_options(net));
+  EXPECT_EQ(kinds(p),
+            (std::vector<std::string>{"reformat_in", "conv", "quantize", "conv_int8", "conv_int8",
+                                      "dequantize", "global_avg_pool", "gemm", "reformat_out"}))
+      << "a is quantized once (0.05) for conv2's input and conv3's residual; y is dequantized "
+         "once for the pool";
+  const plan::LayerDesc& conv3 = layer_named(p, net.conv3);
+  ASSERT_EQ(conv3.inputs.size(), 2u);
+  const plan::LayerDesc& quantize = p.layers[2];
+  EXPECT_EQ(conv3.inputs[1], quantize.outputs[0]) << "the residual is the quantized a";
+  EXPECT_EQ(layer_named(p, net.conv2).inputs[0], quantize.outputs[0]);
+  EXPECT_EQ(conv3.inputs[0], layer_named(p, net.conv2).outputs[0]) << "b stays INT8";
+  for (const int id : {quantize.outputs[0], conv3.outputs[0]})
+    EXPECT_EQ(p.tensors[static_cast<std::size_t>(id)].dtype, DType::kInt8);
+  EXPECT_EQ(p.tensors[static_cast<std::size_t>(p.layers[5].outputs[0])].dtype, DType::kFloat16);
+  EXPECT_EQ(json::parse(quantize.params).at("scale").get<float>(), 0.05f);
+  EXPECT_EQ(json::parse(p.layers[5].params).at("scale").get<float>(), 0.05f);
+}
+
+TEST(LowerInt8, WeightsArePerChannelInt8WithTheRequantizationFolded) {
+  const Net net = make_net();
+  const plan::Plan p = lower_graph(net.graph, int8_options(net));
+  const plan::LayerDesc& conv2 = layer_named(p, net.conv2);
+  const json params = json::parse(conv2.params);
+  EXPECT_EQ(params.at("x_scale").get<float>(), 0.05f);
+  EXPECT_EQ(params.at("y_scale").get<float>(), 0.03f);
+  EXPECT_EQ(params.at("activation"), "relu");
+  ASSERT_EQ(conv2.weights.size(), 3u);
+  const plan::WeightRef& filter = conv2.weights[0];
+  EXPECT_EQ(filter.dtype, DType::kInt8);
+  EXPECT_EQ(filter.dims, (std::vector<std::int64_t>{8, 3, 3, 8}));
+  const std::vector<float> scale = floats(p, conv2.weights[1]);
+  ASSERT_EQ(scale.size(), 8u);
+  const auto* q = reinterpret_cast<const std::int8_t*>(p.weights.data() + filter.offset);
+  for (int k = 0; k < 8; ++k) {
+    // scale[k] = x_scale * w_scale[k] / y_scale, w_scale[k] = max|w[k]| / 127.
+    const float w_scale = scale[static_cast<std::size_t>(k)] * 0.03f / 0.05f;
+    float amax = 0.0f;
+    int qmax = 0;
+    for (int c = 0; c < 8; ++c)
+      for (int rs = 0; rs < 9; ++rs) {
+        const float w = net.conv2_w[static_cast<std::size_t>((k * 8 + c) * 9 + rs)];
+        const int got = q[(k * 9 + rs) * 8 + c];  // KRSC
+        amax = std::max(amax, std::fabs(w));
+        qmax = std::max(qmax, std::abs(got));
+        EXPECT_LE(std::fabs(got * w_scale - w), w_scale / 2 * 1.001f)
+            << "k " << k << " c " << c << " rs " << rs;
+      }
+    EXPECT_NEAR(w_scale * 127, amax, amax * 1e-5f) << "k " << k;
+    EXPECT_EQ(qmax, 127) << "each channel's largest weight maps to 127";
+  }
+}
+
+TEST(LowerInt8, ExcludedFirstLayerAndMismatchedResidualOptions) {
+  const Net net = make_net();
+  LowerOptions o = int8_options(net);
+  o.int8_excluded = {net.conv2};
+  EXPECT_EQ(
+      kinds(lower_graph(net.graph, o)),
+      (std::vector<std::string>{"reformat_in", "conv", "conv", "quantize", "quantize", "conv_int8",
+                                "dequantize", "global_avg_pool", "gemm", "reformat_out"}))
+      << "conv2 excluded: conv3 quantizes b and its residual a itself";
+
+  o = int8_options(net);
+  o.int8_first_layer = true;
+  EXPECT_EQ(
+      kinds(lower_graph(net.graph, o)),
+      (std::vector<std::string>{"reformat_in", "quantize", "conv_int8", "conv_int8", "conv_int8",
+                                "dequantize", "global_avg_pool", "gemm", "reformat_out"}));
+
+  o = int8_options(net);
+  o.int8_scales[net.y] = 0.07f;  // cuDNN has no INT8 engine for a scaled residual
+  const plan::Plan p = lower_graph(net.graph, o);
+  EXPECT_EQ(layer_named(p, net.conv3).kind, "conv");
+  EXPECT_EQ(layer_named(p, net.conv2).kind, "conv_int8");
+
+  o = int8_options(net);
+  o.fp16 = false;
+  try {
+    lower_graph(net.graph, o);
+    ADD_FAILURE() << "lowered INT8 layers into an FP32 plan";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("FP16"), std::string::npos) << e.what();
+  }
+}
+
+TEST(LowerInt8, NoScalesNoInt8) {
+  const Net net = make_net();
+  const plan::Plan p = lower_graph(net.graph, {.fp16 = true, .max_batch = 4});
+  for (const plan::LayerDesc& l : p.layers) {
+    EXPECT_NE(l.kind, "conv_int8");
+    EXPECT_NE(l.kind, "quantize");
+  }
+}
+
+}  // namespace
+}  // namespace anvil::builder
