@@ -47,7 +47,7 @@ if [ "${SKIP_MEMCHECK:-0}" != 1 ] && command -v compute-sanitizer >/dev/null; th
   # build + run, also on auxiliary streams; other models add time, not coverage.
   timeout 300 compute-sanitizer --tool memcheck --report-api-errors no --error-exitcode 1 \
     "$build/tests/anvil_gpu_tests" \
-    --gtest_filter='Device*:Kernels*:ConvUnfused.Epilogue*:*EngineModel*resnet18_fp16*:*ContextAuxStreams*fp16*' \
+    --gtest_filter='Device*:Kernels*:ConvUnfused.Epilogue*:LayerInt8Runners.*:*EngineModel*resnet18_fp16*:*ContextAuxStreams*fp16*' \
     >"$out/memcheck.log" 2>&1
   summary+=("memcheck: exit $?, $(grep -m1 'ERROR SUMMARY' "$out/memcheck.log") (at ${SECONDS} s)")
 fi

@@ -1,0 +1,127 @@
+// "conv_int8": y = sat(rint(act(acc * scale[k] + bias[k] [+ residual]))) on
+// INT8 NHWC tensors, one fused cuDNN graph (cuda::Int8Conv). The plan's
+// weights are used as they lie on the device: the INT8 KRSC filter and the
+// FP32 scale and bias vectors are already what cuDNN reads.
+#include "cuda/cudnn_int8_conv.h"
+#include "runtime/layer_runner.h"
+#include "runtime/layers/layer_shapes.h"
+#include "runtime/layers/layer_util.h"
+#include "runtime/layers/tactic.h"
+
+namespace anvil::runtime {
+
+namespace {
+
+struct Int8ConvWeights {
+  const void* filter = nullptr;
+  const float* scale = nullptr;
+  const float* bias = nullptr;  // null when the layer has no bias
+};
+
+class PreparedInt8Conv final : public PreparedLayer {
+ public:
+  PreparedInt8Conv(cuda::Int8Conv conv, Int8ConvWeights weights)
+      : conv_(std::move(conv)), weights_(weights) {}
+
+  std::size_t workspace_bytes() const override { return conv_.workspace_bytes(); }
+
+  void bind(const LaunchArgs& a) override {
+    const void* residual = conv_.shape().has_residual ? a.inputs.at(1) : nullptr;
+    binding_ = conv_.bind(a.inputs[0], weights_.filter, weights_.scale, weights_.bias, residual,
+                          a.outputs[0], a.workspace);
+  }
+
+  void enqueue(const LaunchArgs& a) const override {
+    conv_.execute(a.handles.cudnn, a.stream, binding_);
+  }
+
+ private:
+  cuda::Int8Conv conv_;
+  cuda::Int8Conv::Binding binding_;
+  Int8ConvWeights weights_;
+};
+
+class Int8ConvRunner final : public LayerRunner {
+ public:
+  explicit Int8ConvRunner(const LayerSetup& s)
+      : name_(s.layer.name), identity_(tactic_identity(s.layer, s.profile)) {
+    if (!s.fp16)
+      fail(ErrorKind::kInvalidArgument, "plan layer '", name_,
+           "': kind 'conv_int8' needs an FP16 plan (INT8 layers are built only with FP16 "
+           "storage)");
+    shape_ = int8_conv_layer_shape(s.params, name_);
+    check_layer(s);
+    weights_.filter = s.weights[0];
+    weights_.scale = static_cast<const float*>(s.weights[1]);
+    if (shape_.has_bias) weights_.bias = static_cast<const float*>(s.weights[2]);
+  }
+
+  std::unique_ptr<PreparedLayer> prepare(std::int64_t batch, const Handles& h) const override {
+    cuda::Int8ConvShape shape = shape_;
+    shape.n = batch;
+    return choose_tactic<std::unique_ptr<PreparedLayer>>(
+        identity_,
+        [&](const std::string& id) {
+          return std::make_unique<PreparedInt8Conv>(
+              cuda::Int8Conv::from_identity(h.cudnn, shape, id), weights_);
+        },
+        [&]() -> std::unique_ptr<PreparedLayer> {
+          std::vector<cuda::Int8Conv> found = cuda::Int8Conv::candidates(h.cudnn, shape, 1);
+          if (found.empty())
+            fail(ErrorKind::kUnsupported, "no cuDNN INT8 engine runs layer '", name_, "' at batch ",
+                 batch, " on this GPU (", shape.describe(),
+                 "); rebuild it in FP16 with --layer-precision ", name_, ":fp16");
+          return std::make_unique<PreparedInt8Conv>(std::move(found.front()), weights_);
+        });
+  }
+
+ private:
+  // The tensors and weights the contract in builder/lower.h promises; a plan
+  // breaking it is corrupt, and cuDNN would read the wrong bytes.
+  void check_layer(const LayerSetup& s) const {
+    const plan::LayerDesc& l = s.layer;
+    const std::size_t inputs = shape_.has_residual ? 2 : 1;
+    if (l.inputs.size() != inputs || l.outputs.size() != 1)
+      fail(ErrorKind::kInvalidArgument, "plan layer '", name_, "': a conv_int8 with",
+           shape_.has_residual ? "" : "out", " a residual takes ", inputs,
+           " input(s) and one output, not ", l.inputs.size(), " and ", l.outputs.size());
+    for (const int id : l.inputs)
+      check_int8_tensor(s.plan.tensors.at(static_cast<std::size_t>(id)));
+    check_int8_tensor(s.plan.tensors.at(static_cast<std::size_t>(l.outputs[0])));
+    if (l.weights.size() != 3 || s.weights.size() != 3)
+      fail(ErrorKind::kInvalidArgument, "plan layer '", name_,
+           "': a conv_int8 has 3 weights (filter, scale, bias), not ", l.weights.size());
+    check_weight(l.weights[0], DType::kInt8, shape_.k * shape_.r * shape_.s * shape_.c, "filter");
+    check_weight(l.weights[1], DType::kFloat32, shape_.k, "scale");
+    check_weight(l.weights[2], DType::kFloat32, shape_.k, "bias");
+  }
+
+  void check_int8_tensor(const plan::TensorDesc& t) const {
+    if (t.dtype != DType::kInt8)
+      fail(ErrorKind::kInvalidArgument, "plan layer '", name_, "': tensor '", t.name, "' is ",
+           to_string(t.dtype), "; a conv_int8 reads and writes int8 tensors");
+  }
+
+  void check_weight(const plan::WeightRef& w, DType dtype, std::int64_t count,
+                    const char* what) const {
+    if (w.dtype != dtype || w.bytes != count * static_cast<std::int64_t>(size_of(dtype)))
+      fail(ErrorKind::kInvalidArgument, "plan layer '", name_, "': the ", what, " weight is ",
+           w.bytes, " bytes of ", to_string(w.dtype), "; the layer's shape needs ", count, " ",
+           to_string(dtype), " values");
+  }
+
+  std::string name_;
+  std::optional<std::string> identity_;
+  cuda::Int8ConvShape shape_;
+  Int8ConvWeights weights_;
+};
+
+std::unique_ptr<LayerRunner> make_conv_int8(const LayerSetup& s) {
+  return std::make_unique<Int8ConvRunner>(s);
+}
+
+}  // namespace
+
+ANVIL_REGISTER_LAYER("conv_int8", make_conv_int8);
+
+}  // namespace anvil::runtime

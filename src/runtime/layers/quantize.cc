@@ -1,0 +1,99 @@
+// "quantize" (FP16 storage -> INT8) and "dequantize" (INT8 -> FP16 storage):
+// one elementwise kernel over every stored element, padded channels included
+// (they hold zeros on both sides).
+#include "cuda/kernels/quantize.h"
+
+#include <cmath>
+
+#include "runtime/layer_runner.h"
+#include "runtime/layers/layer_util.h"
+
+namespace anvil::runtime {
+
+namespace {
+
+class PreparedQuantize final : public PreparedLayer {
+ public:
+  PreparedQuantize(bool to_int8, std::int64_t elements, float scale)
+      : to_int8_(to_int8), elements_(elements), scale_(scale) {}
+
+  void enqueue(const LaunchArgs& a) const override {
+    if (to_int8_)
+      cuda::kernels::quantize_int8(a.inputs[0], static_cast<std::int8_t*>(a.outputs[0]), elements_,
+                                   scale_, a.stream);
+    else
+      cuda::kernels::dequantize_int8(static_cast<const std::int8_t*>(a.inputs[0]), a.outputs[0],
+                                     elements_, scale_, a.stream);
+  }
+
+ private:
+  bool to_int8_;
+  std::int64_t elements_;
+  float scale_;
+};
+
+class QuantizeRunner final : public LayerRunner {
+ public:
+  QuantizeRunner(const LayerSetup& s, bool to_int8) : to_int8_(to_int8) {
+    const std::string& name = s.layer.name;
+    if (!s.fp16)
+      fail(ErrorKind::kInvalidArgument, "plan layer '", name, "': kind '", s.layer.kind,
+           "' needs an FP16 plan (INT8 layers are built only with FP16 storage)");
+    check_tensors(s, to_int8 ? DType::kFloat16 : DType::kInt8,
+                  to_int8 ? DType::kInt8 : DType::kFloat16);
+    const auto c = param<std::int64_t>(s.params, "c", name);
+    const auto c_pad = param<std::int64_t>(s.params, "c_pad", name);
+    const auto h = param<std::int64_t>(s.params, "h", name);
+    const auto w = param<std::int64_t>(s.params, "w", name);
+    const auto layout = param<std::string>(s.params, "layout", name);
+    scale_ = param<float>(s.params, "scale", name);
+    if (c < 1 || c_pad < c || h < 1 || w < 1)
+      fail(ErrorKind::kInvalidArgument, "plan layer '", name, "': bad shape c=", c,
+           " c_pad=", c_pad, " h=", h, " w=", w, " (need 1 <= c <= c_pad, h, w >= 1)");
+    if (layout != "NHWC" && layout != "NC")
+      fail(ErrorKind::kInvalidArgument, "plan layer '", name, "': layout '", layout,
+           "' (expected NHWC or NC)");
+    if (!std::isfinite(scale_) || !(scale_ > 0.0f))
+      fail(ErrorKind::kInvalidArgument, "plan layer '", name, "': scale ", scale_,
+           " must be finite and > 0");
+    // An NC tensor is one pixel per image whatever h and w say.
+    per_image_ = (layout == "NC" ? 1 : h * w) * c_pad;
+  }
+
+  std::unique_ptr<PreparedLayer> prepare(std::int64_t batch, const Handles&) const override {
+    return std::make_unique<PreparedQuantize>(to_int8_, batch * per_image_, scale_);
+  }
+
+ private:
+  // One input of dtype `in`, one output of dtype `out`: anything else is a corrupt plan.
+  static void check_tensors(const LayerSetup& s, DType in, DType out) {
+    const plan::LayerDesc& l = s.layer;
+    if (l.inputs.size() != 1 || l.outputs.size() != 1)
+      fail(ErrorKind::kInvalidArgument, "plan layer '", l.name, "': kind '", l.kind,
+           "' takes one input and one output, not ", l.inputs.size(), " and ", l.outputs.size());
+    const DType got_in = s.plan.tensors.at(static_cast<std::size_t>(l.inputs[0])).dtype;
+    const DType got_out = s.plan.tensors.at(static_cast<std::size_t>(l.outputs[0])).dtype;
+    if (got_in != in || got_out != out)
+      fail(ErrorKind::kInvalidArgument, "plan layer '", l.name, "': kind '", l.kind, "' converts ",
+           to_string(in), " to ", to_string(out), ", but its tensors are ", to_string(got_in),
+           " and ", to_string(got_out));
+  }
+
+  bool to_int8_;
+  std::int64_t per_image_ = 0;  // stored elements of one image
+  float scale_ = 1.0f;
+};
+
+std::unique_ptr<LayerRunner> make_quantize(const LayerSetup& s) {
+  return std::make_unique<QuantizeRunner>(s, true);
+}
+std::unique_ptr<LayerRunner> make_dequantize(const LayerSetup& s) {
+  return std::make_unique<QuantizeRunner>(s, false);
+}
+
+}  // namespace
+
+ANVIL_REGISTER_LAYER("quantize", make_quantize);
+ANVIL_REGISTER_LAYER("dequantize", make_dequantize);
+
+}  // namespace anvil::runtime

@@ -1,0 +1,450 @@
+// The INT8 layer runners ("quantize", "conv_int8", "dequantize",
+// src/runtime/layers/) in a plan built by hand, reformat_in -> quantize ->
+// conv_int8 -> dequantize -> reformat_out, loaded through Engine and run by
+// an ExecutionContext, against the same math on the CPU: FP16 input,
+// quantized with ties to even and saturation, an exact integer conv, the FP32
+// epilogue (scale, bias, residual, ReLU), rint, saturation, dequantized to
+// FP16. Input channels 6 padded to 8 (padding must stay zero through the
+// quantize and the conv), K padded or not, with and without bias, residual
+// and ReLU, at two batch sizes, by the heuristic's engine and by an explicit
+// tactic. The runners' checks of corrupt layers run without a GPU.
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "anvil/engine.h"
+#include "anvil/error.h"
+#include "builder/gpu/autotune.h"
+#include "builder/weights.h"
+#include "cuda/check.h"
+#include "cuda/cudnn_int8_conv.h"
+#include "cuda/handles.h"
+#include "gpu_test.h"
+#include "ops/quantization.h"
+#include "plan/plan.h"
+#include "plan/profiles.h"
+#include "quant/int8_weights.h"
+#include "runtime/layer_runner.h"
+#include "runtime/layers/layer_shapes.h"
+
+namespace anvil {
+namespace {
+
+using builder::float_to_half;
+using builder::half_to_float;
+
+constexpr std::int64_t kC = 6, kCPad = 8, kH = 10, kW = 12, kMaxBatch = 3;
+
+struct Case {
+  const char* name;
+  std::int64_t k;  // real output channels (padded to 8)
+  bool bias, residual, relu;
+};
+
+const Case kCases[] = {
+    {"3x3 p1 6(8)->14(16) bias relu", 14, true, false, true},
+    {"3x3 p1 6(8)->6(8) bias, residual = its own input, relu", 6, true, true, true},
+    {"3x3 p1 6(8)->16 no bias, no activation", 16, false, false, false},
+};
+
+std::int64_t pad8(std::int64_t c) {
+  return (c + 7) / 8 * 8;
+}
+
+std::int8_t saturate(float r) {
+  if (std::isnan(r)) return 0;
+  if (r >= 127.0f) return 127;
+  if (r <= -128.0f) return -128;
+  return static_cast<std::int8_t>(r);
+}
+
+// The model of one case: its plan, its input and the CPU's output.
+struct Model {
+  Case c;
+  std::int64_t k_pad = 0;
+  float x_scale = 0, y_scale = 0;
+  std::vector<std::int8_t> filter;  // [k_pad, 3, 3, kCPad]
+  quant::Int8Requantization requant;
+  plan::Plan plan;
+  cuda::Int8ConvShape shape;  // as the runner sees it, n = kMaxBatch
+
+  explicit Model(const Case& cc) : c(cc), k_pad(pad8(cc.k)) {
+    std::mt19937 rng(static_cast<std::uint32_t>(cc.k * 10 + cc.residual));
+    std::uniform_int_distribution<int> code(-127, 127);
+    filter.assign(static_cast<std::size_t>(k_pad * 9 * kCPad), 0);
+    for (std::int64_t k = 0; k < c.k; ++k)
+      for (std::int64_t rs = 0; rs < 9; ++rs)
+        for (std::int64_t ch = 0; ch < kC; ++ch)
+          filter[static_cast<std::size_t>((k * 9 + rs) * kCPad + ch)] =
+              static_cast<std::int8_t>(code(rng));
+    // Inputs uniform in [-2, 2]: |x| > 1.7 saturates. The output scale puts
+    // about 60 codes in one standard deviation of the conv, so y saturates
+    // too; a residual shares the output's scale (lower.h), so it is x's.
+    x_scale = 1.7f / 127.0f;
+    y_scale = c.residual ? x_scale : 0.05f;
+    const float acc_spread = std::sqrt(9.0f * kC) * 73.0f * 73.0f;
+    std::uniform_real_distribution<float> unit(0.5f, 1.5f), bias(-20.0f, 20.0f);
+    std::vector<float> w_scales(static_cast<std::size_t>(c.k)), b;
+    for (float& s : w_scales)
+      s = unit(rng) * 60.0f * y_scale / (acc_spread * x_scale);
+    if (c.bias)
+      for (std::int64_t k = 0; k < c.k; ++k)
+        b.push_back(bias(rng) * y_scale);
+    requant = quant::fold_requantization(x_scale, w_scales, b, y_scale, c.k, k_pad);
+    build_plan();
+  }
+
+  nlohmann::json conv_params() const {
+    return {{"c", kC},
+            {"c_pad", kCPad},
+            {"k", c.k},
+            {"k_pad", k_pad},
+            {"r", 3},
+            {"s", 3},
+            {"in_h", kH},
+            {"in_w", kW},
+            {"out_h", kH},
+            {"out_w", kW},
+            {"pad_top", 1},
+            {"pad_left", 1},
+            {"pad_bottom", 1},
+            {"pad_right", 1},
+            {"stride_h", 1},
+            {"stride_w", 1},
+            {"dil_h", 1},
+            {"dil_w", 1},
+            {"groups", 1},
+            {"has_bias", c.bias},
+            {"has_residual", c.residual},
+            {"activation", c.relu ? "relu" : "none"},
+            {"alpha", 0.0f},
+            {"beta", 0.0f},
+            {"clip_min", -FLT_MAX},
+            {"clip_max", FLT_MAX},
+            {"x_scale", x_scale},
+            {"y_scale", y_scale}};
+  }
+
+  static nlohmann::json geometry(std::int64_t ch, std::int64_t ch_pad, const char* layout) {
+    return {{"c", ch}, {"c_pad", ch_pad}, {"h", kH}, {"w", kW}, {"layout", layout}};
+  }
+
+  void build_plan() {
+    using plan::TensorDesc;
+    auto padding = [](std::int64_t ch, std::int64_t ch_pad) {
+      return ch_pad != ch ? std::optional<std::int64_t>(ch_pad) : std::nullopt;
+    };
+    plan.anvil_version = "test";
+    plan.options = {
+        .fp16 = true, .tf32 = false, .workspace_bytes = 256 << 20, .disabled_passes = {}};
+    plan.tensors = {
+        TensorDesc{0, "x", DType::kFloat32, "NCHW", {-1, kC, kH, kW}, std::nullopt},
+        TensorDesc{1, "x_h", DType::kFloat16, "NHWC", {-1, kH, kW, kC}, kCPad},
+        TensorDesc{2, "x_q", DType::kInt8, "NHWC", {-1, kH, kW, kC}, kCPad},
+        TensorDesc{3, "y_q", DType::kInt8, "NHWC", {-1, kH, kW, c.k}, padding(c.k, k_pad)},
+        TensorDesc{4, "y_h", DType::kFloat16, "NHWC", {-1, kH, kW, c.k}, padding(c.k, k_pad)},
+        TensorDesc{5, "y", DType::kFloat32, "NCHW", {-1, c.k, kH, kW}, std::nullopt},
+    };
+    plan.io = {{"x", 0, true}, {"y", 5, false}};
+    plan.profiles = {
+        {.inputs = {{"x", {{1, kC, kH, kW}, {kMaxBatch, kC, kH, kW}, {kMaxBatch, kC, kH, kW}}}}}};
+
+    const std::vector<float> filter_values(filter.begin(), filter.end());
+    const plan::WeightRef filter_ref =
+        builder::append_weights(plan.weights, filter_values, DType::kInt8, {k_pad, 3, 3, kCPad});
+    const plan::WeightRef scale_ref =
+        builder::append_weights(plan.weights, requant.scale, DType::kFloat32, {k_pad});
+    const plan::WeightRef bias_ref =
+        builder::append_weights(plan.weights, requant.bias, DType::kFloat32, {k_pad});
+
+    auto layer = [](const char* name, const char* kind, std::vector<int> in, int out,
+                    const nlohmann::json& params) {
+      plan::LayerDesc l;
+      l.name = name;
+      l.kind = kind;
+      l.inputs = std::move(in);
+      l.outputs = {out};
+      l.params = params.dump();
+      return l;
+    };
+    nlohmann::json q = geometry(kC, kCPad, "NHWC"), dq = geometry(c.k, k_pad, "NHWC");
+    q["scale"] = x_scale;
+    dq["scale"] = y_scale;
+    plan::LayerDesc conv =
+        layer("conv", "conv_int8", c.residual ? std::vector<int>{2, 2} : std::vector<int>{2}, 3,
+              conv_params());
+    conv.weights = {filter_ref, scale_ref, bias_ref};
+    plan.layers = {layer("reformat_in", "reformat_in", {0}, 1, geometry(kC, kCPad, "NCHW")),
+                   layer("quantize", "quantize", {1}, 2, q), conv,
+                   layer("dequantize", "dequantize", {3}, 4, dq),
+                   layer("reformat_out", "reformat_out", {4}, 5, geometry(c.k, k_pad, "NCHW"))};
+    shape = runtime::int8_conv_layer_shape(conv_params(), "conv");
+    shape.n = kMaxBatch;
+  }
+
+  std::vector<float> input(std::int64_t batch) const {
+    std::mt19937 rng(static_cast<std::uint32_t>(batch * 7 + c.k));
+    std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
+    std::vector<float> x(static_cast<std::size_t>(batch * kC * kH * kW));
+    for (float& v : x)
+      v = dist(rng);
+    return x;
+  }
+
+  // What the engine must output, NCHW [batch, k, kH, kW]; `near_tie` marks
+  // elements whose FP32 epilogue value lies within a few ulps of a rounding
+  // tie, where the order of cuDNN's FP32 operations (an FMA or not) may move
+  // the result one step.
+  std::vector<float> reference(const std::vector<float>& x, std::int64_t batch,
+                               std::vector<bool>& near_tie, std::vector<float>& pre_round,
+                               std::int64_t& saturated) const {
+    std::vector<std::int8_t> xq(static_cast<std::size_t>(batch * kH * kW * kCPad), 0);
+    for (std::int64_t n = 0; n < batch; ++n)
+      for (std::int64_t ch = 0; ch < kC; ++ch)
+        for (std::int64_t p = 0; p < kH * kW; ++p) {
+          const float stored = half_to_float(float_to_half(x[((n * kC + ch) * kH * kW + p)]));
+          xq[static_cast<std::size_t>((n * kH * kW + p) * kCPad + ch)] =
+              saturate(ops::round_half_to_even(stored / x_scale));
+        }
+    std::vector<float> y(static_cast<std::size_t>(batch * c.k * kH * kW));
+    near_tie.assign(y.size(), false);
+    pre_round.assign(y.size(), 0.0f);
+    saturated = 0;
+    for (std::int64_t n = 0; n < batch; ++n)
+      for (std::int64_t oh = 0; oh < kH; ++oh)
+        for (std::int64_t ow = 0; ow < kW; ++ow)
+          for (std::int64_t k = 0; k < c.k; ++k) {
+            std::int64_t acc = 0;
+            for (std::int64_t i = 0; i < 3; ++i)
+              for (std::int64_t j = 0; j < 3; ++j) {
+                const std::int64_t ih = oh - 1 + i, iw = ow - 1 + j;
+                if (ih < 0 || ih >= kH || iw < 0 || iw >= kW) continue;
+                for (std::int64_t ch = 0; ch < kCPad; ++ch)
+                  acc +=
+                      std::int64_t{
+                          xq[static_cast<std::size_t>(((n * kH + ih) * kW + iw) * kCPad + ch)]} *
+                      filter[static_cast<std::size_t>(((k * 3 + i) * 3 + j) * kCPad + ch)];
+              }
+            const auto kk = static_cast<std::size_t>(k);
+            // cuDNN's graph order: MUL scale, ADD bias, ADD residual, ReLU.
+            float v = static_cast<float>(acc) * requant.scale[kk];
+            if (c.bias) v = v + requant.bias[kk];
+            if (c.residual)
+              v = v + static_cast<float>(
+                          xq[static_cast<std::size_t>(((n * kH + oh) * kW + ow) * kCPad + k)]);
+            if (c.relu) v = v > 0.0f ? v : 0.0f;
+            const float r = ops::round_half_to_even(v);
+            saturated += std::fabs(r) > 127.0f;
+            const std::size_t o = static_cast<std::size_t>(((n * c.k + k) * kH + oh) * kW + ow);
+            pre_round[o] = v;
+            near_tie[o] = std::fabs(std::fabs(v - std::floor(v)) - 0.5f) <=
+                          4.0f * std::max(1.0f, std::fabs(v)) * FLT_EPSILON;
+            y[o] = half_to_float(float_to_half(static_cast<float>(saturate(r)) * y_scale));
+          }
+    return y;
+  }
+};
+
+// Runs `model` at `batch` through Engine and ExecutionContext and compares
+// with the CPU: bitwise, except near-tie elements, which may be one step off.
+void expect_matches_cpu(const Model& model, std::int64_t batch, const std::string& what) {
+  const std::shared_ptr<const Engine> engine =
+      Engine::deserialize(plan::serialize_plan(model.plan), "int8.plan");
+  const std::unique_ptr<ExecutionContext> context = engine->create_context();
+  const std::vector<float> x = model.input(batch);
+  std::vector<bool> near_tie;
+  std::vector<float> pre_round;
+  std::int64_t saturated = 0;
+  const std::vector<float> want = model.reference(x, batch, near_tie, pre_round, saturated);
+
+  cuda::DeviceBuffer dx(x.size() * sizeof(float)), dy(want.size() * sizeof(float));
+  cuda::copy_to_device(dx.data(), x.data(), dx.bytes());
+  test::poison(dy.data(), dy.bytes());
+  const std::vector<std::int64_t> dims{batch, kC, kH, kW};
+  context->set_input_shape("x", dims);
+  context->set_tensor_address("x", dx.data());
+  context->set_tensor_address("y", dy.data());
+  const cuda::Stream stream;
+  context->enqueue(stream.get());
+  stream.synchronize();
+  std::vector<float> got(want.size());
+  ANVIL_GPU_CHECK(cudaMemcpy(got.data(), dy.data(), dy.bytes(), cudaMemcpyDeviceToHost));
+
+  std::size_t wrong = 0, tie_steps = 0;
+  const std::int64_t hw = kH * kW;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    if (std::memcmp(&got[i], &want[i], sizeof(float)) == 0) continue;
+    const bool one_step =
+        std::fabs(got[i] - want[i]) <= model.y_scale * 1.001f && std::isfinite(got[i]);
+    if (near_tie[i] && one_step) {
+      ++tie_steps;
+      continue;
+    }
+    if (wrong++ < 3) {
+      const auto n = static_cast<std::int64_t>(i) / (model.c.k * hw),
+                 k = static_cast<std::int64_t>(i) / hw % model.c.k,
+                 p = static_cast<std::int64_t>(i) % hw;
+      ADD_FAILURE() << what << ": output (n " << n << ", k " << k << ", h " << p / kW << ", w "
+                    << p % kW << ") got " << got[i] << " (" << got[i] / model.y_scale
+                    << " steps) want " << want[i] << " (" << want[i] / model.y_scale
+                    << " steps); the CPU's epilogue value before rounding " << pre_round[i];
+    }
+  }
+  std::printf("%s: %zu outputs, %lld saturate, %zu near-tie one-step differences\n", what.c_str(),
+              want.size(), static_cast<long long>(saturated), tie_steps);
+  EXPECT_EQ(wrong, 0u) << what << ": " << wrong << " of " << want.size() << " outputs differ";
+  EXPECT_GT(saturated, 0) << what << ": the data must saturate the output";
+}
+
+TEST(LayerInt8Runners, QuantizeConvDequantizeMatchTheCpu) {
+  ANVIL_REQUIRE_GPU();
+  for (const Case& c : kCases) {
+    Model model(c);
+    model.plan.target = builder::current_target();
+    for (const std::int64_t batch : {kMaxBatch, std::int64_t{1}})
+      try {
+        expect_matches_cpu(model, batch, cat(c.name, ", batch ", batch, ", heuristic tactic"));
+      } catch (const Error& e) {
+        ADD_FAILURE() << c.name << ", batch " << batch << ": " << e.what();
+      }
+  }
+}
+
+// Every engine config of the layer, stored as the plan's tactic, runs through
+// from_identity and gives the same exact result.
+TEST(LayerInt8Runners, EveryTacticMatchesTheCpu) {
+  ANVIL_REQUIRE_GPU();
+  const cuda::CudnnHandle cudnn;
+  for (const Case& c : kCases) {
+    Model model(c);
+    model.plan.target = builder::current_target();
+    const std::vector<cuda::Int8Conv> found = cuda::Int8Conv::candidates(cudnn.get(), model.shape);
+    EXPECT_FALSE(found.empty()) << c.name << ": no cuDNN INT8 engine (" << model.shape.describe()
+                                << ")";
+    for (const cuda::Int8Conv& conv : found) {
+      Model tuned = model;
+      plan::set_tactic(tuned.plan.layers[2], 0, conv.identity(), 0.0f);
+      try {
+        expect_matches_cpu(tuned, kMaxBatch, cat(c.name, ", tactic ", conv.identity()));
+      } catch (const Error& e) {
+        ADD_FAILURE() << c.name << ", tactic " << conv.identity() << ": " << e.what();
+      }
+    }
+  }
+}
+
+// ---- Corrupt layers: the runners' constructors touch no GPU. ----
+
+ErrorKind construction_error(const Model& model, std::size_t layer, bool fp16,
+                             std::string* message) {
+  const plan::LayerDesc& l = model.plan.layers[layer];
+  const runtime::RunnerFactory factory = runtime::find_runner(l.kind);
+  if (!factory) {
+    *message = cat("no runner for kind '", l.kind, "'");
+    return ErrorKind::kInternal;
+  }
+  static const std::byte dummy[256] = {};
+  runtime::LayerSetup setup{model.plan, l, nlohmann::json::parse(l.params), {}, fp16};
+  for (std::size_t i = 0; i < l.weights.size(); ++i)
+    setup.weights.push_back(dummy);
+  try {
+    factory(setup);
+  } catch (const Error& e) {
+    *message = e.what();
+    return e.kind();
+  }
+  *message = "constructed";
+  return ErrorKind::kInternal;
+}
+
+// The hand-built plans are valid plan files (no GPU needed), so a failure of
+// the GPU tests above is the runtime's, not the test's.
+TEST(LayerInt8Runners, TestPlansSerializeAndReadBack) {
+  for (const Case& c : kCases) {
+    const Model model(c);
+    const plan::Plan back =
+        plan::deserialize_plan(plan::serialize_plan(model.plan), "int8-test.plan");
+    EXPECT_EQ(back.layers.size(), 5u) << c.name;
+    EXPECT_EQ(back.layers[2].weights.at(0).dtype, DType::kInt8) << c.name;
+    EXPECT_EQ(back.weights, model.plan.weights) << c.name;
+    // The data reaches what the GPU test must check: saturation, nonzero
+    // outputs, few near ties.
+    for (const std::int64_t batch : {kMaxBatch, std::int64_t{1}}) {
+      std::vector<bool> near_tie;
+      std::vector<float> pre_round;
+      std::int64_t saturated = 0;
+      const std::vector<float> y =
+          model.reference(model.input(batch), batch, near_tie, pre_round, saturated);
+      const auto nonzero = std::count_if(y.begin(), y.end(), [](float v) { return v != 0.0f; });
+      const auto ties = std::count(near_tie.begin(), near_tie.end(), true);
+      std::printf("%s, batch %lld: %zu outputs, %lld saturate, %lld nonzero, %lld near ties\n",
+                  c.name, static_cast<long long>(batch), y.size(),
+                  static_cast<long long>(saturated), static_cast<long long>(nonzero),
+                  static_cast<long long>(ties));
+      EXPECT_GT(saturated, 0) << c.name << ", batch " << batch;
+      EXPECT_GT(nonzero, static_cast<std::ptrdiff_t>(y.size() / 3)) << c.name;
+    }
+  }
+}
+
+TEST(LayerInt8Runners, RunnersExistAndAcceptTheirLayers) {
+  const Model model(kCases[1]);
+  for (std::size_t i = 1; i <= 3; ++i) {
+    std::string message;
+    construction_error(model, i, true, &message);
+    EXPECT_EQ(message, "constructed") << model.plan.layers[i].kind;
+  }
+}
+
+TEST(LayerInt8Runners, Fp32PlanIsAnInvalidArgumentNamingTheLayer) {
+  const Model model(kCases[0]);
+  for (std::size_t i = 1; i <= 3; ++i) {
+    std::string message;
+    EXPECT_EQ(construction_error(model, i, false, &message), ErrorKind::kInvalidArgument)
+        << message;
+    EXPECT_NE(message.find("needs an FP16 plan"), std::string::npos) << message;
+    EXPECT_NE(message.find(model.plan.layers[i].name), std::string::npos) << message;
+  }
+}
+
+TEST(LayerInt8Runners, CorruptLayersAreInvalidArguments) {
+  std::string message;
+  auto expect_invalid = [&](Model m, std::size_t layer, const char* what) {
+    EXPECT_EQ(construction_error(m, layer, true, &message), ErrorKind::kInvalidArgument)
+        << what << ": " << message;
+  };
+  auto with_param = [](Model m, std::size_t layer, const char* key, nlohmann::json value) {
+    nlohmann::json p = nlohmann::json::parse(m.plan.layers[layer].params);
+    p[key] = std::move(value);
+    m.plan.layers[layer].params = p.dump();
+    return m;
+  };
+  const Model base(kCases[0]);
+  expect_invalid(with_param(base, 1, "scale", 0.0f), 1, "quantize scale 0");
+  expect_invalid(with_param(base, 3, "scale", -0.5f), 3, "dequantize scale -0.5");
+  expect_invalid(with_param(base, 1, "layout", "NCHW"), 1, "quantize layout NCHW");
+  expect_invalid(with_param(base, 1, "c_pad", 4), 1, "quantize c_pad < c");
+  expect_invalid(with_param(base, 2, "activation", "sigmoid"), 2, "conv_int8 sigmoid");
+  expect_invalid(with_param(base, 2, "pad_bottom", 0), 2, "conv_int8 asymmetric pads");
+  expect_invalid(with_param(base, 2, "has_residual", true), 2, "conv_int8 residual, one input");
+  Model wrong_dtype = base;
+  wrong_dtype.plan.tensors[2].dtype = DType::kFloat16;
+  expect_invalid(wrong_dtype, 1, "quantize writing an FP16 tensor");
+  expect_invalid(wrong_dtype, 2, "conv_int8 reading an FP16 tensor");
+  Model fp16_filter = base;
+  fp16_filter.plan.layers[2].weights[0].dtype = DType::kFloat16;
+  expect_invalid(fp16_filter, 2, "conv_int8 with an FP16 filter");
+  Model two_weights = base;
+  two_weights.plan.layers[2].weights.pop_back();
+  expect_invalid(two_weights, 2, "conv_int8 without its bias weight");
+}
+
+}  // namespace
+}  // namespace anvil
