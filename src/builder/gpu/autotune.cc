@@ -45,12 +45,15 @@ struct Libraries {
   cudaStream_t stream = nullptr;
 };
 
-// One conv or gemm layer's problem on the device: its real weights, random
-// activations (kept on the host too, for the numerical check), the output
-// and a workspace for every candidate. Candidates keep pointers into it.
+// One conv, conv_int8 or gemm layer's problem on the device: its real
+// weights, random activations (kept on the host too, for the numerical
+// check), the output and a workspace for every candidate. Candidates keep
+// pointers into it.
 struct Bench {
-  HostDeviceValues x, residual;  // residual: empty where the layer has none
+  HostDeviceValues x, residual;    // residual: empty where the layer has none
+  HostDeviceInt8 x_q, residual_q;  // conv_int8's, instead of x and residual
   cuda::DeviceBuffer w, bias, y, workspace;
+  cuda::DeviceBuffer scale;  // conv_int8's folded requantization scale
 
   const void* residual_or_null() const { return residual.device.data(); }
 };
@@ -181,6 +184,38 @@ std::vector<Timed> time_conv(const ConvLayerShape& conv, Bench& b, const Librari
   return timed;
 }
 
+// cuDNN's INT8 engine configs for `shape`; none where it has no engine.
+std::vector<cuda::Int8Conv> int8_candidates(cudnnHandle_t cudnn, const cuda::Int8ConvShape& shape) {
+  try {
+    return cuda::Int8Conv::candidates(cudnn, shape, kMaxCandidates);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kUnsupported) throw;
+    return {};
+  }
+}
+
+// Every INT8 engine config, bound once to `b` as the runtime's conv_int8
+// runner binds it (identities as Int8Conv::identity() gives them), timed.
+std::vector<Timed> time_int8_conv(const cuda::Int8ConvShape& shape, Bench& b, const Libraries& libs,
+                                  int iterations) {
+  const std::vector<cuda::Int8Conv> convs = int8_candidates(libs.cudnn, shape);
+  std::size_t workspace = 0;
+  for (const cuda::Int8Conv& c : convs)
+    workspace = std::max(workspace, c.workspace_bytes());
+  b.workspace = cuda::DeviceBuffer(workspace);
+  std::vector<Timed> timed;
+  for (const cuda::Int8Conv& c : convs) {
+    auto binding = std::make_shared<const cuda::Int8Conv::Binding>(
+        c.bind(b.x_q.device.data(), b.w.data(), b.scale.as<float>(), b.bias.as<float>(),
+               b.residual_q.device.data(), b.y.data(), b.workspace.data()));
+    auto run = [c, binding, cudnn = libs.cudnn](cudaStream_t stream) {
+      c.execute(cudnn, stream, *binding);
+    };
+    timed.push_back({c.identity(), time_run(run, libs.stream, iterations), run});
+  }
+  return timed;
+}
+
 std::vector<Timed> time_gemm(const cuda::GemmShape& shape, Bench& b, const Libraries& libs,
                              int iterations) {
   std::vector<cuda::Gemm> gemms =
@@ -207,6 +242,12 @@ class LayerTuning {
     const bool fp16 = p.options.fp16;
     const auto params = nlohmann::json::parse(layer.params);
     Bench& b = *bench_;
+    if (layer.kind == "conv_int8") {
+      bench_int8_conv(params, batch, rng);
+      candidates_ = time_int8_conv(*int8_, b, libs, iterations);
+      sort_candidates();
+      return;
+    }
     b.w = upload(p, layer.weights.at(0));
     if (layer.kind == "conv") {
       conv_ = runtime::conv_layer_shape(params, layer.name, fp16, p.options.tf32);
@@ -226,8 +267,7 @@ class LayerTuning {
       b.y = cuda::DeviceBuffer(static_cast<std::size_t>(batch * gemm_->n) * (fp16 ? 2 : 4));
       candidates_ = time_gemm(*gemm_, b, libs, iterations);
     }
-    std::stable_sort(candidates_.begin(), candidates_.end(),
-                     [](const Timed& a, const Timed& c) { return a.ms < c.ms; });
+    sort_candidates();
   }
 
   const std::vector<Timed>& candidates() const { return candidates_; }
@@ -235,6 +275,7 @@ class LayerTuning {
   // Runs the candidate once and checks its output: nothing when right, else why.
   std::optional<std::string> check(const Timed& candidate, cudaStream_t stream) const {
     const Bench& b = *bench_;
+    if (int8_) return check_int8(candidate, stream);
     ANVIL_GPU_CHECK(cudaMemsetAsync(b.y.data(), 0xff, b.y.bytes(), stream));  // NaNs
     candidate.run(stream);
     ANVIL_GPU_CHECK(cudaStreamSynchronize(stream));
@@ -245,11 +286,73 @@ class LayerTuning {
   }
 
  private:
+  void sort_candidates() {
+    std::stable_sort(candidates_.begin(), candidates_.end(),
+                     [](const Timed& a, const Timed& c) { return a.ms < c.ms; });
+  }
+
+  // The plan's INT8 filter, scale and bias; random INT8 x (and residual) in
+  // the real channels, zeros in the padded ones, as the engine guarantees.
+  void bench_int8_conv(const nlohmann::json& params, std::int64_t batch, std::mt19937& rng) {
+    if (layer_.weights.size() != 3)
+      fail(ErrorKind::kInvalidArgument, "plan layer '", layer_.name, "': a conv_int8 layer has 3 ",
+           "weights (INT8 filter, FP32 scale, FP32 bias), this one ", layer_.weights.size());
+    int8_ = runtime::int8_conv_layer_shape(params, layer_.name);
+    cuda::Int8ConvShape& s = *int8_;
+    s.n = batch;
+    const auto c_real = runtime::param<std::int64_t>(params, "c", layer_.name);
+    const auto k_real = runtime::param<std::int64_t>(params, "k", layer_.name);
+    if (c_real < 1 || c_real > s.c || k_real < 1 || k_real > s.k)
+      fail(ErrorKind::kInvalidArgument, "plan layer '", layer_.name, "': channels c ", c_real,
+           " of c_pad ", s.c, ", k ", k_real, " of k_pad ", s.k);
+    const std::int64_t out = batch * s.out_h() * s.out_w() * s.k;
+    // cuDNN reads this many bytes of each: a shorter slice would read past it.
+    const std::int64_t need[3] = {s.k * s.r * s.s * s.c, s.k * 4, s.k * 4};
+    for (std::size_t i = 0; i < 3; ++i)
+      if (layer_.weights[i].bytes < need[i])
+        fail(ErrorKind::kInvalidArgument, "plan layer '", layer_.name, "': weights[", i, "] has ",
+             layer_.weights[i].bytes, " bytes, its conv_int8 shape needs ", need[i]);
+    Bench& b = *bench_;
+    b.x_q = random_int8_values(batch * s.h * s.w * s.c, s.c, c_real, rng);
+    if (s.has_residual) b.residual_q = random_int8_values(out, s.k, k_real, rng);
+    b.w = upload(plan_, layer_.weights[0]);
+    b.scale = upload(plan_, layer_.weights[1]);
+    b.bias = upload(plan_, layer_.weights[2]);
+    b.y = cuda::DeviceBuffer(static_cast<std::size_t>(out));
+  }
+
+  // An INT8 output has no NaN to poison it with: the candidate runs twice,
+  // over outputs filled with 91 and then -91, and both runs must agree (an
+  // element left unwritten would not), in every image; then the last image is
+  // checked against the CPU reference once.
+  std::optional<std::string> check_int8(const Timed& candidate, cudaStream_t stream) const {
+    const Bench& b = *bench_;
+    std::vector<std::int8_t> runs[2];
+    const int poisons[2] = {0x5b, 0xa5};
+    for (int i = 0; i < 2; ++i) {
+      runs[i].resize(b.y.bytes());
+      ANVIL_GPU_CHECK(cudaMemsetAsync(b.y.data(), poisons[i], b.y.bytes(), stream));
+      candidate.run(stream);
+      ANVIL_GPU_CHECK(
+          cudaMemcpyAsync(runs[i].data(), b.y.data(), b.y.bytes(), cudaMemcpyDeviceToHost, stream));
+      ANVIL_GPU_CHECK(cudaStreamSynchronize(stream));
+    }
+    const auto [first, second] = std::mismatch(runs[0].begin(), runs[0].end(), runs[1].begin());
+    if (first != runs[0].end())
+      return cat("conv_int8 '", layer_.name, "' (", int8_->describe(), "): output element ",
+                 first - runs[0].begin(), " of ", runs[0].size(), " is ", int{*first}, " after ",
+                 "a run over 91s but ", int{*second}, " after a run over -91s: left unwritten ",
+                 "or not deterministic");
+    return check_int8_conv_output(plan_, layer_, *int8_, b.x_q.host,
+                                  int8_->has_residual ? &b.residual_q.host : nullptr, b.y.data());
+  }
+
   const plan::Plan& plan_;
   const plan::LayerDesc& layer_;
   std::unique_ptr<Bench> bench_;  // stable: candidates point into it
   std::optional<ConvLayerShape> conv_;
   std::optional<cuda::GemmShape> gemm_;
+  std::optional<cuda::Int8ConvShape> int8_;
   std::vector<Timed> candidates_;
 };
 
@@ -267,11 +370,16 @@ Winner tune_layer(const plan::Plan& p, const plan::LayerDesc& layer, std::int64_
   const LayerTuning tuning(p, layer, batch, iterations, libs, rng);
   Winner w;
   w.candidates = static_cast<int>(tuning.candidates().size());
+  const bool int8 = layer.kind == "conv_int8";
+  // An INT8 layer can always fall back to FP16; the user chooses that.
+  const std::string instead =
+      int8 ? cat("; build it in FP16 with --layer-precision ", layer.name, ":fp16") : "";
   if (tuning.candidates().empty())
     fail(ErrorKind::kUnsupported, "layer '", layer.name, "': no ",
-         layer.kind == "conv" ? "cuDNN engine (fused or unfused) or cuBLASLt algorithm"
-                              : "cuBLASLt algorithm",
-         " runs this ", layer.kind);
+         int8                   ? "cuDNN INT8 engine"
+         : layer.kind == "conv" ? "cuDNN engine (fused or unfused) or cuBLASLt algorithm"
+                                : "cuBLASLt algorithm",
+         " runs this ", layer.kind, " on this GPU", instead);
   for (const Timed& t : tuning.candidates()) {
     const std::optional<std::string> wrong = tuning.check(t, libs.stream);
     if (!wrong) {
@@ -284,9 +392,11 @@ Winner tune_layer(const plan::Plan& p, const plan::LayerDesc& layer, std::int64_
             " ms), it fails the CPU reference check: ", *wrong));
   }
   fail(ErrorKind::kUnsupported, "layer '", layer.name, "': none of the ", w.candidates, " ",
-       layer.kind == "conv" ? "cuDNN/cuBLASLt" : "cuBLASLt",
+       int8                   ? "cuDNN INT8"
+       : layer.kind == "conv" ? "cuDNN/cuBLASLt"
+                              : "cuBLASLt",
        " candidates runs it correctly on this GPU",
-       w.rejected.empty() ? std::string() : cat(" (fastest: ", w.rejected.front(), ")"));
+       w.rejected.empty() ? std::string() : cat(" (fastest: ", w.rejected.front(), ")"), instead);
 }
 
 // The timing cache: layer signature -> winner, valid for one GPU and one set
@@ -325,6 +435,11 @@ class TimingCache {
   nlohmann::json entries_ = nlohmann::json::object();
 };
 
+// The layers the autotuner chooses a library configuration for.
+bool is_tuned(const std::string& kind) {
+  return kind == "conv" || kind == "conv_int8" || kind == "gemm";
+}
+
 }  // namespace
 
 plan::TargetInfo current_target() {
@@ -338,9 +453,9 @@ plan::TargetInfo current_target() {
 
 std::vector<CandidateTiming> time_candidates(const plan::Plan& p, const plan::LayerDesc& layer,
                                              std::int64_t batch, int iterations) {
-  if (layer.kind != "conv" && layer.kind != "gemm")
+  if (!is_tuned(layer.kind))
     fail(ErrorKind::kInvalidArgument, "layer '", layer.name, "' (", layer.kind,
-         ") has no library candidates: only conv and gemm layers are tuned");
+         ") has no library candidates: only conv, conv_int8 and gemm layers are tuned");
   cuda::CudnnHandle cudnn;
   cuda::CublasLtHandle lt;
   cuda::Stream stream;
@@ -364,11 +479,11 @@ std::vector<LayerTactic> autotune(plan::Plan& p, const AutotuneOptions& options)
                   : [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
   int total = 0, done = 0;
   for (const plan::LayerDesc& layer : p.layers)
-    total += layer.kind == "conv" || layer.kind == "gemm";
+    total += is_tuned(layer.kind);
 
   std::vector<LayerTactic> chosen;
   for (plan::LayerDesc& layer : p.layers) {
-    if (layer.kind != "conv" && layer.kind != "gemm") continue;
+    if (!is_tuned(layer.kind)) continue;
     // Same problem, same winner: the key is everything the timing depends on.
     // A cached winner was checked when it was first tuned.
     const std::string key = cat(layer.kind, "|", layer.params, "|fp16=", p.options.fp16,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "anvil/error.h"
@@ -83,7 +84,45 @@ std::optional<std::string> compare(const std::vector<float>& got, const std::vec
              " got ", got[worst], " want ", want[worst]);
 }
 
+// A conv_int8 layer's INT8 filter, as stored.
+std::vector<std::int8_t> int8_filter(const plan::Plan& p, const plan::LayerDesc& layer,
+                                     std::int64_t count) {
+  const plan::WeightRef& ref = layer.weights.at(0);
+  if (ref.dtype != DType::kInt8 || ref.bytes < count ||
+      ref.offset + count > static_cast<std::int64_t>(p.weights.size()))
+    fail(ErrorKind::kInvalidArgument, "plan layer '", layer.name, "': its filter (weights[0], ",
+         ref.bytes, " bytes at ", ref.offset, ") is not the ", count,
+         " INT8 values a conv_int8 layer of this shape needs");
+  std::vector<std::int8_t> w(static_cast<std::size_t>(count));
+  std::memcpy(w.data(), p.weights.data() + ref.offset, w.size());
+  return w;
+}
+
+// rint half to even (the default rounding mode), then saturate to INT8; a
+// NaN, which finite plan vectors cannot produce, maps to -128.
+std::int8_t requantize(float v) {
+  const float r = std::nearbyint(v);
+  if (!(r >= -128.0f)) return -128;
+  return static_cast<std::int8_t>(std::min(r, 127.0f));
+}
+
 }  // namespace
+
+HostDeviceInt8 random_int8_values(std::int64_t count, std::int64_t channels, std::int64_t real,
+                                  std::mt19937& rng) {
+  if (count < 0 || channels <= 0 || real < 0 || real > channels)
+    fail(ErrorKind::kInvalidArgument, "random_int8_values: ", count, " values of ", real,
+         " real channels out of ", channels);
+  std::uniform_int_distribution<int> uniform(-127, 127);
+  HostDeviceInt8 v;
+  v.host.assign(static_cast<std::size_t>(count), 0);
+  for (std::size_t i = 0; i < v.host.size(); ++i)
+    if (static_cast<std::int64_t>(i) % channels < real)
+      v.host[i] = static_cast<std::int8_t>(uniform(rng));
+  v.device = cuda::DeviceBuffer(v.host.size());
+  cuda::copy_to_device(v.device.data(), v.host.data(), v.host.size());
+  return v;
+}
 
 HostDeviceValues random_values(std::int64_t count, bool fp16, std::mt19937& rng) {
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -172,6 +211,79 @@ std::optional<std::string> check_gemm_output(const plan::Plan& p, const plan::La
   return compare(
       got, want, tactic_tolerance(g.fp16, g.allow_tf32),
       cat("gemm '", layer.name, "' row ", row, " of ", g.m, " (", cuda::to_string(g), ")"));
+}
+
+std::optional<std::string> check_int8_conv_output(const plan::Plan& p, const plan::LayerDesc& layer,
+                                                  const cuda::Int8ConvShape& s,
+                                                  const std::vector<std::int8_t>& x,
+                                                  const std::vector<std::int8_t>* residual,
+                                                  const void* y) {
+  const std::int64_t out_h = s.out_h(), out_w = s.out_w();
+  const std::int64_t in_size = s.h * s.w * s.c, out_size = out_h * out_w * s.k;
+  const std::int64_t image = s.n - 1;
+  if (static_cast<std::int64_t>(x.size()) < s.n * in_size ||
+      (residual && static_cast<std::int64_t>(residual->size()) < s.n * out_size))
+    fail(ErrorKind::kInvalidArgument, "check_int8_conv_output: layer '", layer.name,
+         "': inputs smaller than ", s.n, " images of ", s.describe());
+  const std::vector<std::int8_t> w = int8_filter(p, layer, s.k * s.r * s.s * s.c);
+  const std::vector<float> scale = weight_values(p, layer.weights.at(1), s.k, false);
+  const std::vector<float> bias = s.has_bias ? weight_values(p, layer.weights.at(2), s.k, false)
+                                             : std::vector<float>(static_cast<std::size_t>(s.k));
+
+  // v before rounding too, to show how near a rounding boundary the worst element was.
+  std::vector<float> before(static_cast<std::size_t>(out_size));
+  std::vector<std::int8_t> want(before.size());
+  const std::int8_t* xi = x.data() + image * in_size;
+  for (std::int64_t op = 0; op < out_h; ++op)
+    for (std::int64_t oq = 0; oq < out_w; ++oq)
+      for (std::int64_t k = 0; k < s.k; ++k) {
+        std::int64_t acc = 0;
+        for (std::int64_t r = 0; r < s.r; ++r) {
+          const std::int64_t ih = op * s.stride_h - s.pad_h + r * s.dil_h;
+          if (ih < 0 || ih >= s.h) continue;
+          for (std::int64_t t = 0; t < s.s; ++t) {
+            const std::int64_t iw = oq * s.stride_w - s.pad_w + t * s.dil_w;
+            if (iw < 0 || iw >= s.w) continue;
+            const std::int8_t* xp = xi + (ih * s.w + iw) * s.c;
+            const std::int8_t* wp = w.data() + ((k * s.r + r) * s.s + t) * s.c;
+            for (std::int64_t c = 0; c < s.c; ++c)
+              acc += std::int64_t{xp[c]} * std::int64_t{wp[c]};
+          }
+        }
+        const auto o = static_cast<std::size_t>((op * out_w + oq) * s.k + k);
+        const auto kk = static_cast<std::size_t>(k);
+        // The contract's order: one FP32 multiply, then each add, each rounded.
+        float v = static_cast<float>(acc) * scale[kk];
+        v = v + bias[kk];
+        if (residual)
+          v = v + static_cast<float>((*residual)[static_cast<std::size_t>(image * out_size) + o]);
+        if (s.relu) v = std::max(v, 0.0f);
+        before[o] = v;
+        want[o] = requantize(v);
+      }
+
+  std::vector<std::int8_t> got(want.size());
+  ANVIL_GPU_CHECK(cudaMemcpy(got.data(), static_cast<const std::int8_t*>(y) + image * out_size,
+                             got.size(), cudaMemcpyDeviceToHost));
+  std::int64_t differ = 0, max_diff = 0;
+  std::size_t worst = 0;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    const std::int64_t diff = std::abs(std::int64_t{got[i]} - std::int64_t{want[i]});
+    differ += diff > 0;
+    if (diff > max_diff) {
+      max_diff = diff;
+      worst = i;
+    }
+  }
+  if (max_diff <= 1 && differ * 100 < out_size) return std::nullopt;
+  const std::int64_t pixel = static_cast<std::int64_t>(worst) / s.k;
+  return cat("conv_int8 '", layer.name, "' image ", image, " of ", s.n, " (", s.describe(),
+             "): ", differ, " of ", out_size,
+             " INT8 outputs differ from the CPU reference, by up to ", max_diff, "; worst at n",
+             image, " p", pixel / out_w, " q", pixel % out_w, " k",
+             static_cast<std::int64_t>(worst) % s.k, ": got ", int{got[worst]}, " want ",
+             int{want[worst]}, " (v = ", before[worst],
+             " before rounding); allowed: off by at most 1, in fewer than 1% of outputs");
 }
 
 }  // namespace anvil::builder

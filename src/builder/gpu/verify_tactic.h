@@ -2,7 +2,8 @@
 // output, computed on its real weights and random activations, against a
 // plain CPU reference of the same layer in the engine's layout (NHWC, padded
 // channels, KRSC filter), so that a fast but wrong library configuration
-// never reaches a plan.
+// never reaches a plan. INT8 layers (conv_int8) are checked exactly, in INT8
+// steps, against the plan contract's arithmetic (builder/lower.h).
 #pragma once
 
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "cuda/cublaslt_gemm.h"
+#include "cuda/cudnn_int8_conv.h"
 #include "cuda/handles.h"
 #include "plan/plan.h"
 #include "runtime/layers/layer_shapes.h"
@@ -28,6 +30,18 @@ struct HostDeviceValues {
 // `count` values drawn from N(0, 1): tuning and checking run on random data,
 // never on zeros.
 HostDeviceValues random_values(std::int64_t count, bool fp16, std::mt19937& rng);
+
+// INT8 values on the host and their device copy.
+struct HostDeviceInt8 {
+  std::vector<std::int8_t> host;
+  cuda::DeviceBuffer device;
+};
+
+// `count` INT8 values of a tensor storing `channels` channels per pixel:
+// uniform integers in [-127, 127] in the first `real` channels, 0 in the
+// padded ones (as the engine guarantees for an INT8 tensor).
+HostDeviceInt8 random_int8_values(std::int64_t count, std::int64_t channels, std::int64_t real,
+                                  std::mt19937& rng);
 
 // The largest max|got - want| / max|want| a tactic may show: 1e-4 for FP32
 // without TF32, 1e-2 for FP16 storage or TF32.
@@ -47,5 +61,19 @@ std::optional<std::string> check_conv_output(const plan::Plan& plan, const plan:
 std::optional<std::string> check_gemm_output(const plan::Plan& plan, const plan::LayerDesc& layer,
                                              const cuda::GemmShape& gemm, const HostDeviceValues& x,
                                              const void* y);
+
+// Checks the last image of a conv_int8 layer's INT8 output `y` (device, NHWC,
+// shape.n images, shape.k channels) against the plan contract computed on the
+// CPU from the plan's INT8 filter (weights[0]), scale (weights[1]) and bias
+// (weights[2]): acc exact, then v = float(acc) * scale[k] + bias[k]
+// [+ residual] in FP32 in that order, ReLU, rint half to even, saturate to
+// [-128, 127]. x and residual are the host INT8 inputs of all shape.n images
+// (residual null when the layer has none). Passes when no element is off by
+// more than 1 and fewer than 1% are off at all (cuDNN was measured exact; 1
+// allows an FMA in its epilogue); else says why (shape, worst element
+// n/p/q/k, got vs want, how many differ).
+std::optional<std::string> check_int8_conv_output(
+    const plan::Plan& plan, const plan::LayerDesc& layer, const cuda::Int8ConvShape& shape,
+    const std::vector<std::int8_t>& x, const std::vector<std::int8_t>* residual, const void* y);
 
 }  // namespace anvil::builder
