@@ -81,6 +81,21 @@ struct BuilderConfig {
   // ResNet block's downsample shortcut, run on one of them, joined with
   // events. 0: every layer on the caller's stream. At most 8.
   int aux_streams = 0;
+  // INT8 (TensorRT's kINT8 flag; needs fp16, which the layers INT8 does not
+  // cover keep). A convolution runs in INT8 where the calibration cache gives
+  // its input and output a scale, cuDNN has an INT8 engine for it, and it is
+  // faster in INT8 than in FP16 at the opt batch (timed per layer; the slower
+  // ones stay FP16 and BuildReport::int8_fallbacks says why). Depthwise and
+  // grouped convs, activations other than ReLU, and the gemm stay FP16.
+  bool int8 = false;
+  // `anvil calibrate`'s cache for this model (quant/calibration_cache.h):
+  // required with int8; one made for another model is refused.
+  std::filesystem::path calibration_cache;
+  // Conv layers (their ONNX node names) kept in FP16 (--layer-precision NAME:fp16).
+  std::vector<std::string> fp16_layers;
+  // The conv that reads the image input also in INT8 (off: it stays FP16, as
+  // the input's few channels make INT8 slow there and cost accuracy).
+  bool int8_first_layer = false;
   int autotune_iterations = 10;  // timed runs per candidate tactic
   // Called after each autotuned layer with (layers done, layers to tune).
   std::function<void(int done, int total)> progress;
@@ -119,6 +134,9 @@ struct BuildReport {
   std::vector<LayerTacticReport> tactics;
   std::size_t weight_bytes = 0;
   std::size_t arena_bytes = 0;  // activations of one context at the largest max batch
+  // INT8 builds: convs that had INT8 scales but stay FP16 because INT8 was
+  // slower there, each "NAME: INT8 x ms, FP16 y ms at batch B".
+  std::vector<std::string> int8_fallbacks;
 };
 
 // Builds plans (TensorRT's IBuilder). Stateless: one may build many plans,

@@ -6,9 +6,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <optional>
 
 #include "anvil/error.h"
+#include "builder/int8_config.h"
 #include "builder/lower.h"
 #include "onnx/importer.h"
 #include "passes/pass_manager.h"
@@ -40,6 +42,12 @@ void check_config(const BuilderConfig& config) {
   if (config.aux_streams < 0 || config.aux_streams > plan::kMaxAuxStreams)
     fail(ErrorKind::kInvalidArgument, "builder config: aux_streams is ", config.aux_streams,
          "; it must be 0..", plan::kMaxAuxStreams);
+  if (config.int8 && !config.fp16)
+    fail(ErrorKind::kInvalidArgument,
+         "builder config: int8 needs fp16 too (layers without an INT8 version run in FP16)");
+  if (config.int8 && config.calibration_cache.empty())
+    fail(ErrorKind::kInvalidArgument,
+         "builder config: int8 needs a calibration cache (make one with `anvil calibrate`)");
 }
 
 // Profile 0 (config.profile), then config.additional_profiles.
@@ -177,7 +185,8 @@ BuildReport make_report(const plan::Plan& p, std::vector<PassReport> passes) {
 #if ANVIL_HAVE_CUDA
 
 // Tunes every profile at its opt batch; progress counts layers of all of them.
-std::vector<LayerTacticReport> tune(plan::Plan& p, const BuilderConfig& config) {
+std::vector<LayerTacticReport> tune(plan::Plan& p, const BuilderConfig& config,
+                                    const std::filesystem::path& timing_cache) {
   p.target = builder::current_target();  // kGpu without a GPU
   const std::vector<BatchRange> ranges = plan::batch_ranges(p, "the plan being built");
   std::vector<LayerTacticReport> out;
@@ -186,7 +195,7 @@ std::vector<LayerTacticReport> tune(plan::Plan& p, const BuilderConfig& config) 
     options.batch = ranges[profile].opt;
     options.profile = static_cast<int>(profile);
     options.iterations = config.autotune_iterations;
-    options.timing_cache = config.timing_cache;
+    options.timing_cache = timing_cache;
     if (config.progress)
       options.progress = [&config, profile, count = ranges.size()](int done, int total) {
         config.progress(static_cast<int>(profile) * total + done, static_cast<int>(count) * total);
@@ -204,7 +213,8 @@ std::vector<LayerTacticReport> tune(plan::Plan& p, const BuilderConfig& config) 
 
 #else
 
-std::vector<LayerTacticReport> tune(plan::Plan&, const BuilderConfig&) {
+std::vector<LayerTacticReport> tune(plan::Plan&, const BuilderConfig&,
+                                    const std::filesystem::path&) {
   fail(ErrorKind::kUnsupported, "this anvil was built without CUDA: `anvil build` needs nvcc at ",
        "build time and a GPU to tune on");
 }
@@ -250,15 +260,23 @@ const ShapeRange* OptimizationProfile::dimensions(std::string_view input) const 
   return it == inputs_.end() ? nullptr : &it->second;
 }
 
-std::vector<std::byte> Builder::build_serialized(const std::filesystem::path& onnx_path,
-                                                 const BuilderConfig& config,
-                                                 BuildReport* report) const {
-  const auto start = std::chrono::steady_clock::now();
-  check_config(config);
-  ir::Graph graph = onnx::import_model(onnx_path);
-  std::vector<PassReport> passes = run_passes(graph, config);
-  plan::Plan p = builder::lower_graph(
-      graph, {.fp16 = config.fp16, .tf32 = config.tf32, .max_batch = profiles_max_batch(config)});
+namespace {
+
+void log_info(const BuilderConfig& config, const std::string& line) {
+  if (config.log) config.log(LogSeverity::kInfo, line);
+}
+
+// The plan of `graph` lowered with `lower`, its profiles applied and its
+// layers tuned.
+struct TunedPlan {
+  plan::Plan plan;
+  std::vector<LayerTacticReport> tactics;
+};
+
+TunedPlan lower_and_tune(const ir::Graph& graph, const builder::LowerOptions& lower,
+                         const std::filesystem::path& onnx_path, const BuilderConfig& config,
+                         const std::filesystem::path& timing_cache) {
+  plan::Plan p = builder::lower_graph(graph, lower);
   if (p.profiles.empty() || p.profiles[0].inputs.empty())
     fail(ErrorKind::kUnsupported, onnx_path.string(),
          ": the model has no image or matrix input to build for");
@@ -273,11 +291,99 @@ std::vector<std::byte> Builder::build_serialized(const std::filesystem::path& on
   plan::assign_streams(p, config.aux_streams);
   p.anvil_version = kAnvilVersion;
   p.options = {config.fp16, config.tf32, config.workspace_bytes, config.disabled_passes};
-  std::vector<LayerTacticReport> tactics = tune(p, config);
+  std::vector<LayerTacticReport> tactics = tune(p, config, timing_cache);
+  return {std::move(p), std::move(tactics)};
+}
+
+// The INT8 convs of `int8` slower than the same layer in `fp16` (both tuned
+// plans of one model), in any profile, with their times.
+std::map<std::string, std::string> slower_in_int8(const TunedPlan& int8, const TunedPlan& fp16,
+                                                  const std::vector<BatchRange>& ranges) {
+  std::map<std::pair<std::string, int>, float> fp16_ms;
+  for (const LayerTacticReport& t : fp16.tactics)
+    fp16_ms[{t.layer, t.profile}] = t.ms;
+  std::map<std::string, std::string> slower;
+  for (const LayerTacticReport& t : int8.tactics) {
+    if (t.kind != "conv_int8") continue;
+    const auto it = fp16_ms.find({t.layer, t.profile});
+    if (it == fp16_ms.end() || t.ms <= it->second) continue;
+    slower.emplace(t.layer, cat(t.layer, ": INT8 ", t.ms, " ms, FP16 ", it->second, " ms at batch ",
+                                ranges.at(static_cast<std::size_t>(t.profile)).opt));
+  }
+  return slower;
+}
+
+// A timing cache for the builds of one INT8 build (FP16, INT8, INT8 with
+// fallbacks): the user's, or a temporary file removed with this object.
+class BuildTimingCache {
+ public:
+  explicit BuildTimingCache(const std::filesystem::path& user) : path_(user) {
+    if (!path_.empty()) return;
+    path_ =
+        std::filesystem::temp_directory_path() /
+        cat("anvil-timing-", std::chrono::steady_clock::now().time_since_epoch().count(), ".json");
+    temporary_ = true;
+  }
+  ~BuildTimingCache() {
+    std::error_code ignored;
+    if (temporary_) std::filesystem::remove(path_, ignored);
+  }
+  BuildTimingCache(const BuildTimingCache&) = delete;
+  BuildTimingCache& operator=(const BuildTimingCache&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+  bool temporary_ = false;
+};
+
+}  // namespace
+
+std::vector<std::byte> Builder::build_serialized(const std::filesystem::path& onnx_path,
+                                                 const BuilderConfig& config,
+                                                 BuildReport* report) const {
+  const auto start = std::chrono::steady_clock::now();
+  check_config(config);
+  ir::Graph graph = onnx::import_model(onnx_path);
+  std::vector<PassReport> passes = run_passes(graph, config);
+  builder::LowerOptions lower{.fp16 = config.fp16,
+                              .tf32 = config.tf32,
+                              .max_batch = profiles_max_batch(config),
+                              .fuse_conv_max_pool = true,
+                              .int8_scales = {},
+                              .int8_excluded = {},
+                              .int8_first_layer = config.int8_first_layer};
+  TunedPlan built;
+  std::vector<std::string> fallbacks;
+  if (!config.int8) {
+    built = lower_and_tune(graph, lower, onnx_path, config, config.timing_cache);
+  } else {
+    lower.int8_scales = builder::int8_scales_for(onnx_path, graph, config.calibration_cache);
+    lower.int8_excluded = builder::fp16_layer_names(graph, config.fp16_layers);
+    const BuildTimingCache cache(config.timing_cache);
+    log_info(config, "INT8: tuning the FP16 plan, whose per-layer times INT8 must beat");
+    const TunedPlan fp16 =
+        lower_and_tune(graph, {lower.fp16, lower.tf32, lower.max_batch, true, {}, {}, false},
+                       onnx_path, config, cache.path());
+    log_info(config, "INT8: tuning the INT8 plan");
+    built = lower_and_tune(graph, lower, onnx_path, config, cache.path());
+    const std::vector<BatchRange> ranges = plan::batch_ranges(built.plan, "the INT8 plan");
+    const std::map<std::string, std::string> slower = slower_in_int8(built, fp16, ranges);
+    if (!slower.empty()) {
+      for (const auto& [layer, why] : slower) {
+        lower.int8_excluded.insert(layer);
+        fallbacks.push_back(why);
+      }
+      log_info(config, cat("INT8: ", slower.size(), " conv(s) faster in FP16; retuning"));
+      built = lower_and_tune(graph, lower, onnx_path, config, cache.path());
+    }
+  }
+  plan::Plan& p = built.plan;
   std::vector<std::byte> bytes = plan::serialize_plan(p);
   if (report) {
     *report = make_report(p, std::move(passes));
-    report->tactics = std::move(tactics);
+    report->tactics = std::move(built.tactics);
+    report->int8_fallbacks = std::move(fallbacks);
     report->seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }

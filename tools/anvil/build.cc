@@ -25,7 +25,25 @@ struct BuildCommandOptions {
   std::string timing_cache;
   std::int64_t workspace_mib = 256;
   int aux_streams = 0;
+  bool int8 = false;
+  std::string calibration_cache;
+  std::vector<std::string> layer_precisions;  // NAME:fp16
+  bool int8_first_layer = false;
 };
+
+// --layer-precision NAME:fp16 -> NAME. Only fp16 is a choice: INT8 is the
+// default of an --int8 build wherever it is possible and faster.
+std::vector<std::string> fp16_layers(const std::vector<std::string>& specs) {
+  std::vector<std::string> names;
+  for (const std::string& spec : specs) {
+    const auto colon = spec.rfind(':');
+    if (colon == std::string::npos || colon == 0 || spec.substr(colon + 1) != "fp16")
+      fail(ErrorKind::kInvalidArgument, "--layer-precision '", spec,
+           "': expected NAME:fp16 (the conv's ONNX node name, as `anvil inspect` lists it)");
+    names.push_back(spec.substr(0, colon));
+  }
+  return names;
+}
 
 // "input:8x3x224x224" -> {"input", {8,3,224,224}}.
 std::pair<std::string, std::vector<std::int64_t>> parse_shape(const std::string& text,
@@ -137,7 +155,10 @@ void print_summary(const BuildCommandOptions& opt, const BuildReport& r, double 
   for (const std::string& kind : r.layer_kinds)
     ++kinds[kind];
   std::printf("Built %s in %.1f s for %s (%s%s), batch %lld..%lld (tuned at %lld)\n",
-              opt.output.c_str(), seconds, r.gpu_name.c_str(), opt.fp16 ? "FP16" : "FP32",
+              opt.output.c_str(), seconds, r.gpu_name.c_str(),
+              opt.int8   ? "INT8 + FP16"
+              : opt.fp16 ? "FP16"
+                         : "FP32",
               !opt.fp16 && !opt.no_tf32 ? " + TF32" : "", static_cast<long long>(r.min_batch),
               static_cast<long long>(r.max_batch), static_cast<long long>(r.opt_batch));
   for (std::size_t i = 1; i < r.profiles.size(); ++i)
@@ -153,10 +174,15 @@ void print_summary(const BuildCommandOptions& opt, const BuildReport& r, double 
   const auto aux = static_cast<std::size_t>(
       std::count_if(r.layer_streams.begin(), r.layer_streams.end(), [](int s) { return s > 0; }));
   if (aux > 0) std::printf("%zu layer(s) on auxiliary streams\n", aux);
-  std::printf("%-32s %-5s %7s %9s %5s  %s\n", "layer", "kind", "profile", "time(ms)", "tried",
+  if (!r.int8_fallbacks.empty()) {
+    std::printf("%zu conv(s) kept in FP16, faster there than in INT8:\n", r.int8_fallbacks.size());
+    for (const std::string& why : r.int8_fallbacks)
+      std::printf("  %s\n", why.c_str());
+  }
+  std::printf("%-32s %-9s %7s %9s %5s  %s\n", "layer", "kind", "profile", "time(ms)", "tried",
               "tactic");
   for (const auto& t : r.tactics)
-    std::printf("%-32s %-5s %7d %9.4f %5d  %s\n", t.layer.substr(0, 32).c_str(), t.kind.c_str(),
+    std::printf("%-32s %-9s %7d %9.4f %5d  %s\n", t.layer.substr(0, 32).c_str(), t.kind.c_str(),
                 t.profile, t.ms, t.candidates, t.tactic.substr(0, 60).c_str());
 }
 
@@ -169,6 +195,10 @@ void build_plan(const BuildCommandOptions& opt) {
   config.timing_cache = opt.timing_cache;
   config.disabled_passes = opt.model.disabled_passes;
   config.aux_streams = opt.aux_streams;
+  config.int8 = opt.int8;
+  config.calibration_cache = opt.calibration_cache;
+  config.fp16_layers = fp16_layers(opt.layer_precisions);
+  config.int8_first_layer = opt.int8_first_layer;
   config.progress = print_progress;
   config.log = print_log;
   add_profiles(config, opt);
@@ -203,6 +233,16 @@ void add_build_command(CLI::App& app) {
                   "Auxiliary streams per context for layers that can run in parallel "
                   "(a ResNet block's downsample shortcut)")
       ->check(CLI::Range(0, 8));
+  cmd->add_flag("--int8", opt->int8,
+                "INT8 convolutions where calibrated and faster than FP16 (needs --fp16 and "
+                "--calibration-cache)");
+  cmd->add_option("--calibration-cache", opt->calibration_cache,
+                  "INT8 scales from `anvil calibrate` for this model")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--layer-precision", opt->layer_precisions,
+                  "Keep a conv in FP16 in an --int8 build: NAME:fp16; repeat for several");
+  cmd->add_flag("--int8-first-layer", opt->int8_first_layer,
+                "Run the conv reading the image in INT8 too (default: FP16)");
   cmd->callback([opt] { build_plan(*opt); });
 }
 
