@@ -5,11 +5,13 @@
 // they see the pixels python/train_digits.py trained on.
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <optional>
 
 #include "anvil/pipeline.h"
 #include "commands.h"
+#include "eval_calibration.h"
 #include "eval_report.h"
 #include "io/digits_dataset.h"
 #include "onnx/importer.h"
@@ -38,12 +40,22 @@ struct EvalOptions {
   int workers = 2;
   std::string timing_cache;
   std::string json;
+  std::int64_t calibration_images = 256;
+};
+
+// One precision's plan: FP32 (TF32 off), FP16, or INT8 with the calibration
+// cache of one calibrator.
+struct GpuPrecision {
+  std::string name;  // the row's: "fp32", "fp16", "int8 entropy", ...
+  bool fp16 = false;
+  std::filesystem::path calibration_cache;  // INT8 when set
 };
 
 // The facts of the model eval needs before anything is built.
 struct ModelFacts {
   std::int64_t classes = 0;
   std::optional<std::int64_t> fixed_batch;  // set when the input's batch dim is a number
+  std::int64_t image_side = 0;              // H of the [N, 3, H, H] input, 0 if not known
 };
 
 ModelFacts describe(const ir::Graph& graph, const std::string& path) {
@@ -61,8 +73,29 @@ ModelFacts describe(const ir::Graph& graph, const std::string& path) {
   }
   const ir::Shape& in = graph.inputs[0]->shape;
   if (in.rank() >= 1 && in[0].is_known()) facts.fixed_batch = in[0].size;
+  if (in.rank() == 4 && in[2].is_known()) facts.image_side = in[2].size;
   return facts;
 }
+
+// A fresh temporary directory, removed with this object.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    path_ = std::filesystem::temp_directory_path() /
+            cat("anvil-eval-", std::chrono::steady_clock::now().time_since_epoch().count());
+    std::filesystem::create_directories(path_);
+  }
+  ~ScratchDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
 
 bool gpu_present() {
 #if ANVIL_HAVE_CUDA
@@ -78,20 +111,23 @@ struct Served {
   double build_seconds = 0;
 };
 
-Served serve_on_gpu([[maybe_unused]] const EvalOptions& opt, [[maybe_unused]] bool fp16,
+Served serve_on_gpu([[maybe_unused]] const EvalOptions& opt,
+                    [[maybe_unused]] const GpuPrecision& precision,
                     [[maybe_unused]] const ModelFacts& facts) {
 #if ANVIL_HAVE_CUDA
   const auto start = std::chrono::steady_clock::now();
   BuilderConfig config;
-  config.fp16 = fp16;
+  config.fp16 = precision.fp16;
+  config.int8 = !precision.calibration_cache.empty();
+  config.calibration_cache = precision.calibration_cache;
   config.tf32 = false;  // FP32 means FP32, as PyTorch's reference top-1 is measured
   config.timing_cache = opt.timing_cache;
   const std::int64_t batch = facts.fixed_batch.value_or(opt.batch);
   config.profile.set_batch_range(facts.fixed_batch ? batch : 1, batch, batch);
-  std::fprintf(stderr, "building the %s plan (batch 1..%lld)...\n", fp16 ? "FP16" : "FP32",
+  std::fprintf(stderr, "building the %s plan (batch 1..%lld)...\n", precision.name.c_str(),
                static_cast<long long>(batch));
   const std::vector<std::byte> plan = Builder().build_serialized(opt.model, config);
-  auto engine = Engine::deserialize(plan, cat(opt.model, fp16 ? " (FP16)" : " (FP32)"));
+  auto engine = Engine::deserialize(plan, cat(opt.model, " (", precision.name, ")"));
   Served served{engine_executor_factory(std::move(engine)), 0};
   served.build_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -139,8 +175,8 @@ void evaluate(const EvalOptions& opt) {
   if (opt.device == "auto") gpu = gpu_present();
   if (opt.device == "gpu" && !gpu_present())
     fail(ErrorKind::kGpu, "--device gpu: no CUDA GPU is visible; use --device cpu");
-  if (!gpu && opt.precision == "fp16")
-    fail(ErrorKind::kUnsupported, "--precision fp16 runs on the GPU only and ",
+  if (!gpu && (opt.precision == "fp16" || opt.precision == "int8"))
+    fail(ErrorKind::kUnsupported, "--precision ", opt.precision, " runs on the GPU only and ",
          opt.device == "auto" ? "there is none here" : "--device cpu was given",
          "; the CPU reference runtime computes in FP32");
   if (opt.device == "auto" && !gpu)
@@ -148,10 +184,29 @@ void evaluate(const EvalOptions& opt) {
                  "anvil eval: no GPU here: scoring FP32 on the CPU reference runtime only\n");
 
   if (gpu) {
+    std::vector<GpuPrecision> precisions;
     for (const char* p : {"fp32", "fp16"})
       if (opt.precision == "all" || opt.precision == p)
-        report.rows.push_back(
-            score(serve_on_gpu(opt, p == std::string("fp16"), facts), opt, p, "gpu", split));
+        precisions.push_back({p, p == std::string("fp16"), {}});
+    const ScratchDir scratch;
+    if (opt.precision == "all" || opt.precision == "int8") {
+      // Calibrated on the train split, never on the images scored.
+      if (facts.image_side == 0)
+        fail(ErrorKind::kUnsupported, opt.model, ": INT8 calibration needs the input's image ",
+             "size in the model ([N, 3, H, H] with H a number)");
+      passes::PassManager().run(graph);
+      io::DigitsSplit train = io::read_digits_split(opt.dataset, "train", facts.classes);
+      const EvalCalibration calibration =
+          calibrate_for_eval(opt.model, graph, train, opt.calibration_images, opt.batch,
+                             facts.image_side, scratch.path());
+      report.notes.push_back(cat("INT8: calibrated on the first ", calibration.images,
+                                 " images of the train split in ",
+                                 static_cast<int>(calibration.seconds), " s (CPU reference)"));
+      for (const auto& [calibrator, cache] : calibration.caches)
+        precisions.push_back({"int8 " + calibrator, true, cache});
+    }
+    for (const GpuPrecision& p : precisions)
+      report.rows.push_back(score(serve_on_gpu(opt, p, facts), opt, p.name, "gpu", split));
   } else {
     // The passes (BN folding, fusion) make the reference runtime faster;
     // they are exact rewrites up to float rounding.
@@ -163,8 +218,8 @@ void evaluate(const EvalOptions& opt) {
     if (opt.precision == "all")
       report.notes.push_back("FP16: not run (the CPU reference runtime computes in FP32)");
   }
-  if (opt.precision == "all")
-    report.notes.push_back("INT8: not available (INT8 kernels have not landed)");
+  if (opt.precision == "all" && !gpu)
+    report.notes.push_back("INT8: not run (INT8 layers run on the GPU only)");
 
   std::printf("%s", markdown_table(report).c_str());
   if (!opt.json.empty()) write_eval_json(report, opt.json);
@@ -182,8 +237,12 @@ void add_eval_command(CLI::App& app) {
                   "(int64 [N]), as python/make_digits.py writes")
       ->required();
   cmd->add_option("--split", opt->split, "Which split to score (test, train)");
-  cmd->add_option("--precision", opt->precision, "fp32 (TF32 off), fp16, or all")
-      ->check(CLI::IsMember({"fp32", "fp16", "all"}));
+  cmd->add_option("--precision", opt->precision,
+                  "fp32 (TF32 off), fp16, int8 (one row per calibrator), or all")
+      ->check(CLI::IsMember({"fp32", "fp16", "int8", "all"}));
+  cmd->add_option("--calibration-images", opt->calibration_images,
+                  "INT8: calibrate on this many images of the train split")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--device", opt->device,
                   "gpu: plans built here; cpu: the reference runtime (FP32); auto: the GPU if "
                   "there is one")

@@ -1,5 +1,7 @@
 #include "eval_report.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -17,7 +19,13 @@ std::string format(const char* pattern, double value) {
 }
 
 std::string label(const EvalRow& row) {
-  std::string name = row.precision == "fp32" ? "FP32" : row.precision == "fp16" ? "FP16" : "INT8";
+  // "int8 entropy" -> "INT8 entropy": the calibrator stays lower case.
+  std::string name = row.precision;
+  std::transform(name.begin(),
+                 name.begin() + static_cast<std::ptrdiff_t>(name.find(' ') == std::string::npos
+                                                                ? name.size()
+                                                                : name.find(' ')),
+                 name.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
   // FP32 on the GPU is built with TF32 off, so it is comparable with PyTorch's FP32.
   if (row.precision == "fp32" && row.device == "gpu") name += " (TF32 off)";
   return name;

@@ -9,7 +9,7 @@
 namespace anvil::cli {
 
 struct EvalRow {
-  std::string precision;  // "fp32", "fp16"
+  std::string precision;  // "fp32", "fp16", or "int8 <calibrator>"
   std::string device;     // "gpu" or "cpu"
   std::int64_t correct = 0;
   std::int64_t total = 0;
