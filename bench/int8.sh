@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# INT8 engines against FP16, input already on the GPU: ResNet-18 at batch 128
+# and ResNet-50 at 128 and 256 (issue 6's targets), each built with
+# `anvil build --fp16 --int8` from a calibration cache made by
+# `anvil calibrate` on random N(0, 1) batches (the speed does not depend on
+# the scales; accuracy on real data is bench/eval_digits.sh). Prints each
+# build's summary (which convs kept FP16 because INT8 was slower there), the
+# GPU compute time of FP16 and INT8 plans in one run on one card, and the
+# INT8 per-layer profile. PyTorch's peers for the same models are in
+# bench/resnet18.sh (FP16). Run by scripts/gpu-check.sh (BUILD_DIR names the
+# build); MODELS="resnet18" runs fewer models.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+build=${BUILD_DIR:-build-gpu}
+work=$(mktemp -d)
+python3 - "$work/calib" <<'PY' || exit 1
+import os, sys
+import numpy as np
+os.makedirs(sys.argv[1])
+rng = np.random.default_rng(0)
+for i in range(2):
+    np.save(f"{sys.argv[1]}/batch{i}.npy", rng.standard_normal((8, 3, 224, 224), dtype=np.float32))
+PY
+status=0
+for model in ${MODELS:-resnet18 resnet50}; do
+  onnx=$work/$model.onnx
+  python3 bench/export_torchvision.py --model "$model" -o "$onnx" >/dev/null || { status=1; continue; }
+  batches="128"
+  [ "$model" = resnet50 ] && batches="128 256"
+  max=${batches##* }
+  shapes="--min-shapes input:1x3x224x224 --opt-shapes input:128x3x224x224 --max-shapes input:${max}x3x224x224"
+  echo "== $model: anvil calibrate (minmax, 16 random images, CPU reference)"
+  "$build/anvil" calibrate "$onnx" --data "$work/calib" --calibrator minmax -o "$work/$model.calib" |
+    tail -1 || { status=1; continue; }
+  echo "== $model: anvil build --fp16"
+  "$build/anvil" build "$onnx" -o "$work/$model-fp16.plan" --fp16 $shapes \
+    --timing-cache "$work/cache.json" | head -2 || { status=1; continue; }
+  echo "== $model: anvil build --fp16 --int8"
+  "$build/anvil" build "$onnx" -o "$work/$model-int8.plan" --fp16 --int8 \
+    --calibration-cache "$work/$model.calib" $shapes --timing-cache "$work/cache.json" |
+    grep -vE "^ +[0-9]+ +[0-9.]+ " | sed -n '1,/^layer /p' || { status=1; continue; }
+  for batch in $batches; do
+    for precision in fp16 int8; do
+      echo "== $model $precision batch $batch (GPU compute, no transfers)"
+      "$build/anvil" run "$work/$model-$precision.plan" --batch "$batch" --no-data-transfers \
+        --duration 3 | grep -E "Throughput|GPU Compute|\[W\]"
+    done
+  done
+  echo "== $model int8 batch 128 per-layer profile"
+  "$build/anvil" run "$work/$model-int8.plan" --batch 128 --no-data-transfers --duration 1 \
+    --dump-profile | sed -n '/=== Profile/,$p' | head -80
+done
+rm -rf "$work"
+exit $status
