@@ -50,20 +50,16 @@ TEST(AblationBench, EveryConfigMatchesAPlainRun) {
   for (const nlohmann::json& row : report["rows"]) {
     const int config = row["config"];
     SCOPED_TRACE("config " + std::to_string(config) + ": " + row.dump());
-    if (config == 10) {
-      EXPECT_FALSE(row["available"].get<bool>());
-      EXPECT_FALSE(row.contains("timed_ms"));
-      continue;
-    }
     ASSERT_TRUE(row["available"].get<bool>());
     EXPECT_GT(row["timed_ms"].get<double>(), 0.0);
     EXPECT_GT(row["images_per_s"].get<double>(), 0.0);
     EXPECT_GT(row["device_bytes"].get<std::size_t>(), 0u);
     // Every image of the 4 batches of 8 (config 8: and its small batches).
     EXPECT_EQ(row["top1_checked"].get<int>(), config == 8 ? 4 * 8 + 4 * 1 : 4 * 8);
-    // Config 9 normalizes uint8 on the GPU, the plain run on the host: a
-    // last-bit difference may flip a near tie, at most one image in 32.
-    EXPECT_LE(row["top1_mismatches"].get<int>(), config == 9 ? 1 : 0);
+    // Configs 9 and 10 normalize uint8 on the GPU, the plain run on the
+    // host: a last-bit difference may flip a near tie (in INT8, a rounding
+    // step of the stem output's quantize), at most one image in 32 (two in INT8).
+    EXPECT_LE(row["top1_mismatches"].get<int>(), config == 10 ? 2 : config == 9 ? 1 : 0);
   }
 
   std::ifstream trace_in(trace);

@@ -19,7 +19,7 @@ AblationReport sample_report() {
   r.h2d_gb_per_s = 25.0;
   r.rows.push_back({0, "baseline", true, "", 120.0, 3000, 100'000'000, 1280, 0});
   r.rows.push_back({3, "FP16 engine", true, "", 40.0, 9000, 60'000'000, 1280, 2});
-  r.rows.push_back({10, "INT8", false, std::string(kInt8Unavailable), 0, 0, 0, 0, 0});
+  r.rows.push_back({10, "INT8", false, std::string(kNeedsRgb), 0, 0, 0, 0, 0});
   return r;
 }
 
@@ -78,7 +78,7 @@ TEST(AblationReport, MarkdownTable) {
   EXPECT_NE(table.find("| 3 FP16 engine | 40.000 | 3.00x | 9000 | 60.0 | 2 of 1280 differ |"),
             std::string::npos)
       << table;
-  EXPECT_NE(table.find("| 10 INT8 | not available (INT8 kernels have not landed) |"),
+  EXPECT_NE(table.find("| 10 INT8 | not available (the input is not 3-channel) |"),
             std::string::npos)
       << table;
   // Header, separator and one line per row.
@@ -97,7 +97,7 @@ TEST(AblationReport, JsonHasEveryNumberAndNoFakeInt8) {
   EXPECT_FALSE(j["rows"][2]["available"].get<bool>());
   EXPECT_FALSE(j["rows"][2].contains("timed_ms"));
   EXPECT_FALSE(j["rows"][2].contains("speedup"));
-  EXPECT_EQ(j["rows"][2]["note"], std::string(kInt8Unavailable));
+  EXPECT_EQ(j["rows"][2]["note"], std::string(kNeedsRgb));
 }
 
 }  // namespace

@@ -446,11 +446,12 @@ std::unique_ptr<Job> make_job(int config, const AblationEngines& e, const Ablati
       need(e.two_profiles, 8);
       return std::make_unique<PipelineJob>(e.two_profiles, options, false, e.small_batch, data);
     case 9:
-      need(e.fp16, 9);
+    case 10:
+      need(config == 9 ? e.fp16 : e.int8, config);
       if (data.nhwc.empty())
-        fail(ErrorKind::kUnsupported, "config 9 sends uint8 RGB images: the model's input has ",
-             data.channels, " channels, not 3");
-      return std::make_unique<PipelineJob>(e.fp16, options, true, 0, data);
+        fail(ErrorKind::kUnsupported, "config ", config,
+             " sends uint8 RGB images: the model's input has ", data.channels, " channels, not 3");
+      return std::make_unique<PipelineJob>(config == 9 ? e.fp16 : e.int8, options, true, 0, data);
     default:
       fail(ErrorKind::kInvalidArgument, "there is no runnable config ", config);
   }

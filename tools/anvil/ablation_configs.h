@@ -21,6 +21,7 @@ namespace anvil::cli {
 struct AblationEngines {
   std::shared_ptr<const Engine> fp32;          // configs 0-2
   std::shared_ptr<const Engine> fp16;          // configs 3-7 and 9
+  std::shared_ptr<const Engine> int8;          // config 10
   std::shared_ptr<const Engine> two_profiles;  // config 8: small batches and full ones
   std::int64_t small_batch = 0;                // config 8's small batch (profile 0's opt)
 };
@@ -46,7 +47,7 @@ struct ConfigResult {
   std::vector<TraceSpan> spans;  // the timed batches
 };
 
-// Runs `config` (1..9; 0 the baseline): every batch once, the last
+// Runs `config` (1..10; 0 the baseline): every batch once, the last
 // settings.timed of them timed, then the throughput run. kInvalidArgument for
 // a config without an engine in `engines`.
 ConfigResult run_ablation_config(int config, const AblationEngines& engines,

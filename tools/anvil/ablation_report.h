@@ -20,7 +20,8 @@ namespace anvil::cli {
 
 // The rows of the TensorRT optimization guide's table (approaches 0..8), and
 // two more of Anvil's; each adds one thing to the row above it, except 8,
-// which adds a second profile to 7, and 9, which changes 7's input to uint8.
+// which adds a second profile to 7, and 9, which changes 7's input to uint8
+// (10 runs 9 on an INT8 engine).
 inline constexpr std::array<std::string_view, 11> kAblationConfigNames = {
     "baseline: FP32, per-batch cudaMalloc/cudaFree, pageable, synchronous",
     "reuse device buffers",
@@ -32,10 +33,10 @@ inline constexpr std::array<std::string_view, 11> kAblationConfigNames = {
     "two contexts on two threads",
     "two optimization profiles (+ a small batch per batch)",
     "uint8 NHWC input, normalized on the GPU",
-    "INT8",
+    "INT8 engine (uint8 input, as 9)",
 };
 inline constexpr int kAblationConfigCount = static_cast<int>(kAblationConfigNames.size());
-inline constexpr std::string_view kInt8Unavailable = "not available (INT8 kernels have not landed)";
+inline constexpr std::string_view kNeedsRgb = "not available (the input is not 3-channel)";
 
 struct AblationRow {
   int config = 0;
