@@ -6,9 +6,10 @@
 # the scales; accuracy on real data is bench/eval_digits.sh). Prints each
 # build's summary (which convs kept FP16 because INT8 was slower there), the
 # GPU compute time of FP16 and INT8 plans in one run on one card, and the
-# INT8 per-layer profile. PyTorch's peers for the same models are in
-# bench/resnet18.sh (FP16). Run by scripts/gpu-check.sh (BUILD_DIR names the
-# build); MODELS="resnet18" runs fewer models.
+# INT8 per-layer profile, and PyTorch eager and torch.compile(max-autotune)
+# on the same batches (PEERS_COMPILE=0 leaves torch.compile out). Run by
+# scripts/gpu-check.sh (BUILD_DIR names the build); MODELS="resnet18" runs
+# fewer models.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build-gpu}
@@ -46,6 +47,9 @@ for model in ${MODELS:-resnet18 resnet50}; do
         --duration 3 | grep -E "Throughput|GPU Compute|\[W\]"
     done
   done
+  echo "== $model: PyTorch peers in this run (FP16 channels-last)"
+  python3 bench/pytorch_peers.py --model "$model" --batches $batches \
+    $([ "${PEERS_COMPILE:-1}" = 0 ] && echo --no-compile) || status=1
   echo "== $model int8 batch 128 per-layer profile"
   "$build/anvil" run "$work/$model-int8.plan" --batch 128 --no-data-transfers --duration 1 \
     --dump-profile | sed -n '/=== Profile/,$p' | head -80
