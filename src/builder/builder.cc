@@ -17,6 +17,7 @@
 #include "plan/plan.h"
 #include "plan/profiles.h"
 #include "plan/streams.h"
+#include "quant/qdq_scales.h"
 
 #if ANVIL_HAVE_CUDA
 #include "builder/gpu/autotune.h"
@@ -32,6 +33,17 @@ std::vector<std::int64_t> to_vector(std::span<const std::int64_t> dims) {
   return {dims.begin(), dims.end()};
 }
 
+void log_info(const BuilderConfig& config, const std::string& line) {
+  if (config.log) config.log(LogSeverity::kInfo, line);
+}
+
+void log_warning(const BuilderConfig& config, const std::string& line) {
+  if (config.log)
+    config.log(LogSeverity::kWarning, line);
+  else
+    std::fprintf(stderr, "%s\n", line.c_str());
+}
+
 void check_config(const BuilderConfig& config) {
   if (config.autotune_iterations < 1)
     fail(ErrorKind::kInvalidArgument, "builder config: autotune_iterations is ",
@@ -45,9 +57,24 @@ void check_config(const BuilderConfig& config) {
   if (config.int8 && !config.fp16)
     fail(ErrorKind::kInvalidArgument,
          "builder config: int8 needs fp16 too (layers without an INT8 version run in FP16)");
-  if (config.int8 && config.calibration_cache.empty())
-    fail(ErrorKind::kInvalidArgument,
-         "builder config: int8 needs a calibration cache (make one with `anvil calibrate`)");
+}
+
+// The INT8 scales of an --int8 build: the model's own Q/DQ scales (explicit
+// quantization, as TensorRT honours them), else the calibration cache's.
+std::map<std::string, float> int8_scales(const std::filesystem::path& onnx_path,
+                                         const ir::Graph& optimized, const quant::QdqScales& qdq,
+                                         const BuilderConfig& config) {
+  if (qdq.pairs_removed > 0) {
+    if (!config.calibration_cache.empty())
+      log_warning(config, cat(onnx_path.string(), " has Q/DQ scales: they are used, and ",
+                              config.calibration_cache.string(), " is ignored"));
+    return quant::unify_residual_scales(optimized, qdq.scales);
+  }
+  if (config.calibration_cache.empty())
+    fail(ErrorKind::kInvalidArgument, onnx_path.string(),
+         ": an INT8 build needs a calibration cache (make one with `anvil calibrate`) or a model ",
+         "with QuantizeLinear/DequantizeLinear pairs");
+  return builder::int8_scales_for(onnx_path, optimized, config.calibration_cache);
 }
 
 // Profile 0 (config.profile), then config.additional_profiles.
@@ -262,10 +289,6 @@ const ShapeRange* OptimizationProfile::dimensions(std::string_view input) const 
 
 namespace {
 
-void log_info(const BuilderConfig& config, const std::string& line) {
-  if (config.log) config.log(LogSeverity::kInfo, line);
-}
-
 // The plan of `graph` lowered with `lower`, its profiles applied and its
 // layers tuned.
 struct TunedPlan {
@@ -345,6 +368,16 @@ std::vector<std::byte> Builder::build_serialized(const std::filesystem::path& on
   const auto start = std::chrono::steady_clock::now();
   check_config(config);
   ir::Graph graph = onnx::import_model(onnx_path);
+  // Explicit quantization: Q/DQ pairs leave the graph, their scales kept.
+  quant::QdqScales qdq;
+  if (quant::has_qdq(graph)) {
+    qdq = quant::strip_qdq(graph);
+    for (const std::string& note : qdq.notes)
+      log_warning(config, note);
+    if (!config.int8 && qdq.pairs_removed > 0)
+      log_info(config, cat(onnx_path.string(), ": ", qdq.pairs_removed,
+                           " Q/DQ pair(s) removed; their scales apply with --int8"));
+  }
   std::vector<PassReport> passes = run_passes(graph, config);
   builder::LowerOptions lower{.fp16 = config.fp16,
                               .tf32 = config.tf32,
@@ -358,7 +391,7 @@ std::vector<std::byte> Builder::build_serialized(const std::filesystem::path& on
   if (!config.int8) {
     built = lower_and_tune(graph, lower, onnx_path, config, config.timing_cache);
   } else {
-    lower.int8_scales = builder::int8_scales_for(onnx_path, graph, config.calibration_cache);
+    lower.int8_scales = int8_scales(onnx_path, graph, qdq, config);
     lower.int8_excluded = builder::fp16_layer_names(graph, config.fp16_layers);
     const BuildTimingCache cache(config.timing_cache);
     log_info(config, "INT8: tuning the FP16 plan, whose per-layer times INT8 must beat");

@@ -41,8 +41,7 @@ bool is_onnx_add(const ir::Node& node) {
 
 }  // namespace
 
-std::map<std::string, float> int8_activation_scales(const ir::Graph& graph,
-                                                    const CalibrationTable& table) {
+std::map<std::string, int> residual_groups(const ir::Graph& graph) {
   Groups groups;
   for (const ir::Value* v : graph.values())
     if (!v->is_constant()) groups.id(v->name);
@@ -56,15 +55,24 @@ std::map<std::string, float> int8_activation_scales(const ir::Graph& graph,
       for (const ir::Value* in : node->inputs)
         if (in && !in->is_constant()) groups.join(out, in->name);
   }
-  std::map<int, float> group_amax;
+  std::map<std::string, int> group_of;
   for (const auto& [name, id] : groups.ids())
+    group_of[name] = groups.root(id);
+  return group_of;
+}
+
+std::map<std::string, float> int8_activation_scales(const ir::Graph& graph,
+                                                    const CalibrationTable& table) {
+  const std::map<std::string, int> groups = residual_groups(graph);
+  std::map<int, float> group_amax;
+  for (const auto& [name, group] : groups)
     if (const auto it = table.amax.find(name); it != table.amax.end()) {
-      float& amax = group_amax.try_emplace(groups.root(id), 0.0f).first->second;
+      float& amax = group_amax.try_emplace(group, 0.0f).first->second;
       amax = std::max(amax, it->second);
     }
   std::map<std::string, float> scales;
-  for (const auto& [name, id] : groups.ids())
-    if (const auto it = group_amax.find(groups.root(id)); it != group_amax.end())
+  for (const auto& [name, group] : groups)
+    if (const auto it = group_amax.find(group); it != group_amax.end())
       scales[name] = int8_scale(it->second);
   return scales;
 }

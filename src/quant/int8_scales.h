@@ -21,6 +21,11 @@
 
 namespace anvil::quant {
 
+// The groups described above: every non-constant value of `graph` -> its
+// group's id (equal ids, one group). quant::unify_residual_scales
+// (quant/qdq_scales.h) groups a Q/DQ model's scales with it too.
+std::map<std::string, int> residual_groups(const ir::Graph& graph);
+
 // Value name -> INT8 scale.
 std::map<std::string, float> int8_activation_scales(const ir::Graph& graph,
                                                     const CalibrationTable& table);
