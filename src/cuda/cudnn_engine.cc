@@ -5,6 +5,7 @@
 
 #include "anvil/error.h"
 #include "cuda/check.h"
+#include "cuda/cudnn_kernel_cache.h"
 
 namespace anvil::cuda {
 
@@ -181,7 +182,7 @@ EngineNotes read_engine_notes(const BackendDescriptor& engine) {
 
 bool build_engine_plan(cudnnHandle_t handle, const BackendDescriptor& op_graph,
                        const EngineChoice& choice, std::string identity, const EngineFilter& accept,
-                       EnginePlan& out, std::string& why) {
+                       EnginePlan& out, std::string& why, const CudnnKernelCache* cache) {
   out.identity = std::move(identity);
   auto failed = [&](const char* stage, cudnnStatus_t status) {
     why = cat(stage, ": ", cudnn_status_text(status));
@@ -217,7 +218,9 @@ bool build_engine_plan(cudnnHandle_t handle, const BackendDescriptor& op_graph,
   out.plan = BackendDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
   out.plan.set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle);
   out.plan.set_descriptor(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, out.config);
-  if (const auto st = out.plan.try_finalize(); st != CUDNN_STATUS_SUCCESS)
+  if (const auto st = cache ? cache->finalize_plan(op_graph, out.config, out.plan, out.kernel_cache)
+                            : out.plan.try_finalize();
+      st != CUDNN_STATUS_SUCCESS)
     return failed("execution plan", st);
   out.workspace =
       static_cast<std::size_t>(out.plan.get_int64(CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE));

@@ -18,6 +18,8 @@
 
 namespace anvil::cuda {
 
+class CudnnKernelCache;
+
 // An engine config: the engine's global index and its knob choices.
 struct EngineChoice {
   std::int64_t index = 0;
@@ -70,6 +72,8 @@ struct EnginePlan {
   BackendDescriptor config;
   BackendDescriptor plan;
   std::size_t workspace = 0;
+  // CudnnKernelCache::finalize_plan's report when built with a cache, else "".
+  std::string kernel_cache;
 };
 
 // Decides whether an engine may be used, from its notes; false with `why`.
@@ -77,9 +81,11 @@ using EngineFilter = std::function<bool(const EngineNotes& notes, std::string& w
 
 // Builds `choice` on `op_graph` into `out` (identity set to `identity`), or
 // returns false with `why` set when cuDNN cannot build it here or `accept`
-// refuses the engine. With an empty `accept` the notes are not read.
+// refuses the engine. With an empty `accept` the notes are not read. With a
+// `cache` (only for a dynamic-shape `op_graph`) the plan is finalized through
+// it, binding a cached kernel or storing the one it compiles.
 bool build_engine_plan(cudnnHandle_t handle, const BackendDescriptor& op_graph,
                        const EngineChoice& choice, std::string identity, const EngineFilter& accept,
-                       EnginePlan& out, std::string& why);
+                       EnginePlan& out, std::string& why, const CudnnKernelCache* cache = nullptr);
 
 }  // namespace anvil::cuda

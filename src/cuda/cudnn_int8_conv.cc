@@ -155,9 +155,10 @@ using Graph = Int8Conv::Graph;
 using Plan = Int8Conv::Plan;
 
 // conv -> *scale -> [+bias] -> [+residual] -> [relu] -> y; null with `why`
-// set when cuDNN refuses the operation graph.
+// set when cuDNN refuses the operation graph. `dynamic_shape` marks the graph
+// as cuDNN's kernel cache requires.
 std::shared_ptr<const Graph> build_graph(cudnnHandle_t handle, const Int8ConvShape& s,
-                                         Accumulator acc, std::string& why) {
+                                         Accumulator acc, bool dynamic_shape, std::string& why) {
   check_int8_conv_shape(s);
   auto g = std::make_shared<Graph>();
   g->shape = s;
@@ -222,6 +223,10 @@ std::shared_ptr<const Graph> build_graph(cudnnHandle_t handle, const Int8ConvSha
   g->op_graph.set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
                   static_cast<std::int64_t>(ops.size()), ops.data());
   g->op_graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle);
+  // Set only when asked, so that the graph without a cache stays what it was.
+  if (dynamic_shape)
+    g->op_graph.set(CUDNN_ATTR_OPERATIONGRAPH_IS_DYNAMIC_SHAPE_ENABLED, CUDNN_TYPE_BOOLEAN, 1,
+                    &dynamic_shape);
   const cudnnStatus_t status = g->op_graph.try_finalize();
   if (status != CUDNN_STATUS_SUCCESS) {
     why = cudnn_status_text(status);
@@ -234,7 +239,8 @@ std::shared_ptr<const Graph> build_graph(cudnnHandle_t handle, const Int8ConvSha
 // INT8x32 kernels need reordered filters or biases are refused: our INT8
 // tensors are plain.
 std::shared_ptr<const Plan> build_plan(cudnnHandle_t handle, const Graph& g,
-                                       const Int8Choice& choice, std::string& why) {
+                                       const Int8Choice& choice, std::string& why,
+                                       const CudnnKernelCache* cache) {
   auto p = std::make_shared<Plan>();
   const EngineFilter plain = [](const EngineNotes& notes, std::string& reason) {
     if (!notes.has(CUDNN_BEHAVIOR_NOTE_REQUIRES_FILTER_INT8x32_REORDER) &&
@@ -243,7 +249,8 @@ std::shared_ptr<const Plan> build_plan(cudnnHandle_t handle, const Graph& g,
     reason = cat("needs INT8x32-reordered filters/bias (notes ", notes.text(), ")");
     return false;
   };
-  if (!build_engine_plan(handle, g.op_graph, choice.engine, choice.identity(), plain, *p, why))
+  if (!build_engine_plan(handle, g.op_graph, choice.engine, choice.identity(), plain, *p, why,
+                         cache))
     return nullptr;
   return p;
 }
@@ -268,15 +275,21 @@ const std::string& Int8Conv::notes() const {
   return plan_->notes;
 }
 
+const std::string& Int8Conv::kernel_cache_report() const {
+  return plan_->kernel_cache;
+}
+
 Int8Conv::Search Int8Conv::search(cudnnHandle_t handle, const Int8ConvShape& shape,
-                                  int max_candidates) {
+                                  int max_candidates, const CudnnKernelCache* cache) {
   Search result;
   std::set<std::string> seen;
   for (Accumulator acc : {Accumulator::kInt32, Accumulator::kFloat}) {
     std::string why;
-    const std::shared_ptr<const Graph> graph = build_graph(handle, shape, acc, why);
+    const std::shared_ptr<const Graph> graph =
+        build_graph(handle, shape, acc, cache != nullptr, why);
     if (!graph) {
-      result.log.push_back(cat(prefix(acc), " graph: operation graph refused: ", why));
+      result.log.push_back(cat(prefix(acc), cache ? " dynamic-shape" : "",
+                               " graph: operation graph refused: ", why));
       continue;
     }
     for (cudnnBackendHeurMode_t mode :
@@ -288,7 +301,7 @@ Int8Conv::Search Int8Conv::search(cudnnHandle_t handle, const Int8ConvShape& sha
         if (static_cast<int>(result.candidates.size()) >= max_candidates) return result;
         const Int8Choice choice{acc, engine};
         if (!seen.insert(choice.identity()).second) continue;
-        if (auto plan = build_plan(handle, *graph, choice, why))
+        if (auto plan = build_plan(handle, *graph, choice, why, cache))
           result.candidates.push_back(Int8Conv(graph, std::move(plan)));
         else
           result.log.push_back(cat("  rejected ", choice.identity(), ": ", why));
@@ -299,19 +312,22 @@ Int8Conv::Search Int8Conv::search(cudnnHandle_t handle, const Int8ConvShape& sha
 }
 
 std::vector<Int8Conv> Int8Conv::candidates(cudnnHandle_t handle, const Int8ConvShape& shape,
-                                           int max_candidates) {
-  return search(handle, shape, max_candidates).candidates;
+                                           int max_candidates, const CudnnKernelCache* cache) {
+  return search(handle, shape, max_candidates, cache).candidates;
 }
 
 Int8Conv Int8Conv::from_identity(cudnnHandle_t handle, const Int8ConvShape& shape,
-                                 const std::string& identity) {
+                                 const std::string& identity, const CudnnKernelCache* cache) {
   const Int8Choice choice = parse_identity(identity);
   std::string why;
-  std::shared_ptr<const Graph> graph = build_graph(handle, shape, choice.acc, why);
-  std::shared_ptr<const Plan> plan = graph ? build_plan(handle, *graph, choice, why) : nullptr;
+  std::shared_ptr<const Graph> graph =
+      build_graph(handle, shape, choice.acc, cache != nullptr, why);
+  std::shared_ptr<const Plan> plan =
+      graph ? build_plan(handle, *graph, choice, why, cache) : nullptr;
   if (!plan)
     fail(ErrorKind::kIncompatible, shape.describe(), ": cuDNN engine config '", identity,
-         "' cannot be rebuilt on this GPU and cuDNN (", why, "): rebuild the plan");
+         "' cannot be rebuilt on this GPU and cuDNN", cache ? " as a dynamic-shape graph" : "",
+         " (", why, "): rebuild the plan");
   return Int8Conv(std::move(graph), std::move(plan));
 }
 

@@ -36,6 +36,8 @@
 
 namespace anvil::cuda {
 
+class CudnnKernelCache;
+
 // The channel multiple cuDNN's INT8 convolutions need for C and K.
 inline constexpr std::int64_t kInt8ChannelMultiple = 4;
 
@@ -83,14 +85,26 @@ class Int8Conv {
   // variants: the convolution's virtual output INT32 (NVIDIA's sample) or
   // FP32 (PyTorch's). Engines that need INT8x32-reordered filters are
   // skipped. Empty when cuDNN has no engine for this layer on this GPU.
-  static Search search(cudnnHandle_t handle, const Int8ConvShape& shape, int max_candidates = 16);
+  //
+  // With a `cache` (opt-in; see cuda/cudnn_kernel_cache.h) the operation
+  // graphs are built dynamic-shape enabled and every execution plan is
+  // finalized through the cache, so a kernel compiled for one batch size is
+  // reused for the next. Identities are the same with or without a cache.
+  // cuDNN binds a cache to the topology of the first graph it serves, and
+  // search() builds two (i32 and f32 accumulators): plans of the other one
+  // may miss the cache or be refused (the log says which).
+  static Search search(cudnnHandle_t handle, const Int8ConvShape& shape, int max_candidates = 16,
+                       const CudnnKernelCache* cache = nullptr);
   static std::vector<Int8Conv> candidates(cudnnHandle_t handle, const Int8ConvShape& shape,
-                                          int max_candidates = 16);
+                                          int max_candidates = 16,
+                                          const CudnnKernelCache* cache = nullptr);
 
   // Rebuilds the config named by identity(); kIncompatible if this cuDNN/GPU
-  // cannot build it, kInvalidArgument if the identity is malformed.
+  // cannot build it, kInvalidArgument if the identity is malformed. `cache`
+  // as for search().
   static Int8Conv from_identity(cudnnHandle_t handle, const Int8ConvShape& shape,
-                                const std::string& identity);
+                                const std::string& identity,
+                                const CudnnKernelCache* cache = nullptr);
 
   // "<i32|f32>:eng<global index>:<knob type>=<value>,..." (knobs sorted).
   const std::string& identity() const { return identity_; }
@@ -98,6 +112,10 @@ class Int8Conv {
   const std::string& notes() const;
   std::size_t workspace_bytes() const { return workspace_bytes_; }
   const Int8ConvShape& shape() const;
+  // What the kernel cache said when this plan was built ("hit ...",
+  // "stored ...", "not stored ..."; CudnnKernelCache::finalize_plan), "" when
+  // built without a cache.
+  const std::string& kernel_cache_report() const;
 
   // A variant pack built once (allocates on the host); execute() does not.
   class Binding {
