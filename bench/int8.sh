@@ -48,6 +48,13 @@ for model in ${MODELS:-resnet18 resnet50}; do
         --duration 3 | grep -E "Throughput|GPU Compute|\[W\]"
     done
   done
+  echo "== $model: load + first runs at a batch not tuned (37): wall seconds, FP16 then INT8"
+  for precision in fp16 int8; do
+    start=$(date +%s.%N)
+    "$build/anvil" run "$work/$model-$precision.plan" --batch 37 --no-data-transfers \
+      --warmup 0 --duration 0.01 >/dev/null || status=1
+    echo "$precision: $(python3 -c "print(f'{$(date +%s.%N) - $start:.2f}')") s"
+  done
   echo "== $model: PyTorch peers in this run (FP16 channels-last)"
   # torch.compile max-autotune takes minutes per batch size on ResNet-50:
   # by default it runs for ResNet-18 only (PEERS_COMPILE=all: every model).

@@ -2,7 +2,15 @@
 // INT8 NHWC tensors, one fused cuDNN graph (cuda::Int8Conv). The plan's
 // weights are used as they lie on the device: the INT8 KRSC filter and the
 // FP32 scale and bias vectors are already what cuDNN reads.
+//
+// cuDNN compiles INT8 kernels at run time (engines noted runtime_compiled), in
+// every execution plan it builds: each new batch size and each context paid
+// 30-50 ms per layer on an H100. The runner keeps a cuDNN kernel cache
+// (cuda/cudnn_kernel_cache.h), so that its tactic is compiled once and the
+// plans of later batch sizes and contexts bind that kernel (measured 0.001 s
+// a plan, CudnnKernelCache test, 2026-11-26).
 #include "cuda/cudnn_int8_conv.h"
+#include "cuda/cudnn_kernel_cache.h"
 #include "runtime/layer_runner.h"
 #include "runtime/layers/layer_shapes.h"
 #include "runtime/layers/layer_util.h"
@@ -54,6 +62,11 @@ class Int8ConvRunner final : public LayerRunner {
     weights_.filter = s.weights[0];
     weights_.scale = static_cast<const float*>(s.weights[1]);
     if (shape_.has_bias) weights_.bias = static_cast<const float*>(s.weights[2]);
+    try {
+      cache_ = std::make_unique<cuda::CudnnKernelCache>();
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kGpu) throw;  // a cuDNN without kernel caches: compile each time
+    }
   }
 
   std::unique_ptr<PreparedLayer> prepare(std::int64_t batch, const Handles& h) const override {
@@ -62,8 +75,7 @@ class Int8ConvRunner final : public LayerRunner {
     return choose_tactic<std::unique_ptr<PreparedLayer>>(
         identity_,
         [&](const std::string& id) {
-          return std::make_unique<PreparedInt8Conv>(
-              cuda::Int8Conv::from_identity(h.cudnn, shape, id), weights_);
+          return std::make_unique<PreparedInt8Conv>(from_identity(shape, id, h), weights_);
         },
         [&]() -> std::unique_ptr<PreparedLayer> {
           std::vector<cuda::Int8Conv> found = cuda::Int8Conv::candidates(h.cudnn, shape, 1);
@@ -76,6 +88,20 @@ class Int8ConvRunner final : public LayerRunner {
   }
 
  private:
+  // The tactic through the kernel cache; where cuDNN cannot build it as a
+  // dynamic-shape graph, as it was tuned (compiled for this batch).
+  cuda::Int8Conv from_identity(const cuda::Int8ConvShape& shape, const std::string& id,
+                               const Handles& h) const {
+    if (cache_) {
+      try {
+        return cuda::Int8Conv::from_identity(h.cudnn, shape, id, cache_.get());
+      } catch (const Error& e) {
+        if (e.kind() != ErrorKind::kIncompatible && e.kind() != ErrorKind::kUnsupported) throw;
+      }
+    }
+    return cuda::Int8Conv::from_identity(h.cudnn, shape, id);
+  }
+
   // The tensors and weights the contract in builder/lower.h promises; a plan
   // breaking it is corrupt, and cuDNN would read the wrong bytes.
   void check_layer(const LayerSetup& s) const {
@@ -114,6 +140,7 @@ class Int8ConvRunner final : public LayerRunner {
   std::optional<std::string> identity_;
   cuda::Int8ConvShape shape_;
   Int8ConvWeights weights_;
+  std::unique_ptr<cuda::CudnnKernelCache> cache_;  // null: none in this cuDNN
 };
 
 std::unique_ptr<LayerRunner> make_conv_int8(const LayerSetup& s) {
