@@ -7,8 +7,8 @@
 # build's summary (which convs kept FP16 because INT8 was slower there), the
 # GPU compute time of FP16 and INT8 plans in one run on one card, and the
 # INT8 per-layer profile, and PyTorch eager and torch.compile(max-autotune)
-# on the same batches (torch.compile for ResNet-18 only unless
-# PEERS_COMPILE=all). Run by
+# on the same batches (torch.compile for ResNet-18 only; PEERS_COMPILE=all
+# for every model, none for none). Run by
 # scripts/gpu-check.sh (BUILD_DIR names the build); MODELS="resnet18" runs
 # fewer models.
 set -uo pipefail
@@ -59,7 +59,9 @@ for model in ${MODELS:-resnet18 resnet50}; do
   # torch.compile max-autotune takes minutes per batch size on ResNet-50:
   # by default it runs for ResNet-18 only (PEERS_COMPILE=all: every model).
   compile=--no-compile
-  [ "$model" = resnet18 ] || [ "${PEERS_COMPILE:-}" = all ] && compile=
+  if [ "${PEERS_COMPILE:-}" = all ] || { [ "$model" = resnet18 ] && [ "${PEERS_COMPILE:-}" != none ]; }; then
+    compile=
+  fi
   python3 bench/pytorch_peers.py --model "$model" --batches $batches $compile || status=1
   echo "== $model int8 batch 128 per-layer profile"
   "$build/anvil" run "$work/$model-int8.plan" --batch 128 --no-data-transfers --duration 1 \
