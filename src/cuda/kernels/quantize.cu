@@ -10,7 +10,6 @@
 
 #include "anvil/error.h"
 #include "cuda/check.h"
-#include "cuda/kernels/int8_math.cuh"
 #include "cuda/kernels/quantize.h"
 #include "cuda/kernels/storage_io.cuh"
 
@@ -20,7 +19,15 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kVector = 16;  // elements per vector
 
-__device__ __forceinline__ float dequantize_to_int8(std::int8_t q, float scale) {
+__device__ __forceinline__ std::int8_t quantize_one(float x, float scale) {
+  const float r = rintf(__fdiv_rn(x, scale));
+  // Comparisons rather than fminf/fmaxf, which would turn NaN into a bound.
+  if (r >= 127.0f) return 127;
+  if (r <= -128.0f) return -128;
+  return r == r ? static_cast<std::int8_t>(static_cast<int>(r)) : std::int8_t{0};
+}
+
+__device__ __forceinline__ float dequantize_one(std::int8_t q, float scale) {
   return __fmul_rn(static_cast<float>(q), scale);
 }
 
@@ -47,14 +54,14 @@ __global__ void quantize_kernel(const __half* __restrict__ x, std::int8_t* __res
     std::int8_t codes[kVector];
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      codes[i] = quantize_to_int8(lo[i], scale);
-      codes[i + 8] = quantize_to_int8(hi[i], scale);
+      codes[i] = quantize_one(lo[i], scale);
+      codes[i + 8] = quantize_one(hi[i], scale);
     }
     *reinterpret_cast<uint4*>(q + v * kVector) =
         make_uint4(pack4(codes), pack4(codes + 4), pack4(codes + 8), pack4(codes + 12));
   }
   for (long long i = vectors * kVector + first; i < elements; i += stride)
-    q[i] = quantize_to_int8(__half2float(x[i]), scale);
+    q[i] = quantize_one(__half2float(x[i]), scale);
 }
 
 __global__ void dequantize_kernel(const std::int8_t* __restrict__ q, __half* __restrict__ y,
@@ -67,14 +74,14 @@ __global__ void dequantize_kernel(const std::int8_t* __restrict__ q, __half* __r
     float lo[8], hi[8];
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      lo[i] = dequantize_to_int8(byte_of(words[i / 4], i % 4), scale);
-      hi[i] = dequantize_to_int8(byte_of(words[2 + i / 4], i % 4), scale);
+      lo[i] = dequantize_one(byte_of(words[i / 4], i % 4), scale);
+      hi[i] = dequantize_one(byte_of(words[2 + i / 4], i % 4), scale);
     }
     store16(y + v * kVector, lo);
     store16(y + v * kVector + 8, hi);
   }
   for (long long i = vectors * kVector + first; i < elements; i += stride)
-    y[i] = __float2half_rn(dequantize_to_int8(q[i], scale));
+    y[i] = __float2half_rn(dequantize_one(q[i], scale));
 }
 
 void check_args(const char* what, const void* in, const void* out, std::int64_t elements,

@@ -10,21 +10,14 @@
 //     im2col matrix straight from the input tile);
 //  3. bias and activation, FP16, into a shared conv tile;
 //  4. the 3 x 3 stride-2 max over it, skipping taps outside the conv output
-//     (the pool's padding), written as 16-byte vectors: 8 FP16 channels, or
-//     16 INT8 ones quantized from exactly the FP16 maxima the FP16 variant
-//     stores (so the INT8 variant equals it followed by quantize_int8).
-// The output type is a template parameter: the FP16 variant's code does not
-// depend on the INT8 one.
+//     (the pool's padding), written as 16-byte vectors.
 #include <cuda_fp16.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstdint>
-#include <type_traits>
 
 #include "anvil/error.h"
 #include "cuda/check.h"
-#include "cuda/kernels/int8_math.cuh"
 #include "cuda/kernels/stem_conv_pool.h"
 
 namespace anvil::cuda::kernels {
@@ -68,32 +61,7 @@ struct Dims {
   int in_h, in_w, conv_h, conv_w, out_h, out_w, tiles_y, tiles_x;
   long long tiles;
   bool relu;
-  float int8_scale;  // the INT8 variant's; unused by the FP16 one
 };
-
-// One INT8 code in the low byte (cuda/kernels/int8_math.cuh's rounding).
-__device__ __forceinline__ unsigned quantize_byte(float x, float scale) {
-  return static_cast<unsigned>(static_cast<std::uint8_t>(quantize_to_int8(x, scale)));
-}
-
-// 16 bytes of output from the maxima `best` (channels 2j, 2j + 1 in best[j]):
-// FP16 as they are, INT8 quantized (4 codes per word, little-endian).
-template <typename Out>
-__device__ __forceinline__ void store_group(const __half2 (&best)[8 / sizeof(Out)], float scale,
-                                            Out* out) {
-  if constexpr (std::is_same_v<Out, __half>) {
-    *reinterpret_cast<uint4*>(out) = *reinterpret_cast<const uint4*>(best);
-  } else {
-    unsigned words[4];
-#pragma unroll
-    for (int w = 0; w < 4; ++w) {
-      const float2 a = __half22float2(best[2 * w]), b = __half22float2(best[2 * w + 1]);
-      words[w] = quantize_byte(a.x, scale) | quantize_byte(a.y, scale) << 8 |
-                 quantize_byte(b.x, scale) << 16 | quantize_byte(b.y, scale) << 24;
-    }
-    *reinterpret_cast<uint4*>(out) = make_uint4(words[0], words[1], words[2], words[3]);
-  }
-}
 
 __device__ __forceinline__ unsigned shared_address(const void* p) {
   return static_cast<unsigned>(__cvta_generic_to_shared(p));
@@ -202,20 +170,16 @@ __device__ void conv_tiles(int mt0, bool two, const unsigned char* s_in, const _
 }
 
 // The 3 x 3 stride-2 max pool of the conv tile at (cy0, cx0): pooled pixels
-// (py0, px0) + [0, kPoolTile)^2, 16 output bytes per item (8 FP16 or 16 INT8
-// channels).
-template <int kPoolTile, typename Out>
+// (py0, px0) + [0, kPoolTile)^2, 8 channels (16 bytes) per item.
+template <int kPoolTile>
 __device__ void pool_tile(const __half* s_out, const Dims& d, int py0, int px0, int cy0, int cx0,
-                          Out* out_image) {
-  constexpr int kGroup = 16 / sizeof(Out);  // channels per item
-  constexpr int kGroups = kStemOutChannels / kGroup;
-  constexpr int kVectors = kGroup / 8;  // 16-byte reads of s_out per tap
-  for (int i = threadIdx.x; i < kPoolTile * kPoolTile * kGroups; i += Tile<kPoolTile>::kThreads) {
-    const int g = i % kGroups, py = i / kGroups / kPoolTile, px = i / kGroups % kPoolTile;
+                          __half* out_image) {
+  for (int i = threadIdx.x; i < kPoolTile * kPoolTile * 8; i += Tile<kPoolTile>::kThreads) {
+    const int g = i % 8, py = i / 8 / kPoolTile, px = i / 8 % kPoolTile;
     const int oy = py0 + py, ox = px0 + px;
     if (oy >= d.out_h || ox >= d.out_w) continue;
-    __half2 best[4 * kVectors];
-    for (int j = 0; j < 4 * kVectors; ++j)
+    __half2 best[4];
+    for (int j = 0; j < 4; ++j)
       best[j] = __float2half2_rn(-INFINITY);
     for (int dy = 0; dy < 3; ++dy) {
       const int ty = 2 * py + dy, cy = cy0 + ty;
@@ -223,24 +187,22 @@ __device__ void pool_tile(const __half* s_out, const Dims& d, int py0, int px0, 
       for (int dx = 0; dx < 3; ++dx) {
         const int tx = 2 * px + dx, cx = cx0 + tx;
         if (cx < 0 || cx >= d.conv_w) continue;
-        for (int k = 0; k < kVectors; ++k) {
-          const uint4 v = *reinterpret_cast<const uint4*>(
-              s_out + (ty * Tile<kPoolTile>::kConvSide + tx) * kOutRowHalves + g * kGroup + k * 8);
-          const __half2* h = reinterpret_cast<const __half2*>(&v);
-          for (int j = 0; j < 4; ++j)
-            best[4 * k + j] = __hmax2(best[4 * k + j], h[j]);
-        }
+        const uint4 v = *reinterpret_cast<const uint4*>(
+            s_out + (ty * Tile<kPoolTile>::kConvSide + tx) * kOutRowHalves + g * 8);
+        const __half2* h = reinterpret_cast<const __half2*>(&v);
+        for (int j = 0; j < 4; ++j)
+          best[j] = __hmax2(best[j], h[j]);
       }
     }
-    store_group<Out>(best, d.int8_scale,
-                     out_image + (static_cast<long long>(oy) * d.out_w + ox) * 64 + g * kGroup);
+    *reinterpret_cast<uint4*>(out_image + (static_cast<long long>(oy) * d.out_w + ox) * 64 +
+                              g * 8) = *reinterpret_cast<const uint4*>(best);
   }
 }
 
-template <int kPoolTile, typename Out>
+template <int kPoolTile>
 __global__ void __launch_bounds__(Tile<kPoolTile>::kThreads, Tile<kPoolTile>::kBlocksPerSm)
     stem_conv_pool_kernel(const __half* __restrict__ x, const __half* __restrict__ filter,
-                          const float* __restrict__ bias, Out* __restrict__ y, Dims d) {
+                          const float* __restrict__ bias, __half* __restrict__ y, Dims d) {
   extern __shared__ __align__(16) unsigned char smem[];
   unsigned char* s_in = smem;
   using T = Tile<kPoolTile>;
@@ -267,13 +229,12 @@ __global__ void __launch_bounds__(Tile<kPoolTile>::kThreads, Tile<kPoolTile>::kB
       conv_tiles<kPoolTile>(2 * pair, 2 * pair + 1 < T::kMTiles, s_in, s_w, lane_bias, d.relu,
                             s_out);
     __syncthreads();
-    pool_tile<kPoolTile, Out>(
-        s_out, d, py0, px0, cy0, cx0,
-        y + image * d.out_h * d.out_w * static_cast<long long>(kStemOutChannels));
+    pool_tile<kPoolTile>(s_out, d, py0, px0, cy0, cx0,
+                         y + image * d.out_h * d.out_w * static_cast<long long>(kStemOutChannels));
   }
 }
 
-template <int kPoolTile, typename Out>
+template <int kPoolTile>
 void launch(const void* x, const void* filter, const float* bias, void* y, Dims d, int sms,
             cudaStream_t stream) {
   using T = Tile<kPoolTile>;
@@ -281,14 +242,13 @@ void launch(const void* x, const void* filter, const float* bias, void* y, Dims 
   d.tiles_x = (d.out_w + kPoolTile - 1) / kPoolTile;
   d.tiles *= static_cast<long long>(d.tiles_y) * d.tiles_x;
   constexpr int kSmem = smem_bytes<kPoolTile>();
-  ANVIL_GPU_CHECK(cudaFuncSetAttribute(stem_conv_pool_kernel<kPoolTile, Out>,
+  ANVIL_GPU_CHECK(cudaFuncSetAttribute(stem_conv_pool_kernel<kPoolTile>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
   const long long blocks =
       std::min<long long>(d.tiles, static_cast<long long>(sms) * T::kBlocksPerSm);
-  stem_conv_pool_kernel<kPoolTile, Out>
-      <<<static_cast<unsigned>(blocks), T::kThreads, kSmem, stream>>>(
-          static_cast<const __half*>(x), static_cast<const __half*>(filter), bias,
-          static_cast<Out*>(y), d);
+  stem_conv_pool_kernel<kPoolTile><<<static_cast<unsigned>(blocks), T::kThreads, kSmem, stream>>>(
+      static_cast<const __half*>(x), static_cast<const __half*>(filter), bias,
+      static_cast<__half*>(y), d);
   ANVIL_GPU_CHECK(cudaGetLastError());
 }
 
@@ -299,9 +259,6 @@ void stem_conv_pool(const void* x, const void* filter, const float* bias, void* 
   if (s.n < 0 || s.in_h < 1 || s.in_w < 1 || s.in_h > (1 << 20) || s.in_w > (1 << 20))
     fail(ErrorKind::kInvalidArgument, "stem_conv_pool: bad shape n=", s.n, " in=", s.in_h, "x",
          s.in_w);
-  if (!std::isfinite(s.int8_scale) || s.int8_scale < 0.0f)
-    fail(ErrorKind::kInvalidArgument, "stem_conv_pool: INT8 scale ", s.int8_scale,
-         " must be finite and > 0 (or 0 for FP16 output)");
   for (const void* p : {x, filter, static_cast<const void*>(bias), static_cast<const void*>(y)})
     if (reinterpret_cast<std::uintptr_t>(p) % 16 != 0)
       fail(ErrorKind::kInvalidArgument, "stem_conv_pool: pointer ", p, " is not 16-byte aligned");
@@ -315,18 +272,16 @@ void stem_conv_pool(const void* x, const void* filter, const float* bias, void* 
   d.out_w = static_cast<int>(s.out_w());
   d.tiles = s.n;  // times the tiles per image, in launch()
   d.relu = s.relu;
-  d.int8_scale = s.int8_scale;
   int device = 0, sms = 0;
   ANVIL_GPU_CHECK(cudaGetDevice(&device));
   ANVIL_GPU_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   // 8 x 8 tiles waste less work on overlapping windows; 4 x 4 ones keep every
   // SM busy when a small batch has fewer 8 x 8 tiles than two per SM.
   const long long big_tiles = s.n * ((s.out_h() + 7) / 8) * ((s.out_w() + 7) / 8);
-  const bool big = big_tiles >= 2LL * sms;
-  if (s.int8_scale > 0.0f)
-    (big ? launch<8, std::int8_t> : launch<4, std::int8_t>)(x, filter, bias, y, d, sms, stream);
+  if (big_tiles >= 2LL * sms)
+    launch<8>(x, filter, bias, y, d, sms, stream);
   else
-    (big ? launch<8, __half> : launch<4, __half>)(x, filter, bias, y, d, sms, stream);
+    launch<4>(x, filter, bias, y, d, sms, stream);
 }
 
 }  // namespace anvil::cuda::kernels
