@@ -35,8 +35,10 @@ for model in ${MODELS:-resnet18 resnet50}; do
   "$build/anvil" calibrate "$onnx" --data "$work/calib" --calibrator minmax -o "$work/$model.calib" |
     tail -1 || { status=1; continue; }
   echo "== $model: anvil build --fp16"
+  # Into a file, then its first lines: `| head` would end the build with SIGPIPE.
   "$build/anvil" build "$onnx" -o "$work/$model-fp16.plan" --fp16 $shapes \
-    --timing-cache "$work/cache.json" | head -2 || { status=1; continue; }
+    --timing-cache "$work/cache.json" >"$work/$model-fp16.log" || { status=1; continue; }
+  grep -E "^Built|layers:" "$work/$model-fp16.log"
   echo "== $model: anvil build --fp16 --int8"
   "$build/anvil" build "$onnx" -o "$work/$model-int8.plan" --fp16 --int8 \
     --calibration-cache "$work/$model.calib" $shapes --timing-cache "$work/cache.json" |
