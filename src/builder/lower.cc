@@ -470,6 +470,23 @@ void put_window(json& params, const Window2d& win) {
   params["out_w"] = win.w.out;
 }
 
+// The "conv" params (lower.h) of a conv reading `x` with filter `f`.
+json conv_params(const Lowered& x, std::int64_t k, const PackedFilter& f, bool has_bias,
+                 bool has_residual, const Window2d& win, const Activation& act) {
+  json params = {{"c", x.c},
+                 {"c_pad", x.c_pad},
+                 {"k", k},
+                 {"k_pad", f.k_pad},
+                 {"r", f.r},
+                 {"s", f.s},
+                 {"groups", f.groups},
+                 {"has_bias", has_bias},
+                 {"has_residual", has_residual}};
+  put_window(params, win);
+  put_activation(params, act);
+  return params;
+}
+
 void Lowerer::lower_conv(const ir::Node& node) {
   const Lowered& stored = stored_input(node, 0);  // its geometry; INT8 or not
   if (!stored.spatial) unsupported("reads a [N, C] tensor; GPU convolutions read NHWC");
@@ -511,17 +528,7 @@ void Lowerer::lower_conv(const ir::Node& node) {
   std::vector<plan::WeightRef> weights{
       add_weights(f.values, storage_, {f.k_pad, f.r, f.s, f.c_filter}),
       add_weights(b, DType::kFloat32, {f.k_pad})};
-  json params = {{"c", x.c},
-                 {"c_pad", x.c_pad},
-                 {"k", k},
-                 {"k_pad", f.k_pad},
-                 {"r", f.r},
-                 {"s", f.s},
-                 {"groups", f.groups},
-                 {"has_bias", has_bias},
-                 {"has_residual", has_residual}};
-  put_window(params, win);
-  put_activation(params, act);
+  const json params = conv_params(x, k, f, has_bias, has_residual, win, act);
   const Lowered& y = define(node.outputs[0], out);
   add_layer(node.name, "conv", std::move(inputs), {y.tensor}, params, std::move(weights));
 }
@@ -582,19 +589,9 @@ void Lowerer::lower_conv_int8(const ir::Node& node, const Tensor& w, const Tenso
       add_weights(q.values, DType::kInt8, {f.k_pad, f.r, f.s, f.c_filter}),
       add_weights(requant.scale, DType::kFloat32, {f.k_pad}),
       add_weights(requant.bias, DType::kFloat32, {f.k_pad})};
-  json params = {{"c", x.c},
-                 {"c_pad", x.c_pad},
-                 {"k", k},
-                 {"k_pad", f.k_pad},
-                 {"r", f.r},
-                 {"s", f.s},
-                 {"groups", f.groups},
-                 {"has_bias", bias != nullptr},
-                 {"has_residual", has_residual},
-                 {"x_scale", x_scale},
-                 {"y_scale", y_scale}};
-  put_window(params, win);
-  put_activation(params, act);
+  json params = conv_params(x, k, f, bias != nullptr, has_residual, win, act);
+  params["x_scale"] = x_scale;
+  params["y_scale"] = y_scale;
   const Lowered& y = define(node.outputs[0], out);
   add_layer(node.name, "conv_int8", std::move(inputs), {y.tensor}, params, std::move(weights));
 }

@@ -30,17 +30,7 @@ class FoldConstants final : public Pass {
     // Topological order: a folded node's readers see constants in the same sweep.
     for (const auto& node : graph.nodes()) {
       if (!is_foldable(graph, *node)) continue;
-      std::vector<const Tensor*> inputs;
-      for (const ir::Value* in : node->inputs)
-        inputs.push_back(in ? &*in->constant : nullptr);
-      std::vector<Tensor> values = ops::run_node(*node, inputs);
-      for (std::size_t i = 0; i < values.size(); ++i) {
-        ir::Value* out = node->outputs[i];
-        out->dtype = values[i].dtype();
-        out->shape = ir::Shape::of(values[i].extents());
-        out->constant = std::move(values[i]);
-        out->producer = nullptr;
-      }
+      fold_to_constants(*node);
       detach(*node);
       ++rewrites;
     }

@@ -39,6 +39,20 @@ std::optional<float> constant_scalar(const ir::Value* value) {
   return value->constant->data<float>()[0];
 }
 
+void fold_to_constants(ir::Node& node) {
+  std::vector<const Tensor*> inputs;
+  for (const ir::Value* in : node.inputs)
+    inputs.push_back(in ? &*in->constant : nullptr);
+  std::vector<Tensor> values = ops::run_node(node, inputs);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    ir::Value* out = node.outputs[i];
+    out->dtype = values[i].dtype();
+    out->shape = ir::Shape::of(values[i].extents());
+    out->constant = std::move(values[i]);
+    out->producer = nullptr;
+  }
+}
+
 void detach(ir::Node& node) {
   node.inputs.clear();
   node.outputs.clear();

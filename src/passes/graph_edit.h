@@ -28,6 +28,11 @@ std::optional<float> constant_scalar(const ir::Value* value);
 // refresh() removes it. Its former outputs keep their other links.
 void detach(ir::Node& node);
 
+// Runs `node`, whose inputs are all constants (or absent), on the CPU
+// reference and makes each of its outputs the constant it computes, with no
+// producer: the node is left without outputs in use, for the caller to detach.
+void fold_to_constants(ir::Node& node);
+
 // Makes `node` produce `value` in place of its output `slot`.
 void set_output(ir::Node& node, std::size_t slot, ir::Value* value);
 

@@ -42,17 +42,7 @@ int fold_constant_qdq(ir::Graph& graph, int& weights_folded) {
                                       [](const ir::Value* v) { return !v || v->is_constant(); });
     const bool feeds_output = is_graph_output(graph, node->outputs[0]);
     if (!constant || feeds_output) continue;
-    std::vector<const Tensor*> inputs;
-    for (const ir::Value* in : node->inputs)
-      inputs.push_back(in ? &*in->constant : nullptr);
-    std::vector<Tensor> values = ops::run_node(*node, inputs);
-    for (std::size_t i = 0; i < values.size(); ++i) {
-      ir::Value* out = node->outputs[i];
-      out->dtype = values[i].dtype();
-      out->shape = ir::Shape::of(values[i].extents());
-      out->constant = std::move(values[i]);
-      out->producer = nullptr;
-    }
+    passes::fold_to_constants(*node);
     if (is_dequantize(*node)) ++weights_folded;
     detach(*node);
     ++folded;
