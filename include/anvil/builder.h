@@ -82,10 +82,11 @@ struct BuilderConfig {
   // events. 0: every layer on the caller's stream. At most 8.
   int aux_streams = 0;
   // INT8 (TensorRT's kINT8 flag; needs fp16, which the layers INT8 does not
-  // cover keep). A convolution runs in INT8 where the calibration cache gives
-  // its input and output a scale, cuDNN has an INT8 engine for it, and it is
-  // faster in INT8 than in FP16 at the opt batch (timed per layer; the slower
-  // ones stay FP16 and BuildReport::int8_fallbacks says why). Depthwise and
+  // cover keep). A convolution runs in INT8 where the calibration cache (or
+  // the model's own Q/DQ pairs) gives its input and output a scale, cuDNN has
+  // an INT8 engine for it, and INT8 beats FP16 at the opt batch counting the
+  // quantize/dequantize layers an FP16 conv would add (timed per layer; the
+  // others stay FP16 and BuildReport::int8_fallbacks says why). Depthwise and
   // grouped convs, activations other than ReLU, and the gemm stay FP16.
   bool int8 = false;
   // `anvil calibrate`'s cache for this model (quant/calibration_cache.h):
@@ -135,7 +136,7 @@ struct BuildReport {
   std::size_t weight_bytes = 0;
   std::size_t arena_bytes = 0;  // activations of one context at the largest max batch
   // INT8 builds: convs that had INT8 scales but stay FP16 because INT8 was
-  // slower there, each "NAME: INT8 x ms, FP16 y ms at batch B".
+  // slower there, each "NAME: INT8 x ms, FP16 y ms + reformats z ms at batch B".
   std::vector<std::string> int8_fallbacks;
 };
 

@@ -11,6 +11,7 @@
 
 #include "anvil/error.h"
 #include "builder/int8_config.h"
+#include "builder/int8_fallback.h"
 #include "builder/lower.h"
 #include "onnx/importer.h"
 #include "passes/pass_manager.h"
@@ -21,6 +22,7 @@
 
 #if ANVIL_HAVE_CUDA
 #include "builder/gpu/autotune.h"
+#include "cuda/device.h"
 #endif
 
 namespace anvil {
@@ -238,7 +240,17 @@ std::vector<LayerTacticReport> tune(plan::Plan& p, const BuilderConfig& config,
   return out;
 }
 
+// The GPU's peak memory bandwidth in bytes per ms (0 when unknown).
+double device_bytes_per_ms() {
+  const auto info = cuda::device_info(0);
+  return info ? info->memory_bandwidth_gb_per_s * 1e6 : 0.0;
+}
+
 #else
+
+double device_bytes_per_ms() {
+  return 0.0;
+}
 
 std::vector<LayerTacticReport> tune(plan::Plan&, const BuilderConfig&,
                                     const std::filesystem::path&) {
@@ -318,20 +330,21 @@ TunedPlan lower_and_tune(const ir::Graph& graph, const builder::LowerOptions& lo
   return {std::move(p), std::move(tactics)};
 }
 
-// The INT8 convs of `int8` slower than the same layer in `fp16` (both tuned
-// plans of one model), in any profile, with their times.
+// The INT8 convs of `int8` to keep in FP16 (builder/int8_fallback.h), in
+// any profile, with why; `fp16` is the same model's FP16 plan, tuned.
 std::map<std::string, std::string> slower_in_int8(const TunedPlan& int8, const TunedPlan& fp16,
-                                                  const std::vector<BatchRange>& ranges) {
-  std::map<std::pair<std::string, int>, float> fp16_ms;
-  for (const LayerTacticReport& t : fp16.tactics)
-    fp16_ms[{t.layer, t.profile}] = t.ms;
+                                                  const std::vector<BatchRange>& ranges,
+                                                  double bytes_per_ms) {
   std::map<std::string, std::string> slower;
-  for (const LayerTacticReport& t : int8.tactics) {
-    if (t.kind != "conv_int8") continue;
-    const auto it = fp16_ms.find({t.layer, t.profile});
-    if (it == fp16_ms.end() || t.ms <= it->second) continue;
-    slower.emplace(t.layer, cat(t.layer, ": INT8 ", t.ms, " ms, FP16 ", it->second, " ms at batch ",
-                                ranges.at(static_cast<std::size_t>(t.profile)).opt));
+  for (std::size_t profile = 0; profile < ranges.size(); ++profile) {
+    std::map<std::string, float> int8_ms, fp16_ms;
+    for (const LayerTacticReport& t : int8.tactics)
+      if (t.profile == static_cast<int>(profile)) int8_ms[t.layer] = t.ms;
+    for (const LayerTacticReport& t : fp16.tactics)
+      if (t.profile == static_cast<int>(profile)) fp16_ms[t.layer] = t.ms;
+    for (builder::Int8Fallback& f :
+         builder::int8_fallbacks(int8.plan, ranges[profile].opt, int8_ms, fp16_ms, bytes_per_ms))
+      slower.emplace(std::move(f.layer), std::move(f.why));
   }
   return slower;
 }
@@ -401,7 +414,8 @@ std::vector<std::byte> Builder::build_serialized(const std::filesystem::path& on
     log_info(config, "INT8: tuning the INT8 plan");
     built = lower_and_tune(graph, lower, onnx_path, config, cache.path());
     const std::vector<BatchRange> ranges = plan::batch_ranges(built.plan, "the INT8 plan");
-    const std::map<std::string, std::string> slower = slower_in_int8(built, fp16, ranges);
+    const std::map<std::string, std::string> slower =
+        slower_in_int8(built, fp16, ranges, device_bytes_per_ms());
     if (!slower.empty()) {
       for (const auto& [layer, why] : slower) {
         lower.int8_excluded.insert(layer);

@@ -19,8 +19,13 @@ std::optional<DeviceInfo> device_info(int ordinal) {
   if (ordinal < 0 || ordinal >= device_count()) return std::nullopt;
   cudaDeviceProp prop{};
   if (cudaGetDeviceProperties(&prop, ordinal) != cudaSuccess) return std::nullopt;
-  return DeviceInfo{ordinal,    prop.name,           prop.major,
-                    prop.minor, prop.totalGlobalMem, prop.multiProcessorCount};
+  DeviceInfo info{ordinal,    prop.name,           prop.major,
+                  prop.minor, prop.totalGlobalMem, prop.multiProcessorCount};
+  int clock_khz = 0, bus_bits = 0;
+  if (cudaDeviceGetAttribute(&clock_khz, cudaDevAttrMemoryClockRate, ordinal) == cudaSuccess &&
+      cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, ordinal) == cudaSuccess)
+    info.memory_bandwidth_gb_per_s = 2.0 * clock_khz * 1e3 * (bus_bits / 8.0) / 1e9;
+  return info;
 }
 
 LibraryVersions library_versions() {

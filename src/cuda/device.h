@@ -15,6 +15,9 @@ struct DeviceInfo {
   int cc_minor = 0;
   std::size_t total_memory = 0;
   int multiprocessors = 0;
+  // Peak DRAM bandwidth from the memory clock and bus width (2 transfers a
+  // clock), in GB/s; 0 when the driver does not say.
+  double memory_bandwidth_gb_per_s = 0;
 };
 
 // Number of usable CUDA devices; 0 (never an error) without a driver or GPU.
