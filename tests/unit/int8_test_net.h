@@ -1,0 +1,65 @@
+// A small network lowered with INT8 scales, shared by the INT8 lowering and
+// fallback tests: conv1 reads the image (FP16), conv2 and conv3 run in INT8,
+// conv3 adds conv1's output as its residual.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "builder/lower.h"
+#include "pass_test_util.h"
+#include "passes/pass_manager.h"
+
+namespace anvil::builder::testing {
+
+// x -> conv1 + relu = a -> conv2 + relu = b -> conv3 + a, relu = y -> GAP ->
+// Flatten -> Gemm, optimized (each conv fused with its epilogue).
+struct Net {
+  ir::Graph graph;
+  std::string x, a, b, y;           // value names
+  std::string conv1, conv2, conv3;  // node names after fusion
+  std::vector<float> conv2_w;       // ONNX [8, 8, 3, 3]
+};
+
+inline Net make_net() {
+  passes::testing::GraphBuilder g;
+  ir::Value* x = g.input("x", ir::Shape::of(Extents{1, 4, 8, 8}));
+  ir::Value* a = g.node("Relu", {g.conv(x, 4, 8, 3, /*bias=*/true)});
+  ir::Value* b = g.node("Relu", {g.conv(a, 8, 8, 3, /*bias=*/true)});
+  ir::Value* sum = g.node("Add", {g.conv(b, 8, 8, 3, /*bias=*/true), a});
+  ir::Value* y = g.node("Relu", {sum});
+  ir::Value* pooled = g.node("Flatten", {g.node("GlobalAveragePool", {y})});
+  ir::Attributes gemm;
+  gemm.set("transB", std::int64_t{1});
+  g.output(g.node("Gemm", {pooled, g.weight("fc.w", {10, 8}), g.weight("fc.b", {10})}, gemm));
+  Net net;
+  net.graph = g.finish();
+  passes::PassManager().run(net.graph);
+  for (const auto& node : net.graph.nodes()) {
+    if (node->op_type != "FusedConv") continue;
+    const std::string& in = node->input(0)->name;
+    if (in == x->name) {
+      net.conv1 = node->name;
+      net.a = node->outputs[0]->name;
+    } else if (node->input(3)) {
+      net.conv3 = node->name;
+      net.y = node->outputs[0]->name;
+    } else {
+      net.conv2 = node->name;
+      net.b = node->outputs[0]->name;
+      const Tensor& w = *node->input(1)->constant;
+      net.conv2_w.assign(w.data<float>(), w.data<float>() + w.element_count());
+    }
+  }
+  net.x = x->name;
+  return net;
+}
+
+// a and y share a scale: conv3 adds a to its INT8 result unscaled.
+inline LowerOptions int8_options(const Net& net) {
+  LowerOptions o{.fp16 = true, .max_batch = 4};
+  o.int8_scales = {{net.x, 0.02f}, {net.a, 0.05f}, {net.b, 0.03f}, {net.y, 0.05f}};
+  return o;
+}
+
+}  // namespace anvil::builder::testing
