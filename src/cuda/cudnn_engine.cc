@@ -44,6 +44,22 @@ EngineChoice parse_engine_choice(std::string_view text, const std::string& ident
   return choice;
 }
 
+BackendDescriptor make_variant_pack(int count, const std::int64_t* uids, void* const* ptrs,
+                                    void* workspace) {
+  BackendDescriptor pack(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
+  pack.set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, count, uids);
+  pack.set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, count, ptrs);
+  pack.set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &workspace);
+  pack.finalize();
+  return pack;
+}
+
+void execute_plan(cudnnHandle_t handle, cudaStream_t stream, const BackendDescriptor& plan,
+                  const BackendDescriptor& pack) {
+  ANVIL_GPU_CHECK(cudnnSetStream(handle, stream));
+  ANVIL_GPU_CHECK(cudnnBackendExecute(handle, plan.get(), pack.get()));
+}
+
 std::string last_cudnn_error() {
   char detail[512] = {};
   cudnnGetLastErrorString(detail, sizeof(detail));

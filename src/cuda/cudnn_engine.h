@@ -4,6 +4,7 @@
 // config.
 #pragma once
 
+#include <cuda_runtime_api.h>
 #include <cudnn.h>
 
 #include <cstddef>
@@ -75,6 +76,16 @@ struct EnginePlan {
   // CudnnKernelCache::finalize_plan's report when built with a cache, else "".
   std::string kernel_cache;
 };
+
+// A finalized variant pack of the `count` tensors (uids[i] at ptrs[i]) and
+// the workspace: what cudnnBackendExecute reads. Allocates on the host, so
+// layers build it once per binding of their buffers, never per launch.
+BackendDescriptor make_variant_pack(int count, const std::int64_t* uids, void* const* ptrs,
+                                    void* workspace);
+
+// Runs `plan` with `pack` on `stream` (sets the handle's stream).
+void execute_plan(cudnnHandle_t handle, cudaStream_t stream, const BackendDescriptor& plan,
+                  const BackendDescriptor& pack);
 
 // Decides whether an engine may be used, from its notes; false with `why`.
 using EngineFilter = std::function<bool(const EngineNotes& notes, std::string& why)>;

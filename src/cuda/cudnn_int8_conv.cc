@@ -354,18 +354,13 @@ Int8Conv::Binding Int8Conv::bind(const void* x, const void* w, const float* scal
     fail(ErrorKind::kInvalidArgument, s.describe(), ": plan ", identity_, " needs ",
          workspace_bytes_, " bytes of workspace, got null");
   Binding binding;
-  binding.pack_ = BackendDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
-  binding.pack_.set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, count, uids);
-  binding.pack_.set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, count, ptrs);
-  binding.pack_.set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &workspace);
-  binding.pack_.finalize();
+  binding.pack_ = make_variant_pack(count, uids, ptrs, workspace);
   return binding;
 }
 
 void Int8Conv::execute(cudnnHandle_t handle, cudaStream_t stream, const Binding& binding) const {
   ANVIL_CHECK(binding);
-  ANVIL_GPU_CHECK(cudnnSetStream(handle, stream));
-  ANVIL_GPU_CHECK(cudnnBackendExecute(handle, plan_->plan.get(), binding.pack_.get()));
+  execute_plan(handle, stream, plan_->plan, binding.pack_);
 }
 
 }  // namespace anvil::cuda
