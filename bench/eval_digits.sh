@@ -7,7 +7,8 @@
 # The dataset is made where scikit-learn is (the GPU machine may lack it) and
 # carried over: `.venv/bin/python python/make_digits.py` writes build/digits;
 # DIGITS_DIR (or the first argument) points elsewhere. MODELS="resnet18
-# mobilenet_v2 resnet50" scores more models.
+# mobilenet_v2 resnet50" scores more models; PRECISION=fp16 (fp32, int8, all)
+# scores one precision.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build-gpu}
@@ -28,7 +29,7 @@ for model in ${MODELS:-resnet18}; do
   fi
   echo "== $model: anvil eval (plans built here, FP32 with TF32 off and FP16)"
   if ! "$build/anvil" eval "$work/$model.onnx" --dataset "$digits" --split test \
-       --precision all --device gpu --batch 64 --timing-cache "$work/cache.json" \
+       --precision "${PRECISION:-all}" --device gpu --batch 64 --timing-cache "$work/cache.json" \
        --json "$work/$model-anvil.json"; then
     status=1
     continue
