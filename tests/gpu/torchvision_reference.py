@@ -1,14 +1,25 @@
 """Reference data of the torchvision accuracy test (tests/gpu/torchvision_accuracy_test.cc).
 
-    python3 tests/gpu/torchvision_reference.py OUT_DIR
+    python3 tests/gpu/torchvision_reference.py OUT_DIR [--digits DIR]
 
 For each of resnet18, resnet50 and mobilenet_v2 it writes into OUT_DIR:
   <model>.onnx                    exported as bench/export_torchvision.py does
                                   (opset 17, "input" -> "output", dynamic batch "N")
   <model>_output_512x1000.bin     PyTorch eager FP32 logits on the GPU, TF32 off
+  <model>_fp16_output_512x1000.bin  PyTorch's own FP16 (channels-last) logits
 and once, shared by all models:
   inputs_512x3x224x224.bin        the 512 NCHW images (seeded standard normal)
-Both .bin files are raw little-endian float32, row-major, shape in the name.
+The .bin files are raw little-endian float32, row-major, shape in the name.
+
+With --digits DIR (python/make_digits.py's folder), each model is also
+trained on the digits train split (python/train_digits.py's recipe: Adam,
+8 epochs or 60 s), so that its weights are those of a real classifier:
+  <model>_digits.onnx                         10 classes, exported the same way
+  <model>_digits_on_noise_output_512x10.bin   its FP32 logits on the 512 inputs above
+  <model>_digits_on_digits_output_512x10.bin  its FP32 logits on the digits inputs
+  digits_inputs_512x3x224x224.bin             the 360 test images, then 152 train
+                                              images (seeded), upscaled and
+                                              normalized as train_digits.py does
 Work whose files exist is skipped; files are written under a temporary name
 and renamed, so an interrupted run leaves no half-written file behind.
 
@@ -17,7 +28,9 @@ weights and fresh BatchNorm statistics (mean 0, var 1) has activations that
 grow layer by layer and BatchNorms that are near identities; a few training-
 mode passes with momentum=None give every BatchNorm the cumulative average of
 its real batch statistics, so BN folding has real work to do and activations
-are as well scaled as in a trained net."""
+are as well scaled as in a trained net. Their top-1 margins are still tiny
+(1000 random classifiers), so FP16 alone flips some of them; the digits-
+trained models are the realistic case."""
 import argparse
 import os
 import sys
@@ -25,6 +38,9 @@ import sys
 import numpy as np
 import torch
 import torchvision
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+import train_digits  # noqa: E402  (python/train_digits.py: the training recipe)
 
 MODELS = ("resnet18", "resnet50", "mobilenet_v2")
 SAMPLES = 512
@@ -35,6 +51,9 @@ CALIBRATION_BATCH = 16
 INPUT_SEED = 1234
 CALIBRATION_SEED = 99
 INPUTS_FILE = f"inputs_{SAMPLES}x3x224x224.bin"
+DIGITS_INPUTS_FILE = f"digits_inputs_{SAMPLES}x3x224x224.bin"
+DIGITS_CLASSES = 10
+DIGITS_SEED = 5
 
 
 def fp16_output_file(model):
@@ -126,12 +145,10 @@ def op_counts(path):
 
 
 def eager_outputs(model, inputs, device):
-    outputs = np.empty((SAMPLES, CLASSES), dtype=np.float32)
     with torch.inference_mode():
-        for start in range(0, SAMPLES, BATCH):
-            x = torch.from_numpy(inputs[start:start + BATCH]).to(device)
-            outputs[start:start + BATCH] = model(x).float().cpu().numpy()
-    return outputs
+        return np.concatenate([
+            model(torch.from_numpy(inputs[start:start + BATCH]).to(device)).float().cpu().numpy()
+            for start in range(0, SAMPLES, BATCH)])
 
 
 def describe(name, outputs):
@@ -194,11 +211,69 @@ def make_model(name, out_dir, inputs, device):
     print(f"{name}: wrote {out_path}", flush=True)
 
 
+def digits_output_file(model, inputs):
+    return f"{model}_digits_on_{inputs}_output_{SAMPLES}x{DIGITS_CLASSES}.bin"
+
+
+def make_digits_inputs(out_dir, digits_dir, device):
+    """All test images, then train images drawn with a fixed seed, as the
+    network sees them (train_digits.upscale_digits)."""
+    path = os.path.join(out_dir, DIGITS_INPUTS_FILE)
+    if os.path.exists(path):
+        return read_raw(path, (SAMPLES, 3, 224, 224))
+    test_x, _ = train_digits.load_split(digits_dir, "test")
+    train_x, _ = train_digits.load_split(digits_dir, "train")
+    extra = np.random.default_rng(DIGITS_SEED).choice(train_x.shape[0], SAMPLES - test_x.shape[0],
+                                                      replace=False)
+    gray = np.concatenate([test_x, train_x[np.sort(extra)]])
+    inputs = train_digits.upscale_digits(torch.from_numpy(gray).to(device)).cpu().numpy()
+    write_raw(path, inputs)
+    print(f"wrote {path} ({test_x.shape[0]} test and {extra.size} train images)", flush=True)
+    return inputs
+
+
+def make_digits_model(name, out_dir, digits_dir, noise_inputs, digits_inputs, device):
+    """`name` trained on the digits train split, exported, with its FP32
+    logits on both input sets."""
+    onnx_path = os.path.join(out_dir, f"{name}_digits.onnx")
+    out_paths = {inputs: os.path.join(out_dir, digits_output_file(name, inputs))
+                 for inputs in ("noise", "digits")}
+    if all(os.path.exists(p) for p in [onnx_path, *out_paths.values()]):
+        print(f"{name}_digits: up to date", flush=True)
+        return
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)(weights=None, num_classes=DIGITS_CLASSES).to(device)
+    images, labels = (torch.from_numpy(a).to(device)
+                      for a in train_digits.load_split(digits_dir, "train"))
+    recipe = argparse.Namespace(epochs=8, max_seconds=60.0, batch=64, lr=1e-3, seed=0)
+    train_digits.set_tf32(True)
+    epochs, steps, seconds = train_digits.train(model, images, labels, recipe, device)
+    disable_tf32()
+    model.eval()
+    test_x, test_y = (torch.from_numpy(a).to(device)
+                      for a in train_digits.load_split(digits_dir, "test"))
+    correct = train_digits.top1(model, test_x, test_y, recipe.batch)
+    print(f"{name}_digits: trained {epochs} epoch(s), {steps} steps, {seconds:.1f} s; "
+          f"PyTorch FP32 top-1 on the test split {correct}/{test_y.numel()}", flush=True)
+    export(model.cpu(), onnx_path)
+    model.to(device)
+    for inputs, array in (("noise", noise_inputs), ("digits", digits_inputs)):
+        outputs = eager_outputs(model, array, device)
+        if not np.isfinite(outputs).all():
+            sys.exit(f"{name}_digits: non-finite eager outputs on the {inputs} inputs")
+        write_raw(out_paths[inputs], outputs)
+        describe(f"{name}_digits on {inputs}", outputs)
+    # Last: converts the model to FP16 in place.
+    fp16_agreement(f"{name}_digits on digits", model, digits_inputs,
+                   read_raw(out_paths["digits"], (SAMPLES, DIGITS_CLASSES)), device)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out_dir")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--digits", help="python/make_digits.py's folder: also train on it")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("needs a CUDA GPU: the reference is PyTorch eager on the GPU")
@@ -209,6 +284,15 @@ def main():
     inputs = make_inputs(args.out_dir)
     for name in args.models:
         make_model(name, args.out_dir, inputs, device)
+    if args.digits is None:
+        return
+    if not os.path.exists(os.path.join(args.digits, "train_images.npy")):
+        print(f"no digits dataset at {args.digits}: the trained-model cases skip (make it with "
+              f"python/make_digits.py and carry it to this machine)", flush=True)
+        return
+    digits_inputs = make_digits_inputs(args.out_dir, args.digits, device)
+    for name in args.models:
+        make_digits_model(name, args.out_dir, args.digits, inputs, digits_inputs, device)
 
 
 if __name__ == "__main__":
