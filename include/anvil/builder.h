@@ -29,8 +29,11 @@
 
 namespace anvil {
 
-// The shapes one input accepts: every dim of min <= opt <= max. In this
-// version only the batch (first) dimension may vary.
+// The shapes one input accepts: every dim of min <= opt <= max. The batch
+// may vary, and so may an image's (NCHW) height and width where the model
+// leaves them symbolic (exported with dynamic_axes {0: "N", 2: "H", 3: "W"}):
+// the plan is lowered at profile 0's opt shape and the runtime re-derives
+// every layer's geometry for the others. Channels stay fixed.
 struct ShapeRange {
   std::vector<std::int64_t> min, opt, max;
 };
@@ -41,8 +44,9 @@ struct ShapeRange {
 class OptimizationProfile {
  public:
   // Sets `input`'s range; checks what needs no model: equal non-zero ranks,
-  // dims >= 1 and min <= opt <= max (kInvalidArgument), equal non-batch dims
-  // (kUnsupported). Errors name the input. Replaces an earlier range.
+  // dims >= 1 and min <= opt <= max in every dim (kInvalidArgument). Which
+  // dims may vary is the model's to say (Builder::build_serialized). Errors
+  // name the input. Replaces an earlier range.
   void set_dimensions(std::string_view input, std::span<const std::int64_t> min,
                       std::span<const std::int64_t> opt, std::span<const std::int64_t> max);
   // The batch range of every dynamic-batch input the profile does not name
@@ -134,7 +138,7 @@ struct BuildReport {
   std::vector<int> layer_streams;        // each layer's stream (0: the caller's)
   std::vector<LayerTacticReport> tactics;
   std::size_t weight_bytes = 0;
-  std::size_t arena_bytes = 0;  // activations of one context at the largest max batch
+  std::size_t arena_bytes = 0;  // activations of one context at the largest max shape
   // INT8 builds: convs that had INT8 scales but stay FP16 because INT8 was
   // slower there, each "NAME: INT8 x ms, FP16 y ms + reformats z ms at batch B".
   std::vector<std::string> int8_fallbacks;
@@ -147,8 +151,12 @@ class Builder {
   // Builds `onnx_path` into plan bytes for Engine::deserialize (or a .plan
   // file). The model and the profile are checked before the GPU is needed:
   // kInvalidArgument / kUnsupported name the input at fault (a profile input
-  // the model lacks, another rank or non-batch dim, a batch other than a
-  // fixed-batch model's). Without a GPU: kGpu; in an Anvil built without CUDA:
+  // the model lacks, another rank, a range for a dim the model fixes, a
+  // symbolic height and width without a range in every profile, a batch
+  // other than a fixed-batch model's), and, for height and width ranges, a
+  // layer that cannot follow them or a profile shape the network cannot run
+  // (checked at every profile's min, opt and max). Each profile is tuned at
+  // its opt shape. Without a GPU: kGpu; in an Anvil built without CUDA:
   // kUnsupported. Fills `report` when given.
   std::vector<std::byte> build_serialized(const std::filesystem::path& onnx_path,
                                           const BuilderConfig& config,

@@ -12,8 +12,16 @@
 // that the caller gives it with set_device_memory() (e.g. one block shared by
 // contexts that never run at the same time).
 //
-// Thread safety: an Engine is immutable and may be shared by any number of
-// threads and contexts. An ExecutionContext is used by one thread at a time.
+// Thread safety: an Engine may be shared by any number of threads and
+// contexts. Its plan and weights are immutable; the one thing it adds to
+// after loading is its cache of layer runners per input height and width
+// (plans whose profiles let them vary), built under a lock the first time any
+// context sets such a shape. An ExecutionContext is used by one thread at a time.
+//
+// Spatial profiles: a plan built with ranges for an image input's height and
+// width (e.g. 1x3x160x160 .. 16x3x288x288) runs any shape inside a profile,
+// with tactics tuned at its opt shape; a tactic that does not run at another
+// shape falls back to cuDNN's heuristics there (said once on stderr).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -40,7 +48,9 @@ struct IoTensorInfo {
   std::string name;
   bool is_input = true;
   DType dtype = DType::kFloat32;
-  std::vector<std::int64_t> dims;  // -1 for the dynamic batch
+  // -1 for the dynamic batch and for every dim a profile lets vary (an
+  // image's height and width, and the output dims that follow them).
+  std::vector<std::int64_t> dims;
 };
 
 class ExecutionContext;
@@ -78,12 +88,17 @@ class Engine : public std::enable_shared_from_this<Engine> {
   // The profile whose range holds `batch` with the opt batch nearest to it
   // (the lower index on a tie), or -1 when no profile holds it.
   int best_profile(std::int64_t batch) const;
+  // The same for a whole input shape: the profile whose ranges hold `dims` for
+  // `input` with its opt nearest (the batch first, then the other dims), or -1.
+  int best_profile(std::string_view input, std::span<const std::int64_t> dims) const;
   // Device bytes of the weights (shared by every context).
   std::size_t weight_bytes() const;
-  // Device bytes one context needs at max_batch(): its activations plus the
-  // largest workspace any layer needs, once per stream the plan uses (its
-  // auxiliary streams too: 256-byte aligned, one block). A context
-  // given this much (set_device_memory) runs every batch of every profile.
+  // Device bytes one context needs at every profile's max shape: its
+  // activations plus the largest workspace any layer needs, once per stream
+  // the plan uses (its auxiliary streams too: 256-byte aligned, one block). A
+  // context given this much (set_device_memory) runs every batch (and height
+  // and width) of every profile, unless a tactic's fallback at a smaller
+  // shape needs more workspace (set_input_shape then says how much).
   std::size_t context_memory_bytes() const;
   // The plan this engine runs (layers, tactics), for inspection.
   const plan::Plan& plan() const;
@@ -118,12 +133,15 @@ class ExecutionContext {
   // kInvalidArgument for a profile the engine does not have.
   void set_optimization_profile(int profile);
   int optimization_profile() const;
-  // Sets an input's shape; dims must match the engine's except the batch,
-  // which must lie in the selected profile's range (kInvalidArgument names the
-  // input and lists every profile's range). Prepares batch-specific library
-  // plans here, so enqueue() stays cheap.
+  // Sets an input's shape; dims must match the engine's except the batch
+  // (and, where the profiles give ranges, the height and width), which must
+  // lie in the selected profile's ranges (kInvalidArgument names the input and
+  // lists every profile's ranges). Prepares shape-specific library plans here
+  // (a new height and width: milliseconds, once per engine and context), so
+  // enqueue() stays cheap.
   void set_input_shape(std::string_view name, std::span<const std::int64_t> dims);
-  // The current shape of an input or output (after set_input_shape).
+  // The current shape of an input or output (after set_input_shape; before
+  // it, io_tensors()'s dims with -1 where they vary).
   std::vector<std::int64_t> tensor_shape(std::string_view name) const;
   // Binds a user tensor to the caller's device memory (no copy). Null or
   // misaligned (not 16-byte) pointers are kInvalidArgument.

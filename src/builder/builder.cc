@@ -13,6 +13,8 @@
 #include "builder/int8_config.h"
 #include "builder/int8_fallback.h"
 #include "builder/lower.h"
+#include "builder/respecialize.h"
+#include "builder/spatial_dims.h"
 #include "onnx/importer.h"
 #include "passes/pass_manager.h"
 #include "plan/plan.h"
@@ -120,19 +122,43 @@ bool has_fixed_batch(const plan::Plan& p, const std::string& input) {
   return false;
 }
 
+// The non-batch dims each input leaves symbolic in the ONNX model
+// (builder::symbolic_dims): only these may take a range.
+using DynamicDims = std::map<std::string, std::vector<std::size_t>>;
+
+bool is_dynamic(const DynamicDims& dynamic, const std::string& name, std::size_t d) {
+  const auto it = dynamic.find(name);
+  return it != dynamic.end() &&
+         std::find(it->second.begin(), it->second.end(), d) != it->second.end();
+}
+
 // Checks one profile range against the model's input (`model`: its dims, the
-// batch as lowered) and stores it.
+// batch as lowered, height and width at profile 0's opt) and stores it.
 void apply_range(plan::ProfileDim& model_range, const std::string& name, const ShapeRange& range,
-                 bool fixed_batch) {
+                 bool fixed_batch, const DynamicDims& dynamic) {
   const std::vector<std::int64_t>& model = model_range.max;
   for (const auto* dims : {&range.min, &range.opt, &range.max}) {
     if (dims->size() != model.size())
       fail(ErrorKind::kInvalidArgument, "shape for '", name, "' has ", dims->size(),
            " dimensions; the model's input has ", model.size());
-    for (std::size_t d = 1; d < model.size(); ++d)
+    for (std::size_t d = 1; d < model.size(); ++d) {
+      if (is_dynamic(dynamic, name, d)) {
+        // Height and width of an image (NCHW): the runtime re-derives the
+        // layers' geometry (builder/respecialize.h); other dims cannot vary.
+        if (model.size() != 4 || d < 2)
+          fail(ErrorKind::kUnsupported, "input '", name, "': dimension ", d,
+               " is dynamic in the model, but only the batch, height and width (NCHW ",
+               "dimensions 0, 2, 3) may vary; export it with a fixed dimension ", d);
+        continue;
+      }
       if ((*dims)[d] != model[d])
-        fail(ErrorKind::kUnsupported, "shape for '", name, "': only the batch (first) dimension ",
-             "is dynamic in this version; dimension ", d, " must be ", model[d]);
+        fail(ErrorKind::kUnsupported, "shape for '", name, "': dimension ", d, " is fixed at ",
+             model[d], " in the model, got ", (*dims)[d],
+             d >= 2 && model.size() == 4
+                 ? "; export the model with a dynamic height and width (dynamic_axes {2: 'H', "
+                   "3: 'W'}) to give them a range"
+                 : "");
+    }
   }
   if (fixed_batch &&
       (range.min[0] != model[0] || range.opt[0] != model[0] || range.max[0] != model[0]))
@@ -144,7 +170,8 @@ void apply_range(plan::ProfileDim& model_range, const std::string& name, const S
 // Puts the user's profile into the plan's profile `index` (a copy of the
 // lowered one). Inputs it does not name take the batch range of those it
 // names, or its set_batch_range(): the engine runs one batch.
-void apply_profile(plan::Plan& p, std::size_t index, const OptimizationProfile& profile) {
+void apply_profile(plan::Plan& p, std::size_t index, const OptimizationProfile& profile,
+                   const DynamicDims& dynamic) {
   auto& inputs = p.profiles.at(index).inputs;
   std::string names;
   for (const auto& [name, range] : inputs)
@@ -156,7 +183,7 @@ void apply_profile(plan::Plan& p, std::size_t index, const OptimizationProfile& 
       fail(ErrorKind::kInvalidArgument, "the optimization profile names '", name,
            "', which is not an input of the model (its inputs: ", names, ")");
     const bool fixed = has_fixed_batch(p, name);
-    apply_range(it->second, name, range, fixed);
+    apply_range(it->second, name, range, fixed, dynamic);
     if (!fixed && !first) first = &range;
   }
   std::optional<BatchRange> batch;
@@ -166,6 +193,10 @@ void apply_profile(plan::Plan& p, std::size_t index, const OptimizationProfile& 
   std::string batch_name;
   for (auto& [name, range] : inputs) {
     if (profile.dimensions(name)) continue;
+    if (dynamic.contains(name))
+      fail(ErrorKind::kInvalidArgument, "optimization profile ", index, " does not give input '",
+           name, "' a shape range, which it needs as its height and width are dynamic in the ",
+           "model (set_dimensions; anvil build --min-shapes/--opt-shapes/--max-shapes)");
     if (has_fixed_batch(p, name) && profile.batch_range() &&
         (batch->min != range.max[0] || batch->max != range.max[0]))
       fail(ErrorKind::kUnsupported, "input '", name, "' has a fixed batch of ", range.max[0],
@@ -191,6 +222,30 @@ void apply_profile(plan::Plan& p, std::size_t index, const OptimizationProfile& 
   }
 }
 
+// The dims to lower the symbolic inputs at: the model's where known, profile
+// 0's opt where not. kInvalidArgument when profile 0 has no range for one.
+builder::InputDims lowering_dims(const ir::Graph& graph, const DynamicDims& dynamic,
+                                 const OptimizationProfile& profile) {
+  builder::InputDims out;
+  for (const ir::Value* input : graph.inputs) {
+    const auto it = dynamic.find(input->name);
+    if (it == dynamic.end()) continue;
+    const ShapeRange* range = profile.dimensions(input->name);
+    if (!range)
+      fail(ErrorKind::kInvalidArgument, "input '", input->name, "' has the shape ",
+           ir::to_string(input->shape), " in the model: give its shape range, tuned at the ",
+           "opt shape (set_dimensions; anvil build --min-shapes/--opt-shapes/--max-shapes)");
+    if (range->opt.size() != input->shape.rank())
+      fail(ErrorKind::kInvalidArgument, "shape for '", input->name, "' has ", range->opt.size(),
+           " dimensions; the model's input has ", input->shape.rank());
+    std::vector<std::int64_t> dims(input->shape.rank(), -1);
+    for (std::size_t d = 1; d < dims.size(); ++d)
+      dims[d] = input->shape[d].is_known() ? input->shape[d].size : range->opt[d];
+    out[input->name] = std::move(dims);
+  }
+  return out;
+}
+
 BuildReport make_report(const plan::Plan& p, std::vector<PassReport> passes) {
   BuildReport r;
   r.gpu_name = p.target.gpu_name;
@@ -198,22 +253,33 @@ BuildReport make_report(const plan::Plan& p, std::vector<PassReport> passes) {
   r.min_batch = r.profiles[0].min;
   r.opt_batch = r.profiles[0].opt;
   r.max_batch = r.profiles[0].max;
-  std::int64_t largest = 1;
-  for (const BatchRange& range : r.profiles)
-    largest = std::max(largest, range.max);
   r.passes = std::move(passes);
   for (const plan::LayerDesc& layer : p.layers) {
     r.layer_kinds.push_back(layer.kind);
     r.layer_streams.push_back(layer.stream);
   }
   r.weight_bytes = p.weights.size();
-  r.arena_bytes = builder::plan_arena(p, largest).arena_bytes;
+  r.arena_bytes = builder::largest_arena_bytes(p);
   return r;
 }
 
 #if ANVIL_HAVE_CUDA
 
-// Tunes every profile at its opt batch; progress counts layers of all of them.
+// Tunes `options.profile` at its opt shape. A profile whose opt height and
+// width differ from the plan's (lowered at profile 0's opt) is tuned on the
+// plan respecialized to them, its tactics then copied back.
+std::vector<builder::LayerTactic> tune_profile(plan::Plan& p,
+                                               const builder::AutotuneOptions& options) {
+  if (!builder::has_spatial_ranges(p)) return builder::autotune(p, options);
+  plan::Plan at_opt = builder::respecialize(p, builder::profile_dims(p, options.profile, "opt"));
+  at_opt.weights = p.weights;  // the tuner runs the layers with the real weights
+  std::vector<builder::LayerTactic> tactics = builder::autotune(at_opt, options);
+  for (std::size_t i = 0; i < p.layers.size(); ++i)
+    p.layers[i].tactic = at_opt.layers[i].tactic;
+  return tactics;
+}
+
+// Tunes every profile at its opt shape; progress counts layers of all of them.
 std::vector<LayerTacticReport> tune(plan::Plan& p, const BuilderConfig& config,
                                     const std::filesystem::path& timing_cache) {
   p.target = builder::current_target();  // kGpu without a GPU
@@ -233,7 +299,7 @@ std::vector<LayerTacticReport> tune(plan::Plan& p, const BuilderConfig& config,
       options.log = [&config](const std::string& message) {
         config.log(LogSeverity::kWarning, message);
       };
-    for (builder::LayerTactic& t : builder::autotune(p, options))
+    for (builder::LayerTactic& t : tune_profile(p, options))
       out.push_back({std::move(t.layer), std::move(t.kind), std::move(t.identity), t.ms,
                      t.candidates, std::move(t.rejected), static_cast<int>(profile)});
   }
@@ -276,14 +342,11 @@ void OptimizationProfile::set_dimensions(std::string_view input, std::span<const
       if (dims[d] < 1)
         fail(ErrorKind::kInvalidArgument, "profile for input '", name, "': dimension ", d, " is ",
              dims[d], "; dimensions must be >= 1");
-  for (std::size_t d = 1; d < min.size(); ++d)
-    if (min[d] != opt[d] || opt[d] != max[d])
-      fail(ErrorKind::kUnsupported, "profile for input '", name,
-           "': only the batch (first) dimension may vary in this version; dimension ", d, " is ",
-           min[d], ", ", opt[d], ", ", max[d], " in min, opt, max");
-  if (!(min[0] <= opt[0] && opt[0] <= max[0]))
-    fail(ErrorKind::kInvalidArgument, "profile for '", name,
-         "': need min <= opt <= max batch, got ", min[0], ", ", opt[0], ", ", max[0]);
+  for (std::size_t d = 0; d < min.size(); ++d)
+    if (!(min[d] <= opt[d] && opt[d] <= max[d]))
+      fail(ErrorKind::kInvalidArgument, "profile for '", name, "': need min <= opt <= max ",
+           d == 0 ? std::string("batch") : cat("in dimension ", d), ", got ", min[d], ", ", opt[d],
+           ", ", max[d]);
   inputs_[name] = {to_vector(min), to_vector(opt), to_vector(max)};
 }
 
@@ -310,7 +373,7 @@ struct TunedPlan {
 
 TunedPlan lower_and_tune(const ir::Graph& graph, const builder::LowerOptions& lower,
                          const std::filesystem::path& onnx_path, const BuilderConfig& config,
-                         const std::filesystem::path& timing_cache) {
+                         const std::filesystem::path& timing_cache, const DynamicDims& dynamic) {
   plan::Plan p = builder::lower_graph(graph, lower);
   if (p.profiles.empty() || p.profiles[0].inputs.empty())
     fail(ErrorKind::kUnsupported, onnx_path.string(),
@@ -321,8 +384,9 @@ TunedPlan lower_and_tune(const ir::Graph& graph, const builder::LowerOptions& lo
     if (i > 0 && profiles[i]->empty())
       fail(ErrorKind::kInvalidArgument, "optimization profile ", i,
            " is empty: an additional profile must set its inputs' ranges");
-    apply_profile(p, i, *profiles[i]);
+    apply_profile(p, i, *profiles[i], dynamic);
   }
+  builder::check_spatial_profiles(p);  // before any GPU time is spent
   plan::assign_streams(p, config.aux_streams);
   p.anvil_version = kAnvilVersion;
   p.options = {config.fp16, config.tf32, config.workspace_bytes, config.disabled_passes};
@@ -391,6 +455,11 @@ std::vector<std::byte> Builder::build_serialized(const std::filesystem::path& on
       log_info(config, cat(onnx_path.string(), ": ", qdq.pairs_removed,
                            " Q/DQ pair(s) removed; their scales apply with --int8"));
   }
+  // Symbolic heights and widths take profile 0's opt: passes and lowering
+  // see a static network, the runtime re-derives the others.
+  const DynamicDims dynamic = builder::symbolic_dims(graph);
+  if (!dynamic.empty())
+    builder::fix_input_dims(graph, lowering_dims(graph, dynamic, config.profile));
   std::vector<PassReport> passes = run_passes(graph, config);
   builder::LowerOptions lower{.fp16 = config.fp16,
                               .tf32 = config.tf32,
@@ -402,7 +471,7 @@ std::vector<std::byte> Builder::build_serialized(const std::filesystem::path& on
   TunedPlan built;
   std::vector<std::string> fallbacks;
   if (!config.int8) {
-    built = lower_and_tune(graph, lower, onnx_path, config, config.timing_cache);
+    built = lower_and_tune(graph, lower, onnx_path, config, config.timing_cache, dynamic);
   } else {
     lower.int8_scales = int8_scales(onnx_path, graph, qdq, config);
     lower.int8_excluded = builder::fp16_layer_names(graph, config.fp16_layers);
@@ -410,9 +479,9 @@ std::vector<std::byte> Builder::build_serialized(const std::filesystem::path& on
     log_info(config, "INT8: tuning the FP16 plan, whose per-layer times INT8 must beat");
     const TunedPlan fp16 =
         lower_and_tune(graph, {lower.fp16, lower.tf32, lower.max_batch, true, {}, {}, false},
-                       onnx_path, config, cache.path());
+                       onnx_path, config, cache.path(), dynamic);
     log_info(config, "INT8: tuning the INT8 plan");
-    built = lower_and_tune(graph, lower, onnx_path, config, cache.path());
+    built = lower_and_tune(graph, lower, onnx_path, config, cache.path(), dynamic);
     const std::vector<BatchRange> ranges = plan::batch_ranges(built.plan, "the INT8 plan");
     const std::map<std::string, std::string> slower =
         slower_in_int8(built, fp16, ranges, device_bytes_per_ms());
@@ -422,7 +491,7 @@ std::vector<std::byte> Builder::build_serialized(const std::filesystem::path& on
         fallbacks.push_back(why);
       }
       log_info(config, cat("INT8: ", slower.size(), " conv(s) faster in FP16; retuning"));
-      built = lower_and_tune(graph, lower, onnx_path, config, cache.path());
+      built = lower_and_tune(graph, lower, onnx_path, config, cache.path(), dynamic);
     }
   }
   plan::Plan& p = built.plan;

@@ -424,8 +424,8 @@ class Lowerer {
                                                           const Window2d& win,
                                                           const Activation& act) const;
   void lower_conv_int8(const ir::Node& node, const Tensor& w, const Tensor* bias,
-                       std::int64_t groups, const Window2d& win, const Activation& act,
-                       float x_scale, float y_scale);
+                       std::int64_t groups, const Window2d& win, const ops::WindowAttributes& attrs,
+                       const Activation& act, float x_scale, float y_scale);
   void lower_pool(const ir::Node& node);
   void lower_global_avg_pool(const ir::Node& node);
   void lower_gemm(const ir::Node& node);
@@ -470,6 +470,13 @@ void put_window(json& params, const Window2d& win) {
   params["out_w"] = win.w.out;
 }
 
+// SAME pads depend on the input size: the mode is kept so that
+// builder/respecialize.h can recompute them for another height and width.
+void put_auto_pad(json& params, const ops::WindowAttributes& attrs) {
+  if (attrs.auto_pad == ops::AutoPad::kSameUpper) params["auto_pad"] = "SAME_UPPER";
+  if (attrs.auto_pad == ops::AutoPad::kSameLower) params["auto_pad"] = "SAME_LOWER";
+}
+
 // The "conv" params (lower.h) of a conv reading `x` with filter `f`.
 json conv_params(const Lowered& x, std::int64_t k, const PackedFilter& f, bool has_bias,
                  bool has_residual, const Window2d& win, const Activation& act) {
@@ -498,10 +505,9 @@ void Lowerer::lower_conv(const ir::Node& node) {
   if (groups < 1 || w.extents()[1] * groups != stored.c || k % groups != 0)
     fail(ErrorKind::kInvalidModel, "W ", to_string(w.extents()), " with group ", groups,
          " does not fit ", stored.c, " input channels");
-  const Window2d win = resolve_window(node,
-                                      ops::read_window_attributes(node, 2, {.has_ceil_mode = false},
-                                                                  {w.extents()[2], w.extents()[3]}),
-                                      stored);
+  const ops::WindowAttributes attrs = ops::read_window_attributes(node, 2, {.has_ceil_mode = false},
+                                                                  {w.extents()[2], w.extents()[3]});
+  const Window2d win = resolve_window(node, attrs, stored);
   const bool has_bias = node.input(2) != nullptr;
   const Tensor* bias = has_bias ? &constant_of(node, 2, "the bias B") : nullptr;
   const bool fused = is_anvil(node, "FusedConv");
@@ -510,7 +516,7 @@ void Lowerer::lower_conv(const ir::Node& node) {
   if (bias && bias->element_count() != k)
     fail(ErrorKind::kInvalidModel, "bias B has ", bias->element_count(), " entries, expected ", k);
   if (const auto scales = int8_conv_scales(node, groups, win, act))
-    return lower_conv_int8(node, w, bias, groups, win, act, scales->first, scales->second);
+    return lower_conv_int8(node, w, bias, groups, win, attrs, act, scales->first, scales->second);
   const Lowered x = input_of(node, 0);
   const PackedFilter f = pack_conv_filter(w, groups, x.c_pad, align_);
   const Lowered out{.spatial = true, .c = k, .c_pad = f.k_pad, .h = win.h.out, .w = win.w.out};
@@ -528,7 +534,8 @@ void Lowerer::lower_conv(const ir::Node& node) {
   std::vector<plan::WeightRef> weights{
       add_weights(f.values, storage_, {f.k_pad, f.r, f.s, f.c_filter}),
       add_weights(b, DType::kFloat32, {f.k_pad})};
-  const json params = conv_params(x, k, f, has_bias, has_residual, win, act);
+  json params = conv_params(x, k, f, has_bias, has_residual, win, act);
+  put_auto_pad(params, attrs);
   const Lowered& y = define(node.outputs[0], out);
   add_layer(node.name, "conv", std::move(inputs), {y.tensor}, params, std::move(weights));
 }
@@ -561,7 +568,8 @@ std::optional<std::pair<float, float>> Lowerer::int8_conv_scales(const ir::Node&
 }
 
 void Lowerer::lower_conv_int8(const ir::Node& node, const Tensor& w, const Tensor* bias,
-                              std::int64_t groups, const Window2d& win, const Activation& act,
+                              std::int64_t groups, const Window2d& win,
+                              const ops::WindowAttributes& attrs, const Activation& act,
                               float x_scale, float y_scale) {
   const Lowered& x = int8_view(runtime_input(node, 0), x_scale);
   const std::int64_t k = w.extents()[0];
@@ -590,6 +598,7 @@ void Lowerer::lower_conv_int8(const ir::Node& node, const Tensor& w, const Tenso
       add_weights(requant.scale, DType::kFloat32, {f.k_pad}),
       add_weights(requant.bias, DType::kFloat32, {f.k_pad})};
   json params = conv_params(x, k, f, bias != nullptr, has_residual, win, act);
+  put_auto_pad(params, attrs);
   params["x_scale"] = x_scale;
   params["y_scale"] = y_scale;
   const Lowered& y = define(node.outputs[0], out);
@@ -612,6 +621,7 @@ void Lowerer::lower_pool(const ir::Node& node) {
                  {"c", x.c},
                  {"c_pad", x.c_pad}};
   put_window(params, win);
+  put_auto_pad(params, attrs);
   Lowered out = x;
   out.h = win.h.out;
   out.w = win.w.out;

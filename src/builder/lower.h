@@ -9,7 +9,11 @@
 // 4 (FP32) so that tensor-core engines qualify (an input of up to 4 channels,
 // RGB, pads to 4 in both: 3 -> 4);
 // TensorDesc::dims are logical (dims in layout order, -1 for a dynamic batch)
-// and TensorDesc::channel_padding_to is c_pad when c_pad != C. Padded
+// and TensorDesc::channel_padding_to is c_pad when c_pad != C. Heights and
+// widths are concrete: a graph whose input H and W are symbolic is lowered
+// at profile 0's opt shape (builder/spatial_dims.h), and every tensor dim and
+// geometry param below (h, w, in_h, in_w, out_h, out_w, pads under auto_pad)
+// describes that shape; builder/respecialize.h re-derives them for others. Padded
 // channels: reformat_in writes zeros; every layer writes all c_pad channels of
 // its outputs (conv: act(0 + residual) from zero filters and bias), and no
 // padded channel ever reaches a real one, since the weights reading padded
@@ -28,7 +32,10 @@
 //                  {c, c_pad, k, k_pad, r, s, in_h, in_w, out_h, out_w,
 //                   pad_top, pad_left, pad_bottom, pad_right, stride_h, stride_w,
 //                   dil_h, dil_w, groups, has_bias, has_residual,
-//                   activation, alpha, beta, clip_min, clip_max}
+//                   activation, alpha, beta, clip_min, clip_max
+//                   [, auto_pad: "SAME_UPPER" | "SAME_LOWER"]}
+//                  auto_pad (only when the model's is SAME_*): the pads are
+//                  those it gives at in_h/in_w, recomputed at other sizes.
 //                  c, k: the model's channels; c_pad: the input tensor's stored
 //                  channels, k_pad: the output's. groups: what the engine runs,
 //                  which may differ from the model's (see builder/weights.h,
@@ -41,7 +48,8 @@
 //  "pool"          MaxPool / AveragePool 2-D, NHWC -> NHWC, channels as is.
 //                  {mode: "max" | "avg", kernel_h, kernel_w, stride_h, stride_w,
 //                   pad_top, pad_left, pad_bottom, pad_right, dil_h, dil_w,
-//                   count_include_pad, ceil_mode, c, c_pad, in_h, in_w, out_h, out_w}
+//                   count_include_pad, ceil_mode, c, c_pad, in_h, in_w, out_h, out_w
+//                   [, auto_pad] (as "conv")}
 //                  Pads are the explicit ones (auto_pad resolved). With
 //                  ceil_mode, out_h/out_w (ops/window.h, as the CPU op) may
 //                  hold one more window than the pads give: it reads only the
@@ -128,8 +136,10 @@ struct LowerOptions {
 };
 
 // Lowers `graph` (shapes inferred; spatial dims static, the batch may be
-// symbolic) into a plan without tactics, holding one profile: batch 1 to
-// max_batch, timed at max_batch. Throws kUnsupported listing every node it
+// symbolic: fix symbolic heights and widths first with
+// builder::fix_input_dims) into a plan without tactics, holding one profile:
+// batch 1 to max_batch, timed at max_batch, the other dims as lowered (the
+// builder then widens them to the user's ranges). Throws kUnsupported listing every node it
 // cannot lower (its op type, name and why), kInvalidArgument for bad options.
 plan::Plan lower_graph(const ir::Graph& graph, const LowerOptions& options);
 

@@ -111,10 +111,16 @@ class Validator {
           dim.max.size() != dims.size())
         bad("profile ", index, " input '", name, "': min, opt and max need ", dims.size(),
             " dims each");
+      const std::string& layout = plan_.tensors[static_cast<std::size_t>(io->tensor_id)].layout;
       for (std::size_t d = 0; d < dims.size(); ++d) {
         const bool ordered =
             1 <= dim.min[d] && dim.min[d] <= dim.opt[d] && dim.opt[d] <= dim.max[d];
-        const bool fixed_ok = dims[d] == -1 || (dim.min[d] == dims[d] && dim.max[d] == dims[d]);
+        // An image's height and width may vary (builder/respecialize.h): the
+        // tensors and params describe profile 0's opt shape.
+        const bool spatial = layout == "NCHW" && d >= 2;
+        const bool spatial_ok = spatial && (index != 0 || dim.opt[d] == dims[d]);
+        const bool fixed_ok =
+            dims[d] == -1 || spatial_ok || (dim.min[d] == dims[d] && dim.max[d] == dims[d]);
         if (!ordered || !fixed_ok)
           bad("profile ", index, " input '", name, "' dim ", d, ": min ", dim.min[d], ", opt ",
               dim.opt[d], ", max ", dim.max[d], " for a tensor dim of ", dims[d]);

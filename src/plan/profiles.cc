@@ -54,6 +54,50 @@ std::string describe(const std::vector<BatchRange>& ranges) {
   return out;
 }
 
+bool holds(const Profile& profile, std::string_view input, std::span<const std::int64_t> dims) {
+  const auto it = profile.inputs.find(std::string(input));
+  if (it == profile.inputs.end() || it->second.min.size() != dims.size()) return false;
+  for (std::size_t d = 0; d < dims.size(); ++d)
+    if (dims[d] < it->second.min[d] || dims[d] > it->second.max[d]) return false;
+  return true;
+}
+
+int best_profile(const Plan& plan, std::string_view input, std::span<const std::int64_t> dims) {
+  int best = -1;
+  // (batch distance, distance of the other dims): the batch decides first,
+  // as best_profile(ranges, batch) does for batch-only plans.
+  std::pair<std::int64_t, std::int64_t> best_distance;
+  for (std::size_t i = 0; i < plan.profiles.size(); ++i) {
+    if (!holds(plan.profiles[i], input, dims)) continue;
+    const std::vector<std::int64_t>& opt = plan.profiles[i].inputs.at(std::string(input)).opt;
+    std::pair<std::int64_t, std::int64_t> distance{std::llabs(opt[0] - dims[0]), 0};
+    for (std::size_t d = 1; d < dims.size(); ++d)
+      distance.second += std::llabs(opt[d] - dims[d]);
+    if (best < 0 || distance < best_distance) {
+      best = static_cast<int>(i);
+      best_distance = distance;
+    }
+  }
+  return best;
+}
+
+std::string describe_shapes(const Plan& plan, std::string_view input) {
+  std::string out;
+  for (std::size_t i = 0; i < plan.profiles.size(); ++i) {
+    const auto it = plan.profiles[i].inputs.find(std::string(input));
+    if (it == plan.profiles[i].inputs.end()) continue;
+    const ProfileDim& r = it->second;
+    std::string range, opt;
+    for (std::size_t d = 0; d < r.min.size(); ++d) {
+      range += (d ? "x" : "") + (r.min[d] == r.max[d] ? std::to_string(r.min[d])
+                                                      : cat("[", r.min[d], "..", r.max[d], "]"));
+      opt += (d ? "x" : "") + std::to_string(r.opt[d]);
+    }
+    out += cat(out.empty() ? "" : "; ", "profile ", i, ": ", range, " (opt ", opt, ")");
+  }
+  return out;
+}
+
 std::optional<std::string> tactic_identity(const LayerDesc& layer, int profile) {
   const auto tactic = nlohmann::json::parse(layer.tactic, nullptr, /*allow_exceptions=*/false);
   if (!tactic.is_object() || profile < 0) return std::nullopt;

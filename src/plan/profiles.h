@@ -1,6 +1,8 @@
 // A plan's optimization profiles as the runtime uses them: the batch range of
 // each (the engine runs one batch for all inputs), which profile suits a
-// batch, and the tactic a layer was tuned to under each profile.
+// batch or a whole input shape (profiles may also give an image's height and
+// width a range: builder/respecialize.h), and the tactic a layer was tuned to
+// under each profile.
 //
 // A layer's tactic (LayerDesc::tactic, JSON) is {"identity": ..., "ms": ...}
 // for profile 0, plus, in plans of several profiles, "profiles": [{"identity":
@@ -9,6 +11,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +34,19 @@ int best_profile(const std::vector<BatchRange>& ranges, std::int64_t batch);
 
 // "profile 0: batch 1..32 (opt 16); profile 1: batch 64..192 (opt 128)", for errors.
 std::string describe(const std::vector<BatchRange>& ranges);
+
+// Whether `profile` holds `dims` for `input`: same rank, min <= dims <= max
+// in every dim (an input the profile does not name: false).
+bool holds(const Profile& profile, std::string_view input, std::span<const std::int64_t> dims);
+
+// The profile that holds `dims` for `input` with its opt nearest to them (the
+// batch first, then the other dims; the lower index on a tie), or -1. For
+// plans whose profiles vary more than the batch (height and width).
+int best_profile(const Plan& plan, std::string_view input, std::span<const std::int64_t> dims);
+
+// Every profile's range for `input`, for errors:
+// "profile 0: [1..16]x3x[160..288]x[160..288] (opt 8x3x224x224); profile 1: ..."
+std::string describe_shapes(const Plan& plan, std::string_view input);
 
 // The tactic identity `layer` was tuned to under `profile`, or nothing when the
 // layer has none (untuned, or no entry for that profile).

@@ -4,8 +4,12 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "anvil/engine.h"
@@ -29,11 +33,23 @@ struct WorkspaceLayout {
   std::size_t offset(std::size_t s) const;
 };
 
+// Every input's dims 1.. (not the batch), inputs in IO order: the geometry
+// a set of runners is built for. Empty: the plan's own (every plan whose
+// profiles vary only the batch uses only this one).
+using GeometryKey = std::vector<std::int64_t>;
+
+// The runners of one profile at one input geometry, and the plan they were
+// built from: the engine's own, or a builder::respecialize() copy of it.
+struct Specialization {
+  plan::Plan respecialized;          // without weights; unused for the plan's own geometry
+  const plan::Plan* plan = nullptr;  // the engine's plan or `respecialized`
+  std::vector<std::unique_ptr<runtime::LayerRunner>> runners;  // one per layer
+};
+
 struct Engine::Impl {
   plan::Plan plan;
-  cuda::DeviceBuffer weights;  // the plan's weights blob, uploaded once
-  // runners[profile][layer]: a profile's tactics are its runners'.
-  std::vector<std::vector<std::unique_ptr<runtime::LayerRunner>>> runners;
+  cuda::DeviceBuffer weights;        // the plan's weights blob, uploaded once
+  bool spatial = false;              // profiles vary an input's height and width
   std::vector<BatchRange> profiles;  // the batch range of each
   std::vector<IoTensorInfo> io;
   std::int64_t min_batch = 1;  // over all profiles
@@ -45,6 +61,22 @@ struct Engine::Impl {
   // is recorded after it (-1: no layer reads one).
   std::ptrdiff_t last_input_reader = -1;
   plan::StreamSchedule schedule;  // each layer's stream and events
+
+  // The runners of `profile` at `geometry`, built on first use. Contexts on
+  // several threads share the engine, so the cache is behind a lock;
+  // entries are never removed, so references stay valid.
+  const Specialization& specialization(int profile, const GeometryKey& geometry) const;
+  // The geometry of `inputs` (input name -> dims; inputs not named take
+  // `profile`'s opt), or the empty key for a plan without spatial ranges.
+  GeometryKey geometry_of(int profile,
+                          const std::map<std::string, std::vector<std::int64_t>>& inputs) const;
+  // The geometry the stored plan describes (profile 0's opt).
+  GeometryKey geometry_of_plan() const;
+  // `profile`'s max shape's geometry: the one its memory is sized for.
+  GeometryKey max_geometry(int profile) const;
+
+  mutable std::mutex specializations_mutex;
+  mutable std::map<std::pair<int, GeometryKey>, std::unique_ptr<Specialization>> specializations;
 };
 
 // A CUDA graph of the whole enqueue at one batch size and address set.
@@ -69,8 +101,12 @@ struct ExecutionContext::Impl {
 
   int profile = 0;         // the selected optimization profile
   std::int64_t batch = 0;  // 0 until set_input_shape
-  // Prepared layers per (profile, batch size) seen, so switching back is free.
-  using ShapeKey = std::pair<int, std::int64_t>;
+  GeometryKey geometry;    // of the inputs' current dims (empty: the plan's own)
+  const Specialization* specialization = nullptr;  // the runners of (profile, geometry)
+  // Input dims set under the current profile, by name (spatial plans).
+  std::map<std::string, std::vector<std::int64_t>> input_dims;
+  // Prepared layers per (profile, geometry, batch size) seen, so switching back is free.
+  using ShapeKey = std::tuple<int, GeometryKey, std::int64_t>;
   std::map<ShapeKey, std::vector<std::unique_ptr<runtime::PreparedLayer>>> prepared;
   std::vector<std::size_t> offsets;   // arena offset per tensor id at `batch`
   std::map<int, void*> io_addresses;  // by tensor id
@@ -94,14 +130,18 @@ struct ExecutionContext::Impl {
   bool graphs_enabled = false;
   std::string graph_failure;  // why graphs fell back to plain launches
   bool last_used_graph = false;
-  std::map<ShapeKey, CapturedEnqueue> graphs;  // by (profile, batch size)
+  std::map<ShapeKey, CapturedEnqueue> graphs;  // by (profile, geometry, batch size)
 
   const plan::Plan& plan() const;
   // Creates the auxiliary streams and events the engine's schedule uses.
   void make_streams();
   // Bytes of stream `s`'s workspace region in the context's memory.
   std::size_t workspace_region_bytes(std::size_t s) const;
-  void prepare(std::int64_t new_batch);
+  // set_input_shape for plans whose profiles vary height and width.
+  void set_spatial_input_shape(std::string_view name, std::span<const std::int64_t> dims);
+  void prepare(std::int64_t new_batch, const GeometryKey& new_geometry);
+  // "batch 4" or, for spatial plans, "batch 4 at input 3x65x77", for errors.
+  std::string shape_text() const;
   // Places the workspace after the current batch's activations; grows an
   // owned block, rejects a borrowed one that is too small.
   void place_workspace();

@@ -87,6 +87,8 @@ void ExecutionContext::set_input_shape(std::string_view name, std::span<const st
   const plan::IoBinding& io = find_io(p, name);
   if (!io.is_input) fail(ErrorKind::kInvalidArgument, "'", name, "' is an output, not an input");
   const plan::TensorDesc& t = p.tensors.at(static_cast<std::size_t>(io.tensor_id));
+  const Engine& engine = *impl_->engine;
+  if (engine.impl().spatial) return impl_->set_spatial_input_shape(name, dims);
   bool same = dims.size() == t.dims.size();
   for (std::size_t d = 1; same && d < dims.size(); ++d)
     same = dims[d] == t.dims[d];
@@ -94,7 +96,6 @@ void ExecutionContext::set_input_shape(std::string_view name, std::span<const st
     fail(ErrorKind::kInvalidArgument, "input '", name, "' must have shape ", dims_string(t.dims),
          " (-1: any batch in the profile), got ", dims_string(dims));
   const std::int64_t batch = dims[0];
-  const Engine& engine = *impl_->engine;
   const BatchRange range = engine.profile_batch_range(impl_->profile);
   if (!range.contains(batch)) {
     const int best = engine.best_profile(batch);
@@ -104,17 +105,44 @@ void ExecutionContext::set_input_shape(std::string_view name, std::span<const st
          best >= 0 ? cat("; select profile ", best, " with set_optimization_profile")
                    : std::string("; rebuild with a profile covering it"));
   }
-  impl_->ready = false;                              // until the launches match the new batch
-  if (batch != impl_->batch) impl_->prepare(batch);  // also after a profile change (batch 0)
+  impl_->ready = false;                                  // until the launches match the new batch
+  if (batch != impl_->batch) impl_->prepare(batch, {});  // also after a profile change (batch 0)
   impl_->place_workspace();
   impl_->refresh_launches();
 }
 
+void ExecutionContext::Impl::set_spatial_input_shape(std::string_view name,
+                                                     std::span<const std::int64_t> dims) {
+  const plan::Plan& p = plan();
+  const plan::Profile& ranges = p.profiles.at(static_cast<std::size_t>(profile));
+  if (!plan::holds(ranges, name, dims)) {
+    const int best = plan::best_profile(p, name, dims);
+    fail(ErrorKind::kInvalidArgument, "input '", name, "': shape ", dims_string(dims),
+         " is outside optimization profile ", profile, "; the plan's profiles for '", name,
+         "': ", plan::describe_shapes(p, name),
+         best >= 0 ? cat("; select profile ", best, " with set_optimization_profile")
+                   : std::string("; rebuild with a profile covering it"));
+  }
+  input_dims[std::string(name)] = {dims.begin(), dims.end()};
+  const GeometryKey new_geometry = engine->impl().geometry_of(profile, input_dims);
+  ready = false;
+  // A new height and width builds that geometry's runners (once per engine)
+  // and prepares them, like a new batch.
+  if (dims[0] != batch || new_geometry != geometry) prepare(dims[0], new_geometry);
+  place_workspace();
+  refresh_launches();
+}
+
 std::vector<std::int64_t> ExecutionContext::tensor_shape(std::string_view name) const {
   const plan::IoBinding& io = find_io(impl_->plan(), name);
-  std::vector<std::int64_t> dims =
-      impl_->plan().tensors.at(static_cast<std::size_t>(io.tensor_id)).dims;
-  if (!dims.empty() && dims[0] < 0) dims[0] = impl_->batch > 0 ? impl_->batch : -1;
+  // Before any shape is set: the engine's view, -1 where dims vary.
+  if (impl_->batch == 0) {
+    for (const IoTensorInfo& info : impl_->engine->io_tensors())
+      if (info.name == name) return info.dims;
+  }
+  const plan::Plan& shapes = impl_->specialization ? *impl_->specialization->plan : impl_->plan();
+  std::vector<std::int64_t> dims = shapes.tensors.at(static_cast<std::size_t>(io.tensor_id)).dims;
+  if (!dims.empty() && dims[0] < 0) dims[0] = impl_->batch;
   return dims;
 }
 
@@ -191,6 +219,9 @@ void ExecutionContext::set_optimization_profile(int profile) {
   if (profile == impl_->profile) return;
   impl_->profile = profile;
   impl_->batch = 0;
+  impl_->geometry.clear();
+  impl_->specialization = nullptr;
+  impl_->input_dims.clear();
   impl_->ready = false;
 }
 
@@ -220,11 +251,12 @@ bool ExecutionContext::last_enqueue_used_graph() const {
   return impl_->last_used_graph;
 }
 
-void ExecutionContext::Impl::prepare(std::int64_t new_batch) {
+void ExecutionContext::Impl::prepare(std::int64_t new_batch, const GeometryKey& new_geometry) {
   const runtime::Handles handles{cudnn.get(), cublaslt.get()};
-  auto& layers = prepared[{profile, new_batch}];
+  const Specialization& runners = engine->impl().specialization(profile, new_geometry);
+  auto& layers = prepared[{profile, new_geometry, new_batch}];
   if (layers.empty()) {
-    for (const auto& runner : engine->impl().runners.at(static_cast<std::size_t>(profile)))
+    for (const auto& runner : runners.runners)
       layers.push_back(runner->prepare(new_batch, handles));
   }
   const plan::StreamSchedule& schedule = engine->impl().schedule;
@@ -233,10 +265,20 @@ void ExecutionContext::Impl::prepare(std::int64_t new_batch) {
     std::size_t& bytes = workspace.bytes[static_cast<std::size_t>(schedule.layers[i].stream)];
     bytes = std::max(bytes, layers[i]->workspace_bytes());
   }
-  const builder::MemoryPlan arena = builder::plan_arena(plan(), new_batch);
+  const builder::MemoryPlan arena = builder::plan_arena(*runners.plan, new_batch);
   offsets = arena.offsets;
   workspace_offset = align_up(arena.arena_bytes);
   batch = new_batch;
+  geometry = new_geometry;
+  specialization = &runners;
+}
+
+std::string ExecutionContext::Impl::shape_text() const {
+  if (geometry.empty()) return cat("batch ", batch);
+  std::string dims;
+  for (std::size_t i = 0; i < geometry.size(); ++i)
+    dims += (i ? "x" : "") + std::to_string(geometry[i]);
+  return cat("batch ", batch, " at input ", dims);
 }
 
 void ExecutionContext::Impl::place_workspace() {
@@ -251,7 +293,7 @@ void ExecutionContext::Impl::place_workspace() {
     memory_bytes = needed;
     return;
   }
-  fail(ErrorKind::kInvalidArgument, "batch ", batch, " needs ", needed,
+  fail(ErrorKind::kInvalidArgument, shape_text(), " needs ", needed,
        " bytes of context memory (activations ", workspace_offset, " + workspace ",
        workspace.total(), "), more than the ", memory_bytes,
        " bytes given to set_device_memory; give it a larger block");
@@ -266,7 +308,7 @@ std::string ExecutionContext::Impl::missing() const {
   for (const plan::IoBinding& io : plan().io)
     if (!io_addresses.count(io.tensor_id)) names += " '" + io.name + "'";
   if (!names.empty()) return cat("no device address is set (set_tensor_address) for:", names);
-  return cat("batch ", batch, " does not fit the context's ", memory_bytes,
+  return cat(shape_text(), " does not fit the context's ", memory_bytes,
              " bytes of device memory (see the error set_input_shape gave)");
 }
 
@@ -282,7 +324,7 @@ void ExecutionContext::Impl::refresh_launches() {
     return base + offsets.at(static_cast<std::size_t>(id));
   };
   const runtime::Handles handles{cudnn.get(), cublaslt.get()};
-  auto& layers = prepared.at({profile, batch});
+  auto& layers = prepared.at({profile, geometry, batch});
   launches.assign(p.layers.size(), {});
   std::vector<const void*> bound;  // every address a graph would bake in
   for (std::size_t i = 0; i < p.layers.size(); ++i) {
@@ -309,7 +351,7 @@ void ExecutionContext::Impl::refresh_launches() {
 
 void ExecutionContext::Impl::launch_layers(cudaStream_t stream, bool capturing) {
   const plan::Plan& p = plan();
-  const auto& layers = prepared.at({profile, batch});
+  const auto& layers = prepared.at({profile, geometry, batch});
   const plan::StreamSchedule& schedule = engine->impl().schedule;
   // The profiler times layers one after another on `stream`: a serial order
   // is valid too, as the plan lists layers in dependency order.
@@ -370,7 +412,7 @@ void ExecutionContext::Impl::enqueue_graph(cudaStream_t stream) {
   const nvtx3::scoped_range_in<NvtxDomain> enqueue_range{"enqueue (graph)"};
   // Compared here, not when an address is set: binding a new shape and then
   // new addresses one by one passes through states no graph should be dropped for.
-  CapturedEnqueue& graph = graphs[{profile, batch}];
+  CapturedEnqueue& graph = graphs[{profile, geometry, batch}];
   if (graph.addresses != bound_addresses) graph = CapturedEnqueue{bound_addresses, false, {}};
   // The caller's own capture takes our launches in; nested capture is illegal.
   if (cuda::is_capturing(stream)) return launch_layers(stream, input_consumed != nullptr);

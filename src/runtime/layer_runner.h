@@ -4,15 +4,18 @@
 //   ANVIL_REGISTER_LAYER("pool", make_pool_runner);
 //
 // A LayerRunner belongs to an Engine: it is built once per optimization
-// profile from the layer's description, that profile's tactic and the device
-// weights, and is immutable. prepare() makes, per
-// context and batch size, a PreparedLayer holding what depends on the batch
-// (cuDNN execution plans, cuBLASLt algorithms); enqueue() only launches.
+// profile and input geometry (height and width, for plans whose profiles let
+// them vary: the engine builds one geometry's runners on first use) from the
+// layer's description at that geometry, that profile's tactic and the device
+// weights, and is immutable. prepare() makes, per context and batch size, a
+// PreparedLayer holding what depends on the batch (cuDNN execution plans,
+// cuBLASLt algorithms); enqueue() only launches.
 #pragma once
 
 #include <cublasLt.h>
 #include <cudnn.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -52,12 +55,20 @@ class PreparedLayer {
 
 // What a runner is built from.
 struct LayerSetup {
+  // The plan at the runner's input geometry: for another height and width
+  // than the stored plan's, a builder::respecialize() copy without weights.
   const plan::Plan& plan;
   const plan::LayerDesc& layer;
   nlohmann::json params;
   std::vector<const void*> weights;  // device copies of layer.weights, in order
   bool fp16 = false;                 // the plan's storage type
   int profile = 0;                   // the optimization profile whose tactics to run
+  // The weights blob on the host (WeightRef offsets index it); null: plan.weights.
+  const std::byte* host_weights = nullptr;
+
+  const std::byte* host_weights_blob() const {
+    return host_weights ? host_weights : plan.weights.data();
+  }
 };
 
 class LayerRunner {

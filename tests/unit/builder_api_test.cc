@@ -88,10 +88,13 @@ TEST(OptimizationProfile, DimensionsMustBePositive) {
   }));
 }
 
-TEST(OptimizationProfile, OnlyTheBatchMayVary) {
+TEST(OptimizationProfile, EveryDimMayVaryInOrder) {
   OptimizationProfile profile;
-  EXPECT_TRUE(throws(ErrorKind::kUnsupported, {"'input'", "only the batch", "dimension 2"}, [&] {
-    profile.set_dimensions("input", Dims{1, 3, 8, 8}, Dims{1, 3, 16, 8}, Dims{1, 3, 16, 8});
+  // Which dims may vary is the model's to say; the profile checks the order.
+  profile.set_dimensions("input", Dims{1, 3, 8, 8}, Dims{1, 3, 16, 8}, Dims{1, 3, 16, 8});
+  EXPECT_EQ(profile.dimensions("input")->opt, (Dims{1, 3, 16, 8}));
+  EXPECT_TRUE(throws(ErrorKind::kInvalidArgument, {"'input'", "dimension 3", "8, 4, 8"}, [&] {
+    profile.set_dimensions("input", Dims{1, 3, 8, 8}, Dims{1, 3, 8, 4}, Dims{1, 3, 8, 8});
   }));
 }
 
@@ -112,10 +115,13 @@ TEST(BuilderConfig, Defaults) {
 
 // ---- Builder: checks against the model, made before the GPU is needed --------------
 
-// x[batch,3,8,8] -> Conv 'conv' (4 filters 3x3, pads 1) -> y.
-std::string conv_model(InputDim batch) {
+// x[batch,c,h,w] -> Conv 'conv' (4 filters 3x3, pads 1) -> y, and with a
+// pool, -> MaxPool 'pool' (3x3, no pads: inputs under 3x3 cannot run).
+std::string conv_model(InputDim batch, InputDim channels = std::int64_t{3},
+                       InputDim height = std::int64_t{8}, InputDim width = std::int64_t{8},
+                       bool pool = false) {
   ModelBuilder b;
-  b.input("x", {batch, std::int64_t{3}, std::int64_t{8}, std::int64_t{8}}).output("y");
+  b.input("x", {batch, channels, height, width}).output(pool ? "z" : "y");
   std::vector<float> w(4 * 3 * 3 * 3);
   for (std::size_t i = 0; i < w.size(); ++i)
     w[i] = 0.01f * static_cast<float>(i % 17) - 0.08f;
@@ -123,6 +129,7 @@ std::string conv_model(InputDim batch) {
   auto& conv = b.node("Conv", {"x", "w"}, {"y"}, "conv");
   add_ints_attribute(conv, "kernel_shape", {3, 3});
   add_ints_attribute(conv, "pads", {1, 1, 1, 1});
+  if (pool) add_ints_attribute(b.node("MaxPool", {"y"}, {"z"}, "pool"), "kernel_shape", {3, 3});
   return b.bytes();
 }
 
@@ -131,6 +138,10 @@ class BuilderModel : public ::testing::Test {
   ScratchDir dir_{"anvil_builder_api_test"};
   std::filesystem::path dynamic_ = dir_.write("dynamic.onnx", conv_model(std::string("N")));
   std::filesystem::path fixed_ = dir_.write("fixed.onnx", conv_model(std::int64_t{2}));
+  // Height and width symbolic, as exported with dynamic_axes {2: "H", 3: "W"}.
+  std::filesystem::path spatial_ =
+      dir_.write("spatial.onnx", conv_model(std::string("N"), std::int64_t{3}, std::string("H"),
+                                            std::string("W"), /*pool=*/true));
   BuilderConfig config_;
 };
 
@@ -148,8 +159,55 @@ TEST_F(BuilderModel, RankMustMatchTheModel) {
 
 TEST_F(BuilderModel, NonBatchDimsMustMatchTheModel) {
   config_.profile.set_dimensions("x", Dims{1, 3, 16, 16}, Dims{1, 3, 16, 16}, Dims{1, 3, 16, 16});
-  EXPECT_TRUE(throws(ErrorKind::kUnsupported, {"'x'", "only the batch", "must be 8"},
+  EXPECT_TRUE(throws(ErrorKind::kUnsupported,
+                     {"'x'", "dimension 2 is fixed at 8", "dynamic height and width"},
                      [&] { Builder().build_serialized(dynamic_, config_); }));
+}
+
+// ---- Spatial ranges: checked against the model before the GPU is needed ----------
+
+TEST_F(BuilderModel, SymbolicHeightAndWidthNeedARange) {
+  config_.profile.set_batch_range(1, 2, 4);
+  EXPECT_TRUE(throws(ErrorKind::kInvalidArgument, {"'x'", "[N,3,H,W]", "--min-shapes"},
+                     [&] { Builder().build_serialized(spatial_, config_); }));
+}
+
+TEST_F(BuilderModel, EveryProfileNeedsTheSpatialRange) {
+  config_.profile.set_dimensions("x", Dims{1, 3, 8, 8}, Dims{2, 3, 12, 16}, Dims{4, 3, 16, 20});
+  config_.additional_profiles.emplace_back().set_batch_range(8, 8, 16);
+  EXPECT_TRUE(throws(ErrorKind::kInvalidArgument, {"profile 1", "'x'", "shape range"},
+                     [&] { Builder().build_serialized(spatial_, config_); }));
+}
+
+TEST_F(BuilderModel, ChannelsStayFixed) {
+  const auto model = dir_.write("channels.onnx", conv_model(std::string("N"), std::string("C")));
+  config_.profile.set_dimensions("x", Dims{1, 3, 8, 8}, Dims{1, 3, 8, 8}, Dims{1, 3, 8, 8});
+  EXPECT_TRUE(throws(ErrorKind::kUnsupported, {"'x'", "dimension 1", "only the batch, height"},
+                     [&] { Builder().build_serialized(model, config_); }));
+}
+
+TEST_F(BuilderModel, ProfileShapesTheNetworkCannotRunAreNamed) {
+  // The 3x3 pool does not fit a 2x2 image: min is refused, naming the layer.
+  config_.profile.set_dimensions("x", Dims{1, 3, 2, 2}, Dims{2, 3, 12, 16}, Dims{4, 3, 16, 20});
+  EXPECT_TRUE(throws(ErrorKind::kInvalidArgument,
+                     {"profile 0's min shape", "pool", "x 1x3x2x2", "narrow the profile"},
+                     [&] { Builder().build_serialized(spatial_, config_); }));
+}
+
+TEST_F(BuilderModel, ValidSpatialProfilesPassTheChecks) {
+#if ANVIL_HAVE_CUDA
+  if (cuda::device_count() > 0)
+    GTEST_SKIP() << "this machine has a GPU: tests/gpu/engine_spatial_test.cc builds for real";
+  const ErrorKind want = ErrorKind::kGpu;
+#else
+  const ErrorKind want = ErrorKind::kUnsupported;
+#endif
+  config_.profile.set_dimensions("x", Dims{1, 3, 3, 3}, Dims{2, 3, 12, 16}, Dims{4, 3, 33, 47});
+  config_.additional_profiles.emplace_back().set_dimensions(
+      "x", Dims{8, 3, 64, 64}, Dims{8, 3, 96, 96}, Dims{16, 3, 128, 128});
+  // The only error left is the missing GPU (or CUDA): the model, the ranges
+  // and every profile's min, opt and max shapes passed.
+  EXPECT_TRUE(throws(want, {}, [&] { Builder().build_serialized(spatial_, config_); }));
 }
 
 TEST_F(BuilderModel, FixedBatchModelOnlyTakesItsBatch) {

@@ -91,8 +91,29 @@ void add_shapes(OptimizationProfile& profile, const BuildCommandOptions& opt) {
   profile.set_dimensions(name, min, best, max);
 }
 
+// "input:1x3x160x160:8x3x224x224:16x3x288x288" -> that input's min, opt and
+// max shapes (for a model whose height and width are dynamic).
+OptimizationProfile parse_shape_profile(const std::string& text) {
+  std::vector<std::string> parts;
+  for (std::size_t start = 0; start <= text.size();) {
+    const std::size_t end = std::min(text.find(':', start), text.size());
+    parts.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  if (parts.size() != 4 || parts[0].empty())
+    fail(ErrorKind::kInvalidArgument, "--profile '", text,
+         "': expected NAME:MIN:OPT:MAX shapes, e.g. input:1x3x160x160:8x3x224x224:16x3x288x288");
+  const auto min = parse_shape(parts[0] + ":" + parts[1], "--profile").second;
+  const auto opt = parse_shape(parts[0] + ":" + parts[2], "--profile").second;
+  const auto max = parse_shape(parts[0] + ":" + parts[3], "--profile").second;
+  OptimizationProfile profile;
+  profile.set_dimensions(parts[0], min, opt, max);
+  return profile;
+}
+
 // "1:16:32" -> a profile of batches 1..32 tuned at 16.
 OptimizationProfile parse_batch_profile(const std::string& text) {
+  if (text.find('x') != std::string::npos) return parse_shape_profile(text);
   std::vector<std::int64_t> values;
   std::size_t start = 0;
   while (start <= text.size()) {
@@ -219,12 +240,16 @@ void add_build_command(CLI::App& app) {
   cmd->add_option("-o,--output", opt->output, "Plan file to write")->required();
   cmd->add_flag("--fp16", opt->fp16, "FP16 weights and activations, FP32 accumulation");
   cmd->add_flag("--no-tf32", opt->no_tf32, "Keep FP32 layers off TF32 tensor cores");
-  cmd->add_option("--min-shapes", opt->min_shapes, "Smallest input shape, e.g. input:1x3x224x224");
+  cmd->add_option("--min-shapes", opt->min_shapes,
+                  "Smallest input shape, e.g. input:1x3x224x224; height and width may vary too "
+                  "where the model leaves them dynamic, e.g. input:1x3x160x160");
   cmd->add_option("--opt-shapes", opt->opt_shapes, "Shape the tactics are tuned at");
-  cmd->add_option("--max-shapes", opt->max_shapes, "Largest input shape (sets the max batch)");
+  cmd->add_option("--max-shapes", opt->max_shapes,
+                  "Largest input shape (sets the max batch, and height and width)");
   cmd->add_option("--profile", opt->profiles,
-                  "An optimization profile of batch sizes MIN:OPT:MAX; repeat for several, "
-                  "e.g. --profile 1:16:32 --profile 64:128:192");
+                  "An optimization profile of batch sizes MIN:OPT:MAX, or of whole shapes "
+                  "NAME:MIN:OPT:MAX (e.g. input:1x3x160x160:8x3x224x224:16x3x288x288); repeat "
+                  "for several, e.g. --profile 1:16:32 --profile 64:128:192");
   cmd->add_option("--timing-cache", opt->timing_cache, "Read and update this timing cache file");
   cmd->add_option("--workspace", opt->workspace_mib, "Workspace limit in MiB")
       ->check(CLI::PositiveNumber);

@@ -13,6 +13,14 @@ namespace anvil::cli {
 
 namespace {
 
+// "8x3x224x224"
+std::string shape_text(const std::vector<std::int64_t>& dims) {
+  std::string out;
+  for (std::size_t d = 0; d < dims.size(); ++d)
+    out += (d ? "x" : "") + std::to_string(dims[d]);
+  return out;
+}
+
 std::string shape_of(const plan::TensorDesc& t) {
   std::string out = t.layout + "[";
   for (std::size_t i = 0; i < t.dims.size(); ++i)
@@ -59,10 +67,17 @@ void inspect_plan(const std::string& path) {
   std::printf("Precision %s, TF32 %s, weights %.1f MB\n", p.options.fp16 ? "FP16" : "FP32",
               p.options.tf32 ? "allowed" : "off", static_cast<double>(p.weights.size()) / 1e6);
   for (std::size_t i = 0; i < p.profiles.size(); ++i)
-    for (const auto& [name, dim] : p.profiles[i].inputs)
-      std::printf("Profile %zu: %s batch %lld..%lld, tuned at %lld\n", i, name.c_str(),
+    for (const auto& [name, dim] : p.profiles[i].inputs) {
+      std::printf("Profile %zu: %s batch %lld..%lld, tuned at %lld", i, name.c_str(),
                   static_cast<long long>(dim.min.at(0)), static_cast<long long>(dim.max.at(0)),
                   static_cast<long long>(dim.opt.at(0)));
+      // Height and width ranges (spatial profiles): the whole shapes.
+      if (dim.min != dim.max && std::vector(dim.min.begin() + 1, dim.min.end()) !=
+                                    std::vector(dim.max.begin() + 1, dim.max.end()))
+        std::printf("; shapes %s .. %s, tuned at %s", shape_text(dim.min).c_str(),
+                    shape_text(dim.max).c_str(), shape_text(dim.opt).c_str());
+      std::printf("\n");
+    }
   std::printf("%zu layers (the channel count after '/' is the stored, padded one; '%s' storage):\n",
               p.layers.size(), p.options.fp16 ? "float16" : "float32");
   std::string why;

@@ -5,6 +5,9 @@
 // HardSwish; cuBLASLt: all but ReLU) run as a second, in-place kernel. An
 // "unfused:..." tactic runs cuDNN's convolution alone and the whole epilogue
 // as one kernel of ours (FP32 graphs whose fused form cuDNN only runs in TF32).
+#include <atomic>
+#include <cstdio>
+
 #include "cuda/cublaslt_gemm.h"
 #include "cuda/cudnn_conv.h"
 #include "cuda/kernels/conv_epilogue.h"
@@ -116,13 +119,14 @@ class PreparedConvGemm final : public PreparedLayer {
 
 class ConvRunner final : public LayerRunner {
  public:
-  explicit ConvRunner(const LayerSetup& s) : identity_(tactic_identity(s.layer, s.profile)) {
+  explicit ConvRunner(const LayerSetup& s)
+      : identity_(tactic_identity(s.layer, s.profile)), name_(s.layer.name) {
     parsed_ = conv_layer_shape(s.params, s.layer.name, s.fp16, s.plan.options.tf32);
     type_ = storage_type(s.fp16);
     weights_.filter = s.weights.at(0);
     if (parsed_.shape.has_bias) {
       const plan::WeightRef& ref = s.layer.weights.at(1);
-      bias_ = upload_bias(s.plan.weights.data() + ref.offset, parsed_.shape.k, s.fp16);
+      bias_ = upload_bias(s.host_weights_blob() + ref.offset, parsed_.shape.k, s.fp16);
       weights_.bias = bias_.data();
     }
   }
@@ -131,7 +135,15 @@ class ConvRunner final : public LayerRunner {
     ConvLayerShape parsed = parsed_;
     parsed.shape.n = batch;
     return choose_tactic<std::unique_ptr<PreparedLayer>>(
-        identity_, [&](const std::string& id) { return from_identity(parsed, id, h); },
+        identity_,
+        [&](const std::string& id) {
+          try {
+            return from_identity(parsed, id, h);
+          } catch (const Error& e) {
+            note_fallback(parsed.shape, e);
+            throw;
+          }
+        },
         [&] { return cudnn_heuristic(parsed, h); });
   }
 
@@ -186,9 +198,24 @@ class ConvRunner final : public LayerRunner {
     return unfused(std::move(found.front()), parsed);
   }
 
+  // A tactic tuned at the profile's opt shape may not run at another batch,
+  // height or width: the heuristics then take over, which the user hears
+  // once per runner (one per profile and geometry), as it may cost speed.
+  void note_fallback(const cuda::ConvShape& shape, const Error& e) const {
+    if (e.kind() != ErrorKind::kIncompatible && e.kind() != ErrorKind::kUnsupported) return;
+    if (warned_.exchange(true)) return;
+    std::fprintf(stderr,
+                 "anvil: layer '%s': its tuned tactic does not run at batch %lld, input %lldx%lld "
+                 "(%s); using cuDNN's heuristics there\n",
+                 name_.c_str(), static_cast<long long>(shape.n), static_cast<long long>(shape.h),
+                 static_cast<long long>(shape.w), e.what());
+  }
+
   ConvLayerShape parsed_;
   cuda::kernels::StorageType type_;
   std::optional<std::string> identity_;
+  std::string name_;
+  mutable std::atomic<bool> warned_{false};
   ConvWeights weights_;
   cuda::DeviceBuffer bias_;
 };

@@ -37,7 +37,7 @@ class GemmRunner final : public LayerRunner {
     weights_ = s.weights.at(0);
     if (shape_.has_bias) {
       const plan::WeightRef& ref = s.layer.weights.at(1);
-      bias_ = upload_bias(s.plan.weights.data() + ref.offset, shape_.n, s.fp16);
+      bias_ = upload_bias(s.host_weights_blob() + ref.offset, shape_.n, s.fp16);
     }
   }
 
