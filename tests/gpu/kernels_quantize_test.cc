@@ -1,14 +1,17 @@
 // The INT8 conversion kernels (src/cuda/kernels/quantize.h) against a CPU
 // implementation of the same arithmetic, bit for bit: FP16 -> INT8 with
 // ties to even (exact halves at scales 1 and 0.5), saturation (|x / scale| >
-// 127.5, infinities), NaN -> 0; INT8 -> FP16 for every code, overflow to
-// infinity included; and the round trip. Sizes and offsets reach the
-// 16-element vector path, the scalar tail and the unaligned (all-scalar)
-// path, and the elements past the end must stay untouched.
+// 127.5, infinities), NaN -> 0; every one of the 65536 FP16 values at many
+// scales (the kernel multiplies by a reciprocal and must still give the
+// division's integer); INT8 -> FP16 for every code, overflow to infinity
+// included; and the round trip. Sizes and offsets reach the 8-element vector
+// path, the scalar head and tail, and the all-scalar path of pointers whose
+// alignments disagree; elements past the end must stay untouched.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -95,17 +98,40 @@ std::string hex16(std::uint16_t bits) {
   return s;
 }
 
-// One launch shape: `elements` converted, starting `offset` elements into
-// both buffers (an odd offset leaves the pointers unaligned).
+// One launch shape: `elements` converted, starting `fp16_offset` elements
+// into the FP16 buffer and `int8_offset` into the INT8 one. Equal offsets
+// keep the vector path (after a scalar head when the offset is not a
+// multiple of 8); unequal ones disagree in alignment, so all go one by one.
 struct Span {
-  std::size_t elements, offset;
+  std::size_t elements, fp16_offset, int8_offset;
 };
-const Span kSpans[] = {{1, 0}, {15, 0}, {16, 0}, {17, 0}, {4096 + 3, 0}, {4096, 1}, {333, 3}};
+const Span kSpans[] = {{1, 0, 0},           {7, 0, 0},
+                       {8, 0, 0},           {9, 0, 0},
+                       {15, 0, 0},          {16, 0, 0},
+                       {17, 0, 0},          {4095, 0, 0},
+                       {4096 + 3, 0, 0},    {3 * 5 * 7 * 11, 0, 0},  // odd channel counts
+                       {4096, 1, 1},        {333, 3, 3},
+                       {4099, 7, 7},        {9, 5, 5},
+                       {4096, 0, 1},        {1000, 2, 0},
+                       {4096 * 9 + 5, 4, 4}};
 constexpr std::size_t kSlack = 16;  // poisoned elements after the span, which must stay so
 
 std::string describe(const Span& s, float scale) {
-  return cat("elements=", s.elements, " offset=", s.offset, " scale=", scale);
+  return cat("elements=", s.elements, " fp16_offset=", s.fp16_offset,
+             " int8_offset=", s.int8_offset, " scale=", scale);
 }
+
+// Where got and want differ most (for INT8, |got - want|): printed with the
+// count so a failure says how wrong, not only that.
+struct Worst {
+  std::size_t wrong = 0, index = 0;
+  int diff = -1;
+  void note(std::size_t i, int got, int want) {
+    if (got == want) return;
+    ++wrong;
+    if (std::abs(got - want) > diff) diff = std::abs(got - want), index = i;
+  }
+};
 
 TEST(KernelsQuantize, QuantizeMatchesTheCpuBitForBit) {
   ANVIL_REQUIRE_GPU();
@@ -113,34 +139,40 @@ TEST(KernelsQuantize, QuantizeMatchesTheCpuBitForBit) {
   for (const float scale : {1.0f, 0.5f, 0.0173f, 3.0e-3f})
     for (const Span& span : kSpans) {
       const bool ties = scale == 1.0f || scale == 0.5f;
-      const std::size_t total = span.offset + span.elements + kSlack;
-      const std::vector<std::uint16_t> x = random_halves(total, scale, ties, 11);
+      const std::size_t xtotal = span.fp16_offset + span.elements + kSlack;
+      const std::size_t qtotal = span.int8_offset + span.elements + kSlack;
+      const std::vector<std::uint16_t> x = random_halves(xtotal, scale, ties, 11);
       const cuda::DeviceBuffer dx = upload(x);
-      const cuda::DeviceBuffer dq = upload(std::vector<std::int8_t>(total, kPoisonInt8));
-      cuda::kernels::quantize_int8(dx.as<std::uint16_t>() + span.offset,
-                                   dq.as<std::int8_t>() + span.offset,
+      const cuda::DeviceBuffer dq = upload(std::vector<std::int8_t>(qtotal, kPoisonInt8));
+      cuda::kernels::quantize_int8(dx.as<std::uint16_t>() + span.fp16_offset,
+                                   dq.as<std::int8_t>() + span.int8_offset,
                                    static_cast<std::int64_t>(span.elements), scale, stream.get());
       stream.synchronize();
-      const std::vector<std::int8_t> got = download<std::int8_t>(dq, total);
-      std::size_t wrong = 0, saturated = 0, tied = 0;
-      for (std::size_t i = 0; i < total; ++i) {
-        const bool inside = i >= span.offset && i < span.offset + span.elements;
-        const std::int8_t want = inside ? quantize_ref(x[i], scale) : kPoisonInt8;
-        if (inside) {
-          const float v = half_to_float(x[i]) / scale;
-          saturated += std::fabs(v) > 127.5f;
-          tied += v - std::floor(v) == 0.5f;
-        }
-        if (got[i] != want && wrong++ == 0)
-          ADD_FAILURE() << describe(span, scale) << ": first mismatch at element " << i
-                        << (inside ? "" : " (outside the span: must stay untouched)") << ", x "
-                        << half_to_float(x[i]) << " (" << hex16(x[i]) << "), x/scale "
-                        << half_to_float(x[i]) / scale << ", got " << int{got[i]} << ", want "
-                        << int{want};
+      const std::vector<std::int8_t> got = download<std::int8_t>(dq, qtotal);
+      std::size_t saturated = 0, tied = 0;
+      Worst worst;
+      std::vector<std::int8_t> want(qtotal, kPoisonInt8);
+      for (std::size_t i = 0; i < span.elements; ++i) {
+        const std::uint16_t xi = x[span.fp16_offset + i];
+        want[span.int8_offset + i] = quantize_ref(xi, scale);
+        const float v = half_to_float(xi) / scale;
+        saturated += std::fabs(v) > 127.5f;
+        tied += v - std::floor(v) == 0.5f;
       }
-      EXPECT_EQ(wrong, 0u) << describe(span, scale) << ": " << wrong << " of " << total
-                           << " elements wrong (" << saturated << " saturating, " << tied
-                           << " exact ties)";
+      for (std::size_t i = 0; i < qtotal; ++i)
+        worst.note(i, got[i], want[i]);
+      if (worst.wrong > 0) {
+        const std::size_t i = worst.index;
+        const bool inside = i >= span.int8_offset && i < span.int8_offset + span.elements;
+        const std::uint16_t xi = inside ? x[i - span.int8_offset + span.fp16_offset] : 0;
+        ADD_FAILURE() << describe(span, scale) << ": " << worst.wrong << " of " << qtotal
+                      << " elements wrong (" << saturated << " saturating, " << tied
+                      << " exact ties); worst at INT8 element " << i
+                      << (inside ? "" : " (outside the span: must stay untouched)") << ", x "
+                      << half_to_float(xi) << " (" << hex16(xi) << "), x/scale "
+                      << half_to_float(xi) / scale << ", got " << int{got[i]} << ", want "
+                      << int{want[i]};
+      }
       if (span.elements > 1000) {
         EXPECT_GT(saturated, 10u) << describe(span, scale) << ": the data must saturate";
         if (ties) {
@@ -150,35 +182,90 @@ TEST(KernelsQuantize, QuantizeMatchesTheCpuBitForBit) {
     }
 }
 
+// All 65536 FP16 bit patterns at scales of every kind: calibration-like
+// ones, powers of two (exact ties everywhere), 1/k (reciprocals that round),
+// random bit patterns, and the extremes where the kernel must divide every
+// element (a reciprocal that is not a normal float). The kernel's reciprocal
+// shortcut is only correct if every element matches the division here.
+TEST(KernelsQuantize, EveryHalfAtManyScalesMatchesTheDivision) {
+  ANVIL_REQUIRE_GPU();
+  cuda::Stream stream;
+  std::vector<float> scales = {1.0f,       0.5f,       0.0173f,   3.0e-3f,  1.0f / 3.0f,
+                               1.0f / 127, 6.0f / 127, 0x1p-125f, 0x1p125f, 0x1p-126f,
+                               0x1p126f,   1.0e-38f,   3.0e38f,   1.0e-45f, 65504.0f / 127.5f};
+  for (int k = 1; k <= 300; k += 7)
+    scales.push_back(1.0f / static_cast<float>(k));
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<std::uint32_t> normal_bits(0x00800000u, 0x7f7fffffu);
+  for (int i = 0; i < 64; ++i) {
+    const std::uint32_t b = normal_bits(rng);
+    float s;
+    std::memcpy(&s, &b, sizeof s);
+    scales.push_back(s);
+  }
+  constexpr std::size_t kCount = 65536;
+  std::vector<std::uint16_t> x(kCount);
+  for (std::size_t i = 0; i < kCount; ++i)
+    x[i] = static_cast<std::uint16_t>(i);
+  const cuda::DeviceBuffer dx = upload(x);
+  const cuda::DeviceBuffer dq(kCount * scales.size());
+  for (std::size_t j = 0; j < scales.size(); ++j)
+    cuda::kernels::quantize_int8(dx.data(), dq.as<std::int8_t>() + j * kCount, kCount, scales[j],
+                                 stream.get());
+  stream.synchronize();
+  const std::vector<std::int8_t> got = download<std::int8_t>(dq, kCount * scales.size());
+  std::size_t failing_scales = 0;
+  for (std::size_t j = 0; j < scales.size(); ++j) {
+    Worst worst;
+    for (std::size_t i = 0; i < kCount; ++i)
+      worst.note(i, got[j * kCount + i], quantize_ref(x[i], scales[j]));
+    if (worst.wrong > 0 && failing_scales++ < 5) {
+      const std::size_t i = worst.index;
+      ADD_FAILURE() << "scale " << scales[j] << " (" << std::hexfloat << scales[j]
+                    << std::defaultfloat << "): " << worst.wrong
+                    << " of 65536 halves wrong; worst x " << half_to_float(x[i]) << " ("
+                    << hex16(x[i]) << "), x/scale " << half_to_float(x[i]) / scales[j] << ", got "
+                    << int{got[j * kCount + i]} << ", want " << int{quantize_ref(x[i], scales[j])};
+    }
+  }
+  EXPECT_EQ(failing_scales, 0u) << "of " << scales.size() << " scales";
+}
+
 TEST(KernelsQuantize, DequantizeMatchesTheCpuBitForBit) {
   ANVIL_REQUIRE_GPU();
   cuda::Stream stream;
   // 600 * 128 overflows FP16: y must be an infinity, as __float2half_rn gives.
   for (const float scale : {1.0f, 0.5f, 0.0173f, 3.0e-3f, 600.0f})
     for (const Span& span : kSpans) {
-      const std::size_t total = span.offset + span.elements + kSlack;
-      std::vector<std::int8_t> q(total);
-      for (std::size_t i = 0; i < total; ++i)
+      const std::size_t qtotal = span.int8_offset + span.elements + kSlack;
+      const std::size_t ytotal = span.fp16_offset + span.elements + kSlack;
+      std::vector<std::int8_t> q(qtotal);
+      for (std::size_t i = 0; i < qtotal; ++i)
         q[i] = static_cast<std::int8_t>(static_cast<int>((i * 37 + 11) % 256) - 128);
       const cuda::DeviceBuffer dq = upload(q);
-      const cuda::DeviceBuffer dy = upload(std::vector<std::uint16_t>(total, kPoisonHalf));
-      cuda::kernels::dequantize_int8(dq.as<std::int8_t>() + span.offset,
-                                     dy.as<std::uint16_t>() + span.offset,
+      const cuda::DeviceBuffer dy = upload(std::vector<std::uint16_t>(ytotal, kPoisonHalf));
+      cuda::kernels::dequantize_int8(dq.as<std::int8_t>() + span.int8_offset,
+                                     dy.as<std::uint16_t>() + span.fp16_offset,
                                      static_cast<std::int64_t>(span.elements), scale, stream.get());
       stream.synchronize();
-      const std::vector<std::uint16_t> got = download<std::uint16_t>(dy, total);
-      std::size_t wrong = 0;
-      for (std::size_t i = 0; i < total; ++i) {
-        const bool inside = i >= span.offset && i < span.offset + span.elements;
-        const std::uint16_t want = inside ? dequantize_ref(q[i], scale) : kPoisonHalf;
-        if (got[i] != want && wrong++ == 0)
-          ADD_FAILURE() << describe(span, scale) << ": first mismatch at element " << i
-                        << (inside ? "" : " (outside the span: must stay untouched)") << ", q "
-                        << int{q[i]} << ", got " << half_to_float(got[i]) << " (" << hex16(got[i])
-                        << "), want " << half_to_float(want) << " (" << hex16(want) << ")";
+      const std::vector<std::uint16_t> got = download<std::uint16_t>(dy, ytotal);
+      std::vector<std::uint16_t> want(ytotal, kPoisonHalf);
+      for (std::size_t i = 0; i < span.elements; ++i)
+        want[span.fp16_offset + i] = dequantize_ref(q[span.int8_offset + i], scale);
+      // Bit patterns compared as integers: the worst is the furthest in FP16 order.
+      Worst worst;
+      for (std::size_t i = 0; i < ytotal; ++i)
+        worst.note(i, got[i], want[i]);
+      if (worst.wrong > 0) {
+        const std::size_t i = worst.index;
+        const bool inside = i >= span.fp16_offset && i < span.fp16_offset + span.elements;
+        ADD_FAILURE() << describe(span, scale) << ": " << worst.wrong << " of " << ytotal
+                      << " elements wrong; worst at FP16 element " << i
+                      << (inside ? "" : " (outside the span: must stay untouched)") << ", q "
+                      << (inside ? int{q[i - span.fp16_offset + span.int8_offset]} : 0) << ", got "
+                      << half_to_float(got[i]) << " (" << hex16(got[i]) << "), want "
+                      << half_to_float(want[i]) << " (" << hex16(want[i]) << ")";
       }
-      EXPECT_EQ(wrong, 0u) << describe(span, scale) << ": " << wrong << " of " << total
-                           << " elements wrong";
     }
 }
 

@@ -1,7 +1,15 @@
-// One grid-stride loop over whole 16-element vectors (when every pointer is
-// 16-byte aligned: two 16-byte FP16 accesses and one 16-byte INT8 access per
-// vector), then one over the elements left. The arithmetic goes through the
-// _rn intrinsics so that no compiler flag (fast math, contraction) changes a
+// Each thread moves 8-element vectors (16 bytes of FP16, 8 of INT8), so a
+// warp's loads and stores are whole contiguous 512- and 256-byte runs, and
+// loads kUnroll vectors before converting any, to keep enough bytes in
+// flight to reach DRAM bandwidth. Elements before the first aligned vector
+// and after the last go one by one, as do all of a buffer pair whose
+// alignments disagree.
+//
+// x / scale costs an IEEE division (a reciprocal, refinement and a slow-path
+// branch per element), which would make quantize compute-bound. It is
+// replaced by t = x * fl(1 / scale) wherever that provably rounds to the same
+// integer; see reciprocal_safe(). The arithmetic goes through the _rn
+// intrinsics so that no compiler flag (fast math, contraction) changes a
 // result: the CPU runtime and the tests compute the same bits.
 #include <cuda_fp16.h>
 
@@ -17,10 +25,29 @@ namespace anvil::cuda::kernels {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kVector = 16;  // elements per vector
+constexpr int kVector = 8;  // elements per vector
+constexpr int kUnroll = 4;  // vectors per thread and tile
+constexpr long long kTileVectors = static_cast<long long>(kThreads) * kUnroll;
 
-__device__ __forceinline__ std::int8_t quantize_one(float x, float scale) {
-  const float r = rintf(__fdiv_rn(x, scale));
+// Why t = x * inv (inv = fl(1 / scale), a normal float) may stand in for
+// fl(x / scale), with u = 2^-24: inv = (1/scale)(1 + e1), t = (x/scale)(1 +
+// e1)(1 + e2) and fl(x/scale) = (x/scale)(1 + e3) with |e_i| <= u, so
+// |t - fl(x/scale)| < 4u|t| = 2^-22 |t| (t subnormal: both are 0 after rint).
+// rint is constant between consecutive half-integers, so the two round alike
+// unless a half-integer lies within 2^-22 |t| of t. The check uses twice that
+// margin; a = |t| - floor(|t|) is exact for |t| < 256 and |a - 0.5| too where
+// it can be small (Sterbenz), so the distance tested is the true one. Beyond
+// |t| >= 256 both saturate the same way; NaN and infinities pass through.
+__device__ __forceinline__ float quotient(float x, float scale, float inv) {
+  const float t = __fmul_rn(x, inv);
+  const float a = fabsf(t);
+  if (a < 256.0f && fabsf(__fsub_rn(__fsub_rn(a, floorf(a)), 0.5f)) <= a * 0x1p-21f)
+    return __fdiv_rn(x, scale);
+  return t;
+}
+
+__device__ __forceinline__ std::int8_t quantize_one(float x, float scale, float inv) {
+  const float r = rintf(inv == 0.0f ? __fdiv_rn(x, scale) : quotient(x, scale, inv));
   // Comparisons rather than fminf/fmaxf, which would turn NaN into a bound.
   if (r >= 127.0f) return 127;
   if (r <= -128.0f) return -128;
@@ -31,57 +58,89 @@ __device__ __forceinline__ float dequantize_one(std::int8_t q, float scale) {
   return __fmul_rn(static_cast<float>(q), scale);
 }
 
-// Four INT8 codes packed little-endian into one word, and back.
-__device__ __forceinline__ unsigned pack4(const std::int8_t* q) {
-  return static_cast<unsigned>(static_cast<std::uint8_t>(q[0])) |
-         static_cast<unsigned>(static_cast<std::uint8_t>(q[1])) << 8 |
-         static_cast<unsigned>(static_cast<std::uint8_t>(q[2])) << 16 |
-         static_cast<unsigned>(static_cast<std::uint8_t>(q[3])) << 24;
-}
 __device__ __forceinline__ std::int8_t byte_of(unsigned word, int i) {
   return static_cast<std::int8_t>(static_cast<std::uint8_t>(word >> (8 * i)));
 }
+__device__ __forceinline__ unsigned byte_in(std::int8_t q, int i) {
+  return static_cast<unsigned>(static_cast<std::uint8_t>(q)) << (8 * i);
+}
 
-// Threads cover `vectors` 16-element vectors, then elements [vectors * 16, elements).
-__global__ void quantize_kernel(const __half* __restrict__ x, std::int8_t* __restrict__ q,
-                                long long elements, long long vectors, float scale) {
-  const long long first = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
-  const long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
-  for (long long v = first; v < vectors; v += stride) {
-    float lo[8], hi[8];
-    load16(x + v * kVector, lo);
-    load16(x + v * kVector + 8, hi);
-    std::int8_t codes[kVector];
+// Where the vectors are: elements [0, head) and [head + vectors * 8,
+// elements) go one by one, [head, head + vectors * 8) as vectors.
+struct Split {
+  long long elements = 0;
+  long long head = 0;
+  long long vectors = 0;
+};
+
+// The element index of the i-th scalar element (i < elements - vectors * 8).
+__device__ __forceinline__ long long scalar_index(const Split& s, long long i) {
+  return i < s.head ? i : i + s.vectors * kVector;
+}
+
+__global__ void quantize_kernel(const __half* __restrict__ x, std::int8_t* __restrict__ q, Split s,
+                                float scale, float inv) {
+  const uint4* xv = reinterpret_cast<const uint4*>(x + s.head);
+  uint2* qv = reinterpret_cast<uint2*>(q + s.head);
+  for (long long tile = blockIdx.x; tile * kTileVectors < s.vectors; tile += gridDim.x) {
+    const long long first = tile * kTileVectors + threadIdx.x;
+    uint4 in[kUnroll];
 #pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      codes[i] = quantize_one(lo[i], scale);
-      codes[i + 8] = quantize_one(hi[i], scale);
+    for (int k = 0; k < kUnroll; ++k)
+      if (first + k * kThreads < s.vectors) in[k] = __ldg(xv + first + k * kThreads);
+#pragma unroll
+    for (int k = 0; k < kUnroll; ++k) {
+      if (first + k * kThreads >= s.vectors) break;
+      const __half2* h = reinterpret_cast<const __half2*>(&in[k]);
+      unsigned words[2] = {0, 0};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const float2 f = __half22float2(h[i]);
+        words[i / 2] |= byte_in(quantize_one(f.x, scale, inv), (2 * i) % 4) |
+                        byte_in(quantize_one(f.y, scale, inv), (2 * i + 1) % 4);
+      }
+      qv[first + k * kThreads] = make_uint2(words[0], words[1]);
     }
-    *reinterpret_cast<uint4*>(q + v * kVector) =
-        make_uint4(pack4(codes), pack4(codes + 4), pack4(codes + 8), pack4(codes + 12));
   }
-  for (long long i = vectors * kVector + first; i < elements; i += stride)
-    q[i] = quantize_one(__half2float(x[i]), scale);
+  const long long scalars = s.elements - s.vectors * kVector;
+  const long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < scalars;
+       i += stride) {
+    const long long e = scalar_index(s, i);
+    q[e] = quantize_one(__half2float(x[e]), scale, inv);
+  }
 }
 
 __global__ void dequantize_kernel(const std::int8_t* __restrict__ q, __half* __restrict__ y,
-                                  long long elements, long long vectors, float scale) {
-  const long long first = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
-  const long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
-  for (long long v = first; v < vectors; v += stride) {
-    const uint4 packed = *reinterpret_cast<const uint4*>(q + v * kVector);
-    const unsigned words[4] = {packed.x, packed.y, packed.z, packed.w};
-    float lo[8], hi[8];
+                                  Split s, float scale) {
+  const uint2* qv = reinterpret_cast<const uint2*>(q + s.head);
+  uint4* yv = reinterpret_cast<uint4*>(y + s.head);
+  for (long long tile = blockIdx.x; tile * kTileVectors < s.vectors; tile += gridDim.x) {
+    const long long first = tile * kTileVectors + threadIdx.x;
+    uint2 in[kUnroll];
 #pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      lo[i] = dequantize_one(byte_of(words[i / 4], i % 4), scale);
-      hi[i] = dequantize_one(byte_of(words[2 + i / 4], i % 4), scale);
+    for (int k = 0; k < kUnroll; ++k)
+      if (first + k * kThreads < s.vectors) in[k] = __ldg(qv + first + k * kThreads);
+#pragma unroll
+    for (int k = 0; k < kUnroll; ++k) {
+      if (first + k * kThreads >= s.vectors) break;
+      const unsigned words[2] = {in[k].x, in[k].y};
+      uint4 out;
+      __half2* h = reinterpret_cast<__half2*>(&out);
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        h[i] = __floats2half2_rn(dequantize_one(byte_of(words[i / 2], (2 * i) % 4), scale),
+                                 dequantize_one(byte_of(words[i / 2], (2 * i + 1) % 4), scale));
+      yv[first + k * kThreads] = out;
     }
-    store16(y + v * kVector, lo);
-    store16(y + v * kVector + 8, hi);
   }
-  for (long long i = vectors * kVector + first; i < elements; i += stride)
-    y[i] = __float2half_rn(dequantize_one(q[i], scale));
+  const long long scalars = s.elements - s.vectors * kVector;
+  const long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < scalars;
+       i += stride) {
+    const long long e = scalar_index(s, i);
+    y[e] = __float2half_rn(dequantize_one(q[e], scale));
+  }
 }
 
 void check_args(const char* what, const void* in, const void* out, std::int64_t elements,
@@ -94,21 +153,31 @@ void check_args(const char* what, const void* in, const void* out, std::int64_t 
     fail(ErrorKind::kInvalidArgument, what, ": null buffer for ", elements, " elements");
 }
 
-bool aligned16(const void* p) {
-  return reinterpret_cast<std::uintptr_t>(p) % 16 == 0;
+// Vectors start where the FP16 pointer reaches a 16-byte boundary; the INT8
+// pointer must then be at an 8-byte one, or every element goes one by one.
+Split split(const void* fp16, const void* int8, std::int64_t elements) {
+  Split s;
+  s.elements = elements;
+  const auto h = reinterpret_cast<std::uintptr_t>(fp16);
+  const auto b = reinterpret_cast<std::uintptr_t>(int8);
+  if (h % 2 != 0) return s;
+  const long long head = static_cast<long long>((16 - h % 16) % 16 / 2);
+  if (head >= elements || (b + static_cast<std::uintptr_t>(head)) % 8 != 0) return s;
+  s.head = head;
+  s.vectors = (elements - head) / kVector;
+  return s;
 }
 
-// Whole vectors the kernels may move at once, and the grid for them plus the rest.
-struct Split {
-  long long vectors = 0;
-  unsigned blocks = 1;
-};
-Split split(const void* in, const void* out, std::int64_t elements) {
-  Split s;
-  if (aligned16(in) && aligned16(out)) s.vectors = elements / kVector;
-  const long long rest = elements - s.vectors * kVector;
-  s.blocks = grid_for(s.vectors > rest ? s.vectors : rest, kThreads);
-  return s;
+unsigned blocks_for(const Split& s) {
+  const long long tiles = (s.vectors + kTileVectors - 1) / kTileVectors;
+  const long long scalar_blocks = (s.elements - s.vectors * kVector + kThreads - 1) / kThreads;
+  return grid_for((tiles > scalar_blocks ? tiles : scalar_blocks) * kThreads, kThreads);
+}
+
+// fl(1 / scale) where the bound in quotient() holds (1 / scale a normal
+// float), else 0: divide every element.
+float reciprocal_for(float scale) {
+  return scale >= 0x1p-125f && scale <= 0x1p125f ? 1.0f / scale : 0.0f;
 }
 
 }  // namespace
@@ -118,8 +187,8 @@ void quantize_int8(const void* x_fp16, std::int8_t* q, std::int64_t elements, fl
   check_args("quantize_int8", x_fp16, q, elements, scale);
   if (elements == 0) return;
   const Split s = split(x_fp16, q, elements);
-  quantize_kernel<<<s.blocks, kThreads, 0, stream>>>(static_cast<const __half*>(x_fp16), q,
-                                                     elements, s.vectors, scale);
+  quantize_kernel<<<blocks_for(s), kThreads, 0, stream>>>(static_cast<const __half*>(x_fp16), q, s,
+                                                          scale, reciprocal_for(scale));
   ANVIL_GPU_CHECK(cudaGetLastError());
 }
 
@@ -127,9 +196,9 @@ void dequantize_int8(const std::int8_t* q, void* y_fp16, std::int64_t elements, 
                      cudaStream_t stream) {
   check_args("dequantize_int8", q, y_fp16, elements, scale);
   if (elements == 0) return;
-  const Split s = split(q, y_fp16, elements);
-  dequantize_kernel<<<s.blocks, kThreads, 0, stream>>>(q, static_cast<__half*>(y_fp16), elements,
-                                                       s.vectors, scale);
+  const Split s = split(y_fp16, q, elements);
+  dequantize_kernel<<<blocks_for(s), kThreads, 0, stream>>>(q, static_cast<__half*>(y_fp16), s,
+                                                            scale);
   ANVIL_GPU_CHECK(cudaGetLastError());
 }
 

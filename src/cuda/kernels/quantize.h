@@ -4,9 +4,12 @@
 //
 // Launchers only enqueue work on `stream`: they never allocate or
 // synchronize. Bad arguments are an anvil::Error of kind kInvalidArgument,
-// raised before any CUDA call; a failed launch is one of kind kGpu. Buffers
-// whose pointers are 16-byte aligned move 16 elements per thread and access;
-// the last elements % 16, and every element of unaligned buffers, go one by one.
+// raised before any CUDA call; a failed launch is one of kind kGpu. Elements
+// move 8 at a time (16-byte FP16 and 8-byte INT8 accesses) from the first one
+// whose FP16 address is 16-byte aligned; those before it and the last few go
+// one by one, as does every element when the INT8 pointer is then not 8-byte
+// aligned (the two pointers' offsets disagree). Results never depend on which
+// path an element took.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -18,7 +21,9 @@ namespace anvil::cuda::kernels {
 // q[i] = sat(rint(x[i] / scale)) for i < elements: x is FP16, converted to
 // float; the division is IEEE (round to nearest), rint rounds halves to even,
 // sat clamps to [-128, 127] (infinities saturate). NaN becomes 0.
-// scale must be finite and > 0.
+// scale must be finite and > 0. The kernel multiplies by fl(1 / scale) where
+// that provably gives the same integer and divides where it might not (near
+// a half-integer quotient): the results are those of the division.
 void quantize_int8(const void* x_fp16, std::int8_t* q, std::int64_t elements, float scale,
                    cudaStream_t stream);
 
