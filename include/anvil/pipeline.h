@@ -52,6 +52,9 @@ enum class InputFormat {
   // Batch::nhwc: 8-bit RGB images, N x H x W x 3 at the model's H x W (no
   // resizing), normalized by the executor with PipelineOptions::mean/stddev.
   kUint8Nhwc,
+  // Batch::nchw_u8: the same 8-bit RGB images as planes, N x 3 x H x W (each
+  // image its R, G and B planes in turn), normalized the same way.
+  kUint8Nchw,
 };
 
 struct PipelineOptions {
@@ -66,7 +69,7 @@ struct PipelineOptions {
   int top_k = 5;        // classes per image for kTopK (at most the class count)
   bool softmax = true;  // kTopK scores as probabilities (softmax), else raw logits
 
-  // kUint8Nhwc normalization, per RGB channel: (pixel / 255 - mean) / stddev.
+  // kUint8Nhwc / kUint8Nchw normalization, per RGB channel: (pixel / 255 - mean) / stddev.
   // The defaults are ImageNet's, as torchvision's transforms use.
   float mean[3] = {0.485f, 0.456f, 0.406f};
   float stddev[3] = {0.229f, 0.224f, 0.225f};
@@ -77,6 +80,21 @@ struct PipelineOptions {
   // staging and device IO buffers: 2 lets the next batch's copy overlap the
   // current one's compute.
   int batches_in_flight_per_worker = 2;
+  // Sub-batch pipelining: 0 runs each request whole; N > 0 splits a request
+  // into chunks of N images (the last one smaller when N does not divide the
+  // batch), each uploaded with an event of its own and computed as soon as it
+  // has landed, so copy and compute overlap within a request and only the
+  // last chunk's compute trails the last byte's arrival (the whole batch's,
+  // unchunked). The results are the chunks' in order, as one request's. The
+  // price: the network runs at batch N, less efficiently than at the full
+  // batch, so it pays only where the upload is the bottleneck (FP32 input).
+  // The GPU executor keeps a context per chunk per slot, bound once, each
+  // with its own CUDA graph, all sharing one activation block (they run one
+  // at a time on the worker's compute stream); the CPU executor runs the
+  // chunks in turn. kInvalidArgument for N < 0, N above the model's
+  // max_batch or below its min_batch, and (at submit) a batch whose last
+  // chunk would be below min_batch.
+  int chunk_images = 0;
 };
 
 // One request: a batch of images for the model's single input.
@@ -87,8 +105,12 @@ struct Batch {
   std::vector<float> nchw;
   // batch_size x H x W x 3 bytes, for kUint8Nhwc.
   std::vector<std::uint8_t> nhwc;
-  // Instead of nchw / nhwc (leave both empty): the same pixels in the
-  // caller's memory (floats for kFloat32Nchw, 4-byte aligned). The pipeline
+  // batch_size x 3 x H x W bytes, for kUint8Nchw.
+  std::vector<std::uint8_t> nchw_u8;
+  // Only the vector of `format` may hold pixels (kInvalidArgument otherwise).
+  // Instead of nchw / nhwc / nchw_u8 (leave them empty): the same pixels in
+  // the caller's memory (floats for kFloat32Nchw, 4-byte aligned; bytes in
+  // `format`'s layout for the uint8 formats). The pipeline
   // reads them where they are, never copying the batch, so the memory must
   // stay valid and unchanged until the request has ended (its future is ready
   // or its callback has run). Page-locked memory (cudaHostAlloc,
@@ -97,7 +119,8 @@ struct Batch {
   // Any value of the caller's, returned in Result::tag.
   std::uint64_t tag = 0;
 
-  // The pixels wherever they are: `borrowed` if set, else nchw / nhwc.
+  // The pixels wherever they are: `borrowed` if set, else nchw, or nhwc /
+  // nchw_u8 per `format`.
   std::span<const float> float_pixels() const;
   std::span<const std::uint8_t> byte_pixels() const;
 };
@@ -178,18 +201,24 @@ struct ExecutorModelInfo {
 // The CPU executor (src/pipeline/cpu_executor.h) has one slot and does all
 // its work in finish(). The GPU executor (engine_executor_factory below,
 // src/pipeline/gpu/engine_executor.cc) does this, per worker:
-//  - own one ExecutionContext (create_context, or create_context_without_memory
-//    + set_device_memory), a copy stream and a compute stream, CUDA graphs on
-//    per PipelineOptions::cuda_graphs;
+//  - own a context per slot and chunk (one per slot without chunk_images),
+//    bound once to the slot's own device input and output, all sharing one
+//    activation block (create_context_without_memory + set_device_memory:
+//    they run in turn on the worker's compute stream); a copy stream, a
+//    compute stream and a download stream; CUDA graphs on per
+//    PipelineOptions::cuda_graphs;
 //  - per slot: a pinned host input and output buffer for max_batch, allocated
 //    once (never per request), device IO buffers, and events;
-//  - start(): memcpy the batch into the slot's pinned buffer, cudaMemcpyAsync
-//    it to the device on the copy stream after a cudaStreamWaitEvent on the
-//    previous batch's input-consumed event (set_input_consumed_event), then
-//    enqueue the context on the compute stream after the copy's event;
-//    uint8 input is copied as bytes and normalized on the GPU; softmax and
-//    top-k run on the GPU after the network, and only their results (or the
-//    full output) are copied back on the compute stream;
+//  - start(): memcpy the batch into the slot's pinned buffer (unless it is
+//    page-locked already), cudaMemcpyAsync it, a chunk at a time, into the
+//    slot's device input on the copy stream, recording an event per chunk,
+//    then enqueue each chunk's context on the compute stream after its
+//    chunk's event. An input per slot lets an upload start as soon as the
+//    previous one ends (one shared input would wait for the previous
+//    network to read it); uint8 input (either layout) is copied as bytes
+//    and normalized and laid out as the engine's input by one kernel on the
+//    GPU; softmax and top-k run on the GPU after the network, and only
+//    their results (or the full output) are copied back;
 //  - finish(): wait for the slot's done event, copy the pinned output into the
 //    Result. Never leave the device busy with a slot's buffers after finish()
 //    or the destructor returns;

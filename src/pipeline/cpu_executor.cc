@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <map>
+#include <span>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "pipeline/host_postprocess.h"
 #include "reference/reference_runtime.h"
@@ -59,32 +61,56 @@ class CpuExecutor final : public BatchExecutor {
   void finish(int /*slot*/, Result& result) override {
     ANVIL_CHECK(batch_ != nullptr);
     const Batch& batch = *std::exchange(batch_, nullptr);
-    std::map<std::string, Tensor> inputs;
-    inputs[graph_->inputs[0]->name] = input_tensor(batch);
-    std::vector<Tensor> outputs = runtime_.run(inputs);
-    const Tensor& out = outputs.at(0);
-    if (out.element_count() != batch.batch_size * info_.output_elements)
-      fail(ErrorKind::kInternal, "the model gave ", out.element_count(), " outputs for ",
-           batch.batch_size, " images of ", info_.output_elements);
-    write_result(out.values<float>(), batch.batch_size, result);
+    const std::int64_t n = batch.batch_size;
+    // Chunks run in turn, as the GPU executor's (nothing to overlap here):
+    // the same per-image results either way, and the option means the same
+    // on both executors.
+    const std::int64_t chunk = options_.chunk_images > 0 ? options_.chunk_images : n;
+    const auto classes = static_cast<std::size_t>(info_.output_elements);
+    std::vector<float> logits;
+    logits.reserve(static_cast<std::size_t>(n) * classes);
+    for (std::int64_t first = 0; first < n; first += chunk) {
+      const std::int64_t count = std::min(chunk, n - first);
+      std::map<std::string, Tensor> inputs;
+      inputs[graph_->inputs[0]->name] = input_tensor(batch, first, count);
+      std::vector<Tensor> outputs = runtime_.run(inputs);
+      const Tensor& out = outputs.at(0);
+      if (out.element_count() != count * info_.output_elements)
+        fail(ErrorKind::kInternal, "the model gave ", out.element_count(), " outputs for ", count,
+             " images of ", info_.output_elements);
+      const std::span<const float> values = out.values<float>();
+      logits.insert(logits.end(), values.begin(), values.end());
+    }
+    write_result(logits, n, result);
   }
 
  private:
-  Tensor input_tensor(const Batch& batch) const {
-    Extents extents{batch.batch_size};
+  // Images first..first+count of `batch` as the model's input.
+  Tensor input_tensor(const Batch& batch, std::int64_t first, std::int64_t count) const {
+    Extents extents{count};
     extents.insert(extents.end(), info_.image_dims.begin(), info_.image_dims.end());
     Tensor t(DType::kFloat32, std::move(extents));
     float* dst = t.data<float>();
+    std::size_t image = 1;
+    for (std::int64_t d : info_.image_dims)
+      image *= static_cast<std::size_t>(d);
+    const auto offset = static_cast<std::size_t>(first) * image;
+    const auto size = static_cast<std::size_t>(count) * image;
     if (batch.format == InputFormat::kFloat32Nchw) {
-      const std::span<const float> pixels = batch.float_pixels();
+      const std::span<const float> pixels = batch.float_pixels().subspan(offset, size);
       std::copy(pixels.begin(), pixels.end(), dst);
       return t;
     }
     const std::int64_t h = info_.image_dims[1], w = info_.image_dims[2];
-    const auto image = static_cast<std::size_t>(3 * h * w);
-    for (std::size_t i = 0; i < static_cast<std::size_t>(batch.batch_size); ++i)
-      normalize_uint8_image(batch.byte_pixels().subspan(i * image, image), h, w, options_.mean,
-                            options_.stddev, std::span(dst + i * image, image));
+    const bool planar = batch.format == InputFormat::kUint8Nchw;
+    for (std::size_t i = 0; i < static_cast<std::size_t>(count); ++i) {
+      const auto bytes = batch.byte_pixels().subspan(offset + i * image, image);
+      const std::span out(dst + i * image, image);
+      if (planar)
+        normalize_uint8_planar_image(bytes, h, w, options_.mean, options_.stddev, out);
+      else
+        normalize_uint8_image(bytes, h, w, options_.mean, options_.stddev, out);
+    }
     return t;
   }
 

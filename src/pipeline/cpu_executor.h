@@ -15,7 +15,8 @@ namespace anvil::pipeline {
 // slot each. The graph must have one FP32 input [N, ...] and one FP32 output
 // [N, ...], N the batch, every other dim known; kUnsupported otherwise. A
 // symbolic N accepts batches of 1..max_batch, a fixed one only itself.
-// kUint8Nhwc batches are normalized on the host, softmax and top-k too.
+// kUint8Nhwc and kUint8Nchw batches are normalized on the host, softmax and
+// top-k too.
 ExecutorFactory cpu_executor_factory(std::shared_ptr<const ir::Graph> graph,
                                      std::int64_t max_batch = 1024);
 

@@ -23,6 +23,22 @@ void normalize_uint8_image(std::span<const std::uint8_t> hwc, std::int64_t heigh
   }
 }
 
+void normalize_uint8_planar_image(std::span<const std::uint8_t> chw, std::int64_t height,
+                                  std::int64_t width, const float (&mean)[3],
+                                  const float (&stddev)[3], std::span<float> out) {
+  const auto plane = static_cast<std::size_t>(height * width);
+  ANVIL_CHECK(chw.size() == plane * 3 && out.size() == plane * 3);
+  for (std::size_t c = 0; c < 3; ++c) {
+    // As normalize_uint8_image, so both layouts give the same floats.
+    const float scale = 1.0f / (255.0f * stddev[c]);
+    const float shift = -mean[c] / stddev[c];
+    const std::uint8_t* src = chw.data() + c * plane;
+    float* dst = out.data() + c * plane;
+    for (std::size_t i = 0; i < plane; ++i)
+      dst[i] = static_cast<float>(src[i]) * scale + shift;
+  }
+}
+
 void softmax_in_place(std::span<float> values) {
   if (values.empty()) return;
   float max = -std::numeric_limits<float>::infinity();

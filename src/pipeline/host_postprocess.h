@@ -15,6 +15,10 @@ namespace anvil::pipeline {
 void normalize_uint8_image(std::span<const std::uint8_t> hwc, std::int64_t height,
                            std::int64_t width, const float (&mean)[3], const float (&stddev)[3],
                            std::span<float> out);
+// The same for one 3 x H x W image given as R, G and B planes.
+void normalize_uint8_planar_image(std::span<const std::uint8_t> chw, std::int64_t height,
+                                  std::int64_t width, const float (&mean)[3],
+                                  const float (&stddev)[3], std::span<float> out);
 
 // Replaces `values` by their softmax (max-subtracted, so large logits do not
 // overflow). A NaN, or a maximum of +-infinity, makes every value NaN.

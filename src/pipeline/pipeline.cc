@@ -39,6 +39,9 @@ void check_options(const PipelineOptions& o) {
   if (o.batches_in_flight_per_worker < 1)
     fail(ErrorKind::kInvalidArgument, "batches in flight per worker must be at least 1, got ",
          o.batches_in_flight_per_worker);
+  if (o.chunk_images < 0)
+    fail(ErrorKind::kInvalidArgument, "pipeline chunk_images must be 0 (whole requests) or ",
+         "a positive number of images per chunk, got ", o.chunk_images);
   for (float s : o.stddev)
     if (!(s > 0.0f))
       fail(ErrorKind::kInvalidArgument, "normalization stddev must be positive, got ", s);
@@ -50,9 +53,45 @@ void check_model(const PipelineOptions& o, const ExecutorModelInfo& m) {
     fail(ErrorKind::kInvalidArgument, "the pipeline's executor describes an unusable model (",
          m.image_dims.size(), " input dims, ", m.output_elements, " outputs, batch ", m.min_batch,
          "..", m.max_batch, ")");
+  // A chunk outside the model's batch range could never run: a mistake, not
+  // a request to leave batches whole.
+  if (o.chunk_images > 0 && (o.chunk_images < m.min_batch || o.chunk_images > m.max_batch))
+    fail(ErrorKind::kInvalidArgument, "pipeline chunk_images ", o.chunk_images,
+         " is outside the model's batch range ", m.min_batch, "..", m.max_batch,
+         ": choose a chunk in that range, or 0 to run requests whole");
   if (o.output == OutputMode::kTopK && (o.top_k < 1 || o.top_k > m.output_elements))
     fail(ErrorKind::kInvalidArgument, "top-k must be 1..", m.output_elements,
          " (the model's classes), got ", o.top_k);
+}
+
+const char* format_name(InputFormat f) {
+  switch (f) {
+    case InputFormat::kFloat32Nchw:
+      return "kFloat32Nchw";
+    case InputFormat::kUint8Nhwc:
+      return "kUint8Nhwc";
+    case InputFormat::kUint8Nchw:
+      return "kUint8Nchw";
+  }
+  return "an unknown format";
+}
+
+// A pixel vector other than `format`'s is a caller's mix-up (say NCHW bytes
+// put in nhwc): name it rather than report a batch of 0 bytes.
+void check_pixel_field(const Batch& b) {
+  struct Field {
+    const char* name;
+    bool filled;
+    InputFormat format;
+  };
+  const Field fields[] = {{"nchw", !b.nchw.empty(), InputFormat::kFloat32Nchw},
+                          {"nhwc", !b.nhwc.empty(), InputFormat::kUint8Nhwc},
+                          {"nchw_u8", !b.nchw_u8.empty(), InputFormat::kUint8Nchw}};
+  for (const Field& f : fields)
+    if (f.filled && f.format != b.format)
+      fail(ErrorKind::kInvalidArgument, "Batch::", f.name,
+           " holds pixels but the batch's format is ", format_name(b.format), ": set format to ",
+           format_name(f.format), " or move the pixels");
 }
 
 }  // namespace
@@ -63,7 +102,7 @@ std::span<const float> Batch::float_pixels() const {
 }
 
 std::span<const std::uint8_t> Batch::byte_pixels() const {
-  if (borrowed.empty()) return nhwc;
+  if (borrowed.empty()) return format == InputFormat::kUint8Nchw ? nchw_u8 : nhwc;
   return {reinterpret_cast<const std::uint8_t*>(borrowed.data()), borrowed.size()};
 }
 
@@ -133,9 +172,17 @@ void Pipeline::Impl::check_batch(const Batch& batch) const {
     fail(ErrorKind::kInvalidArgument, "batch size ", batch.batch_size, " is outside the model's ",
          model.min_batch, "..", model.max_batch);
   const std::int64_t n = batch.batch_size;
-  if (!batch.borrowed.empty() && (!batch.nchw.empty() || !batch.nhwc.empty()))
+  const std::int64_t chunk = options.chunk_images;
+  if (chunk > 0 && n > chunk && n % chunk != 0 && n % chunk < model.min_batch)
+    fail(ErrorKind::kInvalidArgument, "a batch of ", n, " in chunks of ", chunk,
+         " images ends with a chunk of ", n % chunk, ", below the model's smallest batch ",
+         model.min_batch, ": send a multiple of ", chunk, " or change chunk_images");
+  if (!batch.borrowed.empty() &&
+      (!batch.nchw.empty() || !batch.nhwc.empty() || !batch.nchw_u8.empty()))
     fail(ErrorKind::kInvalidArgument,
-         "a batch has both borrowed pixels and its own nchw / nhwc: give them in one place");
+         "a batch has both borrowed pixels and its own nchw / nhwc / nchw_u8: give them in one "
+         "place");
+  check_pixel_field(batch);
   switch (batch.format) {
     case InputFormat::kFloat32Nchw: {
       const std::int64_t expected = n * product(model.image_dims);
@@ -149,15 +196,17 @@ void Pipeline::Impl::check_batch(const Batch& batch) const {
              " floats, got ", batch.float_pixels().size());
       return;
     }
-    case InputFormat::kUint8Nhwc: {
+    case InputFormat::kUint8Nhwc:
+    case InputFormat::kUint8Nchw: {
       if (model.image_dims.size() != 3 || model.image_dims[0] != 3)
         fail(ErrorKind::kUnsupported, "uint8 images need a model input of 3 x H x W; it has ",
              model.image_dims.size(), " dims per image");
       const std::int64_t expected = n * product(model.image_dims);
       if (static_cast<std::int64_t>(batch.byte_pixels().size()) != expected)
         fail(ErrorKind::kInvalidArgument, "a batch of ", n, " ", model.image_dims[1], "x",
-             model.image_dims[2], " RGB images needs ", expected, " bytes, got ",
-             batch.byte_pixels().size());
+             model.image_dims[2], " RGB images (",
+             batch.format == InputFormat::kUint8Nchw ? "NCHW" : "NHWC", ") needs ", expected,
+             " bytes, got ", batch.byte_pixels().size());
       return;
     }
   }

@@ -36,16 +36,16 @@ TEST(AblationBench, EveryConfigMatchesAPlainRun) {
   fs::create_directories(dir);
   const fs::path json = dir / "ablation.json", trace = dir / "trace.json", chart = dir / "c.png";
   const std::string command = cli.string() + " bench --ablation " + model.string() +
-                              " --batch 8 --batches 4 --timed 2 --duration 0.2 --configs 0-10" +
-                              " --timing-cache " + (dir / "cache").string() + " --json " +
-                              json.string() + " --trace " + trace.string() + " --chart " +
-                              chart.string();
+                              " --batch 8 --batches 4 --timed 2 --duration 0.2 --configs 0-12" +
+                              " --chunk-images 3" + " --timing-cache " + (dir / "cache").string() +
+                              " --json " + json.string() + " --trace " + trace.string() +
+                              " --chart " + chart.string();
   std::printf("running: %s\n", command.c_str());
   ASSERT_EQ(std::system(command.c_str()), 0) << command;
 
   std::ifstream in(json);
   const nlohmann::json report = nlohmann::json::parse(in);
-  ASSERT_EQ(report["rows"].size(), 11u) << report.dump(2);
+  ASSERT_EQ(report["rows"].size(), 13u) << report.dump(2);
   EXPECT_GT(report["h2d_gb_per_s"].get<double>(), 1.0);
   for (const nlohmann::json& row : report["rows"]) {
     const int config = row["config"];
@@ -63,7 +63,12 @@ TEST(AblationBench, EveryConfigMatchesAPlainRun) {
     // engine_int8_test.cc): 4 of 32 flipped on an H100 (2026-11-26), so a
     // quarter is allowed; results handed to the wrong request would flip
     // nearly all 32.
-    EXPECT_LE(row["top1_mismatches"].get<int>(), config == 10 ? 8 : config == 9 ? 1 : 0);
+    // Configs 11 and 12 run each batch of 8 as chunks of 3, 3 and 2 against a
+    // plain run at 8: equal unless a tactic's bits depend on the batch size,
+    // which could flip a near tie as in 9 (11) or move INT8 rounding steps
+    // as in 10 (12).
+    const int allowed = config == 10 || config == 12 ? 8 : config == 9 || config == 11 ? 1 : 0;
+    EXPECT_LE(row["top1_mismatches"].get<int>(), allowed);
   }
 
   std::ifstream trace_in(trace);

@@ -1,7 +1,7 @@
 // The image preprocessing kernels (src/cuda/kernels/preprocess.h): uint8 HWC
-// images normalized as io::preprocess_imagenet does, to NCHW FP32 and to the
-// engine's padded NHWC storage (padding exactly zero), bit for bit what
-// images_to_nchw + the engine's reformat_in give, also inside a CUDA graph.
+// (and CHW: planar sources give the packed ones' bits) images normalized as io::preprocess_imagenet
+// does, to NCHW FP32 and to the engine's padded NHWC storage (padding exactly zero), bit for bit
+// what images_to_nchw + the engine's reformat_in give, also inside a CUDA graph.
 #include <cuda_fp16.h>
 
 #include <cmath>
@@ -239,6 +239,115 @@ std::vector<StorageCase> storage_cases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, PreprocessStorage, ::testing::ValuesIn(storage_cases()));
+
+// Planar (NCHW) sources: the same images as planes (plane k = byte k of each
+// packed pixel, so blue first for kBgr) must give, bit for bit, what the
+// packed images give through the same launcher, to FP32 NCHW and to storage,
+// and stay within the reference's FP32 bound. h * w % 4 == 0 with an aligned
+// source takes the 4-pixel path (one 4-byte load per plane); the rest, odd
+// offsets and a batch's partial last group, the pixel-by-pixel one.
+struct PlanarCase {
+  ImageBatchShape shape;  // layout is set by the test
+  std::int64_t src_offset = 0;
+};
+
+std::string describe(const PlanarCase& c, const char* to) {
+  return cat("planar source n=", c.shape.n, " h=", c.shape.h, " w=", c.shape.w, " ",
+             order_name(c.shape.order), " src_offset=", c.src_offset, " -> ", to);
+}
+
+std::vector<std::uint8_t> packed_to_planes(const std::vector<std::uint8_t>& packed,
+                                           const ImageBatchShape& s) {
+  const std::int64_t hw = s.h * s.w;
+  std::vector<std::uint8_t> planes(packed.size());
+  for (std::int64_t n = 0; n < s.n; ++n)
+    for (std::int64_t p = 0; p < hw; ++p)
+      for (std::int64_t k = 0; k < 3; ++k)
+        planes[static_cast<std::size_t>((n * 3 + k) * hw + p)] =
+            packed[static_cast<std::size_t>((n * hw + p) * 3 + k)];
+  return planes;
+}
+
+// Counts elements whose bits differ, reporting the first few and the worst.
+std::size_t bit_differences(const std::vector<float>& got, const std::vector<float>& want,
+                            const std::string& what) {
+  std::size_t differ = 0, worst = 0;
+  float worst_diff = -1.0f;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    if (std::memcmp(&got[i], &want[i], sizeof(float)) == 0) continue;
+    if (differ++ < 3)
+      ADD_FAILURE() << what << ": element " << i << " is " << got[i] << ", the packed source gives "
+                    << want[i];
+    const float d = std::fabs(got[i] - want[i]);
+    if (!(d <= worst_diff)) worst_diff = d, worst = i;
+  }
+  if (differ > 0)
+    ADD_FAILURE() << what << ": " << differ << " of " << got.size()
+                  << " elements differ from the packed source's; worst at " << worst << ": "
+                  << got[worst] << " vs " << want[worst];
+  return differ;
+}
+
+class PreprocessPlanar : public ::testing::TestWithParam<PlanarCase> {};
+
+TEST_P(PreprocessPlanar, GivesWhatThePackedSourceGivesBitForBit) {
+  ANVIL_REQUIRE_GPU();
+  const PlanarCase& pc = GetParam();
+  ImageBatchShape packed_shape = pc.shape;
+  packed_shape.layout = cuda::kernels::PixelLayout::kNhwc;
+  ImageBatchShape planar_shape = pc.shape;
+  planar_shape.layout = cuda::kernels::PixelLayout::kNchw;
+  const std::int64_t pixels = pc.shape.n * pc.shape.h * pc.shape.w;
+  const std::vector<std::uint8_t> packed = random_pixels(pixels * 3, 21);
+  const Normalization norm = custom_normalization();
+  cuda::Stream stream;
+  const DeviceImages packed_src = upload_bytes(packed, 0);
+  const DeviceImages planar_src = upload_bytes(packed_to_planes(packed, pc.shape), pc.src_offset);
+
+  {  // -> FP32 NCHW, also against the CPU reference.
+    const std::size_t count = static_cast<std::size_t>(pixels * 3);
+    const cuda::DeviceBuffer want = testing::poisoned(count, StorageType::kFloat32);
+    const cuda::DeviceBuffer got = testing::poisoned(count, StorageType::kFloat32);
+    cuda::kernels::images_to_nchw(packed_src.data(), want.as<float>(), packed_shape, norm,
+                                  stream.get());
+    cuda::kernels::images_to_nchw(planar_src.data(), got.as<float>(), planar_shape, norm,
+                                  stream.get());
+    stream.synchronize();
+    const std::vector<float> g = stored_values(got.data(), count, StorageType::kFloat32);
+    const std::string what = describe(pc, "FP32 NCHW");
+    EXPECT_EQ(bit_differences(g, stored_values(want.data(), count, StorageType::kFloat32), what),
+              0u);
+    EXPECT_TRUE(testing::close(g, reference_nchw(packed, packed_shape, norm), StorageType::kFloat32,
+                               what, 1e-5f));
+  }
+  for (StorageType type : {StorageType::kFloat32, StorageType::kFloat16})
+    for (std::int64_t c_pad : {4, 8}) {
+      const std::size_t count = static_cast<std::size_t>(pixels * c_pad);
+      const cuda::DeviceBuffer want = testing::poisoned(count, type);
+      const cuda::DeviceBuffer got = testing::poisoned(count, type);
+      cuda::kernels::images_to_engine_storage(packed_src.data(), want.data(), type, c_pad,
+                                              packed_shape, norm, stream.get());
+      cuda::kernels::images_to_engine_storage(planar_src.data(), got.data(), type, c_pad,
+                                              planar_shape, norm, stream.get());
+      stream.synchronize();
+      EXPECT_EQ(bit_differences(
+                    stored_values(got.data(), count, type), stored_values(want.data(), count, type),
+                    describe(pc, cat(testing::type_name(type), " storage, c_pad ", c_pad).c_str())),
+                0u);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Kernels, PreprocessPlanar,
+    ::testing::Values(PlanarCase{{3, 224, 224, ChannelOrder::kRgb}},
+                      PlanarCase{{3, 224, 224, ChannelOrder::kBgr}},
+                      PlanarCase{{2, 8, 6, ChannelOrder::kRgb}},     // 4-pixel groups
+                      PlanarCase{{2, 8, 6, ChannelOrder::kBgr}, 1},  // unaligned: by pixel
+                      PlanarCase{{2, 17, 13, ChannelOrder::kRgb}},   // hw % 4 != 0
+                      PlanarCase{{2, 17, 13, ChannelOrder::kBgr}, 3},
+                      PlanarCase{{1, 1, 1, ChannelOrder::kRgb}},
+                      PlanarCase{{5, 3, 5, ChannelOrder::kBgr}, 2},
+                      PlanarCase{{3, 2, 2, ChannelOrder::kRgb}}));  // hw = 4: one group an image
 
 // The Pipeline will enqueue it inside the engine's CUDA graph.
 TEST(PreprocessStorage, RunsInsideACudaGraph) {

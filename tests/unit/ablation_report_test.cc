@@ -28,10 +28,14 @@ TEST(AblationConfigs, ParsesListsAndRanges) {
   EXPECT_EQ(parse_config_list("9,0-2,1"), (std::vector<int>{0, 1, 2, 9}));
   EXPECT_EQ(parse_config_list("0-10").size(), 11u);
   EXPECT_EQ(parse_config_list("10"), (std::vector<int>{10}));
+  // The chunked configs follow the guide's and the uint8 ones.
+  EXPECT_EQ(parse_config_list("0-12").size(), 13u);
+  EXPECT_EQ(parse_config_list("11-12"), (std::vector<int>{11, 12}));
+  EXPECT_EQ(kAblationConfigCount, 13);
 }
 
 TEST(AblationConfigs, RejectsWhatIsNotAConfig) {
-  for (const char* text : {"", "11", "1,,2", "a", "3-1", "-1", "1-", "0,99999"}) {
+  for (const char* text : {"", "13", "1,,2", "a", "3-1", "-1", "1-", "0,99999"}) {
     try {
       parse_config_list(text);
       ADD_FAILURE() << "'" << text << "' was accepted";

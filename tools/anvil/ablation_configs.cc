@@ -298,7 +298,7 @@ class ResultQueue {
   std::deque<Item> items_;
 };
 
-// Configs 5-9: the public Pipeline, results processed on a thread of their
+// Configs 5-12: the public Pipeline, results processed on a thread of their
 // own while the main thread submits.
 class PipelineJob : public Job {
  public:
@@ -306,10 +306,12 @@ class PipelineJob : public Job {
               std::int64_t small_batch, const AblationData& data)
       : data_(data), uint8_(uint8), small_batch_(small_batch) {
     const Io io = io_of(*engine, engine->max_batch());
+    // As the GPU executor allocates: one activation block per worker (its
+    // chunk contexts share it) and a device input and output per slot.
     const std::size_t per_worker =
-        engine->context_memory_bytes() + io.input_bytes + io.output_bytes +
+        engine->context_memory_bytes() +
         static_cast<std::size_t>(options.batches_in_flight_per_worker) *
-            (io.output_bytes + (uint8 ? io.input_bytes / sizeof(float) : 0));
+            (io.input_bytes + io.output_bytes + (uint8 ? io.input_bytes / sizeof(float) : 0));
     device_bytes = engine->weight_bytes() + static_cast<std::size_t>(options.workers) * per_worker;
     classes_ = io.classes;
     // The data set in page-locked memory, as from config 2 on; the batches
@@ -420,7 +422,8 @@ const Engine& need(const std::shared_ptr<const Engine>& engine, int config) {
   return *engine;
 }
 
-std::unique_ptr<Job> make_job(int config, const AblationEngines& e, const AblationData& data) {
+std::unique_ptr<Job> make_job(int config, const AblationEngines& e, const AblationData& data,
+                              const ConfigSettings& settings) {
   PipelineOptions options;
   options.output = OutputMode::kFullOutput;
   options.batches_in_flight_per_worker = 2;
@@ -452,6 +455,19 @@ std::unique_ptr<Job> make_job(int config, const AblationEngines& e, const Ablati
         fail(ErrorKind::kUnsupported, "config ", config,
              " sends uint8 RGB images: the model's input has ", data.channels, " channels, not 3");
       return std::make_unique<PipelineJob>(config == 9 ? e.fp16 : e.int8, options, true, 0, data);
+    case 11:
+    case 12: {
+      // One worker: every upload on one copy stream, back to back, rather
+      // than two workers' uploads sharing PCIe and both landing late. Three
+      // batches in flight, so the host never holds the next upload back.
+      const std::shared_ptr<const Engine>& engine = config == 11 ? e.fp16 : e.int8;
+      need(engine, config);
+      options.workers = 1;
+      options.batches_in_flight_per_worker = 3;
+      options.chunk_images = static_cast<int>(std::clamp<std::int64_t>(
+          settings.chunk_images, 1, std::min(data.batch, engine->max_batch())));
+      return std::make_unique<PipelineJob>(engine, options, false, 0, data);
+    }
     default:
       fail(ErrorKind::kInvalidArgument, "there is no runnable config ", config);
   }
@@ -469,7 +485,7 @@ std::vector<int> range(int first, int end) {
 ConfigResult run_ablation_config(int config, const AblationEngines& engines,
                                  const AblationData& data, const ConfigSettings& settings) {
   ConfigResult result;
-  const std::unique_ptr<Job> job = make_job(config, engines, data);
+  const std::unique_ptr<Job> job = make_job(config, engines, data, settings);
   job->result = &result;
   result.device_bytes = job->device_bytes;
   const int batches = static_cast<int>(data.nchw.size());

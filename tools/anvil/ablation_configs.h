@@ -20,8 +20,8 @@ namespace anvil::cli {
 
 struct AblationEngines {
   std::shared_ptr<const Engine> fp32;          // configs 0-2
-  std::shared_ptr<const Engine> fp16;          // configs 3-7 and 9
-  std::shared_ptr<const Engine> int8;          // config 10
+  std::shared_ptr<const Engine> fp16;          // configs 3-7, 9 and 11
+  std::shared_ptr<const Engine> int8;          // configs 10 and 12
   std::shared_ptr<const Engine> two_profiles;  // config 8: small batches and full ones
   std::int64_t small_batch = 0;                // config 8's small batch (profile 0's opt)
 };
@@ -32,9 +32,10 @@ struct TraceSpan {
 };
 
 struct ConfigSettings {
-  int timed = 3;           // the last `timed` of the data's batches are timed
-  double duration_s = 2;   // the throughput run, at least one round
-  int round_batches = 16;  // throughput rounds: batches prepared untimed, then timed
+  int timed = 3;                   // the last `timed` of the data's batches are timed
+  double duration_s = 2;           // the throughput run, at least one round
+  int round_batches = 16;          // throughput rounds: batches prepared untimed, then timed
+  std::int64_t chunk_images = 32;  // configs 11 and 12: images per chunk
 };
 
 struct ConfigResult {
@@ -47,7 +48,7 @@ struct ConfigResult {
   std::vector<TraceSpan> spans;  // the timed batches
 };
 
-// Runs `config` (1..10; 0 the baseline): every batch once, the last
+// Runs `config` (1..12; 0 the baseline): every batch once, the last
 // settings.timed of them timed, then the throughput run. kInvalidArgument for
 // a config without an engine in `engines`.
 ConfigResult run_ablation_config(int config, const AblationEngines& engines,

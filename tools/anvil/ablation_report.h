@@ -19,10 +19,12 @@
 namespace anvil::cli {
 
 // The rows of the TensorRT optimization guide's table (approaches 0..8), and
-// two more of Anvil's; each adds one thing to the row above it, except 8,
+// more of Anvil's; each adds one thing to the row above it, except 8,
 // which adds a second profile to 7, and 9, which changes 7's input to uint8
-// (10 runs 9 on an INT8 engine).
-inline constexpr std::array<std::string_view, 11> kAblationConfigNames = {
+// (10 runs 9 on an INT8 engine). 11 is 6 (one worker, CUDA graphs, FP32
+// input) with each batch split into chunks whose uploads and networks
+// overlap (PipelineOptions::chunk_images); 12 runs 11 on the INT8 engine.
+inline constexpr std::array<std::string_view, 13> kAblationConfigNames = {
     "baseline: FP32, per-batch cudaMalloc/cudaFree, pageable, synchronous",
     "reuse device buffers",
     "pinned host memory",
@@ -34,6 +36,8 @@ inline constexpr std::array<std::string_view, 11> kAblationConfigNames = {
     "two optimization profiles (+ a small batch per batch)",
     "uint8 NHWC input, normalized on the GPU",
     "INT8 engine (uint8 input, as 9)",
+    "sub-batch chunks: upload and compute overlap within a batch (FP16, FP32 input)",
+    "sub-batch chunks on the INT8 engine (FP32 input, as 11)",
 };
 inline constexpr int kAblationConfigCount = static_cast<int>(kAblationConfigNames.size());
 inline constexpr std::string_view kNeedsRgb = "not available (the input is not 3-channel)";

@@ -38,7 +38,8 @@ struct BenchOptions {
   int timed = 3;
   std::int64_t batch = 128;
   double duration_s = 2;
-  std::string configs = "0-10";
+  std::string configs = "0-12";
+  std::int64_t chunk_images = 32;
   unsigned seed = 10088;  // the guide's
   std::string timing_cache;
   std::string json, trace, chart;
@@ -152,7 +153,7 @@ void run_ablation(const BenchOptions& opt) {
 
   AblationEngines engines;
   if (uses(configs, 0, 2)) engines.fp32 = build_engine(o, "FP32", false, {{1, o.batch, o.batch}});
-  if (uses(configs, 3, 7) || uses(configs, 9, 9))
+  if (uses(configs, 3, 7) || uses(configs, 9, 9) || uses(configs, 11, 12))
     engines.fp16 = build_engine(o, "FP16", true, {{1, o.batch, o.batch}});
   if (uses(configs, 8, 8) && two_profiles_possible) {
     engines.two_profiles = build_engine(o, "FP16 two-profile", true, {low, high});
@@ -188,17 +189,22 @@ void run_ablation(const BenchOptions& opt) {
     ConfigSettings settings;
     settings.timed = o.timed;
     settings.duration_s = o.duration_s;
+    settings.chunk_images = o.chunk_images;
     // Plain runs of each engine: the top-1 classes every config must give.
-    std::vector<std::vector<std::int32_t>> want_fp32, want_fp16, want_u8, want_int8, want_two,
-        want_small;
+    std::vector<std::vector<std::int32_t>> want_fp32, want_fp16, want_u8, want_int8, want_int8_fp32,
+        want_two, want_small;
     if (engines.fp32) want_fp32 = plain_top1(*engines.fp32, data.nchw, o.batch);
     if (engines.fp16) want_fp16 = plain_top1(*engines.fp16, data.nchw, o.batch);
     if (engines.fp16 && uses(configs, 9, 9) && !data.nhwc_as_nchw.empty())
       want_u8 = plain_top1(*engines.fp16, data.nhwc_as_nchw, o.batch);
-    if (uses(configs, 10, 10) && !data.nhwc_as_nchw.empty()) {
-      engines.int8 = build_engine(o, "INT8", true, {{1, o.batch, o.batch}},
-                                  calibrate_on(o, data, any->io_tensors()));
-      want_int8 = plain_top1(*engines.int8, data.nhwc_as_nchw, o.batch);
+    if (uses(configs, 10, 10) || uses(configs, 12, 12)) {
+      if (!data.nhwc_as_nchw.empty())
+        engines.int8 = build_engine(o, "INT8", true, {{1, o.batch, o.batch}},
+                                    calibrate_on(o, data, any->io_tensors()));
+      if (engines.int8 && uses(configs, 10, 10))
+        want_int8 = plain_top1(*engines.int8, data.nhwc_as_nchw, o.batch);
+      if (engines.int8 && uses(configs, 12, 12))
+        want_int8_fp32 = plain_top1(*engines.int8, data.nchw, o.batch);
     }
     if (engines.two_profiles) {
       want_two = plain_top1(*engines.two_profiles, data.nchw, o.batch);
@@ -208,7 +214,9 @@ void run_ablation(const BenchOptions& opt) {
       AblationRow& row = report.rows.emplace_back();
       row.config = c;
       row.name = std::string(kAblationConfigNames[static_cast<std::size_t>(c)]);
-      if ((c == 8 && !two_profiles_possible) || (c >= 9 && data.nhwc.empty())) {
+      // 9 and 10 send uint8 RGB; 10 and 12 calibrate INT8 on it.
+      const bool needs_rgb = c == 9 || c == 10 || c == 12;
+      if ((c == 8 && !two_profiles_possible) || (needs_rgb && data.nhwc.empty())) {
         row.available = false;
         row.note = c == 8 ? "not available (needs --batch 4 or more)" : std::string(kNeedsRgb);
         continue;
@@ -222,6 +230,7 @@ void run_ablation(const BenchOptions& opt) {
                          : c == 8  ? want_two
                          : c == 9  ? want_u8
                          : c == 10 ? want_int8
+                         : c == 12 ? want_int8_fp32
                                    : want_fp16;
       row.top1_mismatches = count_mismatches(r.top1, want, row.top1_checked);
       if (c == 8)
@@ -229,6 +238,9 @@ void run_ablation(const BenchOptions& opt) {
       if (c == 8)
         row.note = "each batch also runs its first " + std::to_string(small) +
                    " images as a batch of their own (profile 0)";
+      if (c >= 11)
+        row.note = "chunks of " + std::to_string(std::min(o.chunk_images, o.batch)) +
+                   " images, 1 worker, 3 batches in flight, CUDA graphs";
       std::fprintf(stderr, "  %.3f ms, %.0f images/s\n", row.timed_ms, row.images_per_s);
       last_spans = std::move(r.spans);
       last_row = &row;
@@ -293,6 +305,9 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--configs", opt->configs, "Configs to run, e.g. 0,1,3 or 0-4,9 (default all)");
   cmd->add_option("--seed", opt->seed, "Seed of the random input");
+  cmd->add_option("--chunk-images", opt->chunk_images,
+                  "Images per chunk of configs 11 and 12 (sub-batch pipelining)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--timing-cache", opt->timing_cache,
                   "Timing cache file (default MODEL.timing-cache, next to the model)");
   cmd->add_option("--json", opt->json, "Write every number to this JSON file");

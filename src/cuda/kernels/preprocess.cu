@@ -1,5 +1,6 @@
-// The input is a flat array of n * h * w packed 3-byte pixels. A thread takes
-// 4 consecutive pixels as three aligned 4-byte loads (12 bytes) where the
+// The input is n * h * w pixels of 3 bytes, packed (NHWC) or in three planes
+// per image (NCHW). A thread takes 4 consecutive pixels of one image as three
+// aligned 4-byte loads (12 packed bytes, or 4 bytes of each plane) where the
 // pointers allow, else one pixel with byte loads; either way a warp reads
 // consecutive addresses. Normalization is one FMA per value with
 // scale = 1 / (255 * std) and bias = -mean / std folded on the host; both
@@ -9,6 +10,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "anvil/error.h"
 #include "cuda/check.h"
@@ -27,15 +29,42 @@ struct Affine {
   float bias[3];
 };
 
+// Byte `c` (in source order) of pixel `pixel` (of the whole batch).
+template <bool kPlanar>
+__device__ __forceinline__ unsigned source_byte(const std::uint8_t* __restrict__ src,
+                                                long long pixel, int c, long long hw) {
+  if constexpr (kPlanar) {
+    const long long image = pixel / hw, p = pixel - image * hw;
+    return __ldg(src + (image * 3 + c) * hw + p);
+  } else {
+    return __ldg(src + 3 * pixel + c);
+  }
+}
+
 // Normalized RGB values of pixels [first, first + kPix), those below `pixels`
-// (the rest are left as the bias: never stored).
-template <int kPix, bool kBgr>
+// (the rest are left as the bias: never stored). kPlanar: NCHW source, whose
+// 4-pixel groups need hw % 4 == 0 (a group then never straddles two images).
+template <int kPix, bool kBgr, bool kPlanar>
 __device__ __forceinline__ void load_pixels(const std::uint8_t* __restrict__ src, long long first,
-                                            long long pixels, const Affine& a,
+                                            long long pixels, long long hw, const Affine& a,
                                             float (&v)[kPix][3]) {
   unsigned bytes[3 * kPix];
   bool loaded = false;
-  if constexpr (kPix == kGroup) {
+  if constexpr (kPix == kGroup && kPlanar) {
+    if (first + kPix <= pixels) {
+      // (image * 3 + c) * hw + p: 4-byte aligned when src is, as hw and p are multiples of 4.
+      const long long image = first / hw, p = first - image * hw;
+#pragma unroll
+      for (int c = 0; c < 3; ++c) {
+        const unsigned word =
+            __ldg(reinterpret_cast<const unsigned*>(src + (image * 3 + c) * hw + p));
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+          bytes[3 * j + c] = (word >> (8 * j)) & 0xffu;  // pixel j's byte of plane c
+      }
+      loaded = true;
+    }
+  } else if constexpr (kPix == kGroup) {
     if (first + kPix <= pixels) {
       // 12 * (first / 4) bytes in: 4-byte aligned when src is.
       const auto* words = reinterpret_cast<const unsigned*>(src + 3 * first);
@@ -54,7 +83,7 @@ __device__ __forceinline__ void load_pixels(const std::uint8_t* __restrict__ src
     for (int i = 0; i < kPix; ++i)
 #pragma unroll
       for (int c = 0; c < 3; ++c)
-        bytes[3 * i + c] = first + i < pixels ? __ldg(src + 3 * (first + i) + c) : 0u;
+        bytes[3 * i + c] = first + i < pixels ? source_byte<kPlanar>(src, first + i, c, hw) : 0u;
   }
 #pragma unroll
   for (int i = 0; i < kPix; ++i)
@@ -65,7 +94,7 @@ __device__ __forceinline__ void load_pixels(const std::uint8_t* __restrict__ src
 
 // kPix == 4 only when h * w % 4 == 0: a group then never straddles two images,
 // and its 4 values of a plane are one aligned float4.
-template <int kPix, bool kBgr>
+template <int kPix, bool kBgr, bool kPlanar>
 __global__ void images_to_nchw_kernel(const std::uint8_t* __restrict__ src, float* __restrict__ dst,
                                       long long hw, long long pixels, Affine a) {
   const long long groups = (pixels + kPix - 1) / kPix;
@@ -73,7 +102,7 @@ __global__ void images_to_nchw_kernel(const std::uint8_t* __restrict__ src, floa
        g += static_cast<long long>(gridDim.x) * blockDim.x) {
     const long long first = g * kPix;
     float v[kPix][3];
-    load_pixels<kPix, kBgr>(src, first, pixels, a, v);
+    load_pixels<kPix, kBgr, kPlanar>(src, first, pixels, hw, a, v);
     const long long image = first / hw, p = first - image * hw;
     float* out = dst + image * 3 * hw + p;
 #pragma unroll
@@ -95,15 +124,15 @@ struct alignas(kN * sizeof(T) < 16 ? kN * sizeof(T) : 16) Packed {
   T v[kN];
 };
 
-template <typename T, int kCPad, int kPix, bool kBgr>
+template <typename T, int kCPad, int kPix, bool kBgr, bool kPlanar>
 __global__ void images_to_storage_kernel(const std::uint8_t* __restrict__ src, T* __restrict__ dst,
-                                         long long pixels, Affine a) {
+                                         long long hw, long long pixels, Affine a) {
   const long long groups = (pixels + kPix - 1) / kPix;
   for (long long g = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; g < groups;
        g += static_cast<long long>(gridDim.x) * blockDim.x) {
     const long long first = g * kPix;
     float v[kPix][3];
-    load_pixels<kPix, kBgr>(src, first, pixels, a, v);
+    load_pixels<kPix, kBgr, kPlanar>(src, first, pixels, hw, a, v);
     Packed<T, kPix * kCPad> out;
 #pragma unroll
     for (int i = 0; i < kPix; ++i)
@@ -165,36 +194,46 @@ Affine fold(const Normalization& norm) {
   return a;
 }
 
-template <int kPix>
-void launch_nchw(const std::uint8_t* src, float* dst, long long hw, long long pixels, bool bgr,
-                 const Affine& a, cudaStream_t stream) {
-  const unsigned grid = grid_for((pixels + kPix - 1) / kPix, kThreads);
-  if (bgr)
-    images_to_nchw_kernel<kPix, true><<<grid, kThreads, 0, stream>>>(src, dst, hw, pixels, a);
+// Calls f with the byte order and source layout as compile-time constants.
+template <typename F>
+void with_source(const ImageBatchShape& shape, F&& f) {
+  const bool bgr = shape.order == ChannelOrder::kBgr;
+  const bool planar = shape.layout == PixelLayout::kNchw;
+  if (bgr && planar)
+    f(std::true_type{}, std::true_type{});
+  else if (bgr)
+    f(std::true_type{}, std::false_type{});
+  else if (planar)
+    f(std::false_type{}, std::true_type{});
   else
-    images_to_nchw_kernel<kPix, false><<<grid, kThreads, 0, stream>>>(src, dst, hw, pixels, a);
+    f(std::false_type{}, std::false_type{});
+}
+
+template <int kPix>
+void launch_nchw(const std::uint8_t* src, float* dst, const ImageBatchShape& shape, long long hw,
+                 long long pixels, const Affine& a, cudaStream_t stream) {
+  const unsigned grid = grid_for((pixels + kPix - 1) / kPix, kThreads);
+  with_source(shape, [&](auto bgr, auto planar) {
+    images_to_nchw_kernel<kPix, decltype(bgr)::value, decltype(planar)::value>
+        <<<grid, kThreads, 0, stream>>>(src, dst, hw, pixels, a);
+  });
 }
 
 template <typename T, int kCPad>
-void launch_storage(const std::uint8_t* src, void* dst, long long pixels, bool bgr, const Affine& a,
-                    cudaStream_t stream) {
+void launch_storage(const std::uint8_t* src, void* dst, const ImageBatchShape& shape, long long hw,
+                    long long pixels, const Affine& a, cudaStream_t stream) {
   T* out = static_cast<T*>(dst);
-  if (aligned(src, 4)) {
-    const unsigned grid = grid_for((pixels + kGroup - 1) / kGroup, kThreads);
-    if (bgr)
-      images_to_storage_kernel<T, kCPad, kGroup, true>
-          <<<grid, kThreads, 0, stream>>>(src, out, pixels, a);
+  const bool groups = aligned(src, 4) && (shape.layout == PixelLayout::kNhwc || hw % kGroup == 0);
+  with_source(shape, [&](auto bgr, auto planar) {
+    constexpr bool kBgr = decltype(bgr)::value, kPlanar = decltype(planar)::value;
+    if (groups)
+      images_to_storage_kernel<T, kCPad, kGroup, kBgr, kPlanar>
+          <<<grid_for((pixels + kGroup - 1) / kGroup, kThreads), kThreads, 0, stream>>>(
+              src, out, hw, pixels, a);
     else
-      images_to_storage_kernel<T, kCPad, kGroup, false>
-          <<<grid, kThreads, 0, stream>>>(src, out, pixels, a);
-    return;
-  }
-  const unsigned grid = grid_for(pixels, kThreads);
-  if (bgr)
-    images_to_storage_kernel<T, kCPad, 1, true><<<grid, kThreads, 0, stream>>>(src, out, pixels, a);
-  else
-    images_to_storage_kernel<T, kCPad, 1, false>
-        <<<grid, kThreads, 0, stream>>>(src, out, pixels, a);
+      images_to_storage_kernel<T, kCPad, 1, kBgr, kPlanar>
+          <<<grid_for(pixels, kThreads), kThreads, 0, stream>>>(src, out, hw, pixels, a);
+  });
 }
 
 }  // namespace
@@ -204,12 +243,11 @@ void images_to_nchw(const std::uint8_t* src, float* dst, const ImageBatchShape& 
   const long long pixels = check_args("images_to_nchw", src, dst, shape, norm);
   if (pixels == 0) return;
   const long long hw = shape.h * shape.w;
-  const bool bgr = shape.order == ChannelOrder::kBgr;
   const Affine a = fold(norm);
   if (hw % kGroup == 0 && aligned(src, 4) && aligned(dst, 16))
-    launch_nchw<kGroup>(src, dst, hw, pixels, bgr, a, stream);
+    launch_nchw<kGroup>(src, dst, shape, hw, pixels, a, stream);
   else
-    launch_nchw<1>(src, dst, hw, pixels, bgr, a, stream);
+    launch_nchw<1>(src, dst, shape, hw, pixels, a, stream);
   ANVIL_GPU_CHECK(cudaGetLastError());
 }
 
@@ -223,20 +261,20 @@ void images_to_engine_storage(const std::uint8_t* src, void* dst, StorageType ds
   if (!aligned(dst, 16))
     fail(ErrorKind::kInvalidArgument, what, ": destination ", dst, " is not 16-byte aligned");
   if (pixels == 0) return;
-  const bool bgr = shape.order == ChannelOrder::kBgr;
+  const long long hw = shape.h * shape.w;
   const Affine a = fold(norm);
   switch (dst_type) {
     case StorageType::kFloat32:
       if (c_pad == 4)
-        launch_storage<float, 4>(src, dst, pixels, bgr, a, stream);
+        launch_storage<float, 4>(src, dst, shape, hw, pixels, a, stream);
       else
-        launch_storage<float, 8>(src, dst, pixels, bgr, a, stream);
+        launch_storage<float, 8>(src, dst, shape, hw, pixels, a, stream);
       break;
     case StorageType::kFloat16:
       if (c_pad == 4)
-        launch_storage<__half, 4>(src, dst, pixels, bgr, a, stream);
+        launch_storage<__half, 4>(src, dst, shape, hw, pixels, a, stream);
       else
-        launch_storage<__half, 8>(src, dst, pixels, bgr, a, stream);
+        launch_storage<__half, 8>(src, dst, shape, hw, pixels, a, stream);
       break;
   }
   ANVIL_GPU_CHECK(cudaGetLastError());

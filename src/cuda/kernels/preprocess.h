@@ -1,5 +1,5 @@
-// Image preprocessing on the GPU: decoded 8-bit images (HWC, 3 channels,
-// packed) are normalized and converted to the engine's input in one kernel,
+// Image preprocessing on the GPU: decoded 8-bit images (3 channels, packed
+// HWC or planar CHW) are normalized and converted to the engine's input in one kernel,
 // so a quarter of the bytes of an FP32 input cross PCIe. The arithmetic is
 // io::preprocess_imagenet's ((v / 255 - mean[c]) / std[c], ImageNet mean and
 // std by default) on pixels the host has already resized and cropped.
@@ -29,20 +29,26 @@ struct Normalization {
 // (channel 0 = red); kBgr (OpenCV's order) swaps the bytes while reading.
 enum class ChannelOrder { kRgb, kBgr };
 
-// n images of h x w pixels, 3 bytes a pixel, rows packed (no stride).
+// Where a pixel's 3 bytes are: kNhwc packs them ([n, h, w, 3]); kNchw keeps
+// one h x w plane per channel and image ([n, 3, h, w]).
+enum class PixelLayout { kNhwc, kNchw };
+
+// n images of h x w pixels, 3 bytes a pixel, rows packed (no stride). With
+// kBgr and kNchw, plane 0 is blue.
 struct ImageBatchShape {
   std::int64_t n = 1;
   std::int64_t h = 1;
   std::int64_t w = 1;
   ChannelOrder order = ChannelOrder::kRgb;
+  PixelLayout layout = PixelLayout::kNhwc;
 };
 
-// src: uint8 [n, h, w, 3] -> dst: float32 NCHW [n, 3, h, w], normalized: the
-// engine's user-facing FP32 input.
+// src: uint8 images (shape.layout) -> dst: float32 NCHW [n, 3, h, w],
+// normalized: the engine's user-facing FP32 input.
 void images_to_nchw(const std::uint8_t* src, float* dst, const ImageBatchShape& shape,
                     const Normalization& norm, cudaStream_t stream);
 
-// src: uint8 [n, h, w, 3] -> dst: the engine's storage [n, h, w, c_pad] as
+// src: uint8 images (shape.layout) -> dst: the engine's storage [n, h, w, c_pad] as
 // dst_type, normalized, channels 3..c_pad-1 written as zeros: what the
 // engine's reformat_in layer makes of images_to_nchw's output, in one pass.
 // c_pad is 4 (an RGB input's padding in FP16 and FP32, builder/lower.h) or 8;

@@ -1,37 +1,46 @@
-// The pipeline's GPU executor: one ExecutionContext per worker, batches
-// overlapped across slots.
+// The pipeline's GPU executor: per worker, one ExecutionContext per slot
+// and chunk, batches overlapped across slots and, with
+// PipelineOptions::chunk_images, copy and compute overlapped within a batch.
 //
 // Streams (per worker):
-//  - copy: host-to-device uploads from each slot's pinned input;
-//  - compute: uint8 normalization, the network, then top-k (or a device copy
-//    of the output into the slot's result buffer);
+//  - copy: host-to-device uploads, a chunk at a time, each chunk's event
+//    recorded as it lands;
+//  - compute: per chunk, uint8 normalization, the network and top-k (each
+//    waiting only for its own chunk's upload);
 //  - download: device-to-host copies of each slot's results. Its own stream
 //    (not the copy stream reused) so that a download never queues behind the
-//    next batch's upload, which itself waits for that batch's turn to
-//    overwrite the input, and so both PCIe directions work at once.
+//    next batch's upload, and so both PCIe directions work at once.
 //
-// The context's input and output are one device buffer each per worker,
-// bound once: the context keeps one CUDA graph per batch size and address
-// set, so binding a slot's own buffers in turns would throw every graph away
-// at each batch. A single input is enough: an upload waits only for the
-// previous enqueue's input-consumed event, i.e. the network's first layers,
-// and compute is serialized on one stream anyway. The output is read on the
-// compute stream (top-k, or a device-to-device copy into the slot), so the
-// next network never waits for a download. Slot-owned: pinned host input and
-// output, device uint8 images, device results, and three events.
+// Each slot owns its device input and output (a region per chunk, 256-byte
+// aligned), and each chunk of a slot a context bound to its regions once:
+// the context keeps one CUDA graph per batch size and address set, so
+// binding other buffers in turns would throw the graphs away at every batch.
+// The contexts of a worker run one at a time on its compute stream, so they
+// share one activation block (create_context_without_memory): a chunk costs
+// a context's handles, not another arena.
 //
-// Per batch, with slot s (in[s], out[s]: its pinned buffers):
-//   copy:     [FP32: wait input_consumed] H2D in[s] -> input (uint8: -> bytes[s]);
-//             record uploaded[s]
-//   compute:  wait uploaded[s]; [uint8: images_to_nchw bytes[s] -> input];
-//             enqueue (records input_consumed); top_k_rows output -> result[s]
-//             (or a D2D copy of the output); record computed[s]
-//   download: wait computed[s]; D2H result[s] -> out[s]; record done[s]
+// Why a device input per slot (not one per worker, read by every batch): an
+// upload into a shared input must wait until the previous batch's network
+// has read it (its input-consumed event), i.e. until that batch's upload
+// has ended and its first layer run, so consecutive uploads never ran back
+// to back and PCIe idled for a first layer per batch. With an input per
+// slot, a slot's next upload needs only its finish(), which the pipeline
+// calls before reusing the slot.
+//
+// Per batch, with slot s (in[s], out[s]: its pinned buffers) and chunks c:
+//   copy:     H2D in[s] chunk c -> input[s] chunk c (uint8: -> bytes[s] chunk c);
+//             record uploaded[s][c]
+//   compute:  per chunk: wait uploaded[s][c]; [uint8: images_to_nchw chunk c];
+//             enqueue context[s][c]; [top-k: top_k_rows chunk c -> result[s]];
+//             then record computed[s]
+//   download: wait computed[s]; D2H result[s] (or each chunk's output) -> out[s];
+//             record done[s]
 // finish(s) waits for done[s], which follows every use of slot s's buffers.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <iterator>
+#include <memory>
 #include <span>
 #include <string>
 #include <utility>
@@ -105,12 +114,29 @@ enum class ResultPath {
   kFullOutput,  // the whole output, as the engine gives it
 };
 
+std::size_t round_up(std::size_t bytes, std::size_t to) {
+  return (bytes + to - 1) / to * to;
+}
+
+// One chunk's context, bound to its slot's regions for good, and the shape
+// it was last given (set_input_shape rebinds every layer: skipped when the
+// same).
+struct ChunkContext {
+  std::unique_ptr<ExecutionContext> context;
+  int profile = -1;
+  std::int64_t batch = 0;
+};
+
 struct Slot {
   cuda::PinnedBuffer host_input;    // max_batch images: FP32 or their bytes
   cuda::PinnedBuffer host_result;   // max_batch images' pairs or outputs
-  cuda::DeviceBuffer device_bytes;  // max_batch uint8 images (3-channel inputs only)
-  cuda::DeviceBuffer device_result;
-  cuda::Event uploaded{false}, computed{false}, done{false};
+  cuda::DeviceBuffer device_input;  // a region of chunk images per chunk
+  cuda::DeviceBuffer device_output;
+  cuda::DeviceBuffer device_bytes;    // max_batch uint8 images (3-channel inputs only)
+  cuda::DeviceBuffer device_result;   // top-k pairs (kGpuTopK only)
+  std::vector<cuda::Event> uploaded;  // per chunk
+  cuda::Event computed{false}, done{false};
+  std::vector<ChunkContext> contexts;  // per chunk
   std::int64_t batch_size = 0;
   bool busy = false;  // started, not yet finished
 };
@@ -131,7 +157,7 @@ class EngineExecutor final : public BatchExecutor {
  private:
   Slot& slot_at(int slot, const char* call);
   void check_batch(const Batch& batch) const;
-  void select_shape(std::int64_t batch_size);
+  void select_shape(ChunkContext& c, std::int64_t images);
   void upload(Slot& s, const Batch& batch);
   void compute(Slot& s, const Batch& batch);
   void download(Slot& s);
@@ -139,22 +165,25 @@ class EngineExecutor final : public BatchExecutor {
   void quiesce() const noexcept;
 
   std::size_t result_bytes_per_image() const;
+  std::int64_t chunks_of(std::int64_t batch) const { return (batch + chunk_ - 1) / chunk_; }
+  std::int64_t chunk_images(std::int64_t batch, std::int64_t c) const {
+    return std::min(chunk_, batch - c * chunk_);
+  }
+  bool rgb(const Batch& batch) const { return batch.format != InputFormat::kFloat32Nchw; }
 
   std::shared_ptr<const Engine> engine_;
   EngineModel model_;
   PipelineOptions options_;
   ResultPath path_ = ResultPath::kFullOutput;
   int device_ = 0;
+  std::int64_t chunk_ = 1;  // images per chunk: max_batch unless chunk_images
+  std::size_t input_stride_ = 0, output_stride_ = 0;  // bytes per chunk region
   cuda::Stream copy_, compute_, download_;
-  cuda::Event input_consumed_{false};
-  cuda::DeviceBuffer input_, output_;  // bound to the context once (see the top)
-  std::vector<Slot> slots_;
+  cuda::DeviceBuffer activations_;        // shared by every context of this worker
   std::vector<std::int64_t> input_dims_;  // [batch, image dims...]
   std::vector<float> row_;                // one image's scores, for kHostTopK
-  int profile_ = -1;                      // the context's profile and batch, -1 / 0 when unset
-  std::int64_t batch_ = 0;
-  // Last, so it goes first: it holds the buffers' and the event's addresses.
-  std::unique_ptr<ExecutionContext> context_;
+  // Last, so they go first: their contexts hold the buffers' addresses.
+  std::vector<Slot> slots_;
 };
 
 EngineExecutor::EngineExecutor(std::shared_ptr<const Engine> engine, EngineModel model,
@@ -163,6 +192,11 @@ EngineExecutor::EngineExecutor(std::shared_ptr<const Engine> engine, EngineModel
   if (options_.batches_in_flight_per_worker < 1)
     fail(ErrorKind::kInvalidArgument, "batches in flight per worker must be at least 1, got ",
          options_.batches_in_flight_per_worker);
+  const std::int64_t max_batch = model_.info.max_batch;
+  if (options_.chunk_images < 0 || options_.chunk_images > max_batch)
+    fail(ErrorKind::kInvalidArgument, "chunk_images must be 0 (whole batches) or 1..", max_batch,
+         " (the engine's max batch), got ", options_.chunk_images);
+  chunk_ = options_.chunk_images > 0 ? options_.chunk_images : max_batch;
   switch (options_.output) {
     case OutputMode::kTopK:
       if (options_.top_k < 1 || options_.top_k > model_.info.output_elements)
@@ -176,30 +210,40 @@ EngineExecutor::EngineExecutor(std::shared_ptr<const Engine> engine, EngineModel
       break;
   }
   ANVIL_GPU_CHECK(cudaGetDevice(&device_));
-  const auto max_batch = static_cast<std::size_t>(model_.info.max_batch);
-  const std::size_t input_bytes = max_batch * model_.image_elements * sizeof(float);
-  const std::size_t output_floats =
-      max_batch * static_cast<std::size_t>(model_.info.output_elements);
-  input_ = cuda::DeviceBuffer(input_bytes);
-  output_ = cuda::DeviceBuffer(output_floats * sizeof(float));
-  slots_.resize(static_cast<std::size_t>(options_.batches_in_flight_per_worker));
-  for (Slot& s : slots_) {
-    s.host_input = cuda::PinnedBuffer(input_bytes);
-    s.host_result = cuda::PinnedBuffer(max_batch * result_bytes_per_image());
-    s.device_result = cuda::DeviceBuffer(max_batch * result_bytes_per_image());
-    if (model_.takes_rgb) s.device_bytes = cuda::DeviceBuffer(max_batch * model_.image_elements);
-  }
+  const auto max_images = static_cast<std::size_t>(max_batch);
+  const auto chunk = static_cast<std::size_t>(chunk_);
+  const auto chunks = static_cast<std::size_t>(chunks_of(max_batch));
+  const auto classes = static_cast<std::size_t>(model_.info.output_elements);
+  // 256-byte regions: a context wants 16-byte aligned IO, a kernel likes more.
+  input_stride_ = round_up(chunk * model_.image_elements * sizeof(float), 256);
+  output_stride_ = round_up(chunk * classes * sizeof(float), 256);
+  activations_ = cuda::DeviceBuffer(engine_->context_memory_bytes());
   input_dims_.push_back(0);
   input_dims_.insert(input_dims_.end(), model_.info.image_dims.begin(),
                      model_.info.image_dims.end());
-  if (path_ == ResultPath::kHostTopK)
-    row_.resize(static_cast<std::size_t>(model_.info.output_elements));
+  if (path_ == ResultPath::kHostTopK) row_.resize(classes);
 
-  context_ = engine_->create_context();
-  context_->set_tensor_address(model_.input, input_.data());
-  context_->set_tensor_address(model_.output, output_.data());
-  context_->set_input_consumed_event(input_consumed_.get());
-  context_->set_cuda_graph(options_.cuda_graphs);
+  slots_.resize(static_cast<std::size_t>(options_.batches_in_flight_per_worker));
+  for (Slot& s : slots_) {
+    s.host_input = cuda::PinnedBuffer(max_images * model_.image_elements * sizeof(float));
+    s.host_result = cuda::PinnedBuffer(max_images * result_bytes_per_image());
+    s.device_input = cuda::DeviceBuffer(chunks * input_stride_);
+    s.device_output = cuda::DeviceBuffer(chunks * output_stride_);
+    if (path_ == ResultPath::kGpuTopK)
+      s.device_result = cuda::DeviceBuffer(max_images * result_bytes_per_image());
+    if (model_.takes_rgb) s.device_bytes = cuda::DeviceBuffer(max_images * model_.image_elements);
+    for (std::size_t c = 0; c < chunks; ++c) {
+      s.uploaded.emplace_back(false);
+      ChunkContext& cc = s.contexts.emplace_back();
+      cc.context = engine_->create_context_without_memory();
+      cc.context->set_device_memory(activations_.data(), activations_.bytes());
+      cc.context->set_tensor_address(model_.input,
+                                     s.device_input.as<std::byte>() + c * input_stride_);
+      cc.context->set_tensor_address(model_.output,
+                                     s.device_output.as<std::byte>() + c * output_stride_);
+      cc.context->set_cuda_graph(options_.cuda_graphs);
+    }
+  }
 }
 
 EngineExecutor::~EngineExecutor() {
@@ -247,6 +291,7 @@ void EngineExecutor::check_batch(const Batch& batch) const {
              " floats, got ", batch.float_pixels().size());
       return;
     case InputFormat::kUint8Nhwc:
+    case InputFormat::kUint8Nchw:
       if (!model_.takes_rgb)
         fail(ErrorKind::kUnsupported, "uint8 images need an engine input of 3 x H x W");
       if (batch.byte_pixels().size() != expected)
@@ -257,78 +302,106 @@ void EngineExecutor::check_batch(const Batch& batch) const {
   fail(ErrorKind::kInvalidArgument, "unknown input format ", static_cast<int>(batch.format));
 }
 
-// Host-side only, and skipped for a repeated batch size: set_input_shape
+// Host-side only, and skipped for a repeated chunk size: set_input_shape
 // rebinds every layer.
-void EngineExecutor::select_shape(std::int64_t batch_size) {
-  const int profile = engine_->best_profile(batch_size);
+void EngineExecutor::select_shape(ChunkContext& c, std::int64_t images) {
+  const int profile = engine_->best_profile(images);
   if (profile < 0)
-    fail(ErrorKind::kInvalidArgument, "batch ", batch_size,
+    fail(ErrorKind::kInvalidArgument, "batch ", images, images == chunk_ ? "" : " (a chunk)",
          " is in no optimization profile of the engine");
-  if (profile == profile_ && batch_size == batch_) return;
-  profile_ = -1;  // unknown until both calls succeed
-  batch_ = 0;
-  context_->set_optimization_profile(profile);
-  input_dims_[0] = batch_size;
-  context_->set_input_shape(model_.input, input_dims_);
-  profile_ = profile;
-  batch_ = batch_size;
+  if (profile == c.profile && images == c.batch) return;
+  c.profile = -1;  // unknown until both calls succeed
+  c.batch = 0;
+  c.context->set_optimization_profile(profile);
+  input_dims_[0] = images;
+  c.context->set_input_shape(model_.input, input_dims_);
+  c.profile = profile;
+  c.batch = images;
 }
 
 void EngineExecutor::upload(Slot& s, const Batch& batch) {
-  const bool rgb = batch.format == InputFormat::kUint8Nhwc;
   const std::span<const std::byte> pixels =
-      rgb ? std::as_bytes(batch.byte_pixels()) : std::as_bytes(batch.float_pixels());
+      rgb(batch) ? std::as_bytes(batch.byte_pixels()) : std::as_bytes(batch.float_pixels());
   // Page-locked memory uploads from where it is; the rest through the slot's
   // pinned staging (a DMA from pageable memory would stage it anyway, and
   // synchronously).
-  const void* src = pixels.data();
+  const std::byte* src = pixels.data();
   if (!cuda::is_page_locked(pixels.data(), pixels.size())) {
     std::memcpy(s.host_input.data(), pixels.data(), pixels.size());
-    src = s.host_input.data();
+    src = s.host_input.as<const std::byte>();
   }
-  const std::size_t bytes = pixels.size();
-  // FP32 goes straight into the context's input: only once the previous
-  // network has read it. Bytes go to the slot's own buffer, free since its
-  // last finish(); the normalization on the compute stream writes the input.
-  if (!rgb) ANVIL_GPU_CHECK(cudaStreamWaitEvent(copy_.get(), input_consumed_.get(), 0));
-  void* dst = rgb ? s.device_bytes.data() : input_.data();
-  ANVIL_GPU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, copy_.get()));
-  s.uploaded.record(copy_.get());
+  // The slot's device buffers are free: the pipeline finished the slot's
+  // previous batch before starting this one.
+  const std::size_t image_bytes =
+      model_.image_elements * (rgb(batch) ? sizeof(std::uint8_t) : sizeof(float));
+  for (std::int64_t c = 0; c < chunks_of(batch.batch_size); ++c) {
+    const auto first = static_cast<std::size_t>(c * chunk_);
+    const auto images = static_cast<std::size_t>(chunk_images(batch.batch_size, c));
+    std::byte* dst =
+        rgb(batch) ? s.device_bytes.as<std::byte>() + first * image_bytes
+                   : s.device_input.as<std::byte>() + static_cast<std::size_t>(c) * input_stride_;
+    ANVIL_GPU_CHECK(cudaMemcpyAsync(dst, src + first * image_bytes, images * image_bytes,
+                                    cudaMemcpyHostToDevice, copy_.get()));
+    s.uploaded[static_cast<std::size_t>(c)].record(copy_.get());
+  }
 }
 
 void EngineExecutor::compute(Slot& s, const Batch& batch) {
   const std::int64_t n = batch.batch_size;
-  ANVIL_GPU_CHECK(cudaStreamWaitEvent(compute_.get(), s.uploaded.get(), 0));
-  if (batch.format == InputFormat::kUint8Nhwc) {
-    cuda::kernels::Normalization norm;
-    std::copy(std::begin(options_.mean), std::end(options_.mean), norm.mean);
-    std::copy(std::begin(options_.stddev), std::end(options_.stddev), norm.std);
-    const cuda::kernels::ImageBatchShape shape{n, model_.info.image_dims[1],
-                                               model_.info.image_dims[2]};
-    cuda::kernels::images_to_nchw(s.device_bytes.as<std::uint8_t>(), input_.as<float>(), shape,
-                                  norm, compute_.get());
-  }
-  context_->enqueue(compute_.get());
   const std::int64_t classes = model_.info.output_elements;
-  if (path_ == ResultPath::kGpuTopK) {
-    // Indices then scores, each n * k long: one contiguous download.
-    auto* indices = s.device_result.as<std::int32_t>();
-    auto* scores = reinterpret_cast<float*>(indices + n * options_.top_k);
-    cuda::kernels::top_k_rows(output_.as<float>(), n, classes, options_.top_k, options_.softmax,
-                              indices, scores, compute_.get());
-  } else {
-    ANVIL_GPU_CHECK(cudaMemcpyAsync(s.device_result.data(), output_.data(),
-                                    static_cast<std::size_t>(n * classes) * sizeof(float),
-                                    cudaMemcpyDeviceToDevice, compute_.get()));
+  const auto k = static_cast<std::size_t>(options_.top_k);
+  auto* indices = s.device_result.as<std::int32_t>();  // indices then scores, n * k each
+  auto* scores = reinterpret_cast<float*>(indices + static_cast<std::size_t>(n) * k);
+  for (std::int64_t c = 0; c < chunks_of(n); ++c) {
+    const auto ci = static_cast<std::size_t>(c);
+    const std::int64_t images = chunk_images(n, c);
+    ChunkContext& context = s.contexts[ci];
+    select_shape(context, images);
+    float* input = reinterpret_cast<float*>(s.device_input.as<std::byte>() + ci * input_stride_);
+    const float* output =
+        reinterpret_cast<const float*>(s.device_output.as<std::byte>() + ci * output_stride_);
+    ANVIL_GPU_CHECK(cudaStreamWaitEvent(compute_.get(), s.uploaded[ci].get(), 0));
+    if (rgb(batch)) {
+      cuda::kernels::Normalization norm;
+      std::copy(std::begin(options_.mean), std::end(options_.mean), norm.mean);
+      std::copy(std::begin(options_.stddev), std::end(options_.stddev), norm.std);
+      const cuda::kernels::ImageBatchShape shape{
+          images, model_.info.image_dims[1], model_.info.image_dims[2],
+          cuda::kernels::ChannelOrder::kRgb,
+          batch.format == InputFormat::kUint8Nchw ? cuda::kernels::PixelLayout::kNchw
+                                                  : cuda::kernels::PixelLayout::kNhwc};
+      const std::size_t first_byte = static_cast<std::size_t>(c * chunk_) * model_.image_elements;
+      cuda::kernels::images_to_nchw(s.device_bytes.as<std::uint8_t>() + first_byte, input, shape,
+                                    norm, compute_.get());
+    }
+    context.context->enqueue(compute_.get());
+    // Rows are independent: a chunk's top-k is its rows' part of the batch's.
+    if (path_ == ResultPath::kGpuTopK) {
+      const std::size_t first = static_cast<std::size_t>(c * chunk_) * k;
+      cuda::kernels::top_k_rows(output, images, classes, options_.top_k, options_.softmax,
+                                indices + first, scores + first, compute_.get());
+    }
   }
   s.computed.record(compute_.get());
 }
 
 void EngineExecutor::download(Slot& s) {
   ANVIL_GPU_CHECK(cudaStreamWaitEvent(download_.get(), s.computed.get(), 0));
-  const std::size_t bytes = static_cast<std::size_t>(s.batch_size) * result_bytes_per_image();
-  ANVIL_GPU_CHECK(cudaMemcpyAsync(s.host_result.data(), s.device_result.data(), bytes,
-                                  cudaMemcpyDeviceToHost, download_.get()));
+  const std::size_t per_image = result_bytes_per_image();
+  if (path_ == ResultPath::kGpuTopK) {
+    ANVIL_GPU_CHECK(cudaMemcpyAsync(s.host_result.data(), s.device_result.data(),
+                                    static_cast<std::size_t>(s.batch_size) * per_image,
+                                    cudaMemcpyDeviceToHost, download_.get()));
+  } else {
+    for (std::int64_t c = 0; c < chunks_of(s.batch_size); ++c) {
+      const auto first = static_cast<std::size_t>(c * chunk_);
+      ANVIL_GPU_CHECK(cudaMemcpyAsync(
+          s.host_result.as<std::byte>() + first * per_image,
+          s.device_output.as<std::byte>() + static_cast<std::size_t>(c) * output_stride_,
+          static_cast<std::size_t>(chunk_images(s.batch_size, c)) * per_image,
+          cudaMemcpyDeviceToHost, download_.get()));
+    }
+  }
   s.done.record(download_.get());
 }
 
@@ -339,7 +412,10 @@ void EngineExecutor::start(int slot, const Batch& batch) {
          " is still in flight (finish it first)");
   check_batch(batch);
   ANVIL_GPU_CHECK(cudaSetDevice(device_));
-  select_shape(batch.batch_size);
+  // Every chunk's shape before anything is queued: a chunk in no profile
+  // fails the request with nothing to undo.
+  for (std::int64_t c = 0; c < chunks_of(batch.batch_size); ++c)
+    select_shape(s.contexts[static_cast<std::size_t>(c)], chunk_images(batch.batch_size, c));
   s.batch_size = batch.batch_size;
   try {
     upload(s, batch);
