@@ -55,6 +55,21 @@ struct IoTensorInfo {
 
 class ExecutionContext;
 
+// Where and how an engine keeps an input inside a context
+// (ExecutionContext::input_storage): what its first layer, "reformat_in",
+// makes of the user's NCHW FP32 tensor, for callers that write it directly.
+struct InputStorage {
+  void* address = nullptr;        // in the context's device memory, 256-byte aligned
+  DType dtype = DType::kFloat16;  // kFloat16 or kFloat32 (the plan's precision)
+  // "NHWC" for an image input, dims [N, H, W, c_pad]; "NC" for a rank-2
+  // one, dims [N, c_pad].
+  std::string layout;
+  std::vector<std::int64_t> dims;
+  std::int64_t channels = 0;  // the model's; channels .. c_pad - 1 must hold zeros
+  std::int64_t c_pad = 0;     // stored channels: `channels` rounded up (RGB: 4)
+  std::size_t bytes = 0;
+};
+
 // Receives per-layer GPU times from a profiled enqueue (TensorRT's IProfiler).
 class Profiler {
  public:
@@ -173,9 +188,34 @@ class ExecutionContext {
   // by this context. kInvalidArgument for an event CUDA does not know.
   void set_input_consumed_event(cudaEvent_t event);
 
+  // Preformatted inputs: the caller writes an input in the engine's own
+  // storage (e.g. uint8 images normalized straight to FP16 NHWC by one
+  // kernel) instead of binding an NCHW FP32 tensor that the engine's
+  // reformat_in layer converts. With set_input_preformatted(name, true),
+  // enqueue() skips that layer and reads what the caller left at
+  // input_storage(name).address; the input needs no set_tensor_address.
+  // Write the storage on the enqueue stream before enqueue() (or finish it
+  // before): the context's memory is not the caller's while its work runs.
+  // The input-consumed event then follows the last layer that reads the
+  // storage. CUDA graphs capture either way, one graph per setting.
+  //
+  // The storage at the current shape: valid after set_input_shape, until the
+  // next set_input_shape, set_optimization_profile or set_device_memory.
+  // kInvalidArgument for an unknown input, before set_input_shape or without
+  // device memory; kUnsupported where a layer other than one reformat_in
+  // reads the input.
+  InputStorage input_storage(std::string_view input) const;
+  // kInvalidArgument for an unknown input; kUnsupported (naming the input)
+  // where input_storage is, or when at the current shape a layer that runs
+  // before the reformat layer would share the storage's memory (plans with
+  // several inputs; the next set_input_shape checks again).
+  void set_input_preformatted(std::string_view input, bool preformatted);
+  bool input_preformatted(std::string_view input) const;
+
   // With CUDA graphs on, enqueue() replays a graph of the whole network per
-  // batch size: the first enqueue of a batch and address set (shapes, IO
-  // addresses, device memory, input-consumed event) runs plainly as a warm-up,
+  // batch size and set of preformatted inputs: the first enqueue of a batch
+  // and address set (shapes, IO addresses, device memory, input-consumed
+  // event) runs plainly as a warm-up,
   // the next captures and instantiates the graph (host allocation, that once),
   // later ones only launch it. A changed address re-captures. If capture or
   // instantiation fails the context falls back to plain launches for good

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "anvil/engine.h"
+#include "builder/preformat_input.h"
 #include "cuda/graph.h"
 #include "cuda/handles.h"
 #include "plan/plan.h"
@@ -117,6 +118,19 @@ struct ExecutionContext::Impl {
   Profiler* profiler = nullptr;
   std::vector<cuda::Event> layer_events;  // one before each layer, one after the last
   cudaEvent_t input_consumed = nullptr;
+  // Where the input-consumed event goes (builder::input_consumed_after).
+  std::ptrdiff_t consumed_after = -1;
+
+  // Preformatted inputs (set_input_preformatted): their sites, each input's
+  // reformat layer marked in `skipped`, and why the current shape cannot
+  // skip them ("" when it can).
+  std::vector<builder::PreformatSite> preformatted;
+  std::vector<bool> skipped;  // by layer
+  // `skipped` as a graph key without copying it per enqueue: 0 when no
+  // layer is skipped, else 1 + its index in skip_sets (every one seen).
+  int skip_set = 0;
+  std::vector<std::vector<bool>> skip_sets;
+  std::string preformat_problem;
 
   // Auxiliary streams (plan/streams.h): the streams, the event each
   // signalling layer records, the fork event on stream 0 and each auxiliary
@@ -130,7 +144,10 @@ struct ExecutionContext::Impl {
   bool graphs_enabled = false;
   std::string graph_failure;  // why graphs fell back to plain launches
   bool last_used_graph = false;
-  std::map<ShapeKey, CapturedEnqueue> graphs;  // by (profile, geometry, batch size)
+  // By (profile, geometry, batch size) and the layers left out (skip_set),
+  // so that a caller alternating preformatted and plain inputs keeps both.
+  using GraphKey = std::tuple<int, GeometryKey, std::int64_t, int>;
+  std::map<GraphKey, CapturedEnqueue> graphs;
 
   const plan::Plan& plan() const;
   // Creates the auxiliary streams and events the engine's schedule uses.
@@ -146,6 +163,13 @@ struct ExecutionContext::Impl {
   // owned block, rejects a borrowed one that is too small.
   void place_workspace();
   void refresh_launches();
+  // The site of a preformatted input, or null.
+  const builder::PreformatSite* preformatted_site(int input_tensor) const;
+  // Why `site`'s storage cannot be written before enqueue at the current
+  // shape (builder::storage_clash), or "".
+  std::string storage_problem(const builder::PreformatSite& site) const;
+  // preformat_problem at the current shape and arena.
+  void check_preformatted();
   // What enqueue() still lacks, or "".
   std::string missing() const;
   // Every layer in order, on `stream` or, with auxiliary streams and no

@@ -4,6 +4,7 @@
 
 #include "anvil/error.h"
 #include "builder/lower.h"
+#include "builder/preformat_input.h"
 #include "cuda/check.h"
 #include "cuda/graph.h"
 #include "plan/profiles.h"
@@ -48,6 +49,8 @@ std::unique_ptr<ExecutionContext> Engine::create_context() const {
   impl->memory = impl->owned_memory.data();
   impl->memory_bytes = impl->owned_memory.bytes();
   impl->make_streams();
+  impl->consumed_after = impl_->last_input_reader;
+  impl->skipped.assign(plan().layers.size(), false);
   return std::unique_ptr<ExecutionContext>(new ExecutionContext(std::move(impl)));
 }
 
@@ -55,6 +58,8 @@ std::unique_ptr<ExecutionContext> Engine::create_context_without_memory() const 
   auto impl = std::make_unique<ExecutionContext::Impl>();
   impl->engine = shared_from_this();
   impl->make_streams();
+  impl->consumed_after = impl_->last_input_reader;
+  impl->skipped.assign(plan().layers.size(), false);
   return std::unique_ptr<ExecutionContext>(new ExecutionContext(std::move(impl)));
 }
 
@@ -200,6 +205,8 @@ void ExecutionContext::set_input_consumed_event(cudaEvent_t event) {
 }
 
 void ExecutionContext::enqueue(cudaStream_t stream) {
+  if (!impl_->preformat_problem.empty())
+    fail(ErrorKind::kUnsupported, "enqueue: ", impl_->preformat_problem);
   if (!impl_->ready) fail(ErrorKind::kInvalidArgument, "enqueue: ", impl_->missing());
   impl_->last_used_graph = false;
   if (impl_->profiler) return impl_->enqueue_profiled(stream);
@@ -223,6 +230,7 @@ void ExecutionContext::set_optimization_profile(int profile) {
   impl_->specialization = nullptr;
   impl_->input_dims.clear();
   impl_->ready = false;
+  impl_->preformat_problem.clear();  // of the old shape; set_input_shape checks again
 }
 
 int ExecutionContext::optimization_profile() const {
@@ -306,7 +314,8 @@ std::string ExecutionContext::Impl::missing() const {
   if (batch == 0) return "no input shape is set (set_input_shape)";
   std::string names;
   for (const plan::IoBinding& io : plan().io)
-    if (!io_addresses.count(io.tensor_id)) names += " '" + io.name + "'";
+    if (!io_addresses.count(io.tensor_id) && !preformatted_site(io.tensor_id))
+      names += " '" + io.name + "'";
   if (!names.empty()) return cat("no device address is set (set_tensor_address) for:", names);
   return cat(shape_text(), " does not fit the context's ", memory_bytes,
              " bytes of device memory (see the error set_input_shape gave)");
@@ -314,10 +323,11 @@ std::string ExecutionContext::Impl::missing() const {
 
 void ExecutionContext::Impl::refresh_launches() {
   ready = false;
+  check_preformatted();
   if (batch == 0 || !memory || workspace_offset + workspace.total() > memory_bytes) return;
   const plan::Plan& p = plan();
   for (const plan::IoBinding& io : p.io)
-    if (!io_addresses.count(io.tensor_id)) return;
+    if (!io_addresses.count(io.tensor_id) && !preformatted_site(io.tensor_id)) return;
   auto* base = static_cast<std::byte*>(memory);
   auto address = [&](int id) -> void* {
     if (auto it = io_addresses.find(id); it != io_addresses.end()) return it->second;
@@ -357,12 +367,12 @@ void ExecutionContext::Impl::launch_layers(cudaStream_t stream, bool capturing) 
   // is valid too, as the plan lists layers in dependency order.
   const bool timing = profiler != nullptr;
   const bool parallel = !aux_streams.empty() && !timing;
-  const std::ptrdiff_t consumed_after = input_consumed ? engine->impl().last_input_reader : -2;
+  const std::ptrdiff_t record_after = input_consumed ? consumed_after : -2;
   auto record_consumed = [&] {
     ANVIL_GPU_CHECK(cudaEventRecordWithFlags(
         input_consumed, stream, capturing ? cudaEventRecordExternal : cudaEventRecordDefault));
   };
-  if (consumed_after == -1) record_consumed();  // no layer reads an input
+  if (record_after == -1) record_consumed();  // no layer reads an input
   if (parallel) {
     // Fork: the auxiliary streams start after what the caller queued before
     // (under capture this also brings them into the caller's capture).
@@ -382,10 +392,13 @@ void ExecutionContext::Impl::launch_layers(cudaStream_t stream, bool capturing) 
     runtime::LaunchArgs& args = launches[i];
     args.stream = on;
     if (timing) layer_events[i].record(stream);
-    layers[i]->enqueue(args);
+    // A skipped layer still signals: its readers on other streams wait for
+    // an event of this enqueue (the fork covers the caller's write).
+    if (!skipped[i]) layers[i]->enqueue(args);
     if (parallel && s.signals) layer_signals[i]->record(on);
-    // On `stream`: input readers run on stream 0 (plan validation).
-    if (static_cast<std::ptrdiff_t>(i) == consumed_after) record_consumed();
+    // On `stream`: input readers run on stream 0 (plan validation); a
+    // storage reader elsewhere moves the record after the join.
+    if (static_cast<std::ptrdiff_t>(i) == record_after) record_consumed();
   }
   if (timing) layer_events.back().record(stream);
   if (parallel)
@@ -394,6 +407,7 @@ void ExecutionContext::Impl::launch_layers(cudaStream_t stream, bool capturing) 
       joins[k].record(aux_streams[k].get());
       ANVIL_GPU_CHECK(cudaStreamWaitEvent(stream, joins[k].get(), 0));
     }
+  if (record_after == static_cast<std::ptrdiff_t>(layers.size())) record_consumed();
 }
 
 void ExecutionContext::Impl::enqueue_profiled(cudaStream_t stream) {
@@ -412,7 +426,7 @@ void ExecutionContext::Impl::enqueue_graph(cudaStream_t stream) {
   const nvtx3::scoped_range_in<NvtxDomain> enqueue_range{"enqueue (graph)"};
   // Compared here, not when an address is set: binding a new shape and then
   // new addresses one by one passes through states no graph should be dropped for.
-  CapturedEnqueue& graph = graphs[{profile, geometry, batch}];
+  CapturedEnqueue& graph = graphs[{profile, geometry, batch, skip_set}];
   if (graph.addresses != bound_addresses) graph = CapturedEnqueue{bound_addresses, false, {}};
   // The caller's own capture takes our launches in; nested capture is illegal.
   if (cuda::is_capturing(stream)) return launch_layers(stream, input_consumed != nullptr);
@@ -436,6 +450,99 @@ void ExecutionContext::Impl::enqueue_graph(cudaStream_t stream) {
   }
   cuda::launch_graph(graph.exec, stream);
   last_used_graph = true;
+}
+
+InputStorage ExecutionContext::input_storage(std::string_view input) const {
+  const builder::PreformatSite site = builder::preformat_site(impl_->plan(), input);
+  if (impl_->batch == 0)
+    fail(ErrorKind::kInvalidArgument, "input_storage('", input,
+         "'): no input shape is set; call set_input_shape first (the storage's place depends "
+         "on the shape)");
+  if (!impl_->memory)
+    fail(ErrorKind::kInvalidArgument, "input_storage('", input,
+         "'): the context has no device memory; give it ", impl_->engine->context_memory_bytes(),
+         " bytes with set_device_memory() first");
+  const plan::TensorDesc& t =
+      impl_->specialization->plan->tensors.at(static_cast<std::size_t>(site.storage));
+  InputStorage storage;
+  storage.address = static_cast<std::byte*>(impl_->memory) +
+                    impl_->offsets.at(static_cast<std::size_t>(site.storage));
+  storage.dtype = t.dtype;
+  storage.layout = t.layout;
+  storage.dims = t.dims;
+  if (!storage.dims.empty() && storage.dims[0] < 0) storage.dims[0] = impl_->batch;
+  const std::size_t channel_axis = t.layout == "NHWC" ? 3 : 1;
+  storage.channels = storage.dims.at(channel_axis);
+  storage.c_pad = t.channel_padding_to.value_or(storage.channels);
+  storage.dims[channel_axis] = storage.c_pad;
+  storage.bytes = builder::tensor_bytes(t, impl_->batch);
+  return storage;
+}
+
+void ExecutionContext::set_input_preformatted(std::string_view input, bool preformatted) {
+  const plan::Plan& p = impl_->plan();
+  const int tensor = find_io(p, input).tensor_id;
+  std::vector<builder::PreformatSite> sites;
+  for (const builder::PreformatSite& site : impl_->preformatted)
+    if (site.input_tensor != tensor) sites.push_back(site);
+  if (preformatted) {
+    sites.push_back(builder::preformat_site(p, input));  // kUnsupported if it cannot be
+    if (impl_->batch > 0) {
+      const std::string problem = impl_->storage_problem(sites.back());
+      if (!problem.empty()) fail(ErrorKind::kUnsupported, problem);
+    }
+  }
+  impl_->preformatted = std::move(sites);
+  impl_->skipped.assign(p.layers.size(), false);
+  for (const builder::PreformatSite& site : impl_->preformatted)
+    impl_->skipped[static_cast<std::size_t>(site.layer)] = true;
+  auto& sets = impl_->skip_sets;
+  auto known = std::find(sets.begin(), sets.end(), impl_->skipped);
+  if (!impl_->preformatted.empty() && known == sets.end())
+    known = sets.insert(sets.end(), impl_->skipped);
+  impl_->skip_set = impl_->preformatted.empty() ? 0 : 1 + static_cast<int>(known - sets.begin());
+  impl_->consumed_after = builder::input_consumed_after(p, impl_->preformatted);
+  // The launches do not change: rebinding every layer (as refresh_launches
+  // does) is needed only where the input's address decides readiness.
+  if (impl_->ready && impl_->io_addresses.count(tensor))
+    impl_->check_preformatted();
+  else
+    impl_->refresh_launches();
+}
+
+bool ExecutionContext::input_preformatted(std::string_view input) const {
+  return impl_->preformatted_site(find_io(impl_->plan(), input).tensor_id) != nullptr;
+}
+
+const builder::PreformatSite* ExecutionContext::Impl::preformatted_site(int input_tensor) const {
+  for (const builder::PreformatSite& site : preformatted)
+    if (site.input_tensor == input_tensor) return &site;
+  return nullptr;
+}
+
+std::string ExecutionContext::Impl::storage_problem(const builder::PreformatSite& site) const {
+  const plan::Plan& shapes = *specialization->plan;
+  const int clash = builder::storage_clash(shapes, site, offsets, batch);
+  if (clash < 0) return "";
+  std::string input;
+  for (const plan::IoBinding& io : plan().io)
+    if (io.tensor_id == site.input_tensor) input = io.name;
+  const auto& layers = plan().layers;
+  return cat("input '", input, "' cannot be preformatted at ", shape_text(),
+             ": its storage shares memory with '",
+             shapes.tensors.at(static_cast<std::size_t>(clash)).name,
+             "', which a layer before its reformat layer '",
+             layers.at(static_cast<std::size_t>(site.layer)).name,
+             "' uses; bind it with set_tensor_address instead");
+}
+
+void ExecutionContext::Impl::check_preformatted() {
+  preformat_problem.clear();
+  if (batch == 0) return;
+  for (const builder::PreformatSite& site : preformatted) {
+    preformat_problem = storage_problem(site);
+    if (!preformat_problem.empty()) return;
+  }
 }
 
 }  // namespace anvil
