@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "builder/weights.h"
+#include "generated_models.h"
 #include "onnx/importer.h"
 #include "pass_test_util.h"
 #include "passes/pass_manager.h"
@@ -572,25 +573,6 @@ TEST(LowerGraph, Fp32PlanComputesWhatTheGraphDoes) {
 
 // ---- Generated models -----------------------------------------------------------
 
-std::filesystem::path repo_root() {
-  return std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
-}
-
-// Writes python/make_models.py's `model` with 10 classes; empty when the
-// project's Python environment is missing.
-std::filesystem::path generated_model(const std::string& model) {
-  const auto root = repo_root();
-  const auto python = root / ".venv/bin/python";
-  if (!std::filesystem::exists(python)) return {};
-  const auto out = std::filesystem::temp_directory_path() /
-                   cat("anvil_lower_test_", model, "_", ::getpid(), ".onnx");
-  const std::string command =
-      cat(python.string(), " ", (root / "python/make_models.py").string(), " --model ", model,
-          " --classes 10 -o ", out.string(), " > /dev/null");
-  if (std::system(command.c_str()) != 0) return {};
-  return out;
-}
-
 ir::Graph optimized(const std::filesystem::path& model, const std::vector<std::string>& off = {}) {
   ir::Graph g = onnx::import_model(model);
   passes::PassManager manager;
@@ -603,8 +585,8 @@ ir::Graph optimized(const std::filesystem::path& model, const std::vector<std::s
 class LowerModels : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    resnet18_ = new std::filesystem::path(generated_model("resnet18"));
-    mobilenet_ = new std::filesystem::path(generated_model("mobilenetv2"));
+    resnet18_ = new std::filesystem::path(test::generated_model("resnet18", "lower_test"));
+    mobilenet_ = new std::filesystem::path(test::generated_model("mobilenetv2", "lower_test"));
   }
   static void TearDownTestSuite() {
     for (auto* p : {resnet18_, mobilenet_}) {
@@ -614,7 +596,7 @@ class LowerModels : public ::testing::Test {
   }
   void SetUp() override {
     if (resnet18_->empty() || mobilenet_->empty())
-      GTEST_SKIP() << "no " << (repo_root() / ".venv/bin/python")
+      GTEST_SKIP() << "no " << (test::repo_root() / ".venv/bin/python")
                    << " or make_models.py failed: cannot generate the models";
   }
   static inline std::filesystem::path* resnet18_ = nullptr;

@@ -16,26 +16,14 @@
 #include "pass_test_util.h"
 #include "pipeline/cpu_executor.h"
 #include "reference/reference_runtime.h"
+#include "tiny_classifier.h"
 
 namespace anvil {
 namespace {
 
-using passes::testing::GraphBuilder;
-
-constexpr std::int64_t kClasses = 10;
-constexpr std::int64_t kImage = 3 * 4 * 4;
-
-// [N,3,4,4] -> Conv 3->8 -> Relu -> GlobalAveragePool -> Flatten -> Gemm -> [N,10].
-std::shared_ptr<const ir::Graph> tiny_classifier() {
-  GraphBuilder b;
-  ir::Value* x = b.input("x", ir::Shape({ir::Dim::named("N"), ir::Dim::known(3), ir::Dim::known(4),
-                                         ir::Dim::known(4)}));
-  ir::Value* y = b.node("Relu", {b.conv(x, 3, 8, 3, /*bias=*/true)});
-  y = b.node("Flatten", {b.node("GlobalAveragePool", {y})});
-  y = b.node("Gemm", {y, b.weight("fc_w", {8, kClasses}), b.weight("fc_b", {kClasses})});
-  b.output(y);
-  return std::make_shared<const ir::Graph>(b.finish());
-}
+constexpr std::int64_t kClasses = test::kTinyClasses;
+constexpr std::int64_t kImage = test::kTinyImage;
+using test::tiny_classifier;
 
 Batch float_batch(std::int64_t n, unsigned seed, std::uint64_t tag) {
   std::mt19937 rng(seed);

@@ -14,6 +14,7 @@
 
 #include "builder/lower.h"
 #include "builder/spatial_dims.h"
+#include "generated_models.h"
 #include "onnx/importer.h"
 #include "pass_test_util.h"
 #include "passes/pass_manager.h"
@@ -191,26 +192,9 @@ TEST(SymbolicDims, NamesTheDynamicDims) {
 
 // ---- Generated models ---------------------------------------------------------
 
-std::filesystem::path repo_root() {
-  return std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
-}
-
-std::filesystem::path generated_model(const std::string& model) {
-  const auto root = repo_root();
-  const auto python = root / ".venv/bin/python";
-  if (!std::filesystem::exists(python)) return {};
-  const auto out = std::filesystem::temp_directory_path() /
-                   cat("anvil_respecialize_test_", model, "_", ::getpid(), ".onnx");
-  const std::string command =
-      cat(python.string(), " ", (root / "python/make_models.py").string(), " --model ", model,
-          " --classes 10 -o ", out.string(), " > /dev/null");
-  if (std::system(command.c_str()) != 0) return {};
-  return out;
-}
-
 TEST(Respecialize, GeneratedModelsMatchLoweringAtEachSize) {
   for (const char* name : {"resnet18", "mobilenetv2"}) {
-    const std::filesystem::path model = generated_model(name);
+    const std::filesystem::path model = test::generated_model(name, "respecialize_test");
     if (model.empty()) GTEST_SKIP() << "cannot generate the models (no .venv)";
     for (const bool fp16 : {false, true}) {
       SCOPED_TRACE(cat(name, fp16 ? " fp16" : " fp32"));
