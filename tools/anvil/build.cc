@@ -10,6 +10,7 @@
 #include "anvil/builder.h"
 #include "commands.h"
 #include "model_loading.h"
+#include "shape_option.h"
 
 namespace anvil::cli {
 
@@ -43,30 +44,6 @@ std::vector<std::string> fp16_layers(const std::vector<std::string>& specs) {
     names.push_back(spec.substr(0, colon));
   }
   return names;
-}
-
-// "input:8x3x224x224" -> {"input", {8,3,224,224}}.
-std::pair<std::string, std::vector<std::int64_t>> parse_shape(const std::string& text,
-                                                              const char* option) {
-  const auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0)
-    fail(ErrorKind::kInvalidArgument, option, " '", text,
-         "': expected NAME:DxDxD, e.g. input:8x3x224x224");
-  std::vector<std::int64_t> dims;
-  std::size_t start = colon + 1;
-  while (start <= text.size()) {
-    const std::size_t end = std::min(text.find('x', start), text.size());
-    try {
-      dims.push_back(std::stoll(text.substr(start, end - start)));
-    } catch (const std::exception&) {
-      fail(ErrorKind::kInvalidArgument, option, " '", text, "': '", text.substr(start, end - start),
-           "' is not a dimension");
-    }
-    if (dims.back() < 1)
-      fail(ErrorKind::kInvalidArgument, option, " '", text, "': dimensions must be >= 1");
-    start = end + 1;
-  }
-  return {text.substr(0, colon), dims};
 }
 
 // --min/--opt/--max-shapes as the profile: --max-shapes names the input; the

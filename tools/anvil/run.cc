@@ -13,6 +13,7 @@
 #include "model_loading.h"
 #include "reference/reference_runtime.h"
 #include "run_plan.h"
+#include "shape_option.h"
 
 namespace anvil::cli {
 
@@ -24,6 +25,7 @@ struct RunOptions {
   ModelOptions model;
   std::string device = "auto";
   std::int64_t batch = 1;
+  std::string shapes;  // --shapes NAME:NxCxHxW (plans)
   std::string input_npy;
   std::string images_dir;
   std::string labels_file;
@@ -177,6 +179,9 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--top", opt->top, "Classes to print per sample")->check(CLI::PositiveNumber);
   cmd->add_option("--iterations", opt->iterations, "Timed runs")->check(CLI::PositiveNumber);
   cmd->add_option("--seed", opt->seed, "Seed of the random input");
+  cmd->add_option("--shapes", opt->shapes,
+                  "Plans: the input's shape, NAME:NxCxHxW (default: --batch, and the "
+                  "profile's opt height and width where they vary)");
   cmd->add_option("--warmup", opt->plan.warmup_ms, "Plans: warm-up time in ms");
   cmd->add_option("--duration", opt->plan.duration_s, "Plans: timed run length in seconds");
   cmd->add_flag("--no-data-transfers", opt->plan.no_data_transfers,
@@ -195,6 +200,12 @@ void add_run_command(CLI::App& app) {
     PlanRunOptions plan = opt->plan;
     plan.plan = opt->model.path;
     plan.batch = opt->batch;
+    if (!opt->shapes.empty()) {
+      auto [name, dims] = parse_shape(opt->shapes, "--shapes");
+      plan.shape = std::move(dims);
+      plan.batch = plan.shape.empty() ? plan.batch : plan.shape[0];
+      plan.shape_input = std::move(name);
+    }
     plan.top = opt->top;
     plan.seed = opt->seed;
     if (cmd->count("--iterations")) plan.iterations = opt->iterations;

@@ -18,6 +18,7 @@
 #include "cuda/device.h"
 #include "cuda/handles.h"
 #include "layer_profile.h"
+#include "plan/plan.h"
 #include "run_trace.h"
 #endif
 
@@ -80,11 +81,27 @@ void run_plan(const PlanRunOptions& opt) {
   if (engine->io_tensors().size() != 2 || !input || !output)
     fail(ErrorKind::kUnsupported, "`anvil run` drives plans with one input and one output");
 
-  // The profile asked for, else the one that suits the batch best.
-  const int chosen = opt.profile >= 0 ? opt.profile : engine->best_profile(opt.batch);
-  context->set_optimization_profile(std::max(chosen, 0));
-  std::vector<std::int64_t> in_dims = input->dims;
-  in_dims[0] = opt.batch;
+  if (!opt.shape_input.empty() && opt.shape_input != input->name)
+    fail(ErrorKind::kInvalidArgument, "--shapes names '", opt.shape_input, "'; ", opt.plan,
+         "'s input is '", input->name, "'");
+  // The profile asked for, else the one that suits the shape (or batch) best.
+  int chosen = opt.profile;
+  if (chosen < 0)
+    chosen = opt.shape.empty() ? engine->best_profile(opt.batch)
+                               : engine->best_profile(input->name, opt.shape);
+  chosen = std::max(chosen, 0);  // none fits: set_input_shape names the ranges
+  context->set_optimization_profile(chosen);
+  std::vector<std::int64_t> in_dims = opt.shape;
+  if (in_dims.empty()) {
+    // As trtexec without --shapes: the batch asked for, the profile's opt
+    // for every other dim that varies (a plan with spatial ranges).
+    in_dims = input->dims;
+    in_dims[0] = opt.batch;
+    const plan::Profile& profile = engine->plan().profiles.at(static_cast<std::size_t>(chosen));
+    const auto range = profile.inputs.find(input->name);
+    for (std::size_t d = 1; d < in_dims.size(); ++d)
+      if (in_dims[d] < 0 && range != profile.inputs.end()) in_dims[d] = range->second.opt[d];
+  }
   context->set_input_shape(input->name, in_dims);  // names the profiles if none fits
   const std::vector<std::int64_t> out_dims = context->tensor_shape(output->name);
   const std::size_t in_bytes = element_count(in_dims) * sizeof(float);

@@ -3,13 +3,18 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace anvil::cli {
 
 struct PlanRunOptions {
   std::string plan;
   std::int64_t batch = 1;
-  int profile = -1;  // the optimization profile; -1: the best for the batch
+  // The input's whole shape (--shapes), batch included; empty: `batch`, and
+  // the chosen profile's opt for any other dim that varies (height, width).
+  std::vector<std::int64_t> shape;
+  std::string shape_input;  // the input --shapes named
+  int profile = -1;         // the optimization profile; -1: the best for the shape
   double warmup_ms = 200;
   double duration_s = 3;
   int iterations = 0;  // > 0 overrides duration_s
