@@ -113,7 +113,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   // the plan uses (its auxiliary streams too: 256-byte aligned, one block). A
   // context given this much (set_device_memory) runs every batch (and height
   // and width) of every profile, unless a tactic's fallback at a smaller
-  // shape needs more workspace (set_input_shape then says how much).
+  // shape needs more workspace (ExecutionContext::device_memory_needed).
   std::size_t context_memory_bytes() const;
   // The plan this engine runs (layers, tactics), for inspection.
   const plan::Plan& plan() const;
@@ -171,7 +171,8 @@ class ExecutionContext {
 
   // Lends the context `bytes` of the caller's device memory for activations
   // and workspace, replacing any it had (an owned block is freed). `memory`
-  // must be 256-byte aligned and hold Engine::context_memory_bytes(); it must
+  // must be 256-byte aligned and hold Engine::context_memory_bytes() (and
+  // device_memory_needed() to run the current shape); it must
   // stay valid, and unused by anything else while this context's work runs,
   // until the context is destroyed or given another block. kInvalidArgument
   // for null, misaligned or too-small memory, naming the size needed.
@@ -179,6 +180,13 @@ class ExecutionContext {
   // The device memory this context uses for activations and workspace, and
   // whether it owns it (create_context) or borrows it (set_device_memory).
   std::size_t device_memory_bytes() const;
+  // What the current shape needs of it: at most context_memory_bytes(),
+  // except where a tactic that fails at a shape below the profile's maximum
+  // falls back to one with a larger workspace. An owned block grows to it in
+  // set_input_shape; a borrowed one smaller than this leaves the context
+  // unable to enqueue (kInvalidArgument naming both sizes) until
+  // set_device_memory gives it one this large.
+  std::size_t device_memory_needed() const;
   bool owns_device_memory() const;
 
   // Records `event` on the enqueue stream right after the last layer that

@@ -160,8 +160,11 @@ struct ExecutionContext::Impl {
   // "batch 4" or, for spatial plans, "batch 4 at input 3x65x77", for errors.
   std::string shape_text() const;
   // Places the workspace after the current batch's activations; grows an
-  // owned block, rejects a borrowed one that is too small.
+  // owned block. A borrowed one that is too small stays (not ready).
   void place_workspace();
+  // Activations and workspace at the current shape (context_memory_bytes()
+  // before one is set).
+  std::size_t memory_needed() const;
   void refresh_launches();
   // The site of a preformatted input, or null.
   const builder::PreformatSite* preformatted_site(int input_tensor) const;

@@ -187,6 +187,10 @@ std::size_t ExecutionContext::device_memory_bytes() const {
   return impl_->memory_bytes;
 }
 
+std::size_t ExecutionContext::device_memory_needed() const {
+  return impl_->memory_needed();
+}
+
 bool ExecutionContext::owns_device_memory() const {
   return impl_->owned_memory.data() != nullptr;
 }
@@ -299,12 +303,13 @@ void ExecutionContext::Impl::place_workspace() {
     owned_memory = cuda::DeviceBuffer(needed);
     memory = owned_memory.data();
     memory_bytes = needed;
-    return;
   }
-  fail(ErrorKind::kInvalidArgument, shape_text(), " needs ", needed,
-       " bytes of context memory (activations ", workspace_offset, " + workspace ",
-       workspace.total(), "), more than the ", memory_bytes,
-       " bytes given to set_device_memory; give it a larger block");
+  // A borrowed block stays: the context is not ready until it gets a larger
+  // one (device_memory_needed() says how large; enqueue() names the gap).
+}
+
+std::size_t ExecutionContext::Impl::memory_needed() const {
+  return batch > 0 ? workspace_offset + workspace.total() : engine->context_memory_bytes();
 }
 
 std::string ExecutionContext::Impl::missing() const {
@@ -317,8 +322,12 @@ std::string ExecutionContext::Impl::missing() const {
     if (!io_addresses.count(io.tensor_id) && !preformatted_site(io.tensor_id))
       names += " '" + io.name + "'";
   if (!names.empty()) return cat("no device address is set (set_tensor_address) for:", names);
-  return cat(shape_text(), " does not fit the context's ", memory_bytes,
-             " bytes of device memory (see the error set_input_shape gave)");
+  if (memory_needed() > memory_bytes)
+    return cat(shape_text(), " needs ", memory_needed(), " bytes of context memory (activations ",
+               workspace_offset, " + workspace ", workspace.total(), "), more than the ",
+               memory_bytes,
+               " bytes given to set_device_memory; give it a block of device_memory_needed()");
+  return cat(shape_text(), " is not ready to run");
 }
 
 void ExecutionContext::Impl::refresh_launches() {

@@ -42,6 +42,7 @@ TEST(ContextMemory, OwningAndBorrowingContextsGiveIdenticalOutputs) {
   auto borrowing = engine->create_context_without_memory();
   EXPECT_FALSE(borrowing->owns_device_memory());
   EXPECT_EQ(borrowing->device_memory_bytes(), 0u);
+  EXPECT_EQ(borrowing->device_memory_needed(), bytes) << "before any shape: the engine's size";
   // Exactly the queried size, filled with NaN: a read of memory the engine
   // never wrote, or a write past the block's end, would show.
   cuda::DeviceBuffer block(bytes);
@@ -55,6 +56,9 @@ TEST(ContextMemory, OwningAndBorrowingContextsGiveIdenticalOutputs) {
     const DeviceIo io(*engine, batch, static_cast<unsigned>(batch));
     test::bind(*engine, *owning, io, batch);
     test::bind(*engine, *borrowing, io, batch);
+    // The test engine's tactics run at every batch: no fallback needs more.
+    EXPECT_LE(borrowing->device_memory_needed(), bytes);
+    EXPECT_EQ(borrowing->device_memory_needed(), owning->device_memory_needed());
     const std::vector<float> want = test::run_once(*owning, io);
     test::expect_bit_identical(test::run_once(*owning, io), want,
                                "the owning context run twice (is the engine deterministic?)");
