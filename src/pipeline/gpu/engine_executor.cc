@@ -30,12 +30,18 @@
 // Per batch, with slot s (in[s], out[s]: its pinned buffers) and chunks c:
 //   copy:     H2D in[s] chunk c -> input[s] chunk c (uint8: -> bytes[s] chunk c);
 //             record uploaded[s][c]
-//   compute:  per chunk: wait uploaded[s][c]; [uint8: images_to_nchw chunk c];
-//             enqueue context[s][c]; [top-k: top_k_rows chunk c -> result[s]];
-//             then record computed[s]
+//   compute:  per chunk: wait uploaded[s][c]; [uint8: images_to_engine_storage
+//             chunk c -> context[s][c]'s input storage, its reformat_in
+//             skipped (images_to_nchw -> input[s] chunk c where the engine's
+//             input has no such storage)]; enqueue context[s][c];
+//             [top-k: top_k_rows chunk c -> result[s]]; then record computed[s]
 //   download: wait computed[s]; D2H result[s] (or each chunk's output) -> out[s];
 //             record done[s]
 // finish(s) waits for done[s], which follows every use of slot s's buffers.
+//
+// The input storage of a preformatted context lies in the shared activation
+// block: safe because the kernel writing it runs on the compute stream right
+// before its context's enqueue, like any of that context's layers.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -48,6 +54,7 @@
 
 #include "anvil/engine.h"
 #include "anvil/pipeline.h"
+#include "builder/preformat_input.h"
 #include "cuda/check.h"
 #include "cuda/handles.h"
 #include "cuda/kernels/preprocess.h"
@@ -64,7 +71,27 @@ struct EngineModel {
   std::string input, output;
   std::size_t image_elements = 0;  // floats (or bytes, for uint8) per image
   bool takes_rgb = false;          // a 3 x H x W input: uint8 images are accepted
+  // uint8 images go straight into the engine's input storage (one kernel,
+  // skipping reformat_in): the input is an RGB image read by one reformat_in.
+  bool preformat_rgb = false;
 };
+
+// Whether `input` of `engine` can be written preformatted: its one reader is
+// a reformat_in to an NHWC storage of 4 or 8 channels, the layouts
+// images_to_engine_storage writes.
+bool can_preformat(const Engine& engine, const std::string& input) {
+  const plan::Plan& plan = engine.plan();
+  builder::PreformatSite site;
+  try {
+    site = builder::preformat_site(plan, input);
+  } catch (const Error&) {
+    return false;  // another layer reads the input: it stays FP32 NCHW
+  }
+  const plan::TensorDesc& t = plan.tensors.at(static_cast<std::size_t>(site.storage));
+  const std::int64_t c_pad = t.channel_padding_to.value_or(0);
+  return t.layout == "NHWC" && (c_pad == 4 || c_pad == 8) &&
+         (t.dtype == DType::kFloat16 || t.dtype == DType::kFloat32);
+}
 
 std::vector<std::int64_t> per_image_dims(const IoTensorInfo& io, const char* role) {
   if (io.dtype != DType::kFloat32 || io.dims.size() < 2)
@@ -104,6 +131,7 @@ EngineModel describe(const Engine& engine) {
   for (std::int64_t d : m.info.image_dims)
     m.image_elements *= static_cast<std::size_t>(d);
   m.takes_rgb = m.info.image_dims.size() == 3 && m.info.image_dims[0] == 3;
+  m.preformat_rgb = m.takes_rgb && can_preformat(engine, m.input);
   return m;
 }
 
@@ -125,6 +153,7 @@ struct ChunkContext {
   std::unique_ptr<ExecutionContext> context;
   int profile = -1;
   std::int64_t batch = 0;
+  bool preformatted = false;  // its input written by images_to_engine_storage
 };
 
 struct Slot {
@@ -157,7 +186,10 @@ class EngineExecutor final : public BatchExecutor {
  private:
   Slot& slot_at(int slot, const char* call);
   void check_batch(const Batch& batch) const;
-  void select_shape(ChunkContext& c, std::int64_t images);
+  void select_shape(ChunkContext& c, std::int64_t images, bool preformatted);
+  void fit_activations();
+  void normalize(const Slot& s, ChunkContext& c, const Batch& batch, std::int64_t chunk,
+                 float* input);
   void upload(Slot& s, const Batch& batch);
   void compute(Slot& s, const Batch& batch);
   void download(Slot& s);
@@ -304,19 +336,69 @@ void EngineExecutor::check_batch(const Batch& batch) const {
 
 // Host-side only, and skipped for a repeated chunk size: set_input_shape
 // rebinds every layer.
-void EngineExecutor::select_shape(ChunkContext& c, std::int64_t images) {
+void EngineExecutor::select_shape(ChunkContext& c, std::int64_t images, bool preformatted) {
   const int profile = engine_->best_profile(images);
   if (profile < 0)
     fail(ErrorKind::kInvalidArgument, "batch ", images, images == chunk_ ? "" : " (a chunk)",
          " is in no optimization profile of the engine");
-  if (profile == c.profile && images == c.batch) return;
-  c.profile = -1;  // unknown until both calls succeed
-  c.batch = 0;
-  c.context->set_optimization_profile(profile);
-  input_dims_[0] = images;
-  c.context->set_input_shape(model_.input, input_dims_);
-  c.profile = profile;
-  c.batch = images;
+  if (profile != c.profile || images != c.batch) {
+    c.profile = -1;  // unknown until both calls succeed
+    c.batch = 0;
+    c.context->set_optimization_profile(profile);
+    input_dims_[0] = images;
+    c.context->set_input_shape(model_.input, input_dims_);
+    c.profile = profile;
+    c.batch = images;
+  }
+  if (preformatted != c.preformatted) {
+    c.context->set_input_preformatted(model_.input, preformatted);
+    c.preformatted = preformatted;
+  }
+}
+
+// A tactic that fails at a chunk's size falls back to one that may need more
+// workspace than context_memory_bytes() counted: the worker's block grows to
+// the largest need of its contexts (rare: a handful of times in a
+// pipeline's life, each waiting for the work that uses the old block).
+void EngineExecutor::fit_activations() {
+  std::size_t needed = activations_.bytes();
+  for (const Slot& s : slots_)
+    for (const ChunkContext& c : s.contexts)
+      needed = std::max(needed, c.context->device_memory_needed());
+  if (needed == activations_.bytes()) return;
+  ANVIL_GPU_CHECK(cudaStreamSynchronize(compute_.get()));
+  activations_ = cuda::DeviceBuffer();
+  activations_ = cuda::DeviceBuffer(needed);
+  for (Slot& s : slots_)
+    for (ChunkContext& c : s.contexts)
+      c.context->set_device_memory(activations_.data(), activations_.bytes());
+}
+
+// uint8 images of chunk `chunk` into the engine's input: straight into the
+// context's input storage where the engine allows (one kernel instead of
+// two, and no FP32 tensor), else as the FP32 NCHW `input`.
+void EngineExecutor::normalize(const Slot& s, ChunkContext& c, const Batch& batch,
+                               std::int64_t chunk, float* input) {
+  cuda::kernels::Normalization norm;
+  std::copy(std::begin(options_.mean), std::end(options_.mean), norm.mean);
+  std::copy(std::begin(options_.stddev), std::end(options_.stddev), norm.std);
+  const cuda::kernels::ImageBatchShape shape{
+      chunk_images(batch.batch_size, chunk), model_.info.image_dims[1], model_.info.image_dims[2],
+      cuda::kernels::ChannelOrder::kRgb,
+      batch.format == InputFormat::kUint8Nchw ? cuda::kernels::PixelLayout::kNchw
+                                              : cuda::kernels::PixelLayout::kNhwc};
+  const std::uint8_t* bytes = s.device_bytes.as<std::uint8_t>() +
+                              static_cast<std::size_t>(chunk * chunk_) * model_.image_elements;
+  if (!model_.preformat_rgb) {
+    cuda::kernels::images_to_nchw(bytes, input, shape, norm, compute_.get());
+    return;
+  }
+  const InputStorage storage = c.context->input_storage(model_.input);
+  cuda::kernels::images_to_engine_storage(bytes, storage.address,
+                                          storage.dtype == DType::kFloat16
+                                              ? cuda::kernels::StorageType::kFloat16
+                                              : cuda::kernels::StorageType::kFloat32,
+                                          storage.c_pad, shape, norm, compute_.get());
 }
 
 void EngineExecutor::upload(Slot& s, const Batch& batch) {
@@ -334,7 +416,8 @@ void EngineExecutor::upload(Slot& s, const Batch& batch) {
   // previous batch before starting this one.
   const std::size_t image_bytes =
       model_.image_elements * (rgb(batch) ? sizeof(std::uint8_t) : sizeof(float));
-  for (std::int64_t c = 0; c < chunks_of(batch.batch_size); ++c) {
+  const std::int64_t chunks = chunks_of(batch.batch_size);
+  for (std::int64_t c = 0; c < chunks; ++c) {
     const auto first = static_cast<std::size_t>(c * chunk_);
     const auto images = static_cast<std::size_t>(chunk_images(batch.batch_size, c));
     std::byte* dst =
@@ -352,28 +435,16 @@ void EngineExecutor::compute(Slot& s, const Batch& batch) {
   const auto k = static_cast<std::size_t>(options_.top_k);
   auto* indices = s.device_result.as<std::int32_t>();  // indices then scores, n * k each
   auto* scores = reinterpret_cast<float*>(indices + static_cast<std::size_t>(n) * k);
-  for (std::int64_t c = 0; c < chunks_of(n); ++c) {
+  const std::int64_t chunks = chunks_of(n);
+  for (std::int64_t c = 0; c < chunks; ++c) {
     const auto ci = static_cast<std::size_t>(c);
     const std::int64_t images = chunk_images(n, c);
     ChunkContext& context = s.contexts[ci];
-    select_shape(context, images);
     float* input = reinterpret_cast<float*>(s.device_input.as<std::byte>() + ci * input_stride_);
     const float* output =
         reinterpret_cast<const float*>(s.device_output.as<std::byte>() + ci * output_stride_);
     ANVIL_GPU_CHECK(cudaStreamWaitEvent(compute_.get(), s.uploaded[ci].get(), 0));
-    if (rgb(batch)) {
-      cuda::kernels::Normalization norm;
-      std::copy(std::begin(options_.mean), std::end(options_.mean), norm.mean);
-      std::copy(std::begin(options_.stddev), std::end(options_.stddev), norm.std);
-      const cuda::kernels::ImageBatchShape shape{
-          images, model_.info.image_dims[1], model_.info.image_dims[2],
-          cuda::kernels::ChannelOrder::kRgb,
-          batch.format == InputFormat::kUint8Nchw ? cuda::kernels::PixelLayout::kNchw
-                                                  : cuda::kernels::PixelLayout::kNhwc};
-      const std::size_t first_byte = static_cast<std::size_t>(c * chunk_) * model_.image_elements;
-      cuda::kernels::images_to_nchw(s.device_bytes.as<std::uint8_t>() + first_byte, input, shape,
-                                    norm, compute_.get());
-    }
+    if (rgb(batch)) normalize(s, context, batch, c, input);
     context.context->enqueue(compute_.get());
     // Rows are independent: a chunk's top-k is its rows' part of the batch's.
     if (path_ == ResultPath::kGpuTopK) {
@@ -412,10 +483,13 @@ void EngineExecutor::start(int slot, const Batch& batch) {
          " is still in flight (finish it first)");
   check_batch(batch);
   ANVIL_GPU_CHECK(cudaSetDevice(device_));
-  // Every chunk's shape before anything is queued: a chunk in no profile
-  // fails the request with nothing to undo.
+  // Every chunk's shape (and the block it needs) before anything is queued:
+  // a chunk in no profile fails the request with nothing to undo.
+  const bool preformatted = rgb(batch) && model_.preformat_rgb;
   for (std::int64_t c = 0; c < chunks_of(batch.batch_size); ++c)
-    select_shape(s.contexts[static_cast<std::size_t>(c)], chunk_images(batch.batch_size, c));
+    select_shape(s.contexts[static_cast<std::size_t>(c)], chunk_images(batch.batch_size, c),
+                 preformatted);
+  fit_activations();
   s.batch_size = batch.batch_size;
   try {
     upload(s, batch);
