@@ -26,6 +26,7 @@
 // Pipeline there is a bug). Callbacks of different workers run concurrently.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -95,6 +96,11 @@ struct PipelineOptions {
   // max_batch or below its min_batch, and (at submit) a batch whose last
   // chunk would be below min_batch.
   int chunk_images = 0;
+  // Records each request's GPU spans (uploads, compute, downloads) in
+  // Result::timing.gpu: the Chrome trace of `anvil bench --ablation` shows
+  // them. Costs two timing events per span and, per request, one wait for an
+  // event on an idle stream (microseconds of the worker's time).
+  bool gpu_timeline = false;
 };
 
 // One request: a batch of images for the model's single input.
@@ -130,11 +136,22 @@ struct Classification {
   float score = 0.0f;  // a probability with PipelineOptions::softmax, else the logit
 };
 
+// A stretch of one request's work on a GPU stream (PipelineOptions::
+// gpu_timeline), on the host's steady clock: CUDA events, placed on that
+// clock by an event the worker waited for as the request started (so within
+// microseconds of the host's own spans).
+struct GpuSpan {
+  std::string stream;  // "upload", "compute" or "download"
+  std::string what;    // "batch", "chunk 2/4" or "results"
+  std::chrono::steady_clock::time_point start, end;
+};
+
 // Wall-clock times of one request, in milliseconds.
 struct ResultTiming {
-  double queued_ms = 0;    // submit() until a worker took it
-  double executed_ms = 0;  // the executor's work: copies, compute and post-processing
-  double total_ms = 0;     // submit() until the result was ready
+  double queued_ms = 0;      // submit() until a worker took it
+  double executed_ms = 0;    // the executor's work: copies, compute and post-processing
+  double total_ms = 0;       // submit() until the result was ready
+  std::vector<GpuSpan> gpu;  // with PipelineOptions::gpu_timeline, in the order recorded
 };
 
 struct Result {

@@ -769,6 +769,57 @@ TEST(PipelineGpu, ChunkedTopKAndUint8EqualWholeRequests) {
   }
 }
 
+// PipelineOptions::gpu_timeline: each request of 100 images in chunks of 32
+// carries 4 upload, 4 compute and 1 download spans, each in order on its
+// stream, chunk c's compute after its upload, the download after the last
+// compute, all inside the request's own submit-to-result window (within the
+// clock placement's slack); uint8 requests (preformatted storage) too.
+// Without the option there are none.
+TEST(PipelineGpu, GpuTimelineSpansFollowTheStreams) {
+  ANVIL_REQUIRE_GPU();
+  using Clock = std::chrono::steady_clock;
+  const auto engine = engine_to_128();
+  const EngineShape shape = shape_of(*engine);
+  PipelineOptions o;
+  o.workers = 1;
+  o.chunk_images = 32;
+  o.gpu_timeline = true;
+  Pipeline pipeline(engine_executor_factory(engine), o);
+  const auto slack = std::chrono::microseconds(200);
+  for (int i = 0; i < 4; ++i) {
+    const Batch b = i % 2 ? uint8_batch(100, shape.image, 5000u + i, i)
+                          : float_batch(100, shape.image, 5000u + i, i);
+    const auto submitted = Clock::now();
+    const Result r = pipeline.submit(b).get();
+    const auto returned = Clock::now();
+    std::vector<GpuSpan> up, compute, down;
+    for (const GpuSpan& g : r.timing.gpu) {
+      std::printf("request %d %-8s %-9s %+.3f .. %+.3f ms\n", i, g.stream.c_str(), g.what.c_str(),
+                  std::chrono::duration<double, std::milli>(g.start - submitted).count(),
+                  std::chrono::duration<double, std::milli>(g.end - submitted).count());
+      EXPECT_LE(g.start, g.end) << g.stream << " " << g.what;
+      EXPECT_GE(g.start, submitted - slack) << g.stream << " " << g.what;
+      EXPECT_LE(g.end, returned + slack) << g.stream << " " << g.what;
+      (g.stream == "upload" ? up : g.stream == "compute" ? compute : down).push_back(g);
+    }
+    ASSERT_EQ(up.size(), 4u);
+    ASSERT_EQ(compute.size(), 4u);
+    ASSERT_EQ(down.size(), 1u);
+    for (std::size_t c = 0; c < 4; ++c) {
+      EXPECT_EQ(up[c].what, cat("chunk ", c + 1, "/4"));
+      EXPECT_GE(compute[c].start, up[c].end) << "chunk " << c + 1 << " computed before it landed";
+      if (c > 0) {
+        EXPECT_GE(up[c].start, up[c - 1].end) << "one copy stream: uploads in turn";
+        EXPECT_GE(compute[c].start, compute[c - 1].end) << "one compute stream";
+      }
+    }
+    EXPECT_GE(down[0].start, compute[3].end);
+  }
+  o.gpu_timeline = false;
+  Pipeline plain(engine_executor_factory(engine), o);
+  EXPECT_TRUE(plain.submit(float_batch(100, shape.image, 5100u, 0)).get().timing.gpu.empty());
+}
+
 // Chunk sizes the engine cannot run are refused where the pipeline is made.
 TEST(PipelineGpu, ChunkSizesOutsideTheEngineAreErrors) {
   ANVIL_REQUIRE_GPU();

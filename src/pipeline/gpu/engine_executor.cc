@@ -47,6 +47,7 @@
 #include <cstring>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -59,6 +60,7 @@
 #include "cuda/handles.h"
 #include "cuda/kernels/preprocess.h"
 #include "cuda/kernels/topk.h"
+#include "pipeline/gpu/gpu_timeline.h"
 #include "pipeline/host_postprocess.h"
 
 namespace anvil {
@@ -166,6 +168,7 @@ struct Slot {
   std::vector<cuda::Event> uploaded;  // per chunk
   cuda::Event computed{false}, done{false};
   std::vector<ChunkContext> contexts;  // per chunk
+  pipeline::GpuTimeline timeline;      // PipelineOptions::gpu_timeline
   std::int64_t batch_size = 0;
   bool busy = false;  // started, not yet finished
 };
@@ -193,6 +196,10 @@ class EngineExecutor final : public BatchExecutor {
   void upload(Slot& s, const Batch& batch);
   void compute(Slot& s, const Batch& batch);
   void download(Slot& s);
+  // GPU spans with PipelineOptions::gpu_timeline; no-ops without it.
+  std::size_t begin_span(Slot& s, const cuda::Stream& stream, const char* lane, std::string what);
+  void end_span(Slot& s, std::size_t span, const cuda::Stream& stream);
+  std::string chunk_name(std::int64_t chunk, std::int64_t chunks) const;
   void write_result(const Slot& s, Result& result);
   void quiesce() const noexcept;
 
@@ -211,6 +218,9 @@ class EngineExecutor final : public BatchExecutor {
   std::int64_t chunk_ = 1;  // images per chunk: max_batch unless chunk_images
   std::size_t input_stride_ = 0, output_stride_ = 0;  // bytes per chunk region
   cuda::Stream copy_, compute_, download_;
+  // PipelineOptions::gpu_timeline: a stream that runs nothing but the
+  // timelines' anchors.
+  std::optional<cuda::Stream> anchor_;
   cuda::DeviceBuffer activations_;        // shared by every context of this worker
   std::vector<std::int64_t> input_dims_;  // [batch, image dims...]
   std::vector<float> row_;                // one image's scores, for kHostTopK
@@ -254,6 +264,7 @@ EngineExecutor::EngineExecutor(std::shared_ptr<const Engine> engine, EngineModel
   input_dims_.insert(input_dims_.end(), model_.info.image_dims.begin(),
                      model_.info.image_dims.end());
   if (path_ == ResultPath::kHostTopK) row_.resize(classes);
+  if (options_.gpu_timeline) anchor_.emplace();
 
   slots_.resize(static_cast<std::size_t>(options_.batches_in_flight_per_worker));
   for (Slot& s : slots_) {
@@ -423,8 +434,10 @@ void EngineExecutor::upload(Slot& s, const Batch& batch) {
     std::byte* dst =
         rgb(batch) ? s.device_bytes.as<std::byte>() + first * image_bytes
                    : s.device_input.as<std::byte>() + static_cast<std::size_t>(c) * input_stride_;
+    const std::size_t span = begin_span(s, copy_, "upload", chunk_name(c, chunks));
     ANVIL_GPU_CHECK(cudaMemcpyAsync(dst, src + first * image_bytes, images * image_bytes,
                                     cudaMemcpyHostToDevice, copy_.get()));
+    end_span(s, span, copy_);
     s.uploaded[static_cast<std::size_t>(c)].record(copy_.get());
   }
 }
@@ -444,6 +457,7 @@ void EngineExecutor::compute(Slot& s, const Batch& batch) {
     const float* output =
         reinterpret_cast<const float*>(s.device_output.as<std::byte>() + ci * output_stride_);
     ANVIL_GPU_CHECK(cudaStreamWaitEvent(compute_.get(), s.uploaded[ci].get(), 0));
+    const std::size_t span = begin_span(s, compute_, "compute", chunk_name(c, chunks));
     if (rgb(batch)) normalize(s, context, batch, c, input);
     context.context->enqueue(compute_.get());
     // Rows are independent: a chunk's top-k is its rows' part of the batch's.
@@ -452,12 +466,14 @@ void EngineExecutor::compute(Slot& s, const Batch& batch) {
       cuda::kernels::top_k_rows(output, images, classes, options_.top_k, options_.softmax,
                                 indices + first, scores + first, compute_.get());
     }
+    end_span(s, span, compute_);
   }
   s.computed.record(compute_.get());
 }
 
 void EngineExecutor::download(Slot& s) {
   ANVIL_GPU_CHECK(cudaStreamWaitEvent(download_.get(), s.computed.get(), 0));
+  const std::size_t span = begin_span(s, download_, "download", "results");
   const std::size_t per_image = result_bytes_per_image();
   if (path_ == ResultPath::kGpuTopK) {
     ANVIL_GPU_CHECK(cudaMemcpyAsync(s.host_result.data(), s.device_result.data(),
@@ -473,7 +489,23 @@ void EngineExecutor::download(Slot& s) {
           cudaMemcpyDeviceToHost, download_.get()));
     }
   }
+  end_span(s, span, download_);
   s.done.record(download_.get());
+}
+
+std::size_t EngineExecutor::begin_span(Slot& s, const cuda::Stream& stream, const char* lane,
+                                       std::string what) {
+  return anchor_ ? s.timeline.begin(stream.get(), lane, std::move(what)) : 0;
+}
+
+void EngineExecutor::end_span(Slot& s, std::size_t span, const cuda::Stream& stream) {
+  if (anchor_) s.timeline.end(span, stream.get());
+}
+
+std::string EngineExecutor::chunk_name(std::int64_t chunk, std::int64_t chunks) const {
+  if (!anchor_) return {};
+  return chunks == 1 ? "batch"
+                     : "chunk " + std::to_string(chunk + 1) + "/" + std::to_string(chunks);
 }
 
 void EngineExecutor::start(int slot, const Batch& batch) {
@@ -491,6 +523,7 @@ void EngineExecutor::start(int slot, const Batch& batch) {
                  preformatted);
   fit_activations();
   s.batch_size = batch.batch_size;
+  if (anchor_) s.timeline.start(anchor_->get());
   try {
     upload(s, batch);
     compute(s, batch);
@@ -512,6 +545,7 @@ void EngineExecutor::finish(int slot, Result& result) {
   ANVIL_GPU_CHECK(cudaSetDevice(device_));
   s.done.synchronize();
   write_result(s, result);
+  if (anchor_) result.timing.gpu = s.timeline.read();
 }
 
 // The same fields and layout as the CPU executor's results.
