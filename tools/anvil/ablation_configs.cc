@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <exception>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -304,7 +306,10 @@ class PipelineJob : public Job {
  public:
   PipelineJob(std::shared_ptr<const Engine> engine, const PipelineOptions& options, bool uint8,
               std::int64_t small_batch, const AblationData& data)
-      : data_(data), uint8_(uint8), small_batch_(small_batch) {
+      : data_(data),
+        uint8_(uint8),
+        gpu_top1_(options.output == OutputMode::kTopK),
+        small_batch_(small_batch) {
     const Io io = io_of(*engine, engine->max_batch());
     // As the GPU executor allocates: one activation block per worker (its
     // chunk contexts share it) and a device input and output per slot.
@@ -366,7 +371,10 @@ class PipelineJob : public Job {
         const Result& r = item.result;
         const auto t0 = Clock::now();
         std::vector<std::int32_t> top1(static_cast<std::size_t>(r.batch_size));
-        process_output(r.output.data(), r.batch_size, classes_, sink, top1.data());
+        if (gpu_top1_)
+          process_top1(r.top_k, sink, top1.data());
+        else
+          process_output(r.output.data(), r.batch_size, classes_, sink, top1.data());
         const int b = static_cast<int>(r.tag / 2);
         keep_top1(b, std::move(top1), r.tag % 2 == 1);
         if (recorder) {
@@ -383,6 +391,9 @@ class PipelineJob : public Job {
               taken + std::chrono::duration_cast<Clock::duration>(
                           std::chrono::duration<double, std::milli>(r.timing.executed_ms)));
           recorder->add("host: output processing", n, t0, Clock::now());
+          for (const GpuSpan& g : r.timing.gpu)
+            recorder->add("worker " + std::to_string(r.worker) + " GPU: " + g.stream,
+                          n + " " + g.what, g.start, g.end);
         }
       }
     });
@@ -408,6 +419,7 @@ class PipelineJob : public Job {
  private:
   const AblationData& data_;
   bool uint8_;
+  bool gpu_top1_;  // results are each image's top class and probability
   std::int64_t small_batch_;
   std::int64_t classes_ = 0;
   cuda::PinnedBuffer pinned_;  // every batch, one after another
@@ -429,6 +441,15 @@ std::unique_ptr<Job> make_job(int config, const AblationEngines& e, const Ablati
   options.batches_in_flight_per_worker = 2;
   options.workers = config >= 7 ? 2 : 1;
   options.cuda_graphs = config >= 6;
+  options.gpu_timeline = true;  // the trace's GPU lanes; a few events per batch
+  if (config >= 9) {
+    // Beyond the guide: the softmax and argmax on the GPU after the network
+    // (1.5 ms of host time per batch of 128 otherwise), one class and its
+    // probability per image back; the host only prints.
+    options.output = OutputMode::kTopK;
+    options.top_k = 1;
+    options.softmax = true;
+  }
   switch (config) {
     case 0:
       return std::make_unique<SerialJob>(need(e.fp32, 0), Serial::kBaseline, data);
@@ -481,6 +502,43 @@ std::vector<int> range(int first, int end) {
 }
 
 }  // namespace
+
+std::string gpu_summary(const std::vector<TraceSpan>& spans, double timed_ms) {
+  struct Lane {
+    std::vector<std::pair<double, double>> spans;
+    double first = 0, last = 0, busy = 0;
+  };
+  std::map<std::string, Lane> lanes;  // by stream, over every worker
+  for (const TraceSpan& s : spans) {
+    const std::size_t at = s.track.find(" GPU: ");
+    if (at == std::string::npos) continue;
+    lanes[s.track.substr(at + 6)].spans.emplace_back(s.start_ms, s.start_ms + s.duration_ms);
+  }
+  if (lanes.empty()) return "";
+  for (auto& [name, lane] : lanes) {
+    std::sort(lane.spans.begin(), lane.spans.end());
+    lane.first = lane.spans.front().first;
+    double from = lane.first, to = lane.first;
+    for (const auto& [start, end] : lane.spans) {  // the union of the spans
+      if (start > to) {
+        lane.busy += to - from;
+        from = start;
+      }
+      to = std::max(to, end);
+    }
+    lane.busy += to - from;
+    lane.last = to;
+  }
+  std::string line = "GPU (ms from the first submit):";
+  char part[128];
+  for (const auto& [name, lane] : lanes) {
+    std::snprintf(part, sizeof part, " %s %.2f-%.2f (busy %.2f);", name.c_str(), lane.first,
+                  lane.last, lane.busy);
+    line += part;
+  }
+  std::snprintf(part, sizeof part, " last result at %.2f", timed_ms);
+  return line + part;
+}
 
 ConfigResult run_ablation_config(int config, const AblationEngines& engines,
                                  const AblationData& data, const ConfigSettings& settings) {

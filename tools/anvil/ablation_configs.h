@@ -54,6 +54,12 @@ struct ConfigResult {
 ConfigResult run_ablation_config(int config, const AblationEngines& engines,
                                  const AblationData& data, const ConfigSettings& settings);
 
+// The GPU lanes of a config's timed spans in one line (the pipeline configs, from
+// PipelineOptions::gpu_timeline): when the uploads ran and how busy the copy
+// and compute streams were, against `timed_ms`, the time to the last result.
+// "" when there are no GPU spans.
+std::string gpu_summary(const std::vector<TraceSpan>& spans, double timed_ms);
+
 // Top-1 of each image of each batch from plain synchronous runs of `engine`
 // (one context, the best profile for the batch), the reference every config
 // must match. `images` > 0 runs only each batch's first `images` images.

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "anvil/pipeline.h"
+
 namespace anvil::cli {
 
 namespace {
@@ -86,6 +88,16 @@ void process_output(const float* logits, std::int64_t images, std::int64_t class
                   static_cast<long long>(n), static_cast<long long>(best), 1.0 / sum);
     sink += line;
     top1[n] = static_cast<std::int32_t>(best);
+  }
+}
+
+void process_top1(std::span<const Classification> best, std::string& sink, std::int32_t* top1) {
+  for (std::size_t n = 0; n < best.size(); ++n) {
+    char line[96];
+    std::snprintf(line, sizeof(line), "image %zu: class %lld (p=%.4f)\n", n,
+                  static_cast<long long>(best[n].class_index), static_cast<double>(best[n].score));
+    sink += line;
+    top1[n] = static_cast<std::int32_t>(best[n].class_index);
   }
 }
 

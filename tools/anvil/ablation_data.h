@@ -4,8 +4,13 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
+
+namespace anvil {
+struct Classification;  // anvil/pipeline.h
+}
 
 namespace anvil::cli {
 
@@ -34,5 +39,10 @@ std::vector<float> normalize_nhwc(const std::vector<std::uint8_t>& nhwc, std::in
 // time the terminal). Writes each image's top class to `top1`.
 void process_output(const float* logits, std::int64_t images, std::int64_t classes,
                     std::string& sink, std::int32_t* top1);
+
+// The same lines from each image's top class and its probability computed on
+// the GPU (PipelineOptions::output kTopK, k 1, softmax): the host's share of
+// the output processing once the softmax has moved to the GPU.
+void process_top1(std::span<const Classification> best, std::string& sink, std::int32_t* top1);
 
 }  // namespace anvil::cli

@@ -238,10 +238,13 @@ void run_ablation(const BenchOptions& opt) {
       if (c == 8)
         row.note = "each batch also runs its first " + std::to_string(small) +
                    " images as a batch of their own (profile 0)";
+      if (c >= 9) row.note = "softmax and top-1 on the GPU, the host prints";
       if (c >= 11)
-        row.note = "chunks of " + std::to_string(std::min(o.chunk_images, o.batch)) +
-                   " images, 1 worker, 3 batches in flight, CUDA graphs";
+        row.note += "; chunks of " + std::to_string(std::min(o.chunk_images, o.batch)) +
+                    " images, 1 worker, 3 batches in flight, CUDA graphs";
       std::fprintf(stderr, "  %.3f ms, %.0f images/s\n", row.timed_ms, row.images_per_s);
+      if (const std::string lanes = gpu_summary(r.spans, r.timed_ms); !lanes.empty())
+        std::fprintf(stderr, "  %s\n", lanes.c_str());
       last_spans = std::move(r.spans);
       last_row = &row;
     }
