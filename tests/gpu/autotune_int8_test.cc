@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,7 @@
 #include "cuda/cudnn_int8_conv.h"
 #include "cuda/handles.h"
 #include "gpu_test.h"
+#include "int8_reference.h"
 #include "ops/quantization.h"
 #include "plan/plan.h"
 #include "plan/profiles.h"
@@ -57,11 +59,7 @@ enum class Values { kTuning, kTies };
 std::vector<std::int8_t> random_codes(std::int64_t count, std::int64_t channels, std::int64_t real,
                                       int lo, int hi, std::mt19937& rng) {
   std::uniform_int_distribution<int> uniform(lo, hi);
-  std::vector<std::int8_t> v(static_cast<std::size_t>(count), 0);
-  for (std::size_t i = 0; i < v.size(); ++i)
-    if (static_cast<std::int64_t>(i) % channels < real)
-      v[i] = static_cast<std::int8_t>(uniform(rng));
-  return v;
+  return test::padded_codes(count, channels, real, [&] { return uniform(rng); });
 }
 
 // Appends `bytes` at the next plan::kWeightsAlignment boundary; returns where.
@@ -81,13 +79,9 @@ struct Int8Layer {
     std::mt19937 rng(static_cast<std::uint32_t>(c.c * 131 + c.k * 7 + rs));
     const bool ties = values == Values::kTies;
     const int w_max = ties ? 3 : 127;
-    filter.assign(static_cast<std::size_t>(c.k_pad * rs * c.c_pad), 0);
     std::uniform_int_distribution<int> code(-w_max, w_max);
-    for (std::int64_t k = 0; k < c.k; ++k)
-      for (std::int64_t i = 0; i < rs; ++i)
-        for (std::int64_t ch = 0; ch < c.c; ++ch)
-          filter[static_cast<std::size_t>((k * rs + i) * c.c_pad + ch)] =
-              static_cast<std::int8_t>(code(rng));
+    filter = test::padded_codes(
+        c.k_pad * rs * c.c_pad, c.c_pad, c.c, [&] { return code(rng); }, c.k * rs * c.c_pad);
     // kTuning: |acc| spreads like sqrt(rs * c) * 127^2 / 3; this scale puts
     // its standard deviation near 60 INT8 steps.
     const float spread = std::sqrt(static_cast<float>(rs * c.c)) * 127.0f * 127.0f / 3.0f;
@@ -177,7 +171,7 @@ struct Int8Layer {
   plan::Plan plan;
 };
 
-enum class Rounding { kHalfToEven, kHalfAway };
+using test::Rounding;
 
 struct Reference {
   std::vector<std::int8_t> y;  // [n, P, Q, k_pad]
@@ -187,62 +181,24 @@ struct Reference {
 // The plan contract (builder/lower.h), written apart from verify_tactic.cc:
 // y = sat(rint(act(float(acc) * scale[k] + bias[k] [+ residual]))).
 Reference reference(const Int8Layer& l, std::int64_t n, Rounding rounding) {
-  const Case& c = l.c;
-  const std::int64_t q = l.out_hw;
-  Reference ref;
-  ref.y.resize(static_cast<std::size_t>(l.out_count(n)));
-  for (std::int64_t img = 0; img < n; ++img)
-    for (std::int64_t oh = 0; oh < q; ++oh)
-      for (std::int64_t ow = 0; ow < q; ++ow)
-        for (std::int64_t k = 0; k < c.k_pad; ++k) {
-          std::int64_t acc = 0;
-          for (std::int64_t i = 0; i < c.kernel; ++i)
-            for (std::int64_t j = 0; j < c.kernel; ++j) {
-              const std::int64_t ih = oh * c.stride - c.pad + i, iw = ow * c.stride - c.pad + j;
-              if (ih < 0 || ih >= c.hw || iw < 0 || iw >= c.hw) continue;
-              for (std::int64_t ch = 0; ch < c.c_pad; ++ch)
-                acc += std::int64_t{l.x[static_cast<std::size_t>(
-                           ((img * c.hw + ih) * c.hw + iw) * c.c_pad + ch)]} *
-                       l.filter[static_cast<std::size_t>(
-                           ((k * c.kernel + i) * c.kernel + j) * c.c_pad + ch)];
-            }
-          const auto o = static_cast<std::size_t>(((img * q + oh) * q + ow) * c.k_pad + k);
-          const auto kk = static_cast<std::size_t>(k);
-          float v = static_cast<float>(acc) * l.scale[kk];
-          if (c.bias) v += l.bias[kk];
-          if (c.residual) v += static_cast<float>(l.residual[o]);
-          if (c.relu) v = std::max(v, 0.0f);
-          const float r =
-              rounding == Rounding::kHalfToEven ? ops::round_half_to_even(v) : std::round(v);
-          ref.ties += std::fabs(v - std::trunc(v)) == 0.5f;
-          ref.saturated += r > 127.0f || r < -128.0f;
-          ref.y[o] = static_cast<std::int8_t>(std::clamp(r, -128.0f, 127.0f));
-        }
+  const std::vector<float> residual = test::to_floats(l.residual);
+  test::Int8ConvReference r = test::int8_conv_reference(
+      l.shape(n), l.x, l.filter,
+      {.scale = l.scale,
+       .bias = l.c.bias ? std::span<const float>(l.bias) : std::span<const float>(),
+       .residual = l.c.residual ? std::span<const float>(residual) : std::span<const float>(),
+       .relu = l.c.relu},
+      rounding);
+  Reference ref{std::move(r.int8), r.saturated, 0};
+  for (const float v : r.value)
+    ref.ties += std::fabs(v - std::trunc(v)) == 0.5f;
   return ref;
 }
 
 // How many elements differ and by how much at most, naming the worst.
-struct Diff {
-  std::int64_t differ = 0, worst = 0;
-  std::size_t at = 0;
-};
-Diff diff(const std::vector<std::int8_t>& got, const std::vector<std::int8_t>& want) {
-  Diff d;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    const std::int64_t e = std::abs(std::int64_t{got[i]} - std::int64_t{want[i]});
-    d.differ += e > 0;
-    if (e > d.worst) {
-      d.worst = e;
-      d.at = i;
-    }
-  }
-  return d;
-}
-
-cuda::DeviceBuffer upload(const void* data, std::size_t bytes) {
-  cuda::DeviceBuffer buffer(std::max<std::size_t>(bytes, 16));
-  cuda::copy_to_device(buffer.data(), data, bytes);
-  return buffer;
+test::Int8ConvMismatch diff(const std::vector<std::int8_t>& got,
+                            const std::vector<std::int8_t>& want) {
+  return test::compare_int8_conv(test::to_floats(got), test::to_floats(want), true);
 }
 
 // `identity` rebuilt and run on l.x as the runtime's conv_int8 runner would:
@@ -252,11 +208,11 @@ std::vector<std::int8_t> run_identity(const Int8Layer& l, std::int64_t n,
   const cuda::CudnnHandle cudnn;
   const cuda::Stream stream;
   const cuda::Int8Conv conv = cuda::Int8Conv::from_identity(cudnn.get(), l.shape(n), identity);
-  const cuda::DeviceBuffer x = upload(l.x.data(), l.x.size()),
-                           w = upload(l.filter.data(), l.filter.size()),
-                           scale = upload(l.scale.data(), l.scale.size() * 4),
-                           bias = upload(l.bias.data(), l.bias.size() * 4),
-                           residual = upload(l.residual.data(), l.residual.size()),
+  const cuda::DeviceBuffer x = test::upload(l.x.data(), l.x.size()),
+                           w = test::upload(l.filter.data(), l.filter.size()),
+                           scale = test::upload(l.scale.data(), l.scale.size() * 4),
+                           bias = test::upload(l.bias.data(), l.bias.size() * 4),
+                           residual = test::upload(l.residual.data(), l.residual.size()),
                            workspace(conv.workspace_bytes());
   std::vector<std::int8_t> got(static_cast<std::size_t>(l.out_count(n)));
   const cuda::DeviceBuffer y(got.size());
@@ -296,10 +252,11 @@ TEST(AutotuneInt8, TestDataCoversSaturationAndRoundingTies) {
     Int8Layer ties(c, Values::kTies);
     ties.random_inputs(1, 2, 7);
     const Reference even = reference(ties, 1, Rounding::kHalfToEven);
-    const Diff d = diff(reference(ties, 1, Rounding::kHalfAway).y, even.y);
+    const test::Int8ConvMismatch d = diff(reference(ties, 1, Rounding::kHalfAway).y, even.y);
     std::printf("%s: %lld ties, half away differs in %lld of %zu\n", ties.describe().c_str(),
-                static_cast<long long>(even.ties), static_cast<long long>(d.differ), even.y.size());
-    EXPECT_GT(d.differ * 100, static_cast<std::int64_t>(even.y.size())) << ties.describe();
+                static_cast<long long>(even.ties), static_cast<long long>(d.inexact),
+                even.y.size());
+    EXPECT_GT(d.inexact * 100, even.y.size()) << ties.describe();
   }
 }
 
@@ -375,18 +332,18 @@ TEST(AutotuneInt8, TunesConvInt8LayersWithACheckedCudnnEngine) {
     l.random_inputs(2, 127, 11);
     const Reference want = reference(l, 2, Rounding::kHalfToEven);
     const std::vector<std::int8_t> got = run_identity(l, 2, t.identity);
-    const Diff d = diff(got, want.y);
+    const test::Int8ConvMismatch d = diff(got, want.y);
     const std::int64_t pix = static_cast<std::int64_t>(d.at) / c.k_pad;
     std::printf(
         "  rebuilt: %lld of %zu differ, worst by %lld at n%lld p%lld q%lld k%lld (got %d want "
         "%d); %lld saturate\n",
-        static_cast<long long>(d.differ), got.size(), static_cast<long long>(d.worst),
+        static_cast<long long>(d.inexact), got.size(), static_cast<long long>(d.worst),
         static_cast<long long>(pix / (l.out_hw * l.out_hw)),
         static_cast<long long>(pix / l.out_hw % l.out_hw), static_cast<long long>(pix % l.out_hw),
         static_cast<long long>(static_cast<std::int64_t>(d.at) % c.k_pad), int{got[d.at]},
         int{want.y[d.at]}, static_cast<long long>(want.saturated));
-    EXPECT_LE(d.worst, 1);
-    EXPECT_LT(d.differ * 100, static_cast<std::int64_t>(got.size()));
+    EXPECT_LE(d.worst, 1.0);
+    EXPECT_LT(d.inexact * 100, got.size());
 
     // Same layer again: from the timing cache, same winner, nothing timed.
     const auto again = builder::autotune(l.plan, options);
@@ -408,7 +365,7 @@ TEST(AutotuneInt8, TheCheckPassesRightOutputsAndRejectsWrongOnes) {
     const cuda::Int8ConvShape shape = l.shape(n);
     const std::size_t last = want.y.size() - static_cast<std::size_t>(l.out_count(1));
     auto check = [&](const std::vector<std::int8_t>& y) {
-      const cuda::DeviceBuffer dy = upload(y.data(), y.size());
+      const cuda::DeviceBuffer dy = test::upload(y.data(), y.size());
       return builder::check_int8_conv_output(l.plan, l.plan.layers[0], shape, l.x,
                                              l.residual_or_null(), dy.data());
     };

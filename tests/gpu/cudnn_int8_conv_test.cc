@@ -24,6 +24,7 @@
 #include "cuda/device.h"
 #include "cuda/handles.h"
 #include "gpu_test.h"
+#include "int8_reference.h"
 #include "ops/quantization.h"
 #include "quant/int8_weights.h"
 
@@ -118,16 +119,6 @@ std::vector<Case> cases() {
   return v;
 }
 
-// Deterministic generator; values in [lo, hi].
-struct Lcg {
-  std::uint32_t state;
-  std::uint32_t next() { return state = state * 1664525u + 1013904223u; }
-  int uniform(int lo, int hi) { return lo + static_cast<int>((next() >> 8) % (hi - lo + 1)); }
-  float real(float lo, float hi) {
-    return lo + (hi - lo) * static_cast<float>(next() >> 8) / static_cast<float>(1 << 24);
-  }
-};
-
 std::size_t output_bytes(Int8ConvOutput out) {
   return out == Int8ConvOutput::kInt8 ? 1 : out == Int8ConvOutput::kHalf ? 2 : 4;
 }
@@ -146,18 +137,13 @@ struct Layer {
 Layer make_layer(const Case& c) {
   const Int8ConvShape& s = c.shape;
   const std::int64_t p = s.out_h(), q = s.out_w();
-  Lcg rng{static_cast<std::uint32_t>(c.c_real * 131 + c.k_real * 7 + s.n + s.r)};
+  test::Lcg rng{static_cast<std::uint32_t>(c.c_real * 131 + c.k_real * 7 + s.n + s.r)};
   Layer d;
-  d.x.assign(static_cast<std::size_t>(s.n * s.h * s.w * s.c), 0);
-  d.w.assign(static_cast<std::size_t>(s.k * s.r * s.s * s.c), 0);
-  for (std::size_t i = 0; i < d.x.size(); ++i)
-    if (static_cast<std::int64_t>(i) % s.c < c.c_real)
-      d.x[i] = static_cast<std::int8_t>(rng.uniform(-128, 127));
-  for (std::int64_t k = 0; k < c.k_real; ++k)
-    for (std::int64_t i = 0; i < s.r * s.s; ++i)
-      for (std::int64_t ch = 0; ch < c.c_real; ++ch)
-        d.w[static_cast<std::size_t>((k * s.r * s.s + i) * s.c + ch)] =
-            static_cast<std::int8_t>(rng.uniform(-127, 127));
+  d.x = test::padded_codes(s.n * s.h * s.w * s.c, s.c, c.c_real,
+                           [&] { return rng.uniform(-128, 127); });
+  d.w = test::padded_codes(
+      s.k * s.r * s.s * s.c, s.c, c.c_real, [&] { return rng.uniform(-127, 127); },
+      c.k_real * s.r * s.s * s.c);
   d.x[0] = 1;  // never all zero
   d.w[0] = 1;
 
@@ -198,42 +184,29 @@ Layer make_layer(const Case& c) {
     }
   }
 
-  // The reference: y = sat(rne(act(acc * x_scale * w_scale[k] + b[k] + residual) / y_scale)).
-  d.want.assign(out_count, 0.0f);
-  for (std::int64_t n = 0; n < s.n; ++n)
-    for (std::int64_t oh = 0; oh < p; ++oh)
-      for (std::int64_t ow = 0; ow < q; ++ow)
-        for (std::int64_t k = 0; k < s.k; ++k) {
-          std::int64_t acc = 0;
-          for (std::int64_t i = 0; i < s.r; ++i)
-            for (std::int64_t j = 0; j < s.s; ++j) {
-              const std::int64_t ih = oh * s.stride_h - s.pad_h + i * s.dil_h;
-              const std::int64_t iw = ow * s.stride_w - s.pad_w + j * s.dil_w;
-              if (ih < 0 || ih >= s.h || iw < 0 || iw >= s.w) continue;
-              const std::int8_t* xp =
-                  &d.x[static_cast<std::size_t>(((n * s.h + ih) * s.w + iw) * s.c)];
-              const std::int8_t* wp =
-                  &d.w[static_cast<std::size_t>(((k * s.r + i) * s.s + j) * s.c)];
-              for (std::int64_t ch = 0; ch < s.c; ++ch)
-                acc += std::int64_t{xp[ch]} * wp[ch];
-            }
-          const std::size_t o = static_cast<std::size_t>(((n * p + oh) * q + ow) * s.k + k);
-          float v = 0.0f;
-          if (k < c.k_real) {
-            const auto kk = static_cast<std::size_t>(k);
-            v = static_cast<float>(acc) * (x_scale * w_scales[kk]) + (s.has_bias ? b[kk] : 0.0f) +
-                d.residual_real[o];
-            if (s.relu) v = std::max(v, 0.0f);
-            v /= y_scale;
-          }
-          if (int8_out) {
-            d.saturated += std::fabs(ops::round_half_to_even(v)) > 127.0f;
-            v = static_cast<float>(ops::quantize_value<std::int8_t>(v, 0));
-          } else if (s.output == Int8ConvOutput::kHalf) {
-            v = __half2float(__float2half(v));
-          }
-          d.want[o] = v;
-        }
+  // The reference: y = sat(rne(act(acc * x_scale * w_scale[k] + b[k] + residual) / y_scale)),
+  // 0 in the padded channels (their scale, bias and residual are 0).
+  std::vector<float> scale(static_cast<std::size_t>(s.k), 0.0f), bias(scale.size(), 0.0f);
+  for (std::size_t k = 0; k < w_scales.size(); ++k) {
+    scale[k] = x_scale * w_scales[k];
+    bias[k] = b[k];
+  }
+  const test::Int8ConvReference ref = test::int8_conv_reference(s, d.x, d.w,
+                                                                {.scale = scale,
+                                                                 .bias = bias,
+                                                                 .residual = d.residual_real,
+                                                                 .relu = s.relu,
+                                                                 .y_scale = y_scale});
+  d.saturated = ref.saturated;
+  if (int8_out) {
+    d.want = test::to_floats(ref.int8);
+  } else if (s.output == Int8ConvOutput::kHalf) {
+    d.want.resize(ref.value.size());
+    for (std::size_t i = 0; i < d.want.size(); ++i)
+      d.want[i] = __half2float(__float2half(ref.value[i]));
+  } else {
+    d.want = ref.value;
+  }
   return d;
 }
 
@@ -252,12 +225,6 @@ std::vector<float> decode(const std::vector<std::byte>& bytes, Int8ConvOutput ou
     }
   }
   return v;
-}
-
-cuda::DeviceBuffer upload(const void* data, std::size_t bytes) {
-  cuda::DeviceBuffer buffer(std::max<std::size_t>(bytes, 16));
-  cuda::copy_to_device(buffer.data(), data, bytes);
-  return buffer;
 }
 
 // Milliseconds per run of `enqueue` on `stream`: 3 warm-ups, then 10 timed.
@@ -324,28 +291,6 @@ struct Summary {
   float int8_ms = -1, fp16_ms = -1;
 };
 
-// Worst |got - want| (NaN counts as infinite), printing where it is.
-struct Mismatch {
-  double worst = 0;
-  std::size_t at = 0, over = 0, inexact = 0;  // inexact: diff > 0 (shows cuDNN's rounding)
-};
-Mismatch compare(const std::vector<float>& got, const std::vector<float>& want, bool int8_out) {
-  Mismatch e;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    const double diff =
-        std::isfinite(got[i]) ? std::fabs(static_cast<double>(got[i]) - want[i]) : INFINITY;
-    const double tol =
-        int8_out ? 1.0 : 1e-2 * std::max(1.0, std::fabs(static_cast<double>(want[i])));
-    e.over += diff > tol;
-    e.inexact += diff > 0;
-    if (diff > e.worst || (std::isinf(diff) && !std::isinf(e.worst))) {
-      e.worst = diff;
-      e.at = i;
-    }
-  }
-  return e;
-}
-
 Summary run_case(const Case& c, const cuda::CudnnHandle& handle, const cuda::Stream& stream) {
   const Int8ConvShape& s = c.shape;
   SCOPED_TRACE(c.name);
@@ -377,10 +322,11 @@ Summary run_case(const Case& c, const cuda::CudnnHandle& handle, const cuda::Str
     return summary;
   }
 
-  const cuda::DeviceBuffer x = upload(d.x.data(), d.x.size()), w = upload(d.w.data(), d.w.size());
-  const cuda::DeviceBuffer scale = upload(d.requant.scale.data(), d.requant.scale.size() * 4);
-  const cuda::DeviceBuffer bias = upload(d.requant.bias.data(), d.requant.bias.size() * 4);
-  const cuda::DeviceBuffer residual = upload(d.residual.data(), d.residual.size());
+  const cuda::DeviceBuffer x = test::upload(d.x.data(), d.x.size()),
+                           w = test::upload(d.w.data(), d.w.size());
+  const cuda::DeviceBuffer scale = test::upload(d.requant.scale.data(), d.requant.scale.size() * 4);
+  const cuda::DeviceBuffer bias = test::upload(d.requant.bias.data(), d.requant.bias.size() * 4);
+  const cuda::DeviceBuffer residual = test::upload(d.residual.data(), d.residual.size());
   std::vector<std::byte> y_host(d.want.size() * output_bytes(s.output));
   const cuda::DeviceBuffer y(y_host.size());
   const std::int64_t p = s.out_h(), q = s.out_w();
@@ -409,7 +355,7 @@ Summary run_case(const Case& c, const cuda::CudnnHandle& handle, const cuda::Str
       ADD_FAILURE() << conv.identity() << " failed to execute: " << e.what();
       continue;
     }
-    const Mismatch e = compare(got, d.want, int8_out);
+    const test::Int8ConvMismatch e = test::compare_int8_conv(got, d.want, int8_out);
     const std::size_t kk = e.at % static_cast<std::size_t>(s.k), pix = e.at / s.k;
     std::printf(
         "    %-34s %8.4f ms  ws %8zu B  [%s]  max|got-want| %.4g at n%lld p%lld q%lld "
@@ -430,7 +376,7 @@ Summary run_case(const Case& c, const cuda::CudnnHandle& handle, const cuda::Str
   try {
     const Int8Conv again = Int8Conv::from_identity(handle.get(), s, first.identity());
     EXPECT_EQ(again.identity(), first.identity());
-    const Mismatch e = compare(run(again, nullptr), d.want, int8_out);
+    const test::Int8ConvMismatch e = test::compare_int8_conv(run(again, nullptr), d.want, int8_out);
     EXPECT_EQ(e.over, 0u) << first.identity() << " rebuilt from its identity";
   } catch (const anvil::Error& e) {
     ADD_FAILURE() << first.identity() << " rebuilt from its identity: " << e.what();

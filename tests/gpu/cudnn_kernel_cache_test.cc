@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,6 +25,7 @@
 #include "cuda/device.h"
 #include "cuda/handles.h"
 #include "gpu_test.h"
+#include "int8_reference.h"
 #include "ops/quantization.h"
 #include "quant/int8_weights.h"
 
@@ -49,15 +51,6 @@ Int8ConvShape layer(std::int64_t n) {
           .relu = true};
 }
 
-struct Lcg {
-  std::uint32_t state;
-  std::uint32_t next() { return state = state * 1664525u + 1013904223u; }
-  int uniform(int lo, int hi) { return lo + static_cast<int>((next() >> 8) % (hi - lo + 1)); }
-  float real(float lo, float hi) {
-    return lo + (hi - lo) * static_cast<float>(next() >> 8) / static_cast<float>(1 << 24);
-  }
-};
-
 // kMaxBatch images; a batch of n uses the first n of x and of want.
 struct Data {
   std::vector<std::int8_t> x, w;
@@ -69,15 +62,10 @@ struct Data {
 // saturate (as tests/gpu/cudnn_int8_conv_test.cc).
 Data make_data() {
   const Int8ConvShape s = layer(kMaxBatch);
-  const std::int64_t p = s.out_h(), q = s.out_w();
-  Lcg rng{20240611u};
+  test::Lcg rng{20240611u};
   Data d;
-  d.x.resize(static_cast<std::size_t>(s.n * s.h * s.w * s.c));
-  d.w.resize(static_cast<std::size_t>(s.k * s.r * s.s * s.c));
-  for (auto& v : d.x)
-    v = static_cast<std::int8_t>(rng.uniform(-128, 127));
-  for (auto& v : d.w)
-    v = static_cast<std::int8_t>(rng.uniform(-127, 127));
+  d.x = test::padded_codes(s.n * s.h * s.w * s.c, s.c, s.c, [&] { return rng.uniform(-128, 127); });
+  d.w = test::padded_codes(s.k * s.r * s.s * s.c, s.c, s.c, [&] { return rng.uniform(-127, 127); });
   // Scales that put the outputs near the INT8 range: rounding and saturation both occur.
   const float x_scale = 0.02f, y_scale = 0.05f;
   const float spread = std::sqrt(static_cast<float>(s.c * s.r * s.s)) * 73.0f * 73.0f;
@@ -87,36 +75,15 @@ Data make_data() {
     b[k] = rng.real(-20.0f, 20.0f) * y_scale;
   }
   d.requant = quant::fold_requantization(x_scale, w_scales, b, y_scale, s.k, s.k);
-  d.want.resize(static_cast<std::size_t>(s.n * p * q * s.k));
-  for (std::int64_t n = 0; n < s.n; ++n)
-    for (std::int64_t oh = 0; oh < p; ++oh)
-      for (std::int64_t ow = 0; ow < q; ++ow)
-        for (std::int64_t k = 0; k < s.k; ++k) {
-          std::int64_t acc = 0;
-          for (std::int64_t i = 0; i < s.r; ++i)
-            for (std::int64_t j = 0; j < s.s; ++j) {
-              const std::int64_t ih = oh - s.pad_h + i, iw = ow - s.pad_w + j;
-              if (ih < 0 || ih >= s.h || iw < 0 || iw >= s.w) continue;
-              const std::int8_t* xp =
-                  &d.x[static_cast<std::size_t>(((n * s.h + ih) * s.w + iw) * s.c)];
-              const std::int8_t* wp =
-                  &d.w[static_cast<std::size_t>(((k * s.r + i) * s.s + j) * s.c)];
-              for (std::int64_t ch = 0; ch < s.c; ++ch)
-                acc += std::int64_t{xp[ch]} * wp[ch];
-            }
-          const auto kk = static_cast<std::size_t>(k);
-          const float v =
-              std::max(static_cast<float>(acc) * (x_scale * w_scales[kk]) + b[kk], 0.0f);
-          d.want[static_cast<std::size_t>(((n * p + oh) * q + ow) * s.k + k)] =
-              static_cast<float>(ops::quantize_value<std::int8_t>(v / y_scale, 0));
-        }
+  std::vector<float> scale(w_scales.size());
+  for (std::size_t k = 0; k < scale.size(); ++k)
+    scale[k] = x_scale * w_scales[k];
+  d.want = test::to_floats(
+      test::int8_conv_reference(
+          s, d.x, d.w,
+          {.scale = scale, .bias = b, .residual = {}, .relu = true, .y_scale = y_scale})
+          .int8);
   return d;
-}
-
-cuda::DeviceBuffer upload(const void* data, std::size_t bytes) {
-  cuda::DeviceBuffer buffer(std::max<std::size_t>(bytes, 16));
-  cuda::copy_to_device(buffer.data(), data, bytes);
-  return buffer;
 }
 
 // Runs `conv` on the first shape().n images and compares with the reference
@@ -126,9 +93,10 @@ void expect_matches(const Int8Conv& conv, const Data& d, const cuda::CudnnHandle
   const Int8ConvShape& s = conv.shape();
   const std::size_t in = static_cast<std::size_t>(s.n * s.h * s.w * s.c);
   const std::size_t out = static_cast<std::size_t>(s.n * s.out_h() * s.out_w() * s.k);
-  const cuda::DeviceBuffer x = upload(d.x.data(), in), w = upload(d.w.data(), d.w.size());
-  const cuda::DeviceBuffer scale = upload(d.requant.scale.data(), d.requant.scale.size() * 4);
-  const cuda::DeviceBuffer bias = upload(d.requant.bias.data(), d.requant.bias.size() * 4);
+  const cuda::DeviceBuffer x = test::upload(d.x.data(), in),
+                           w = test::upload(d.w.data(), d.w.size());
+  const cuda::DeviceBuffer scale = test::upload(d.requant.scale.data(), d.requant.scale.size() * 4);
+  const cuda::DeviceBuffer bias = test::upload(d.requant.bias.data(), d.requant.bias.size() * 4);
   const cuda::DeviceBuffer y(out), workspace(std::max<std::size_t>(conv.workspace_bytes(), 16));
   const Int8Conv::Binding binding = conv.bind(
       x.data(), w.data(), scale.as<float>(), bias.as<float>(), nullptr, y.data(), workspace.data());
@@ -138,22 +106,13 @@ void expect_matches(const Int8Conv& conv, const Data& d, const cuda::CudnnHandle
   std::vector<std::int8_t> got(out);
   ANVIL_GPU_CHECK(cudaMemcpyAsync(got.data(), y.data(), out, cudaMemcpyDeviceToHost, stream.get()));
   stream.synchronize();
-  double worst = 0;
-  std::size_t at = 0, over = 0, inexact = 0;
-  for (std::size_t i = 0; i < out; ++i) {
-    const double diff = std::fabs(static_cast<double>(got[i]) - d.want[i]);
-    over += diff > 1.0;
-    inexact += diff > 0;
-    if (diff > worst) {
-      worst = diff;
-      at = i;
-    }
-  }
+  const test::Int8ConvMismatch e = test::compare_int8_conv(
+      test::to_floats(got), std::span<const float>(d.want).first(out), true);
   std::printf("  %-28s N=%-3lld max|got-want| %g at %zu (got %d want %g), %zu inexact, %zu over\n",
-              what, static_cast<long long>(s.n), worst, at, got[at],
-              static_cast<double>(d.want[at]), inexact, over);
-  EXPECT_EQ(over, 0u) << what << " N=" << s.n << " " << conv.identity() << ": worst " << worst
-                      << " at " << at;
+              what, static_cast<long long>(s.n), e.worst, e.at, got[e.at],
+              static_cast<double>(d.want[e.at]), e.inexact, e.over);
+  EXPECT_EQ(e.over, 0u) << what << " N=" << s.n << " " << conv.identity() << ": worst " << e.worst
+                        << " at " << e.at;
 }
 
 struct Build {

@@ -2,6 +2,7 @@
 // plan bytes, Engine, ExecutionContext) against the CPU reference runtime on
 // the unoptimized graph: FP32 without TF32 to 1e-4 of the output range, FP16
 // to 2e-2 with the same top-1 class for every sample.
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -11,6 +12,7 @@
 #include "cuda/handles.h"
 #include "engine_test_util.h"
 #include "gpu_test.h"
+#include "logit_compare.h"
 #include "onnx/importer.h"
 #include "reference/reference_runtime.h"
 
@@ -80,31 +82,14 @@ TEST_P(EngineModel, MatchesTheCpuReference) {
     const Tensor want = reference.run({{reference_graph.inputs[0]->name, x}})[0];
     const std::vector<float> got = run_engine(*engine, *context, x);
     ASSERT_EQ(static_cast<std::int64_t>(got.size()), want.element_count());
-    const float* w = want.data<float>();
-    const std::int64_t classes = want.extents()[1];
-    double max_err = 0, max_ref = 0;
-    int agree = 0;
-    for (std::int64_t b = 0; b < batch; ++b) {
-      std::int64_t top_got = 0, top_want = 0;
-      for (std::int64_t k = 0; k < classes; ++k) {
-        const std::size_t i = static_cast<std::size_t>(b * classes + k);
-        ASSERT_FALSE(std::isnan(got[i])) << "output element " << i << " was not written";
-        max_err = std::max(max_err, static_cast<double>(std::abs(got[i] - w[i])));
-        max_ref = std::max(max_ref, static_cast<double>(std::abs(w[i])));
-        if (got[i] > got[static_cast<std::size_t>(b * classes + top_got)]) top_got = k;
-        if (w[i] > w[b * classes + top_want]) top_want = k;
-      }
-      agree += top_got == top_want;
-    }
-    const double rel = max_err / max_ref;
-    std::printf(
-        "%s %s batch %lld: max abs error %.3g, relative to the output range %.3g, top-1 "
-        "agreement %d/%lld\n",
-        c.model, c.fp16 ? "FP16" : "FP32", static_cast<long long>(batch), max_err, rel, agree,
-        static_cast<long long>(batch));
-    EXPECT_LE(rel, c.fp16 ? 2e-2 : 1e-4) << c.model << " batch " << batch;
+    const auto nan = std::find_if(got.begin(), got.end(), [](float v) { return std::isnan(v); });
+    ASSERT_TRUE(nan == got.end()) << "output element " << nan - got.begin() << " was not written";
+    const test::LogitComparison r =
+        test::compare_logits(got, {want.data<float>(), got.size()}, want.extents()[1]);
+    test::print_logit_comparison(cat(c.model, c.fp16 ? " FP16" : " FP32", " batch ", batch), r);
+    EXPECT_LE(r.relative_error(), c.fp16 ? 2e-2 : 1e-4) << c.model << " batch " << batch;
     if (c.fp16) {
-      EXPECT_EQ(agree, batch) << "top-1 classes differ";
+      EXPECT_EQ(r.top1_agree, batch) << "top-1 classes differ";
     }
   }
 }

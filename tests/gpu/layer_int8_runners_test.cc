@@ -16,6 +16,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,7 @@
 #include "cuda/cudnn_int8_conv.h"
 #include "cuda/handles.h"
 #include "gpu_test.h"
+#include "int8_reference.h"
 #include "ops/quantization.h"
 #include "plan/plan.h"
 #include "plan/profiles.h"
@@ -58,13 +60,6 @@ std::int64_t pad8(std::int64_t c) {
   return (c + 7) / 8 * 8;
 }
 
-std::int8_t saturate(float r) {
-  if (std::isnan(r)) return 0;
-  if (r >= 127.0f) return 127;
-  if (r <= -128.0f) return -128;
-  return static_cast<std::int8_t>(r);
-}
-
 // The model of one case: its plan, its input and the CPU's output.
 struct Model {
   Case c;
@@ -78,12 +73,8 @@ struct Model {
   explicit Model(const Case& cc) : c(cc), k_pad(pad8(cc.k)) {
     std::mt19937 rng(static_cast<std::uint32_t>(cc.k * 10 + cc.residual));
     std::uniform_int_distribution<int> code(-127, 127);
-    filter.assign(static_cast<std::size_t>(k_pad * 9 * kCPad), 0);
-    for (std::int64_t k = 0; k < c.k; ++k)
-      for (std::int64_t rs = 0; rs < 9; ++rs)
-        for (std::int64_t ch = 0; ch < kC; ++ch)
-          filter[static_cast<std::size_t>((k * 9 + rs) * kCPad + ch)] =
-              static_cast<std::int8_t>(code(rng));
+    filter = test::padded_codes(
+        k_pad * 9 * kCPad, kCPad, kC, [&] { return code(rng); }, c.k * 9 * kCPad);
     // Inputs uniform in [-2, 2]: |x| > 1.7 saturates. The output scale puts
     // about 60 codes in one standard deviation of the conv, so y saturates
     // too; a residual shares the output's scale (lower.h), so it is x's.
@@ -211,43 +202,33 @@ struct Model {
         for (std::int64_t p = 0; p < kH * kW; ++p) {
           const float stored = half_to_float(float_to_half(x[((n * kC + ch) * kH * kW + p)]));
           xq[static_cast<std::size_t>((n * kH * kW + p) * kCPad + ch)] =
-              saturate(ops::round_half_to_even(stored / x_scale));
+              ops::quantize_value<std::int8_t>(stored / x_scale, 0);
         }
+    // cuDNN's graph order: MUL scale, ADD bias, ADD residual (x itself), ReLU.
+    cuda::Int8ConvShape at_batch = shape;
+    at_batch.n = batch;
+    const std::vector<float> residual = test::to_floats(xq);
+    const test::Int8ConvReference ref = test::int8_conv_reference(
+        at_batch, xq, filter,
+        {.scale = requant.scale,
+         .bias = c.bias ? std::span<const float>(requant.bias) : std::span<const float>(),
+         .residual = c.residual ? std::span<const float>(residual) : std::span<const float>(),
+         .relu = c.relu});
+    saturated = ref.saturated;
     std::vector<float> y(static_cast<std::size_t>(batch * c.k * kH * kW));
     near_tie.assign(y.size(), false);
     pre_round.assign(y.size(), 0.0f);
-    saturated = 0;
     for (std::int64_t n = 0; n < batch; ++n)
-      for (std::int64_t oh = 0; oh < kH; ++oh)
-        for (std::int64_t ow = 0; ow < kW; ++ow)
-          for (std::int64_t k = 0; k < c.k; ++k) {
-            std::int64_t acc = 0;
-            for (std::int64_t i = 0; i < 3; ++i)
-              for (std::int64_t j = 0; j < 3; ++j) {
-                const std::int64_t ih = oh - 1 + i, iw = ow - 1 + j;
-                if (ih < 0 || ih >= kH || iw < 0 || iw >= kW) continue;
-                for (std::int64_t ch = 0; ch < kCPad; ++ch)
-                  acc +=
-                      std::int64_t{
-                          xq[static_cast<std::size_t>(((n * kH + ih) * kW + iw) * kCPad + ch)]} *
-                      filter[static_cast<std::size_t>(((k * 3 + i) * 3 + j) * kCPad + ch)];
-              }
-            const auto kk = static_cast<std::size_t>(k);
-            // cuDNN's graph order: MUL scale, ADD bias, ADD residual, ReLU.
-            float v = static_cast<float>(acc) * requant.scale[kk];
-            if (c.bias) v = v + requant.bias[kk];
-            if (c.residual)
-              v = v + static_cast<float>(
-                          xq[static_cast<std::size_t>(((n * kH + oh) * kW + ow) * kCPad + k)]);
-            if (c.relu) v = v > 0.0f ? v : 0.0f;
-            const float r = ops::round_half_to_even(v);
-            saturated += std::fabs(r) > 127.0f;
-            const std::size_t o = static_cast<std::size_t>(((n * c.k + k) * kH + oh) * kW + ow);
-            pre_round[o] = v;
-            near_tie[o] = std::fabs(std::fabs(v - std::floor(v)) - 0.5f) <=
-                          4.0f * std::max(1.0f, std::fabs(v)) * FLT_EPSILON;
-            y[o] = half_to_float(float_to_half(static_cast<float>(saturate(r)) * y_scale));
-          }
+      for (std::int64_t p = 0; p < kH * kW; ++p)
+        for (std::int64_t k = 0; k < c.k; ++k) {
+          const auto from = static_cast<std::size_t>((n * kH * kW + p) * k_pad + k);
+          const auto o = static_cast<std::size_t>((n * c.k + k) * kH * kW + p);
+          const float v = ref.value[from];
+          pre_round[o] = v;
+          near_tie[o] = std::fabs(std::fabs(v - std::floor(v)) - 0.5f) <=
+                        4.0f * std::max(1.0f, std::fabs(v)) * FLT_EPSILON;
+          y[o] = half_to_float(float_to_half(static_cast<float>(ref.int8[from]) * y_scale));
+        }
     return y;
   }
 };
