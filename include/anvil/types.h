@@ -18,6 +18,9 @@ enum class DType : std::uint8_t {
   kInt32,
   kInt64,
   kBool,
+  // FP8 E4M3 (OCP "fn": no infinities, S.1111.111 NaN, max 448): the
+  // element of FP8 plan tensors and weights, not an ONNX graph dtype here.
+  kFloat8E4M3,
 };
 
 // Bytes per element; 0 for kUndefined.

@@ -17,6 +17,7 @@ std::size_t size_of(DType dtype) {
     case DType::kInt8:
     case DType::kUInt8:
     case DType::kBool:
+    case DType::kFloat8E4M3:
       return 1;
   }
   return 0;
@@ -42,6 +43,8 @@ std::string_view to_string(DType dtype) {
       return "int64";
     case DType::kBool:
       return "bool";
+    case DType::kFloat8E4M3:
+      return "float8e4m3fn";
   }
   return "unknown";
 }

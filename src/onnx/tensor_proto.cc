@@ -116,6 +116,7 @@ Tensor read_typed(const TensorProto& proto, const std::string& what, DType dtype
     case DType::kFloat16:  // stored as the raw 16 bits in int32_data
       return copy_typed<std::uint16_t>(proto.int32_data(), dtype, extents, what, "int32_data");
     case DType::kUndefined:
+    case DType::kFloat8E4M3:
       break;
   }
   fail(ErrorKind::kInternal, what, ": no typed field for ", to_string(dtype));

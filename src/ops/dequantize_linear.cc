@@ -34,6 +34,7 @@ class DequantizeLinear final : public Op {
       case DType::kFloat64:
       case DType::kInt64:
       case DType::kBool:
+      case DType::kFloat8E4M3:
         break;  // infer() admits none of these
     }
     ANVIL_CHECK(false);

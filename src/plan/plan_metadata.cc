@@ -151,7 +151,7 @@ class Reader {
   DType dtype(const json& j, const std::string& path) const {
     static constexpr std::array kDTypes = {DType::kFloat32, DType::kFloat16, DType::kFloat64,
                                            DType::kInt8,    DType::kUInt8,   DType::kInt32,
-                                           DType::kInt64,   DType::kBool};
+                                           DType::kInt64,   DType::kBool,    DType::kFloat8E4M3};
     const std::string name = string(j, path);
     for (const DType d : kDTypes)
       if (to_string(d) == name) return d;

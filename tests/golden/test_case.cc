@@ -62,6 +62,7 @@ double element(const Tensor& t, std::int64_t i) {
     case DType::kBool:
       return static_cast<double>(reinterpret_cast<const std::uint8_t*>(t.bytes())[i]);
     case DType::kFloat16:
+    case DType::kFloat8E4M3:
     case DType::kUndefined:
       break;
   }
