@@ -93,8 +93,16 @@ struct BuilderConfig {
   // others stay FP16 and BuildReport::int8_fallbacks says why). Depthwise and
   // grouped convs, activations other than ReLU, and the gemm stay FP16.
   bool int8 = false;
+  // FP8 E4M3 (Hopper, cuDNN's FP8 engines): the INT8 path above with E4M3
+  // tensors and weights instead of INT8 ones, from the same calibration
+  // cache (or Q/DQ scales): activation scale amax / 448 (the cache's INT8
+  // scale * 127 / 448), weight scale max|w[k]| / 448 per output channel. A
+  // conv also needs its channel counts padded to multiples of 16. Needs fp16;
+  // excludes int8. The per-layer fallback to FP16, fp16_layers and
+  // int8_first_layer apply as for int8.
+  bool fp8 = false;
   // `anvil calibrate`'s cache for this model (quant/calibration_cache.h):
-  // required with int8; one made for another model is refused.
+  // required with int8 or fp8; one made for another model is refused.
   std::filesystem::path calibration_cache;
   // Conv layers (their ONNX node names) kept in FP16 (--layer-precision NAME:fp16).
   std::vector<std::string> fp16_layers;

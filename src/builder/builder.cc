@@ -61,6 +61,13 @@ void check_config(const BuilderConfig& config) {
   if (config.int8 && !config.fp16)
     fail(ErrorKind::kInvalidArgument,
          "builder config: int8 needs fp16 too (layers without an INT8 version run in FP16)");
+  if (config.fp8 && !config.fp16)
+    fail(ErrorKind::kInvalidArgument,
+         "builder config: fp8 needs fp16 too (layers without an FP8 version run in FP16)");
+  if (config.int8 && config.fp8)
+    fail(ErrorKind::kInvalidArgument,
+         "builder config: int8 and fp8 are both set; a plan quantizes to one of them (--int8 or "
+         "--fp8)");
 }
 
 // The INT8 scales of an --int8 build: the model's own Q/DQ scales (explicit
@@ -451,7 +458,7 @@ std::vector<std::byte> Builder::build_serialized(const std::filesystem::path& on
     qdq = quant::strip_qdq(graph);
     for (const std::string& note : qdq.notes)
       log_warning(config, note);
-    if (!config.int8 && qdq.pairs_removed > 0)
+    if (!config.int8 && !config.fp8 && qdq.pairs_removed > 0)
       log_info(config, cat(onnx_path.string(), ": ", qdq.pairs_removed,
                            " Q/DQ pair(s) removed; their scales apply with --int8"));
   }
@@ -470,17 +477,22 @@ std::vector<std::byte> Builder::build_serialized(const std::filesystem::path& on
                               .int8_first_layer = config.int8_first_layer};
   TunedPlan built;
   std::vector<std::string> fallbacks;
-  if (!config.int8) {
+  if (!config.int8 && !config.fp8) {
     built = lower_and_tune(graph, lower, onnx_path, config, config.timing_cache, dynamic);
   } else {
     lower.int8_scales = int8_scales(onnx_path, graph, qdq, config);
+    if (config.fp8) {
+      lower.quantized = DType::kFloat8E4M3;
+      lower.int8_scales = builder::fp8_scales_from_int8(lower.int8_scales);
+    }
     lower.int8_excluded = builder::fp16_layer_names(graph, config.fp16_layers);
     const BuildTimingCache cache(config.timing_cache);
-    log_info(config, "INT8: tuning the FP16 plan, whose per-layer times INT8 must beat");
+    const std::string q = config.fp8 ? "FP8" : "INT8";
+    log_info(config, cat(q, ": tuning the FP16 plan, whose per-layer times ", q, " must beat"));
     const TunedPlan fp16 =
         lower_and_tune(graph, {lower.fp16, lower.tf32, lower.max_batch, true, {}, {}, false},
                        onnx_path, config, cache.path(), dynamic);
-    log_info(config, "INT8: tuning the INT8 plan");
+    log_info(config, cat(q, ": tuning the ", q, " plan"));
     built = lower_and_tune(graph, lower, onnx_path, config, cache.path(), dynamic);
     const std::vector<BatchRange> ranges = plan::batch_ranges(built.plan, "the INT8 plan");
     const std::map<std::string, std::string> slower =
@@ -490,7 +502,7 @@ std::vector<std::byte> Builder::build_serialized(const std::filesystem::path& on
         lower.int8_excluded.insert(layer);
         fallbacks.push_back(why);
       }
-      log_info(config, cat("INT8: ", slower.size(), " conv(s) faster in FP16; retuning"));
+      log_info(config, cat(q, ": ", slower.size(), " conv(s) faster in FP16; retuning"));
       built = lower_and_tune(graph, lower, onnx_path, config, cache.path(), dynamic);
     }
   }

@@ -6,6 +6,7 @@
 #include "ops/op.h"
 #include "quant/calibrate.h"
 #include "quant/calibration_cache.h"
+#include "quant/fp8_e4m3.h"
 #include "quant/int8_scales.h"
 
 namespace anvil::builder {
@@ -41,6 +42,13 @@ std::map<std::string, float> int8_scales_for(const std::filesystem::path& model,
          "'s convolutions read, so no layer could run in INT8; recalibrate ",
          "it with this version of anvil calibrate");
   return scales;
+}
+
+std::map<std::string, float> fp8_scales_from_int8(const std::map<std::string, float>& int8) {
+  std::map<std::string, float> fp8;
+  for (const auto& [name, scale] : int8)
+    fp8[name] = scale * (127.0f / quant::kE4M3Max);
+  return fp8;
 }
 
 std::set<std::string> fp16_layer_names(const ir::Graph& graph,

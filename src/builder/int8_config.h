@@ -23,6 +23,11 @@ std::map<std::string, float> int8_scales_for(const std::filesystem::path& model,
                                              const ir::Graph& graph,
                                              const std::filesystem::path& cache);
 
+// FP8 E4M3 scales from INT8 ones: both are amax over the largest magnitude,
+// so fp8 = int8 * 127 / 448. The calibration cache and Q/DQ models give
+// INT8 scales; --fp8 converts them with this.
+std::map<std::string, float> fp8_scales_from_int8(const std::map<std::string, float>& int8);
+
 // `names` as a set, each checked to name a convolution of `graph`;
 // kInvalidArgument lists every name that does not, with the conv names the
 // graph has.

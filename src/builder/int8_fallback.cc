@@ -66,9 +66,10 @@ std::vector<Int8Fallback> int8_fallbacks(const plan::Plan& plan, std::int64_t ba
     const double reformat_ms =
         bytes_per_ms > 0 ? elements * kReformatBytesPerElement / bytes_per_ms : 0.0;
     if (fp16->second + reformat_ms >= int8->second) continue;
-    out.push_back({layer.name, cat(layer.name, ": INT8 ", int8->second, " ms, FP16 ", fp16->second,
-                                   " ms + reformats ", static_cast<float>(reformat_ms),
-                                   " ms at batch ", batch)});
+    const bool fp8 = layer.params.find("\"float8e4m3fn\"") != std::string::npos;
+    out.push_back({layer.name, cat(layer.name, fp8 ? ": FP8 " : ": INT8 ", int8->second,
+                                   " ms, FP16 ", fp16->second, " ms + reformats ",
+                                   static_cast<float>(reformat_ms), " ms at batch ", batch)});
   }
   return out;
 }

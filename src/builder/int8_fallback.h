@@ -20,7 +20,7 @@ namespace anvil::builder {
 
 struct Int8Fallback {
   std::string layer;
-  std::string why;  // "NAME: INT8 x ms, FP16 y ms + reformats z ms at batch B"
+  std::string why;  // "NAME: INT8 x ms, FP16 y ms + reformats z ms at batch B" (FP8 for FP8 layers)
 };
 
 // The conv_int8 layers of `plan` (lowered with every eligible conv in INT8)

@@ -27,6 +27,8 @@ namespace {
 using json = nlohmann::json;
 
 constexpr float kUnbounded = std::numeric_limits<float>::max();
+// cuda::kFp8ChannelMultiple, which the CPU-only build cannot include.
+constexpr std::int64_t kFp8ChannelMultiple = 16;
 
 template <typename... Parts>
 [[noreturn]] void unsupported(const Parts&... parts) {
@@ -136,7 +138,9 @@ class Lowerer {
     for (const ir::Value* v : graph.outputs)
       reserved_names_.insert(v->name);
     if (!options.int8_scales.empty() && !options.fp16)
-      fail(ErrorKind::kInvalidArgument, "INT8 layers need an FP16 plan (--fp16 with --int8)");
+      fail(ErrorKind::kInvalidArgument,
+           "INT8 and FP8 layers need an FP16 plan (--fp16 with --int8 or --fp8)");
+    quant::quantized_max(options.quantized);  // kInvalidArgument unless INT8 or FP8
     batch_ = graph.inputs.empty() ? -1 : batch_dim(graph.inputs[0]->shape);
   }
 
@@ -252,7 +256,8 @@ class Lowerer {
     Lowered q = f;
     q.int8 = true;
     q.scale = scale;
-    q = storage_tensor(cat(value->name, ":int8"), q);
+    q = storage_tensor(
+        cat(value->name, options_.quantized == DType::kFloat8E4M3 ? ":fp8" : ":int8"), q);
     add_layer(cat("quantize:", value->name), "quantize", {f.tensor}, {q.tensor},
               quantize_params(f, scale));
     return int8_views_[key] = q;
@@ -301,8 +306,9 @@ class Lowerer {
         geometry.c_pad != geometry.c ? std::optional(geometry.c_pad) : std::nullopt;
     std::vector<std::int64_t> dims{batch_, geometry.h, geometry.w, geometry.c};
     if (!geometry.spatial) dims = {batch_, geometry.c};
-    geometry.tensor = add_tensor(unique_tensor_name(hint), geometry.int8 ? DType::kInt8 : storage_,
-                                 geometry.spatial ? "NHWC" : "NC", std::move(dims), padding);
+    geometry.tensor =
+        add_tensor(unique_tensor_name(hint), geometry.int8 ? options_.quantized : storage_,
+                   geometry.spatial ? "NHWC" : "NC", std::move(dims), padding);
     return geometry;
   }
 
@@ -564,6 +570,14 @@ std::optional<std::pair<float, float>> Lowerer::int8_conv_scales(const ir::Node&
   if (groups != 1 || !symmetric || (act.name != "relu" && act.name != "none") ||
       (reads_graph_input && !options_.int8_first_layer))
     return std::nullopt;
+  // FP8 engines want 16-byte channel rows; the FP16 storage pads to 8 only,
+  // and a quantized tensor keeps its float view's padding, so a conv whose
+  // padded channels are not multiples of 16 stays in FP16.
+  if (options_.quantized == DType::kFloat8E4M3) {
+    const std::int64_t c_pad = values_.at(node.input(0)).c_pad;
+    const std::int64_t k_pad = round_up(node.input(1)->constant->extents()[0], align_);
+    if (c_pad % kFp8ChannelMultiple != 0 || k_pad % kFp8ChannelMultiple != 0) return std::nullopt;
+  }
   return std::make_pair(x->second, y->second);
 }
 
@@ -574,7 +588,7 @@ void Lowerer::lower_conv_int8(const ir::Node& node, const Tensor& w, const Tenso
   const Lowered& x = int8_view(runtime_input(node, 0), x_scale);
   const std::int64_t k = w.extents()[0];
   const PackedFilter f = pack_conv_filter(w, groups, x.c_pad, align_);
-  const quant::Int8Filter q = quant::quantize_filter(f.values, f.k_pad);
+  const quant::Int8Filter q = quant::quantize_filter(f.values, f.k_pad, options_.quantized);
   const std::vector<float> w_scales(q.scales.begin(), q.scales.begin() + k);
   const std::vector<float> b =
       bias ? std::vector<float>(bias->data<float>(), bias->data<float>() + k)
@@ -594,13 +608,15 @@ void Lowerer::lower_conv_int8(const ir::Node& node, const Tensor& w, const Tenso
     inputs.push_back(r.tensor);
   }
   std::vector<plan::WeightRef> weights{
-      add_weights(q.values, DType::kInt8, {f.k_pad, f.r, f.s, f.c_filter}),
+      add_weights(q.values, options_.quantized, {f.k_pad, f.r, f.s, f.c_filter}),
       add_weights(requant.scale, DType::kFloat32, {f.k_pad}),
       add_weights(requant.bias, DType::kFloat32, {f.k_pad})};
   json params = conv_params(x, k, f, bias != nullptr, has_residual, win, act);
   put_auto_pad(params, attrs);
   params["x_scale"] = x_scale;
   params["y_scale"] = y_scale;
+  // Written for FP8 only, so that INT8 plans stay what they were.
+  if (options_.quantized == DType::kFloat8E4M3) params["element"] = to_string(options_.quantized);
   const Lowered& y = define(node.outputs[0], out);
   add_layer(node.name, "conv_int8", std::move(inputs), {y.tensor}, params, std::move(weights));
 }

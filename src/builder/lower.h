@@ -91,7 +91,13 @@
 //                  FP32 = x_scale * w_scale[k] / y_scale; weights[2]: bias
 //                  [k_pad] FP32 = b[k] / y_scale (quant::fold_requantization;
 //                  zeros past k and where the model has no bias).
-//  "quantize"      FP16 storage -> INT8, same geometry:
+//                  FP8 (LowerOptions::quantized kFloat8E4M3): the same layer
+//                  with params {element: "float8e4m3fn"} (absent: "int8"), x,
+//                  residual, y and the filter float8e4m3fn, every "rint, sat"
+//                  above the E4M3 conversion (nearest even, saturating to
+//                  +-448; quant/fp8_e4m3.h), acc the FP32 sum, and 448 in
+//                  place of 127 in w_scale; C and K padded to multiples of 16.
+//  "quantize"      FP16 storage -> INT8 (or E4M3, by the output's dtype), same geometry:
 //                  q = sat(rint(x / scale)) in FP32 arithmetic.
 //                  {c, c_pad, h, w, layout: "NHWC" | "NC", scale}
 //  "dequantize"    INT8 -> FP16 storage, same geometry: y = half(q * scale).
@@ -133,6 +139,11 @@ struct LowerOptions {
   std::map<std::string, float> int8_scales = {};
   std::set<std::string> int8_excluded = {};
   bool int8_first_layer = false;
+  // The quantized element type of those layers and tensors: kInt8, or
+  // kFloat8E4M3 for FP8 (--fp8), where int8_scales then hold FP8 scales
+  // (amax / 448) and a conv also needs its input's and output's padded
+  // channels to be multiples of 16 (cuda::kFp8ChannelMultiple).
+  DType quantized = DType::kInt8;
 };
 
 // Lowers `graph` (shapes inferred; spatial dims static, the batch may be

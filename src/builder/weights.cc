@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "anvil/error.h"
+#include "quant/fp8_e4m3.h"
 
 namespace anvil::builder {
 
@@ -121,7 +122,8 @@ std::vector<float> pack_gemm_weights(const Tensor& b, bool trans_b, float alpha,
 
 plan::WeightRef append_weights(std::vector<std::byte>& blob, std::span<const float> values,
                                DType dtype, std::vector<std::int64_t> dims) {
-  ANVIL_CHECK(dtype == DType::kFloat32 || dtype == DType::kFloat16 || dtype == DType::kInt8);
+  ANVIL_CHECK(dtype == DType::kFloat32 || dtype == DType::kFloat16 || dtype == DType::kInt8 ||
+              dtype == DType::kFloat8E4M3);
   ANVIL_CHECK(element_count(dims) == static_cast<std::int64_t>(values.size()));
   const std::size_t offset = static_cast<std::size_t>(round_up(
       static_cast<std::int64_t>(blob.size()), static_cast<std::int64_t>(plan::kWeightsAlignment)));
@@ -134,6 +136,12 @@ plan::WeightRef append_weights(std::vector<std::byte>& blob, std::span<const flo
     for (std::size_t i = 0; i < values.size(); ++i) {
       ANVIL_CHECK(values[i] == std::nearbyint(values[i]) && std::fabs(values[i]) <= 127.0f);
       out[i] = static_cast<std::byte>(static_cast<std::int8_t>(values[i]));
+    }
+  } else if (dtype == DType::kFloat8E4M3) {
+    // Values quant::quantize_filter made: each already an E4M3 value.
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      ANVIL_CHECK(quant::round_to_e4m3(values[i]) == values[i]);
+      out[i] = static_cast<std::byte>(quant::encode_e4m3(values[i]));
     }
   } else {
     for (std::size_t i = 0; i < values.size(); ++i) {

@@ -63,8 +63,9 @@ PackedFilter pack_conv_filter(const Tensor& w, std::int64_t groups, std::int64_t
 std::vector<float> pack_gemm_weights(const Tensor& b, bool trans_b, float alpha, std::int64_t k_pad,
                                      std::int64_t n_pad);
 
-// Appends `values` converted to `dtype` (kFloat32, kFloat16, or kInt8 for
-// values that are integers in [-127, 127]) to `blob` at
+// Appends `values` converted to `dtype` (kFloat32, kFloat16, kInt8 for
+// values that are integers in [-127, 127], kFloat8E4M3 for values that are
+// E4M3 values, quant/fp8_e4m3.h) to `blob` at
 // the next multiple of plan::kWeightsAlignment, and returns where they went
 // (dims must hold values.size() elements).
 plan::WeightRef append_weights(std::vector<std::byte>& blob, std::span<const float> values,

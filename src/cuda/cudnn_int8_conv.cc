@@ -53,10 +53,14 @@ Int8Choice parse_identity(const std::string& identity) {
   return choice;
 }
 
-cudnnDataType_t output_dtype(Int8ConvOutput out) {
-  switch (out) {
+cudnnDataType_t element_dtype(DType element) {
+  return element == DType::kFloat8E4M3 ? CUDNN_DATA_FP8_E4M3 : CUDNN_DATA_INT8;
+}
+
+cudnnDataType_t output_dtype(const Int8ConvShape& s) {
+  switch (s.output) {
     case Int8ConvOutput::kInt8:
-      return CUDNN_DATA_INT8;
+      return element_dtype(s.element);
     case Int8ConvOutput::kHalf:
       return CUDNN_DATA_HALF;
     case Int8ConvOutput::kFloat:
@@ -67,7 +71,8 @@ cudnnDataType_t output_dtype(Int8ConvOutput out) {
 
 BackendDescriptor make_conv_desc(const Int8ConvShape& s) {
   BackendDescriptor d(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
-  const cudnnDataType_t compute = CUDNN_DATA_INT32;
+  const cudnnDataType_t compute =
+      s.element == DType::kFloat8E4M3 ? CUDNN_DATA_FLOAT : CUDNN_DATA_INT32;
   const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
   d.set(CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &compute);
   d.set(CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, 1, &mode);
@@ -98,6 +103,13 @@ std::int64_t round_up_channels(std::int64_t real, std::int64_t multiple) {
   return (real + multiple - 1) / multiple * multiple;
 }
 
+std::int64_t channel_multiple(DType element) {
+  if (element == DType::kInt8) return kInt8ChannelMultiple;
+  if (element == DType::kFloat8E4M3) return kFp8ChannelMultiple;
+  fail(ErrorKind::kInvalidArgument, "quantized convolution element ", to_string(element),
+       ": expected int8 or float8e4m3fn");
+}
+
 const char* to_string(Int8ConvOutput output) {
   switch (output) {
     case Int8ConvOutput::kInt8:
@@ -119,10 +131,12 @@ std::int64_t Int8ConvShape::out_w() const {
 }
 
 std::string Int8ConvShape::describe() const {
-  return cat("int8 conv x[", n, ",", h, ",", w, ",", c, "] w[", k, ",", r, ",", s, ",", c,
-             "] stride ", stride_h, "x", stride_w, " pad ", pad_h, "x", pad_w, " dilation ", dil_h,
-             "x", dil_w, has_bias ? " +bias" : "", has_residual ? " +residual" : "",
-             relu ? " relu" : "", " -> ", to_string(output));
+  return cat(
+      element == DType::kFloat8E4M3 ? "fp8" : "int8", " conv x[", n, ",", h, ",", w, ",", c, "] w[",
+      k, ",", r, ",", s, ",", c, "] stride ", stride_h, "x", stride_w, " pad ", pad_h, "x", pad_w,
+      " dilation ", dil_h, "x", dil_w, has_bias ? " +bias" : "", has_residual ? " +residual" : "",
+      relu ? " relu" : "", " -> ",
+      output == Int8ConvOutput::kInt8 && element == DType::kFloat8E4M3 ? "fp8" : to_string(output));
 }
 
 void check_int8_conv_shape(const Int8ConvShape& s) {
@@ -134,10 +148,15 @@ void check_int8_conv_shape(const Int8ConvShape& s) {
          ": sizes must be positive, pads >= 0, output non-empty");
   if (s.groups != 1)
     fail(ErrorKind::kUnsupported, s.describe(), ": groups ", s.groups,
-         " (the INT8 cuDNN convolution supports groups = 1 only; run it in FP16)");
-  if (s.c % kInt8ChannelMultiple != 0 || s.k % kInt8ChannelMultiple != 0)
-    fail(ErrorKind::kUnsupported, s.describe(), ": cuDNN's INT8 convolution needs C and K to be ",
-         "multiples of ", kInt8ChannelMultiple, " (pad with zeros: round_up_channels)");
+         " (the quantized cuDNN convolution supports groups = 1 only; run it in FP16)");
+  if (s.element != DType::kInt8 && s.element != DType::kFloat8E4M3)
+    fail(ErrorKind::kInvalidArgument, s.describe(), ": element type ", to_string(s.element),
+         " (expected int8 or float8e4m3fn)");
+  const std::int64_t multiple = channel_multiple(s.element);
+  if (s.c % multiple != 0 || s.k % multiple != 0)
+    fail(ErrorKind::kUnsupported, s.describe(), ": cuDNN's ", to_string(s.element),
+         " convolution needs C and K to be multiples of ", multiple,
+         " (pad with zeros: round_up_channels)");
 }
 
 struct Int8Conv::Graph {
@@ -169,7 +188,8 @@ std::shared_ptr<const Graph> build_graph(cudnnHandle_t handle, const Int8ConvSha
     return g->parts.back();
   };
   const std::vector<std::int64_t> out{s.n, s.k, s.out_h(), s.out_w()}, vec{1, s.k, 1, 1};
-  const cudnnDataType_t y_type = output_dtype(s.output);
+  const cudnnDataType_t y_type = output_dtype(s);
+  const cudnnDataType_t q_type = element_dtype(s.element);
   const int steps = 2 + s.has_bias + s.has_residual + s.relu;  // conv and scale always
   int step = 0;
   auto next_output = [&](cudnnDataType_t virtual_type) -> const BackendDescriptor& {
@@ -178,10 +198,8 @@ std::shared_ptr<const Graph> build_graph(cudnnHandle_t handle, const Int8ConvSha
   };
   std::vector<cudnnBackendDescriptor_t> ops;
 
-  const BackendDescriptor& x =
-      keep(make_nhwc_tensor(kX, CUDNN_DATA_INT8, {s.n, s.c, s.h, s.w}, false));
-  const BackendDescriptor& w =
-      keep(make_nhwc_tensor(kW, CUDNN_DATA_INT8, {s.k, s.c, s.r, s.s}, false));
+  const BackendDescriptor& x = keep(make_nhwc_tensor(kX, q_type, {s.n, s.c, s.h, s.w}, false));
+  const BackendDescriptor& w = keep(make_nhwc_tensor(kW, q_type, {s.k, s.c, s.r, s.s}, false));
   const BackendDescriptor& conv_desc = keep(make_conv_desc(s));
   const BackendDescriptor* prev =
       &next_output(acc == Accumulator::kInt32 ? CUDNN_DATA_INT32 : CUDNN_DATA_FLOAT);
@@ -284,6 +302,7 @@ Int8Conv::Search Int8Conv::search(cudnnHandle_t handle, const Int8ConvShape& sha
   Search result;
   std::set<std::string> seen;
   for (Accumulator acc : {Accumulator::kInt32, Accumulator::kFloat}) {
+    if (acc == Accumulator::kInt32 && shape.element == DType::kFloat8E4M3) continue;
     std::string why;
     const std::shared_ptr<const Graph> graph =
         build_graph(handle, shape, acc, cache != nullptr, why);
@@ -319,6 +338,9 @@ std::vector<Int8Conv> Int8Conv::candidates(cudnnHandle_t handle, const Int8ConvS
 Int8Conv Int8Conv::from_identity(cudnnHandle_t handle, const Int8ConvShape& shape,
                                  const std::string& identity, const CudnnKernelCache* cache) {
   const Int8Choice choice = parse_identity(identity);
+  if (choice.acc == Accumulator::kInt32 && shape.element == DType::kFloat8E4M3)
+    fail(ErrorKind::kInvalidArgument, shape.describe(), ": engine identity '", identity,
+         "' names an INT32 accumulator, which FP8 convolutions do not have");
   std::string why;
   std::shared_ptr<const Graph> graph =
       build_graph(handle, shape, choice.acc, cache != nullptr, why);

@@ -1,4 +1,8 @@
-// One INT8 convolution layer as a cuDNN 9 backend operation graph, NHWC:
+// One quantized convolution layer as a cuDNN 9 backend operation graph, NHWC.
+// The element type (Int8ConvShape::element) is INT8 or, on Hopper, FP8 E4M3
+// (--fp8): the graph, padding rules and epilogue are shared, and what differs
+// is said where it does. (The file keeps its INT8 name; cudnn_quantized_conv
+// would fit it better.) For INT8:
 //
 //   y = cvt( act( conv_int32(x, w) * scale[k] + bias[k] [+ residual_scale * residual] ) )
 //
@@ -21,6 +25,14 @@
 // round_up_channels: padded x channels, w rows and columns, scale, bias and
 // residual entries hold zeros, so padded y channels come out as zeros.
 // docs/INT8.md has the sources and what is still unknown.
+//
+// FP8 E4M3: x, w (and an FP8 residual and y) are CUDNN_DATA_FP8_E4M3, the
+// compute type and the convolution's virtual output FP32 (there is no INT32
+// variant), the epilogue the same; cuDNN converts y to E4M3 rounding to
+// nearest and saturating (the probe, tests/gpu/cudnn_fp8_probe_test.cc,
+// matched such a reference). C and K must be multiples of 16
+// (kFp8ChannelMultiple): 16 bytes, the alignment tensor-core engines want;
+// the probe measured 64 only.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -32,6 +44,7 @@
 #include <string>
 #include <vector>
 
+#include "anvil/types.h"
 #include "cuda/cudnn_descriptors.h"
 
 namespace anvil::cuda {
@@ -40,17 +53,24 @@ class CudnnKernelCache;
 
 // The channel multiple cuDNN's INT8 convolutions need for C and K.
 inline constexpr std::int64_t kInt8ChannelMultiple = 4;
+// The channel multiple used for FP8 E4M3 convolutions (16 bytes).
+inline constexpr std::int64_t kFp8ChannelMultiple = 16;
+
+// kInt8ChannelMultiple or kFp8ChannelMultiple for `element` (kInt8 or
+// kFloat8E4M3); kInvalidArgument for another dtype.
+std::int64_t channel_multiple(DType element);
 
 // `real` rounded up to a multiple of `multiple` (>= 1).
 std::int64_t round_up_channels(std::int64_t real, std::int64_t multiple = kInt8ChannelMultiple);
 
+// kInt8: the shape's quantized element type (INT8, or E4M3 for an FP8 shape).
 enum class Int8ConvOutput { kInt8, kHalf, kFloat };
 
 const char* to_string(Int8ConvOutput output);
 
 struct Int8ConvShape {
   std::int64_t n = 1, h = 1, w = 1;
-  std::int64_t c = 4, k = 4;  // padded channel counts, multiples of kInt8ChannelMultiple
+  std::int64_t c = 4, k = 4;  // padded channel counts, multiples of channel_multiple(element)
   std::int64_t r = 1, s = 1;
   std::int64_t pad_h = 0, pad_w = 0;  // symmetric
   std::int64_t stride_h = 1, stride_w = 1, dil_h = 1, dil_w = 1;
@@ -60,14 +80,17 @@ struct Int8ConvShape {
   // Multiplies the residual before the add (cuDNN pointwise alpha2): for an
   // INT8 residual, residual_scale / y_scale. 1 leaves alpha2 unset.
   float residual_scale = 1.0f;
+  // x's and w's element type: kInt8 or kFloat8E4M3.
+  DType element = DType::kInt8;
 
   std::int64_t out_h() const;  // P
   std::int64_t out_w() const;  // Q
   std::string describe() const;
 };
 
-// kInvalidArgument for nonsense sizes, kUnsupported for groups != 1 or
-// channel counts that are not multiples of kInt8ChannelMultiple.
+// kInvalidArgument for nonsense sizes or an element type other than kInt8
+// and kFloat8E4M3, kUnsupported for groups != 1 or channel counts that are
+// not multiples of channel_multiple(element).
 void check_int8_conv_shape(const Int8ConvShape& shape);
 
 class Int8Conv {
@@ -83,7 +106,7 @@ class Int8Conv {
   // Executable engine configs of the graph (heuristics modes A and B, then
   // the fallback list, de-duplicated, in that order), over two graph
   // variants: the convolution's virtual output INT32 (NVIDIA's sample) or
-  // FP32 (PyTorch's). Engines that need INT8x32-reordered filters are
+  // FP32 (PyTorch's); FP8 shapes only the FP32 one. Engines that need INT8x32-reordered filters are
   // skipped. Empty when cuDNN has no engine for this layer on this GPU.
   //
   // With a `cache` (opt-in; see cuda/cudnn_kernel_cache.h) the operation

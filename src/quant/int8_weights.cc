@@ -4,10 +4,19 @@
 #include <cmath>
 
 #include "anvil/error.h"
+#include "quant/fp8_e4m3.h"
 
 namespace anvil::quant {
 
-Int8Filter quantize_filter(std::span<const float> w, std::int64_t rows) {
+float quantized_max(DType element) {
+  if (element == DType::kInt8) return 127.0f;
+  if (element == DType::kFloat8E4M3) return kE4M3Max;
+  fail(ErrorKind::kInvalidArgument, "quantized element type ", to_string(element),
+       ": expected int8 or float8e4m3fn");
+}
+
+Int8Filter quantize_filter(std::span<const float> w, std::int64_t rows, DType element) {
+  const float qmax = quantized_max(element);
   if (rows < 1 || w.size() % static_cast<std::size_t>(rows) != 0)
     fail(ErrorKind::kInvalidArgument, "quantize_filter: ", w.size(), " weights do not split into ",
          rows, " rows");
@@ -24,10 +33,12 @@ Int8Filter quantize_filter(std::span<const float> w, std::int64_t rows) {
              " has a weight that is not finite (", v, ")");
       amax = std::max(amax, std::fabs(v));
     }
-    const float scale = amax > 0.0f ? amax / 127.0f : 1.0f;
+    const float scale = amax > 0.0f ? amax / qmax : 1.0f;
     out.scales[k] = scale;
     for (std::size_t i = 0; i < row; ++i)
-      out.values[k * row + i] = std::clamp(std::nearbyint(in[i] / scale), -127.0f, 127.0f);
+      out.values[k * row + i] = element == DType::kInt8
+                                    ? std::clamp(std::nearbyint(in[i] / scale), -127.0f, 127.0f)
+                                    : round_to_e4m3(in[i] / scale);
   }
   return out;
 }

@@ -25,6 +25,7 @@
 #include "cuda/kernels/quantize.h"
 #include "gpu_test.h"
 #include "ops/quantization.h"
+#include "quant/fp8_e4m3.h"
 
 namespace anvil {
 namespace {
@@ -305,6 +306,55 @@ TEST(KernelsQuantize, RoundTripStaysWithinHalfAStep) {
 
 // The launchers check their arguments before any CUDA call, so this runs
 // without a GPU.
+// FP8 E4M3 (--fp8 plans): every FP16 value at several scales quantizes to
+// quant::encode_e4m3 of the IEEE quotient, and every E4M3 code dequantizes
+// to FP16 of its exact value times the scale, bit for bit (NaN codes to a
+// NaN). The vector and scalar paths are both in play: 65536 elements from an
+// aligned base.
+TEST(KernelsQuantize, Fp8MatchesTheHostCodecBitForBit) {
+  ANVIL_REQUIRE_GPU();
+  cuda::Stream stream;
+  const float scales[] = {1.0f, 0.5f, 0.0173f, 3.0e-3f, 1.0f / 448, 6.0f / 448, 0x1p-20f};
+  constexpr std::size_t kCount = 65536;
+  std::vector<std::uint16_t> x(kCount);
+  for (std::size_t i = 0; i < kCount; ++i)
+    x[i] = static_cast<std::uint16_t>(i);
+  const cuda::DeviceBuffer dx = upload(x);
+  std::vector<std::uint8_t> codes(256);
+  for (std::size_t i = 0; i < codes.size(); ++i)
+    codes[i] = static_cast<std::uint8_t>(i);
+  const cuda::DeviceBuffer dcodes = upload(codes);
+  for (const float scale : scales) {
+    const cuda::DeviceBuffer dq(kCount);
+    cuda::kernels::quantize(dx.data(), dq.data(), kCount, scale, DType::kFloat8E4M3, stream.get());
+    const cuda::DeviceBuffer dy(codes.size() * sizeof(std::uint16_t));
+    cuda::kernels::dequantize(dcodes.data(), dy.data(), static_cast<std::int64_t>(codes.size()),
+                              scale, DType::kFloat8E4M3, stream.get());
+    stream.synchronize();
+    const std::vector<std::uint8_t> q = download<std::uint8_t>(dq, kCount);
+    std::size_t wrong = 0;
+    for (std::size_t i = 0; i < kCount; ++i) {
+      const std::uint8_t want = quant::encode_e4m3(half_to_float(x[i]) / scale);
+      if (q[i] != want && wrong++ < 5)
+        ADD_FAILURE() << "quantize scale " << scale << ": x " << half_to_float(x[i]) << " ("
+                      << hex16(x[i]) << "), x/scale " << half_to_float(x[i]) / scale
+                      << ", got code 0x" << std::hex << int{q[i]} << ", want 0x" << int{want}
+                      << std::dec;
+    }
+    EXPECT_EQ(wrong, 0u) << "quantize scale " << scale << ": wrong of 65536";
+    const std::vector<std::uint16_t> y = download<std::uint16_t>(dy, codes.size());
+    for (std::size_t c = 0; c < codes.size(); ++c) {
+      const float value = quant::decode_e4m3(codes[c]);
+      const std::uint16_t want = float_to_half(value * scale);
+      if (std::isnan(value))
+        EXPECT_TRUE(std::isnan(half_to_float(y[c]))) << "code 0x" << std::hex << c;
+      else
+        EXPECT_EQ(y[c], want) << "dequantize scale " << scale << ": code 0x" << std::hex << c
+                              << std::dec << " (" << value << ")";
+    }
+  }
+}
+
 TEST(KernelsQuantize, BadScaleOrCountIsAnInvalidArgument) {
   std::uint16_t x[16] = {};
   std::int8_t q[16] = {};

@@ -18,6 +18,12 @@
 // The reference data is made by tests/gpu/torchvision_reference.py (the
 // gpu.torchvision fixture; the digits cases skip when the dataset was not
 // carried to the machine).
+//
+// Quantized (issue 6): the digits-trained ResNet-18 in INT8 and FP8,
+// calibrated (entropy) on 16 of the train images among the 512, against
+// PyTorch FP32 on the digits images: the same top-1 for 99.5% of them with
+// INT8 (the issue's "within 0.5 points"), 99% with FP8 (FP16's bar; the issue
+// sets none).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -31,9 +37,14 @@
 
 #include "anvil/builder.h"
 #include "anvil/engine.h"
+#include "core/tensor.h"
 #include "cuda/check.h"
 #include "cuda/handles.h"
 #include "gpu_test.h"
+#include "logit_compare.h"
+#include "onnx/importer.h"
+#include "quant/batch_source.h"
+#include "quantized_build.h"
 
 namespace anvil {
 namespace {
@@ -143,48 +154,6 @@ std::vector<float> run_all(const Engine& engine, const std::filesystem::path& in
   return got;
 }
 
-struct Comparison {
-  double max_err = 0, max_ref = 0;
-  std::int64_t worst = 0;  // flat index of the largest |got - want|
-  int agree = 0;
-  int near_ties = 0;  // disagreements where the reference's top-2 margin <= 2 * max_err
-  std::vector<std::string> disagreements;  // the first few, for the log
-
-  double relative() const { return max_err / max_ref; }
-};
-
-// `got` against `want`, both kSamples rows of `classes` logits.
-Comparison compare(const std::vector<float>& got, const std::vector<float>& want,
-                   std::int64_t classes) {
-  Comparison r;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    const double err = std::abs(static_cast<double>(got[i]) - want[i]);
-    if (err > r.max_err) {
-      r.max_err = err;
-      r.worst = static_cast<std::int64_t>(i);
-    }
-    r.max_ref = std::max(r.max_ref, static_cast<double>(std::abs(want[i])));
-  }
-  for (std::int64_t b = 0; b < kSamples; ++b) {
-    const float* g = got.data() + b * classes;
-    const float* w = want.data() + b * classes;
-    const std::int64_t top_got = std::max_element(g, g + classes) - g;
-    const std::int64_t top_want = std::max_element(w, w + classes) - w;
-    if (top_got == top_want) {
-      ++r.agree;
-      continue;
-    }
-    const double margin = static_cast<double>(w[top_want]) - w[top_got];
-    r.near_ties += margin <= 2 * r.max_err;
-    if (r.disagreements.size() < 5) {
-      r.disagreements.push_back("sample " + std::to_string(b) + ": got class " +
-                                std::to_string(top_got) + ", want " + std::to_string(top_want) +
-                                " (reference margin " + std::to_string(margin) + ")");
-    }
-  }
-  return r;
-}
-
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -205,45 +174,37 @@ void check_reference(const Case& c, const Engine& engine, const Reference& ref) 
                                 << " (NaN: never written; inf: overflow)";
 
   const std::string name = case_label(c);
-  const Comparison r = compare(got, want, classes);
-  const double rel = r.relative();
+  const test::LogitComparison r = test::compare_logits(got, want, classes);
+  const double rel = r.relative_error();
   const double limit = c.fp16 ? 2e-2 : 1e-4;
-  const auto worst = static_cast<std::size_t>(r.worst);
-  std::printf(
-      "torchvision %-22s on %-6s: max abs error %.3g, relative %.3g (limit %.0e), top-1 "
-      "agreement %d/%lld; worst: sample %lld class %lld got %.6g want %.6g; output range %.4g; "
-      "512 inputs %.1f s\n",
-      name.c_str(), ref.label.c_str(), r.max_err, rel, limit, r.agree,
-      static_cast<long long>(kSamples), static_cast<long long>(r.worst / classes),
-      static_cast<long long>(r.worst % classes), got[worst], want[worst], r.max_ref, run_s);
-  for (const std::string& line : r.disagreements)
-    std::printf("  top-1 differs at %s\n", line.c_str());
-  if (!r.disagreements.empty())
-    std::printf(
-        "  %d of %lld disagreements are near ties (reference margin <= 2 x max abs error)\n",
-        r.near_ties, static_cast<long long>(kSamples - r.agree));
+  char note[96];
+  std::snprintf(note, sizeof note, "limit %.0e; %lld inputs %.1f s", limit,
+                static_cast<long long>(kSamples), run_s);
+  test::print_logit_comparison("torchvision " + name + " on " + ref.label, r, note);
 
   if (!c.fp16) {
     EXPECT_LE(rel, limit) << name << " on " << ref.label << ": worst at sample "
-                          << r.worst / classes << " class " << r.worst % classes << ", got "
-                          << got[worst] << " want " << want[worst];
+                          << r.worst / static_cast<std::size_t>(classes) << " class "
+                          << r.worst % static_cast<std::size_t>(classes) << ", got " << r.worst_got
+                          << " want " << r.worst_want;
     return;
   }
   if (!ref.torch_fp16) {
     EXPECT_LE(rel, limit) << name << " on " << ref.label;
-    EXPECT_GE(r.agree, kTop1Needed) << name << " on " << ref.label;
+    EXPECT_GE(r.top1_agree, kTop1Needed) << name << " on " << ref.label;
     return;
   }
   // Random weights: the issue's bar, or no worse than PyTorch's own FP16
   // (channels-last eager) where that misses it too.
-  const Comparison t = compare(read_floats(*ref.torch_fp16, 0, kSamples * classes), want, classes);
-  std::printf("  PyTorch FP16 itself: relative %.3g, top-1 agreement %d/%lld\n", t.relative(),
-              t.agree, static_cast<long long>(kSamples));
-  if (rel > limit || r.agree < kTop1Needed)
+  const test::LogitComparison t =
+      test::compare_logits(read_floats(*ref.torch_fp16, 0, kSamples * classes), want, classes);
+  std::printf("  PyTorch FP16 itself: relative %.3g, top-1 agreement %d/%lld\n", t.relative_error(),
+              t.top1_agree, static_cast<long long>(kSamples));
+  if (rel > limit || r.top1_agree < kTop1Needed)
     std::printf(
         "  misses issue 3's FP16 bar (2e-2, 507/512); held to PyTorch's own FP16 instead\n");
-  EXPECT_LE(rel, std::max(limit, 1.1 * t.relative())) << name;
-  EXPECT_GE(r.agree, std::min(kTop1Needed, t.agree - 1)) << name;
+  EXPECT_LE(rel, std::max(limit, 1.1 * t.relative_error())) << name;
+  EXPECT_GE(r.top1_agree, std::min(kTop1Needed, t.top1_agree - 1)) << name;
 }
 
 class TorchvisionAccuracy : public ::testing::TestWithParam<Case> {};
@@ -296,6 +257,62 @@ INSTANTIATE_TEST_SUITE_P(Models, TorchvisionAccuracy,
                                            Case{"mobilenet_v2", Weights::kDigits, false},
                                            Case{"mobilenet_v2", Weights::kDigits, true}),
                          case_name);
+
+// The digits-trained ResNet-18 quantized, on the digits images (see the top).
+class TorchvisionQuantized : public ::testing::TestWithParam<test::Quantized> {};
+
+TEST_P(TorchvisionQuantized, DigitsResnet18KeepsPyTorchTop1) {
+  ANVIL_REQUIRE_GPU();
+  const test::Quantized q = GetParam();
+  const Case c{"resnet18", Weights::kDigits, true};
+  const std::filesystem::path model = model_file(c);
+  const Reference ref = references(c).back();
+  for (const auto& file : {model, ref.inputs, ref.outputs})
+    if (!std::filesystem::exists(file))
+      GTEST_SKIP() << file << " is missing: the gpu.torchvision fixture makes it when the digits "
+                   << "dataset is there (ANVIL_DIGITS_DIR, python/make_digits.py)";
+  constexpr std::int64_t kCalibrationFirst = 360, kCalibrationBatch = 8;  // train images
+  std::vector<quant::Batch> batches;
+  const std::string input = onnx::import_model(model).inputs[0]->name;
+  for (std::int64_t b = 0; b < 2; ++b) {
+    Tensor x(DType::kFloat32, {kCalibrationBatch, 3, 224, 224});
+    const std::vector<float> v =
+        read_floats(ref.inputs, (kCalibrationFirst + b * kCalibrationBatch) * kImageFloats,
+                    kCalibrationBatch * kImageFloats);
+    std::copy(v.begin(), v.end(), x.data<float>());
+    batches.push_back({{input, std::move(x)}});
+  }
+  quant::TensorBatchSource source(std::move(batches));
+  const test::ScratchDir dir;
+  const auto start = std::chrono::steady_clock::now();
+  const std::filesystem::path cache = test::calibrate(model, source, "entropy", dir.path());
+  BuildReport report;
+  const std::vector<std::byte> bytes =
+      Builder().build_serialized(model, test::quantized_config(q, cache, kBatch), &report);
+  const auto engine = Engine::deserialize(bytes, "resnet18_digits.plan");
+  const auto quantized =
+      std::count(report.layer_kinds.begin(), report.layer_kinds.end(), std::string("conv_int8"));
+  std::printf(
+      "resnet18_digits %s: calibrated and built in %.1f s, %lld quantized convs, %zu "
+      "kept in FP16 as faster\n",
+      test::quantized_name(q), seconds_since(start), static_cast<long long>(quantized),
+      report.int8_fallbacks.size());
+  EXPECT_GT(quantized, 0);
+
+  const std::vector<float> got = run_all(*engine, ref.inputs, 10);
+  const std::vector<float> want = read_floats(ref.outputs, 0, kSamples * 10);
+  const auto bad = std::find_if(got.begin(), got.end(), [](float v) { return !std::isfinite(v); });
+  ASSERT_TRUE(bad == got.end()) << "output " << bad - got.begin() << " is " << *bad;
+  const test::LogitComparison r = test::compare_logits(got, want, 10);
+  test::print_logit_comparison(
+      std::string("resnet18_digits ") + test::quantized_name(q) + " on digits", r);
+  const int needed = q == test::Quantized::kInt8 ? 510 : kTop1Needed;  // 99.5%, 99% of 512
+  EXPECT_GE(r.top1_agree, needed) << test::quantized_name(q);
+}
+
+INSTANTIATE_TEST_SUITE_P(Digits, TorchvisionQuantized,
+                         ::testing::Values(test::Quantized::kInt8, test::Quantized::kFp8),
+                         test::quantized_test_name);
 
 }  // namespace
 }  // namespace anvil

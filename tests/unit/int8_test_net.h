@@ -13,25 +13,27 @@
 namespace anvil::builder::testing {
 
 // x -> conv1 + relu = a -> conv2 + relu = b -> conv3 + a, relu = y -> GAP ->
-// Flatten -> Gemm, optimized (each conv fused with its epilogue).
+// Flatten -> Gemm, optimized (each conv fused with its epilogue); a, b and y
+// have `channels` channels (8; the FP8 tests use 16, FP8's channel multiple).
 struct Net {
   ir::Graph graph;
   std::string x, a, b, y;           // value names
   std::string conv1, conv2, conv3;  // node names after fusion
-  std::vector<float> conv2_w;       // ONNX [8, 8, 3, 3]
+  std::vector<float> conv2_w;       // ONNX [channels, channels, 3, 3]
 };
 
-inline Net make_net() {
+inline Net make_net(std::int64_t channels = 8) {
   passes::testing::GraphBuilder g;
   ir::Value* x = g.input("x", ir::Shape::of(Extents{1, 4, 8, 8}));
-  ir::Value* a = g.node("Relu", {g.conv(x, 4, 8, 3, /*bias=*/true)});
-  ir::Value* b = g.node("Relu", {g.conv(a, 8, 8, 3, /*bias=*/true)});
-  ir::Value* sum = g.node("Add", {g.conv(b, 8, 8, 3, /*bias=*/true), a});
+  ir::Value* a = g.node("Relu", {g.conv(x, 4, channels, 3, /*bias=*/true)});
+  ir::Value* b = g.node("Relu", {g.conv(a, channels, channels, 3, /*bias=*/true)});
+  ir::Value* sum = g.node("Add", {g.conv(b, channels, channels, 3, /*bias=*/true), a});
   ir::Value* y = g.node("Relu", {sum});
   ir::Value* pooled = g.node("Flatten", {g.node("GlobalAveragePool", {y})});
   ir::Attributes gemm;
   gemm.set("transB", std::int64_t{1});
-  g.output(g.node("Gemm", {pooled, g.weight("fc.w", {10, 8}), g.weight("fc.b", {10})}, gemm));
+  g.output(
+      g.node("Gemm", {pooled, g.weight("fc.w", {10, channels}), g.weight("fc.b", {10})}, gemm));
   Net net;
   net.graph = g.finish();
   passes::PassManager().run(net.graph);

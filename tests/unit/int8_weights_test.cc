@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "anvil/error.h"
+#include "quant/fp8_e4m3.h"
 
 namespace anvil::quant {
 namespace {
@@ -56,6 +57,27 @@ TEST(FoldRequantization, FoldsScalesAndBiasIntoTwoVectors) {
   }
   EXPECT_THROW(fold_requantization(0.0f, {1.0f}, {}, 1.0f, 2, 4), anvil::Error);
   EXPECT_THROW(fold_requantization(1.0f, {1.0f}, {}, 1.0f, 5, 4), anvil::Error);
+}
+
+TEST(QuantizeFilterFp8, ScalesEachRowToE4M3Max) {
+  // Row 0: amax 896 -> scale 2; row 1 zeros; row 2: amax 4.48 -> scale 0.01.
+  const std::vector<float> w{896.0f, -2.0f, 3.0f, 0.0f, 0.0f, 0.0f, 4.48f, -1.0f, 0.0019531f};
+  const Int8Filter q = quantize_filter(w, 3, DType::kFloat8E4M3);
+  ASSERT_EQ(q.scales.size(), 3u);
+  EXPECT_EQ(q.scales[0], 2.0f);
+  EXPECT_EQ(q.scales[1], 1.0f) << "an all-zero row keeps a usable scale";
+  EXPECT_FLOAT_EQ(q.scales[2], 4.48f / 448.0f);
+  EXPECT_EQ(q.values[0], 448.0f);
+  EXPECT_EQ(q.values[1], -1.0f);
+  EXPECT_EQ(q.values[2], 1.5f);
+  EXPECT_EQ(q.values[6], 448.0f);
+  EXPECT_EQ(q.values[7], round_to_e4m3(-1.0f / q.scales[2]));
+  for (const float v : q.values)
+    EXPECT_EQ(round_to_e4m3(v), v) << "every quantized weight is an E4M3 value";
+  EXPECT_EQ(quantized_max(DType::kInt8), 127.0f);
+  EXPECT_EQ(quantized_max(DType::kFloat8E4M3), 448.0f);
+  EXPECT_THROW(quantized_max(DType::kFloat16), Error);
+  EXPECT_THROW(quantize_filter(w, 3, DType::kInt32), Error);
 }
 
 }  // namespace

@@ -27,6 +27,7 @@ struct BuildCommandOptions {
   std::int64_t workspace_mib = 256;
   int aux_streams = 0;
   bool int8 = false;
+  bool fp8 = false;
   std::string calibration_cache;
   std::vector<std::string> layer_precisions;  // NAME:fp16
   bool int8_first_layer = false;
@@ -155,6 +156,7 @@ void print_summary(const BuildCommandOptions& opt, const BuildReport& r, double 
   std::printf("Built %s in %.1f s for %s (%s%s), batch %lld..%lld (tuned at %lld)\n",
               opt.output.c_str(), seconds, r.gpu_name.c_str(),
               opt.int8   ? "INT8 + FP16"
+              : opt.fp8  ? "FP8 E4M3 + FP16"
               : opt.fp16 ? "FP16"
                          : "FP32",
               !opt.fp16 && !opt.no_tf32 ? " + TF32" : "", static_cast<long long>(r.min_batch),
@@ -173,7 +175,8 @@ void print_summary(const BuildCommandOptions& opt, const BuildReport& r, double 
       std::count_if(r.layer_streams.begin(), r.layer_streams.end(), [](int s) { return s > 0; }));
   if (aux > 0) std::printf("%zu layer(s) on auxiliary streams\n", aux);
   if (!r.int8_fallbacks.empty()) {
-    std::printf("%zu conv(s) kept in FP16, faster there than in INT8:\n", r.int8_fallbacks.size());
+    std::printf("%zu conv(s) kept in FP16, faster there than in %s:\n", r.int8_fallbacks.size(),
+                opt.fp8 ? "FP8" : "INT8");
     for (const std::string& why : r.int8_fallbacks)
       std::printf("  %s\n", why.c_str());
   }
@@ -194,6 +197,7 @@ void build_plan(const BuildCommandOptions& opt) {
   config.disabled_passes = opt.model.disabled_passes;
   config.aux_streams = opt.aux_streams;
   config.int8 = opt.int8;
+  config.fp8 = opt.fp8;
   config.calibration_cache = opt.calibration_cache;
   config.fp16_layers = fp16_layers(opt.layer_precisions);
   config.int8_first_layer = opt.int8_first_layer;
@@ -238,11 +242,14 @@ void add_build_command(CLI::App& app) {
   cmd->add_flag("--int8", opt->int8,
                 "INT8 convolutions where calibrated and faster than FP16 (needs --fp16 and "
                 "--calibration-cache)");
+  cmd->add_flag("--fp8", opt->fp8,
+                "FP8 (E4M3, Hopper) convolutions where calibrated and faster than FP16 (needs "
+                "--fp16 and --calibration-cache; not with --int8)");
   cmd->add_option("--calibration-cache", opt->calibration_cache,
-                  "INT8 scales from `anvil calibrate` for this model")
+                  "INT8 scales from `anvil calibrate` for this model (--int8 or --fp8)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--layer-precision", opt->layer_precisions,
-                  "Keep a conv in FP16 in an --int8 build: NAME:fp16; repeat for several");
+                  "Keep a conv in FP16 in an --int8 or --fp8 build: NAME:fp16; repeat for several");
   cmd->add_flag("--int8-first-layer", opt->int8_first_layer,
                 "Run the conv reading the image in INT8 too (default: FP16)");
   cmd->callback([opt] { build_plan(*opt); });

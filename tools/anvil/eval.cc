@@ -43,12 +43,13 @@ struct EvalOptions {
   std::int64_t calibration_images = 256;
 };
 
-// One precision's plan: FP32 (TF32 off), FP16, or INT8 with the calibration
-// cache of one calibrator.
+// One precision's plan: FP32 (TF32 off), FP16, or INT8 (or FP8 E4M3) with
+// the calibration cache of one calibrator.
 struct GpuPrecision {
-  std::string name;  // the row's: "fp32", "fp16", "int8 entropy", ...
+  std::string name;  // the row's: "fp32", "fp16", "int8 entropy", "fp8 entropy", ...
   bool fp16 = false;
-  std::filesystem::path calibration_cache;  // INT8 when set
+  std::filesystem::path calibration_cache;  // INT8 (or FP8) when set
+  bool fp8 = false;                         // with a cache: FP8 instead of INT8
 };
 
 // The facts of the model eval needs before anything is built.
@@ -118,7 +119,8 @@ Served serve_on_gpu([[maybe_unused]] const EvalOptions& opt,
   const auto start = std::chrono::steady_clock::now();
   BuilderConfig config;
   config.fp16 = precision.fp16;
-  config.int8 = !precision.calibration_cache.empty();
+  config.int8 = !precision.calibration_cache.empty() && !precision.fp8;
+  config.fp8 = !precision.calibration_cache.empty() && precision.fp8;
   config.calibration_cache = precision.calibration_cache;
   config.tf32 = false;  // FP32 means FP32, as PyTorch's reference top-1 is measured
   config.timing_cache = opt.timing_cache;
@@ -175,7 +177,7 @@ void evaluate(const EvalOptions& opt) {
   if (opt.device == "auto") gpu = gpu_present();
   if (opt.device == "gpu" && !gpu_present())
     fail(ErrorKind::kGpu, "--device gpu: no CUDA GPU is visible; use --device cpu");
-  if (!gpu && (opt.precision == "fp16" || opt.precision == "int8"))
+  if (!gpu && (opt.precision == "fp16" || opt.precision == "int8" || opt.precision == "fp8"))
     fail(ErrorKind::kUnsupported, "--precision ", opt.precision, " runs on the GPU only and ",
          opt.device == "auto" ? "there is none here" : "--device cpu was given",
          "; the CPU reference runtime computes in FP32");
@@ -189,7 +191,9 @@ void evaluate(const EvalOptions& opt) {
       if (opt.precision == "all" || opt.precision == p)
         precisions.push_back({p, p == std::string("fp16"), {}});
     const ScratchDir scratch;
-    if (opt.precision == "all" || opt.precision == "int8") {
+    const bool int8 = opt.precision == "all" || opt.precision == "int8";
+    const bool fp8 = opt.precision == "all" || opt.precision == "fp8";
+    if (int8 || fp8) {
       // Calibrated on the train split, never on the images scored.
       if (facts.image_side == 0)
         fail(ErrorKind::kUnsupported, opt.model, ": INT8 calibration needs the input's image ",
@@ -202,11 +206,23 @@ void evaluate(const EvalOptions& opt) {
       report.notes.push_back(cat("INT8: calibrated on the first ", calibration.images,
                                  " images of the train split in ",
                                  static_cast<int>(calibration.seconds), " s (CPU reference)"));
-      for (const auto& [calibrator, cache] : calibration.caches)
-        precisions.push_back({"int8 " + calibrator, true, cache});
+      if (int8)
+        for (const auto& [calibrator, cache] : calibration.caches)
+          precisions.push_back({"int8 " + calibrator, true, cache});
+      if (fp8)
+        for (const auto& [calibrator, cache] : calibration.caches)
+          precisions.push_back({"fp8 " + calibrator, true, cache, true});
     }
-    for (const GpuPrecision& p : precisions)
-      report.rows.push_back(score(serve_on_gpu(opt, p, facts), opt, p.name, "gpu", split));
+    for (const GpuPrecision& p : precisions) {
+      try {
+        report.rows.push_back(score(serve_on_gpu(opt, p, facts), opt, p.name, "gpu", split));
+      } catch (const Error& e) {
+        // FP8 engines exist on Hopper (and later) only: --precision all notes
+        // their absence instead of failing the INT8 and FP16 rows.
+        if (!p.fp8 || opt.precision != "all" || e.kind() != ErrorKind::kUnsupported) throw;
+        report.notes.push_back(cat(p.name, ": not run (", e.what(), ")"));
+      }
+    }
   } else {
     // The passes (BN folding, fusion) make the reference runtime faster;
     // they are exact rewrites up to float rounding.
@@ -219,7 +235,7 @@ void evaluate(const EvalOptions& opt) {
       report.notes.push_back("FP16: not run (the CPU reference runtime computes in FP32)");
   }
   if (opt.precision == "all" && !gpu)
-    report.notes.push_back("INT8: not run (INT8 layers run on the GPU only)");
+    report.notes.push_back("INT8, FP8: not run (INT8 and FP8 layers run on the GPU only)");
 
   std::printf("%s", markdown_table(report).c_str());
   if (!opt.json.empty()) write_eval_json(report, opt.json);
@@ -238,8 +254,8 @@ void add_eval_command(CLI::App& app) {
       ->required();
   cmd->add_option("--split", opt->split, "Which split to score (test, train)");
   cmd->add_option("--precision", opt->precision,
-                  "fp32 (TF32 off), fp16, int8 (one row per calibrator), or all")
-      ->check(CLI::IsMember({"fp32", "fp16", "int8", "all"}));
+                  "fp32 (TF32 off), fp16, int8 or fp8 (one row per calibrator), or all")
+      ->check(CLI::IsMember({"fp32", "fp16", "int8", "fp8", "all"}));
   cmd->add_option("--calibration-images", opt->calibration_images,
                   "INT8: calibrate on this many images of the train split")
       ->check(CLI::PositiveNumber);

@@ -54,6 +54,15 @@ std::vector<std::size_t> workspaces(const std::string& path, std::string& why) {
 #endif
 }
 
+// A conv_int8 layer of an FP8 plan (params element "float8e4m3fn") shows as
+// conv_fp8: the same plan kind, another element type.
+std::string shown_kind(const plan::LayerDesc& layer) {
+  if (layer.kind != "conv_int8") return layer.kind;
+  const auto params = nlohmann::json::parse(layer.params, nullptr, false);
+  const bool fp8 = params.is_object() && params.value("element", "int8") == "float8e4m3fn";
+  return fp8 ? "conv_fp8" : layer.kind;
+}
+
 }  // namespace
 
 void inspect_plan(const std::string& path) {
@@ -95,9 +104,9 @@ void inspect_plan(const std::string& path) {
     const auto index = static_cast<std::size_t>(&layer - p.layers.data());
     if (index < workspace.size() && workspace[index] > 0)
       chosen += cat(" workspace ", workspace[index], " B");
-    std::printf("  %-14s %-40s %s -> %s %s\n", layer.kind.c_str(), layer.name.substr(0, 40).c_str(),
-                tensors_of(p, layer.inputs).c_str(), tensors_of(p, layer.outputs).c_str(),
-                chosen.c_str());
+    std::printf("  %-14s %-40s %s -> %s %s\n", shown_kind(layer).c_str(),
+                layer.name.substr(0, 40).c_str(), tensors_of(p, layer.inputs).c_str(),
+                tensors_of(p, layer.outputs).c_str(), chosen.c_str());
   }
 }
 

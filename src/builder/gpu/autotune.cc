@@ -313,8 +313,8 @@ class LayerTuning {
         fail(ErrorKind::kInvalidArgument, "plan layer '", layer_.name, "': weights[", i, "] has ",
              layer_.weights[i].bytes, " bytes, its conv_int8 shape needs ", need[i]);
     Bench& b = *bench_;
-    b.x_q = random_int8_values(batch * s.h * s.w * s.c, s.c, c_real, rng);
-    if (s.has_residual) b.residual_q = random_int8_values(out, s.k, k_real, rng);
+    b.x_q = random_quantized_values(batch * s.h * s.w * s.c, s.c, c_real, s.element, rng);
+    if (s.has_residual) b.residual_q = random_quantized_values(out, s.k, k_real, s.element, rng);
     b.w = upload(plan_, layer_.weights[0]);
     b.scale = upload(plan_, layer_.weights[1]);
     b.bias = upload(plan_, layer_.weights[2]);
@@ -374,9 +374,12 @@ Winner tune_layer(const plan::Plan& p, const plan::LayerDesc& layer, std::int64_
   // An INT8 layer can always fall back to FP16; the user chooses that.
   const std::string instead =
       int8 ? cat("; build it in FP16 with --layer-precision ", layer.name, ":fp16") : "";
+  const bool fp8 = int8 && nlohmann::json::parse(layer.params).value("element", "int8") ==
+                               to_string(DType::kFloat8E4M3);
   if (tuning.candidates().empty())
     fail(ErrorKind::kUnsupported, "layer '", layer.name, "': no ",
-         int8                   ? "cuDNN INT8 engine"
+         fp8                    ? "cuDNN FP8 engine"
+         : int8                 ? "cuDNN INT8 engine"
          : layer.kind == "conv" ? "cuDNN engine (fused or unfused) or cuBLASLt algorithm"
                                 : "cuBLASLt algorithm",
          " runs this ", layer.kind, " on this GPU", instead);
@@ -392,7 +395,8 @@ Winner tune_layer(const plan::Plan& p, const plan::LayerDesc& layer, std::int64_
             " ms), it fails the CPU reference check: ", *wrong));
   }
   fail(ErrorKind::kUnsupported, "layer '", layer.name, "': none of the ", w.candidates, " ",
-       int8                   ? "cuDNN INT8"
+       fp8                    ? "cuDNN FP8"
+       : int8                 ? "cuDNN INT8"
        : layer.kind == "conv" ? "cuDNN/cuBLASLt"
                               : "cuBLASLt",
        " candidates runs it correctly on this GPU",

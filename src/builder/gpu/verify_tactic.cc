@@ -8,6 +8,7 @@
 #include "anvil/error.h"
 #include "builder/weights.h"
 #include "cuda/check.h"
+#include "quant/fp8_e4m3.h"
 
 namespace anvil::builder {
 
@@ -84,15 +85,15 @@ std::optional<std::string> compare(const std::vector<float>& got, const std::vec
              " got ", got[worst], " want ", want[worst]);
 }
 
-// A conv_int8 layer's INT8 filter, as stored.
+// A conv_int8 layer's INT8 (or E4M3) filter bytes, as stored.
 std::vector<std::int8_t> int8_filter(const plan::Plan& p, const plan::LayerDesc& layer,
-                                     std::int64_t count) {
+                                     std::int64_t count, DType element) {
   const plan::WeightRef& ref = layer.weights.at(0);
-  if (ref.dtype != DType::kInt8 || ref.bytes < count ||
+  if (ref.dtype != element || ref.bytes < count ||
       ref.offset + count > static_cast<std::int64_t>(p.weights.size()))
     fail(ErrorKind::kInvalidArgument, "plan layer '", layer.name, "': its filter (weights[0], ",
-         ref.bytes, " bytes at ", ref.offset, ") is not the ", count,
-         " INT8 values a conv_int8 layer of this shape needs");
+         ref.bytes, " bytes at ", ref.offset, ") is not the ", count, " ", to_string(element),
+         " values a conv_int8 layer of this shape needs");
   std::vector<std::int8_t> w(static_cast<std::size_t>(count));
   std::memcpy(w.data(), p.weights.data() + ref.offset, w.size());
   return w;
@@ -119,6 +120,24 @@ HostDeviceInt8 random_int8_values(std::int64_t count, std::int64_t channels, std
   for (std::size_t i = 0; i < v.host.size(); ++i)
     if (static_cast<std::int64_t>(i) % channels < real)
       v.host[i] = static_cast<std::int8_t>(uniform(rng));
+  v.device = cuda::DeviceBuffer(v.host.size());
+  cuda::copy_to_device(v.device.data(), v.host.data(), v.host.size());
+  return v;
+}
+
+HostDeviceInt8 random_quantized_values(std::int64_t count, std::int64_t channels, std::int64_t real,
+                                       DType element, std::mt19937& rng) {
+  if (element != DType::kFloat8E4M3) return random_int8_values(count, channels, real, rng);
+  if (count < 0 || channels <= 0 || real < 0 || real > channels)
+    fail(ErrorKind::kInvalidArgument, "random_quantized_values: ", count, " values of ", real,
+         " real channels out of ", channels);
+  // N(0, 2^2) spans E4M3's normals and subnormals near zero without saturating often.
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  HostDeviceInt8 v;
+  v.host.assign(static_cast<std::size_t>(count), 0);
+  for (std::size_t i = 0; i < v.host.size(); ++i)
+    if (static_cast<std::int64_t>(i) % channels < real)
+      v.host[i] = static_cast<std::int8_t>(quant::encode_e4m3(normal(rng)));
   v.device = cuda::DeviceBuffer(v.host.size());
   cuda::copy_to_device(v.device.data(), v.host.data(), v.host.size());
   return v;
@@ -225,7 +244,12 @@ std::optional<std::string> check_int8_conv_output(const plan::Plan& p, const pla
       (residual && static_cast<std::int64_t>(residual->size()) < s.n * out_size))
     fail(ErrorKind::kInvalidArgument, "check_int8_conv_output: layer '", layer.name,
          "': inputs smaller than ", s.n, " images of ", s.describe());
-  const std::vector<std::int8_t> w = int8_filter(p, layer, s.k * s.r * s.s * s.c);
+  const bool fp8 = s.element == DType::kFloat8E4M3;
+  const std::vector<std::int8_t> w = int8_filter(p, layer, s.k * s.r * s.s * s.c, s.element);
+  // A stored byte's value: the integer, or the E4M3 value it encodes (exact).
+  const auto value = [fp8](std::int8_t q) {
+    return fp8 ? quant::decode_e4m3(static_cast<std::uint8_t>(q)) : static_cast<float>(q);
+  };
   const std::vector<float> scale = weight_values(p, layer.weights.at(1), s.k, false);
   const std::vector<float> bias = s.has_bias ? weight_values(p, layer.weights.at(2), s.k, false)
                                              : std::vector<float>(static_cast<std::size_t>(s.k));
@@ -237,7 +261,8 @@ std::optional<std::string> check_int8_conv_output(const plan::Plan& p, const pla
   for (std::int64_t op = 0; op < out_h; ++op)
     for (std::int64_t oq = 0; oq < out_w; ++oq)
       for (std::int64_t k = 0; k < s.k; ++k) {
-        std::int64_t acc = 0;
+        std::int64_t acc = 0;  // INT8: exact
+        double acc_fp8 = 0.0;  // FP8: products exact, the sum in double
         for (std::int64_t r = 0; r < s.r; ++r) {
           const std::int64_t ih = op * s.stride_h - s.pad_h + r * s.dil_h;
           if (ih < 0 || ih >= s.h) continue;
@@ -246,20 +271,23 @@ std::optional<std::string> check_int8_conv_output(const plan::Plan& p, const pla
             if (iw < 0 || iw >= s.w) continue;
             const std::int8_t* xp = xi + (ih * s.w + iw) * s.c;
             const std::int8_t* wp = w.data() + ((k * s.r + r) * s.s + t) * s.c;
-            for (std::int64_t c = 0; c < s.c; ++c)
-              acc += std::int64_t{xp[c]} * std::int64_t{wp[c]};
+            for (std::int64_t c = 0; c < s.c; ++c) {
+              if (fp8)
+                acc_fp8 += double{value(xp[c])} * double{value(wp[c])};
+              else
+                acc += std::int64_t{xp[c]} * std::int64_t{wp[c]};
+            }
           }
         }
         const auto o = static_cast<std::size_t>((op * out_w + oq) * s.k + k);
         const auto kk = static_cast<std::size_t>(k);
         // The contract's order: one FP32 multiply, then each add, each rounded.
-        float v = static_cast<float>(acc) * scale[kk];
+        float v = (fp8 ? static_cast<float>(acc_fp8) : static_cast<float>(acc)) * scale[kk];
         v = v + bias[kk];
-        if (residual)
-          v = v + static_cast<float>((*residual)[static_cast<std::size_t>(image * out_size) + o]);
+        if (residual) v = v + value((*residual)[static_cast<std::size_t>(image * out_size) + o]);
         if (s.relu) v = std::max(v, 0.0f);
         before[o] = v;
-        want[o] = requantize(v);
+        want[o] = fp8 ? static_cast<std::int8_t>(quant::encode_e4m3(v)) : requantize(v);
       }
 
   std::vector<std::int8_t> got(want.size());
@@ -268,7 +296,9 @@ std::optional<std::string> check_int8_conv_output(const plan::Plan& p, const pla
   std::int64_t differ = 0, max_diff = 0;
   std::size_t worst = 0;
   for (std::size_t i = 0; i < want.size(); ++i) {
-    const std::int64_t diff = std::abs(std::int64_t{got[i]} - std::int64_t{want[i]});
+    const std::int64_t diff = fp8 ? quant::e4m3_ulp_distance(static_cast<std::uint8_t>(got[i]),
+                                                             static_cast<std::uint8_t>(want[i]))
+                                  : std::abs(std::int64_t{got[i]} - std::int64_t{want[i]});
     differ += diff > 0;
     if (diff > max_diff) {
       max_diff = diff;
@@ -278,12 +308,13 @@ std::optional<std::string> check_int8_conv_output(const plan::Plan& p, const pla
   if (max_diff <= 1 && differ * 100 < out_size) return std::nullopt;
   const std::int64_t pixel = static_cast<std::int64_t>(worst) / s.k;
   return cat("conv_int8 '", layer.name, "' image ", image, " of ", s.n, " (", s.describe(),
-             "): ", differ, " of ", out_size,
-             " INT8 outputs differ from the CPU reference, by up to ", max_diff, "; worst at n",
-             image, " p", pixel / out_w, " q", pixel % out_w, " k",
-             static_cast<std::int64_t>(worst) % s.k, ": got ", int{got[worst]}, " want ",
-             int{want[worst]}, " (v = ", before[worst],
-             " before rounding); allowed: off by at most 1, in fewer than 1% of outputs");
+             "): ", differ, " of ", out_size, " ", fp8 ? "FP8" : "INT8",
+             " outputs differ from the CPU reference, by up to ", max_diff,
+             fp8 ? " E4M3 steps" : "", "; worst at n", image, " p", pixel / out_w, " q",
+             pixel % out_w, " k", static_cast<std::int64_t>(worst) % s.k, ": got ",
+             fp8 ? cat(value(got[worst])) : cat(int{got[worst]}), " want ",
+             fp8 ? cat(value(want[worst])) : cat(int{want[worst]}), " (v = ", before[worst],
+             " before rounding); allowed: off by at most 1 step, in fewer than 1% of outputs");
 }
 
 }  // namespace anvil::builder

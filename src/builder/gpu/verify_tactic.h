@@ -43,6 +43,12 @@ struct HostDeviceInt8 {
 HostDeviceInt8 random_int8_values(std::int64_t count, std::int64_t channels, std::int64_t real,
                                   std::mt19937& rng);
 
+// The same for `element` kFloat8E4M3: E4M3 codes of N(0, 2^2) values
+// (quant::encode_e4m3) in the real channels, 0 in the padded ones; kInt8
+// gives random_int8_values.
+HostDeviceInt8 random_quantized_values(std::int64_t count, std::int64_t channels, std::int64_t real,
+                                       DType element, std::mt19937& rng);
+
 // The largest max|got - want| / max|want| a tactic may show: 1e-4 for FP32
 // without TF32, 1e-2 for FP16 storage or TF32.
 double tactic_tolerance(bool fp16, bool tf32);
@@ -71,7 +77,11 @@ std::optional<std::string> check_gemm_output(const plan::Plan& plan, const plan:
 // (residual null when the layer has none). Passes when no element is off by
 // more than 1 and fewer than 1% are off at all (cuDNN was measured exact; 1
 // allows an FMA in its epilogue); else says why (shape, worst element
-// n/p/q/k, got vs want, how many differ).
+// n/p/q/k, got vs want, how many differ). An FP8 shape (element
+// kFloat8E4M3): x, residual, filter and y hold E4M3 codes, acc is the sum of
+// the exact products in double, the conversion quant::encode_e4m3, and
+// "off by 1" means one E4M3 step (quant::e4m3_ulp_distance): cuDNN sums in
+// FP32 in its own order.
 std::optional<std::string> check_int8_conv_output(
     const plan::Plan& plan, const plan::LayerDesc& layer, const cuda::Int8ConvShape& shape,
     const std::vector<std::int8_t>& x, const std::vector<std::int8_t>* residual, const void* y);

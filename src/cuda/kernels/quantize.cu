@@ -12,6 +12,7 @@
 // intrinsics so that no compiler flag (fast math, contraction) changes a
 // result: the CPU runtime and the tests compute the same bits.
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 
 #include <cmath>
 #include <cstdint>
@@ -58,6 +59,35 @@ __device__ __forceinline__ float dequantize_one(std::int8_t q, float scale) {
   return __fmul_rn(static_cast<float>(q), scale);
 }
 
+// FP8 E4M3: e4m3(fl(x / scale)), nearest-even and saturating to +-448, as
+// quant::encode_e4m3 on the host. The division stays IEEE: the reciprocal
+// shortcut's proof is about integer rounding boundaries, not E4M3's.
+__device__ __forceinline__ std::int8_t quantize_fp8_one(float x, float scale, float) {
+  return static_cast<std::int8_t>(
+      __nv_cvt_float_to_fp8(__fdiv_rn(x, scale), __NV_SATFINITE, __NV_E4M3));
+}
+
+__device__ __forceinline__ float dequantize_fp8_one(std::int8_t q, float scale) {
+  const __half_raw h = __nv_cvt_fp8_to_halfraw(static_cast<__nv_fp8_storage_t>(q), __NV_E4M3);
+  return __fmul_rn(__half2float(__half(h)), scale);  // E4M3 -> FP16 is exact
+}
+
+struct Int8Codec {
+  __device__ static std::int8_t to_q(float x, float scale, float inv) {
+    return quantize_one(x, scale, inv);
+  }
+  __device__ static float from_q(std::int8_t q, float scale) { return dequantize_one(q, scale); }
+};
+
+struct Fp8Codec {
+  __device__ static std::int8_t to_q(float x, float scale, float inv) {
+    return quantize_fp8_one(x, scale, inv);
+  }
+  __device__ static float from_q(std::int8_t q, float scale) {
+    return dequantize_fp8_one(q, scale);
+  }
+};
+
 __device__ __forceinline__ std::int8_t byte_of(unsigned word, int i) {
   return static_cast<std::int8_t>(static_cast<std::uint8_t>(word >> (8 * i)));
 }
@@ -78,6 +108,7 @@ __device__ __forceinline__ long long scalar_index(const Split& s, long long i) {
   return i < s.head ? i : i + s.vectors * kVector;
 }
 
+template <typename Codec>
 __global__ void quantize_kernel(const __half* __restrict__ x, std::int8_t* __restrict__ q, Split s,
                                 float scale, float inv) {
   const uint4* xv = reinterpret_cast<const uint4*>(x + s.head);
@@ -96,8 +127,8 @@ __global__ void quantize_kernel(const __half* __restrict__ x, std::int8_t* __res
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
         const float2 f = __half22float2(h[i]);
-        words[i / 2] |= byte_in(quantize_one(f.x, scale, inv), (2 * i) % 4) |
-                        byte_in(quantize_one(f.y, scale, inv), (2 * i + 1) % 4);
+        words[i / 2] |= byte_in(Codec::to_q(f.x, scale, inv), (2 * i) % 4) |
+                        byte_in(Codec::to_q(f.y, scale, inv), (2 * i + 1) % 4);
       }
       qv[first + k * kThreads] = make_uint2(words[0], words[1]);
     }
@@ -107,10 +138,11 @@ __global__ void quantize_kernel(const __half* __restrict__ x, std::int8_t* __res
   for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < scalars;
        i += stride) {
     const long long e = scalar_index(s, i);
-    q[e] = quantize_one(__half2float(x[e]), scale, inv);
+    q[e] = Codec::to_q(__half2float(x[e]), scale, inv);
   }
 }
 
+template <typename Codec>
 __global__ void dequantize_kernel(const std::int8_t* __restrict__ q, __half* __restrict__ y,
                                   Split s, float scale) {
   const uint2* qv = reinterpret_cast<const uint2*>(q + s.head);
@@ -129,8 +161,8 @@ __global__ void dequantize_kernel(const std::int8_t* __restrict__ q, __half* __r
       __half2* h = reinterpret_cast<__half2*>(&out);
 #pragma unroll
       for (int i = 0; i < 4; ++i)
-        h[i] = __floats2half2_rn(dequantize_one(byte_of(words[i / 2], (2 * i) % 4), scale),
-                                 dequantize_one(byte_of(words[i / 2], (2 * i + 1) % 4), scale));
+        h[i] = __floats2half2_rn(Codec::from_q(byte_of(words[i / 2], (2 * i) % 4), scale),
+                                 Codec::from_q(byte_of(words[i / 2], (2 * i + 1) % 4), scale));
       yv[first + k * kThreads] = out;
     }
   }
@@ -139,7 +171,7 @@ __global__ void dequantize_kernel(const std::int8_t* __restrict__ q, __half* __r
   for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < scalars;
        i += stride) {
     const long long e = scalar_index(s, i);
-    y[e] = __float2half_rn(dequantize_one(q[e], scale));
+    y[e] = __float2half_rn(Codec::from_q(q[e], scale));
   }
 }
 
@@ -182,24 +214,53 @@ float reciprocal_for(float scale) {
 
 }  // namespace
 
-void quantize_int8(const void* x_fp16, std::int8_t* q, std::int64_t elements, float scale,
-                   cudaStream_t stream) {
-  check_args("quantize_int8", x_fp16, q, elements, scale);
+void quantize(const void* x_fp16, void* q, std::int64_t elements, float scale, DType element,
+              cudaStream_t stream) {
+  const bool fp8 = element == DType::kFloat8E4M3;
+  const char* what = fp8 ? "quantize_fp8" : "quantize_int8";
+  if (!fp8 && element != DType::kInt8)
+    fail(ErrorKind::kInvalidArgument, "quantize: element type ", to_string(element),
+         " (expected int8 or float8e4m3fn)");
+  check_args(what, x_fp16, q, elements, scale);
   if (elements == 0) return;
   const Split s = split(x_fp16, q, elements);
-  quantize_kernel<<<blocks_for(s), kThreads, 0, stream>>>(static_cast<const __half*>(x_fp16), q, s,
-                                                          scale, reciprocal_for(scale));
+  const auto* x = static_cast<const __half*>(x_fp16);
+  auto* out = static_cast<std::int8_t*>(q);
+  if (fp8)
+    quantize_kernel<Fp8Codec><<<blocks_for(s), kThreads, 0, stream>>>(x, out, s, scale, 0.0f);
+  else
+    quantize_kernel<Int8Codec>
+        <<<blocks_for(s), kThreads, 0, stream>>>(x, out, s, scale, reciprocal_for(scale));
   ANVIL_GPU_CHECK(cudaGetLastError());
+}
+
+void dequantize(const void* q, void* y_fp16, std::int64_t elements, float scale, DType element,
+                cudaStream_t stream) {
+  const bool fp8 = element == DType::kFloat8E4M3;
+  const char* what = fp8 ? "dequantize_fp8" : "dequantize_int8";
+  if (!fp8 && element != DType::kInt8)
+    fail(ErrorKind::kInvalidArgument, "dequantize: element type ", to_string(element),
+         " (expected int8 or float8e4m3fn)");
+  check_args(what, q, y_fp16, elements, scale);
+  if (elements == 0) return;
+  const Split s = split(y_fp16, q, elements);
+  const auto* in = static_cast<const std::int8_t*>(q);
+  auto* y = static_cast<__half*>(y_fp16);
+  if (fp8)
+    dequantize_kernel<Fp8Codec><<<blocks_for(s), kThreads, 0, stream>>>(in, y, s, scale);
+  else
+    dequantize_kernel<Int8Codec><<<blocks_for(s), kThreads, 0, stream>>>(in, y, s, scale);
+  ANVIL_GPU_CHECK(cudaGetLastError());
+}
+
+void quantize_int8(const void* x_fp16, std::int8_t* q, std::int64_t elements, float scale,
+                   cudaStream_t stream) {
+  quantize(x_fp16, q, elements, scale, DType::kInt8, stream);
 }
 
 void dequantize_int8(const std::int8_t* q, void* y_fp16, std::int64_t elements, float scale,
                      cudaStream_t stream) {
-  check_args("dequantize_int8", q, y_fp16, elements, scale);
-  if (elements == 0) return;
-  const Split s = split(y_fp16, q, elements);
-  dequantize_kernel<<<blocks_for(s), kThreads, 0, stream>>>(q, static_cast<__half*>(y_fp16), s,
-                                                            scale);
-  ANVIL_GPU_CHECK(cudaGetLastError());
+  dequantize(q, y_fp16, elements, scale, DType::kInt8, stream);
 }
 
 }  // namespace anvil::cuda::kernels

@@ -1,4 +1,4 @@
-// Conversions between the engine's FP16 storage and INT8 tensors with one
+// Conversions between the engine's FP16 storage and INT8 or FP8 E4M3 tensors with one
 // scale per tensor (real value = scale * q), where INT8 layers meet FP16 ones
 // (the "quantize" and "dequantize" plan layers, builder/lower.h).
 //
@@ -16,6 +16,8 @@
 
 #include <cstdint>
 
+#include "anvil/types.h"
+
 namespace anvil::cuda::kernels {
 
 // q[i] = sat(rint(x[i] / scale)) for i < elements: x is FP16, converted to
@@ -31,5 +33,15 @@ void quantize_int8(const void* x_fp16, std::int8_t* q, std::int64_t elements, fl
 // then to FP16 (to nearest, ties to even). scale must be finite and > 0.
 void dequantize_int8(const std::int8_t* q, void* y_fp16, std::int64_t elements, float scale,
                      cudaStream_t stream);
+
+// The same for `element` kInt8 (quantize_int8 / dequantize_int8) or
+// kFloat8E4M3: q[i] = e4m3(fl(x[i] / scale)), rounded to nearest even and
+// saturated to +-448 (infinities too), a NaN stays NaN; y[i] =
+// half(float(q[i]) * scale) (quant/fp8_e4m3.h computes the same on the host).
+// Another element type is kInvalidArgument.
+void quantize(const void* x_fp16, void* q, std::int64_t elements, float scale, DType element,
+              cudaStream_t stream);
+void dequantize(const void* q, void* y_fp16, std::int64_t elements, float scale, DType element,
+                cudaStream_t stream);
 
 }  // namespace anvil::cuda::kernels

@@ -1,5 +1,6 @@
 // "conv_int8": y = sat(rint(act(acc * scale[k] + bias[k] [+ residual]))) on
-// INT8 NHWC tensors, one fused cuDNN graph (cuda::Int8Conv). The plan's
+// INT8 NHWC tensors, one fused cuDNN graph (cuda::Int8Conv); with params
+// element "float8e4m3fn" the same on FP8 E4M3 tensors (y = e4m3(...)). The plan's
 // weights are used as they lie on the device: the INT8 KRSC filter and the
 // FP32 scale and bias vectors are already what cuDNN reads.
 //
@@ -55,8 +56,8 @@ class Int8ConvRunner final : public LayerRunner {
       : name_(s.layer.name), identity_(tactic_identity(s.layer, s.profile)) {
     if (!s.fp16)
       fail(ErrorKind::kInvalidArgument, "plan layer '", name_,
-           "': kind 'conv_int8' needs an FP16 plan (INT8 layers are built only with FP16 "
-           "storage)");
+           "': kind 'conv_int8' needs an FP16 plan (INT8 and FP8 layers are built only with "
+           "FP16 storage)");
     shape_ = int8_conv_layer_shape(s.params, name_);
     check_layer(s);
     weights_.filter = s.weights[0];
@@ -80,9 +81,9 @@ class Int8ConvRunner final : public LayerRunner {
         [&]() -> std::unique_ptr<PreparedLayer> {
           std::vector<cuda::Int8Conv> found = cuda::Int8Conv::candidates(h.cudnn, shape, 1);
           if (found.empty())
-            fail(ErrorKind::kUnsupported, "no cuDNN INT8 engine runs layer '", name_, "' at batch ",
-                 batch, " on this GPU (", shape.describe(),
-                 "); rebuild it in FP16 with --layer-precision ", name_, ":fp16");
+            fail(ErrorKind::kUnsupported, "no cuDNN ", to_string(shape.element),
+                 " engine runs layer '", name_, "' at batch ", batch, " on this GPU (",
+                 shape.describe(), "); rebuild it in FP16 with --layer-precision ", name_, ":fp16");
           return std::make_unique<PreparedInt8Conv>(std::move(found.front()), weights_);
         });
   }
@@ -117,15 +118,16 @@ class Int8ConvRunner final : public LayerRunner {
     if (l.weights.size() != 3 || s.weights.size() != 3)
       fail(ErrorKind::kInvalidArgument, "plan layer '", name_,
            "': a conv_int8 has 3 weights (filter, scale, bias), not ", l.weights.size());
-    check_weight(l.weights[0], DType::kInt8, shape_.k * shape_.r * shape_.s * shape_.c, "filter");
+    check_weight(l.weights[0], shape_.element, shape_.k * shape_.r * shape_.s * shape_.c, "filter");
     check_weight(l.weights[1], DType::kFloat32, shape_.k, "scale");
     check_weight(l.weights[2], DType::kFloat32, shape_.k, "bias");
   }
 
   void check_int8_tensor(const plan::TensorDesc& t) const {
-    if (t.dtype != DType::kInt8)
+    if (t.dtype != shape_.element)
       fail(ErrorKind::kInvalidArgument, "plan layer '", name_, "': tensor '", t.name, "' is ",
-           to_string(t.dtype), "; a conv_int8 reads and writes int8 tensors");
+           to_string(t.dtype), "; this conv_int8 reads and writes ", to_string(shape_.element),
+           " tensors (its params' element)");
   }
 
   void check_weight(const plan::WeightRef& w, DType dtype, std::int64_t count,

@@ -102,6 +102,14 @@ cuda::Int8ConvShape int8_conv_layer_shape(const nlohmann::json& p, const std::st
   s.has_residual = param<bool>(p, "has_residual", name);
   s.relu = act == "relu";
   s.output = cuda::Int8ConvOutput::kInt8;
+  // Plans from before FP8 have no "element": INT8.
+  const std::string element =
+      p.contains("element") ? param<std::string>(p, "element", name) : "int8";
+  if (element == to_string(DType::kFloat8E4M3))
+    s.element = DType::kFloat8E4M3;
+  else if (element != "int8")
+    fail(ErrorKind::kInvalidArgument, "plan layer '", name, "': element '", element,
+         "' (expected int8 or float8e4m3fn)");
   cuda::check_int8_conv_shape(s);
   return s;
 }

@@ -1,4 +1,5 @@
-// "quantize" (FP16 storage -> INT8) and "dequantize" (INT8 -> FP16 storage):
+// "quantize" (FP16 storage -> INT8 or FP8 E4M3) and "dequantize" (back):
+// the quantized tensor's dtype says which element type,
 // one elementwise kernel over every stored element, padded channels included
 // (they hold zeros on both sides).
 #include "cuda/kernels/quantize.h"
@@ -14,20 +15,19 @@ namespace {
 
 class PreparedQuantize final : public PreparedLayer {
  public:
-  PreparedQuantize(bool to_int8, std::int64_t elements, float scale)
-      : to_int8_(to_int8), elements_(elements), scale_(scale) {}
+  PreparedQuantize(bool to_int8, DType element, std::int64_t elements, float scale)
+      : to_int8_(to_int8), element_(element), elements_(elements), scale_(scale) {}
 
   void enqueue(const LaunchArgs& a) const override {
     if (to_int8_)
-      cuda::kernels::quantize_int8(a.inputs[0], static_cast<std::int8_t*>(a.outputs[0]), elements_,
-                                   scale_, a.stream);
+      cuda::kernels::quantize(a.inputs[0], a.outputs[0], elements_, scale_, element_, a.stream);
     else
-      cuda::kernels::dequantize_int8(static_cast<const std::int8_t*>(a.inputs[0]), a.outputs[0],
-                                     elements_, scale_, a.stream);
+      cuda::kernels::dequantize(a.inputs[0], a.outputs[0], elements_, scale_, element_, a.stream);
   }
 
  private:
   bool to_int8_;
+  DType element_;
   std::int64_t elements_;
   float scale_;
 };
@@ -39,8 +39,8 @@ class QuantizeRunner final : public LayerRunner {
     if (!s.fp16)
       fail(ErrorKind::kInvalidArgument, "plan layer '", name, "': kind '", s.layer.kind,
            "' needs an FP16 plan (INT8 layers are built only with FP16 storage)");
-    check_tensors(s, to_int8 ? DType::kFloat16 : DType::kInt8,
-                  to_int8 ? DType::kInt8 : DType::kFloat16);
+    element_ = quantized_element(s, to_int8);
+    check_tensors(s, to_int8 ? DType::kFloat16 : element_, to_int8 ? element_ : DType::kFloat16);
     const auto c = param<std::int64_t>(s.params, "c", name);
     const auto c_pad = param<std::int64_t>(s.params, "c_pad", name);
     const auto h = param<std::int64_t>(s.params, "h", name);
@@ -61,10 +61,20 @@ class QuantizeRunner final : public LayerRunner {
   }
 
   std::unique_ptr<PreparedLayer> prepare(std::int64_t batch, const Handles&) const override {
-    return std::make_unique<PreparedQuantize>(to_int8_, batch * per_image_, scale_);
+    return std::make_unique<PreparedQuantize>(to_int8_, element_, batch * per_image_, scale_);
   }
 
  private:
+  // The dtype of the quantized side (the output of a quantize, the input of
+  // a dequantize): int8, or float8e4m3fn in an FP8 plan.
+  static DType quantized_element(const LayerSetup& s, bool to_int8) {
+    const plan::LayerDesc& l = s.layer;
+    const std::vector<int>& side = to_int8 ? l.outputs : l.inputs;
+    if (side.size() != 1) return DType::kInt8;  // check_tensors says what is wrong
+    const DType d = s.plan.tensors.at(static_cast<std::size_t>(side[0])).dtype;
+    return d == DType::kFloat8E4M3 ? d : DType::kInt8;
+  }
+
   // One input of dtype `in`, one output of dtype `out`: anything else is a corrupt plan.
   static void check_tensors(const LayerSetup& s, DType in, DType out) {
     const plan::LayerDesc& l = s.layer;
@@ -80,6 +90,7 @@ class QuantizeRunner final : public LayerRunner {
   }
 
   bool to_int8_;
+  DType element_ = DType::kInt8;
   std::int64_t per_image_ = 0;  // stored elements of one image
   float scale_ = 1.0f;
 };
