@@ -7,8 +7,9 @@
 # The dataset is made where scikit-learn is (the GPU machine may lack it) and
 # carried over: `.venv/bin/python python/make_digits.py` writes build/digits;
 # DIGITS_DIR (or the first argument) points elsewhere. MODELS="resnet18
-# mobilenet_v2 resnet50" scores more models; PRECISION=fp16 (fp32, int8, all)
-# scores one precision.
+# mobilenet_v2 resnet50" scores more models; PRECISION=fp16 (fp32, int8, fp8,
+# all) scores one precision. `all` builds one INT8 and one FP8 plan per
+# calibrator: about 2 and 2.5 minutes each for ResNet-18 on an H100.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build-gpu}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# INT8 engines against FP16, input already on the GPU: ResNet-18 at batch 128
-# and ResNet-50 at 128 and 256 (issue 6's targets), each built with
-# `anvil build --fp16 --int8` from a calibration cache made by
+# INT8 and FP8 engines against FP16, input already on the GPU: ResNet-18 at
+# batch 128 and ResNet-50 at 128 and 256 (issue 6's targets), each built with
+# `anvil build --fp16 --int8` (and `--fp8`) from a calibration cache made by
 # `anvil calibrate` on random N(0, 1) batches (the speed does not depend on
 # the scales; accuracy on real data is bench/eval_digits.sh). Prints each
 # build's summary (which convs kept FP16 because INT8 was slower there), the
@@ -10,7 +10,7 @@
 # on the same batches (torch.compile for ResNet-18 only; PEERS_COMPILE=all
 # for every model, none for none). Run by
 # scripts/gpu-check.sh (BUILD_DIR names the build); MODELS="resnet18" runs
-# fewer models.
+# fewer models, QUANTIZED="int8" leaves FP8 out.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build-gpu}
@@ -39,19 +39,21 @@ for model in ${MODELS:-resnet18 resnet50}; do
   "$build/anvil" build "$onnx" -o "$work/$model-fp16.plan" --fp16 $shapes \
     --timing-cache "$work/cache.json" >"$work/$model-fp16.log" || { status=1; continue; }
   grep -E "^Built|layers:" "$work/$model-fp16.log"
-  echo "== $model: anvil build --fp16 --int8"
-  "$build/anvil" build "$onnx" -o "$work/$model-int8.plan" --fp16 --int8 \
-    --calibration-cache "$work/$model.calib" $shapes --timing-cache "$work/cache.json" |
-    grep -vE "^ +[0-9]+ +[0-9.]+ " | sed -n '1,/^layer /p' || { status=1; continue; }
+  for q in ${QUANTIZED:-int8 fp8}; do
+    echo "== $model: anvil build --fp16 --$q"
+    "$build/anvil" build "$onnx" -o "$work/$model-$q.plan" --fp16 --$q \
+      --calibration-cache "$work/$model.calib" $shapes --timing-cache "$work/cache.json" |
+      grep -vE "^ +[0-9]+ +[0-9.]+ " | sed -n '1,/^layer /p' || status=1
+  done
   for batch in $batches; do
-    for precision in fp16 int8; do
+    for precision in fp16 ${QUANTIZED:-int8 fp8}; do
       echo "== $model $precision batch $batch (GPU compute, no transfers)"
       "$build/anvil" run "$work/$model-$precision.plan" --batch "$batch" --no-data-transfers \
         --duration 3 | grep -E "Throughput|GPU Compute|\[W\]"
     done
   done
-  echo "== $model: load + first runs at a batch not tuned (37): wall seconds, FP16 then INT8"
-  for precision in fp16 int8; do
+  echo "== $model: load + first runs at a batch not tuned (37): wall seconds"
+  for precision in fp16 ${QUANTIZED:-int8 fp8}; do
     start=$(date +%s.%N)
     "$build/anvil" run "$work/$model-$precision.plan" --batch 37 --no-data-transfers \
       --warmup 0 --duration 0.01 >/dev/null || status=1
