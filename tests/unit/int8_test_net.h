@@ -1,14 +1,18 @@
-// A small network lowered with INT8 scales, shared by the INT8 lowering and
-// fallback tests: conv1 reads the image (FP16), conv2 and conv3 run in INT8,
-// conv3 adds conv1's output as its residual.
+// A small network lowered with INT8 scales, shared by the INT8 and FP8
+// lowering and the fallback tests (with a few plan helpers): conv1 reads the image (FP16), conv2
+// and conv3 run in INT8, conv3 adds conv1's output as its residual.
 #pragma once
 
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "builder/lower.h"
 #include "pass_test_util.h"
 #include "passes/pass_manager.h"
+#include "plan/plan.h"
 
 namespace anvil::builder::testing {
 
@@ -62,6 +66,29 @@ inline LowerOptions int8_options(const Net& net) {
   LowerOptions o{.fp16 = true, .max_batch = 4};
   o.int8_scales = {{net.x, 0.02f}, {net.a, 0.05f}, {net.b, 0.03f}, {net.y, 0.05f}};
   return o;
+}
+
+// The plan's layer kinds in order.
+inline std::vector<std::string> kinds(const plan::Plan& p) {
+  std::vector<std::string> out;
+  for (const plan::LayerDesc& l : p.layers)
+    out.push_back(l.kind);
+  return out;
+}
+
+// The layer named `name` (std::runtime_error if none).
+inline const plan::LayerDesc& layer_named(const plan::Plan& p, const std::string& name) {
+  const auto it = std::find_if(p.layers.begin(), p.layers.end(),
+                               [&](const plan::LayerDesc& l) { return l.name == name; });
+  if (it == p.layers.end()) throw std::runtime_error("no layer " + name);
+  return *it;
+}
+
+// A float32 weight of the plan.
+inline std::vector<float> floats(const plan::Plan& p, const plan::WeightRef& ref) {
+  std::vector<float> out(static_cast<std::size_t>(ref.bytes) / 4);
+  std::memcpy(out.data(), p.weights.data() + ref.offset, static_cast<std::size_t>(ref.bytes));
+  return out;
 }
 
 }  // namespace anvil::builder::testing

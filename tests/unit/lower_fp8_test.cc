@@ -22,6 +22,9 @@ namespace {
 
 using json = nlohmann::json;
 
+using testing::floats;
+using testing::kinds;
+using testing::layer_named;
 using testing::make_net;
 using testing::Net;
 
@@ -31,26 +34,6 @@ LowerOptions fp8_options(const Net& net) {
   LowerOptions o = testing::int8_options(net);
   o.quantized = DType::kFloat8E4M3;
   return o;
-}
-
-std::vector<std::string> kinds(const plan::Plan& p) {
-  std::vector<std::string> out;
-  for (const plan::LayerDesc& l : p.layers)
-    out.push_back(l.kind);
-  return out;
-}
-
-const plan::LayerDesc& layer_named(const plan::Plan& p, const std::string& name) {
-  const auto it = std::find_if(p.layers.begin(), p.layers.end(),
-                               [&](const plan::LayerDesc& l) { return l.name == name; });
-  if (it == p.layers.end()) throw std::runtime_error("no layer " + name);
-  return *it;
-}
-
-std::vector<float> floats(const plan::Plan& p, const plan::WeightRef& ref) {
-  std::vector<float> out(static_cast<std::size_t>(ref.bytes) / 4);
-  std::memcpy(out.data(), p.weights.data() + ref.offset, static_cast<std::size_t>(ref.bytes));
-  return out;
 }
 
 TEST(LowerFp8, CalibratedConvsRunInFp8OnE4M3Tensors) {
