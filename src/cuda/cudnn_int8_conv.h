@@ -29,8 +29,8 @@
 // FP8 E4M3: x, w (and an FP8 residual and y) are CUDNN_DATA_FP8_E4M3, the
 // compute type and the convolution's virtual output FP32 (there is no INT32
 // variant), the epilogue the same; cuDNN converts y to E4M3 rounding to
-// nearest and saturating (the probe, tests/gpu/cudnn_fp8_probe_test.cc,
-// matched such a reference). C and K must be multiples of 16
+// nearest and saturating (tests/gpu/cudnn_fp8_conv_test.cc checks every
+// candidate against such a reference). C and K must be multiples of 16
 // (kFp8ChannelMultiple): 16 bytes, the alignment tensor-core engines want;
 // the probe measured 64 only.
 #pragma once
