@@ -1,6 +1,6 @@
 // The numbers and text of `anvil bench --ablation` (tools/anvil/ablation_report.h,
 // header-only): the --configs parser, speedups against the baseline, the PCIe
-// floor, the markdown table and the JSON.
+// floor, the markdown table, the JSON and the GPU lanes' summary.
 #include "../../tools/anvil/ablation_report.h"
 
 #include <gtest/gtest.h>
@@ -102,6 +102,23 @@ TEST(AblationReport, JsonHasEveryNumberAndNoFakeInt8) {
   EXPECT_FALSE(j["rows"][2].contains("timed_ms"));
   EXPECT_FALSE(j["rows"][2].contains("speedup"));
   EXPECT_EQ(j["rows"][2]["note"], std::string(kNeedsRgb));
+}
+
+// The GPU lanes: one entry per stream over every worker, from the first span
+// to the last, busy counting overlapping spans once; other tracks ignored.
+TEST(AblationGpuSummary, MergesEachStreamsSpansOverWorkers) {
+  const std::vector<TraceSpan> spans{
+      {"worker 0 GPU: upload", "batch 0 chunk 1/2", 0.0, 1.0},
+      {"worker 0 GPU: upload", "batch 0 chunk 2/2", 1.5, 1.0},  // 1.5-2.5
+      {"worker 1 GPU: upload", "batch 1 batch", 2.0, 1.0},      // 2.0-3.0, overlaps
+      {"worker 0 GPU: compute", "batch 0 chunk 1/2", 1.0, 3.0},
+      {"host: output processing", "batch 0", 0.0, 9.0},
+  };
+  EXPECT_EQ(gpu_summary(spans, 5.0),
+            "GPU (ms from the first submit): compute 1.00-4.00 (busy 3.00); upload 0.00-3.00 "
+            "(busy 2.50); last result at 5.00");
+  EXPECT_EQ(gpu_summary({{"host: queued", "batch 0", 0.0, 1.0}}, 5.0), "");
+  EXPECT_EQ(gpu_summary({}, 5.0), "");
 }
 
 }  // namespace

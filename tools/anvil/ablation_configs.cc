@@ -5,11 +5,9 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <exception>
-#include <map>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -502,43 +500,6 @@ std::vector<int> range(int first, int end) {
 }
 
 }  // namespace
-
-std::string gpu_summary(const std::vector<TraceSpan>& spans, double timed_ms) {
-  struct Lane {
-    std::vector<std::pair<double, double>> spans;
-    double first = 0, last = 0, busy = 0;
-  };
-  std::map<std::string, Lane> lanes;  // by stream, over every worker
-  for (const TraceSpan& s : spans) {
-    const std::size_t at = s.track.find(" GPU: ");
-    if (at == std::string::npos) continue;
-    lanes[s.track.substr(at + 6)].spans.emplace_back(s.start_ms, s.start_ms + s.duration_ms);
-  }
-  if (lanes.empty()) return "";
-  for (auto& [name, lane] : lanes) {
-    std::sort(lane.spans.begin(), lane.spans.end());
-    lane.first = lane.spans.front().first;
-    double from = lane.first, to = lane.first;
-    for (const auto& [start, end] : lane.spans) {  // the union of the spans
-      if (start > to) {
-        lane.busy += to - from;
-        from = start;
-      }
-      to = std::max(to, end);
-    }
-    lane.busy += to - from;
-    lane.last = to;
-  }
-  std::string line = "GPU (ms from the first submit):";
-  char part[128];
-  for (const auto& [name, lane] : lanes) {
-    std::snprintf(part, sizeof part, " %s %.2f-%.2f (busy %.2f);", name.c_str(), lane.first,
-                  lane.last, lane.busy);
-    line += part;
-  }
-  std::snprintf(part, sizeof part, " last result at %.2f", timed_ms);
-  return line + part;
-}
 
 ConfigResult run_ablation_config(int config, const AblationEngines& engines,
                                  const AblationData& data, const ConfigSettings& settings) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ablation_data.h"
+#include "ablation_report.h"
 
 namespace anvil {
 class Engine;
@@ -24,11 +25,6 @@ struct AblationEngines {
   std::shared_ptr<const Engine> int8;          // configs 10 and 12
   std::shared_ptr<const Engine> two_profiles;  // config 8: small batches and full ones
   std::int64_t small_batch = 0;                // config 8's small batch (profile 0's opt)
-};
-
-struct TraceSpan {
-  std::string track, name;
-  double start_ms = 0, duration_ms = 0;  // from the first timed submit
 };
 
 struct ConfigSettings {
@@ -53,12 +49,6 @@ struct ConfigResult {
 // a config without an engine in `engines`.
 ConfigResult run_ablation_config(int config, const AblationEngines& engines,
                                  const AblationData& data, const ConfigSettings& settings);
-
-// The GPU lanes of a config's timed spans in one line (the pipeline configs, from
-// PipelineOptions::gpu_timeline): when the uploads ran and how busy the copy
-// and compute streams were, against `timed_ms`, the time to the last result.
-// "" when there are no GPU spans.
-std::string gpu_summary(const std::vector<TraceSpan>& spans, double timed_ms);
 
 // Top-1 of each image of each batch from plain synchronous runs of `engine`
 // (one context, the best profile for the batch), the reference every config

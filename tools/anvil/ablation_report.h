@@ -1,17 +1,21 @@
 // The numbers of `anvil bench --ablation` and how they are shown: the config
-// list, speedups, the PCIe floor, the markdown table and the JSON. Header-only
+// list, speedups, the PCIe floor, the markdown table, the JSON and the GPU
+// lanes' summary line. Header-only
 // and free of CUDA so the unit tests (tests/unit/ablation_report_test.cc)
 // include it without linking the CLI.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "anvil/error.h"
@@ -204,6 +208,53 @@ inline nlohmann::json to_json(const AblationReport& report) {
            {{"fp32", pcie_floor_ms(fp32, report.h2d_gb_per_s)},
             {"uint8", pcie_floor_ms(u8, report.h2d_gb_per_s)}}},
           {"rows", rows}};
+}
+
+// One span of the Chrome trace of a config's timed batches.
+struct TraceSpan {
+  std::string track, name;
+  double start_ms = 0, duration_ms = 0;  // from the first timed submit
+};
+
+// The GPU lanes of a config's timed spans in one line (the pipeline configs, from
+// PipelineOptions::gpu_timeline): when the uploads ran and how busy the copy
+// and compute streams were, against `timed_ms`, the time to the last result.
+// "" when there are no GPU spans.
+inline std::string gpu_summary(const std::vector<TraceSpan>& spans, double timed_ms) {
+  struct Lane {
+    std::vector<std::pair<double, double>> spans;
+    double first = 0, last = 0, busy = 0;
+  };
+  std::map<std::string, Lane> lanes;  // by stream, over every worker
+  for (const TraceSpan& s : spans) {
+    const std::size_t at = s.track.find(" GPU: ");
+    if (at == std::string::npos) continue;
+    lanes[s.track.substr(at + 6)].spans.emplace_back(s.start_ms, s.start_ms + s.duration_ms);
+  }
+  if (lanes.empty()) return "";
+  for (auto& [name, lane] : lanes) {
+    std::sort(lane.spans.begin(), lane.spans.end());
+    lane.first = lane.spans.front().first;
+    double from = lane.first, to = lane.first;
+    for (const auto& [start, end] : lane.spans) {  // the union of the spans
+      if (start > to) {
+        lane.busy += to - from;
+        from = start;
+      }
+      to = std::max(to, end);
+    }
+    lane.busy += to - from;
+    lane.last = to;
+  }
+  std::string line = "GPU (ms from the first submit):";
+  char part[128];
+  for (const auto& [name, lane] : lanes) {
+    std::snprintf(part, sizeof part, " %s %.2f-%.2f (busy %.2f);", name.c_str(), lane.first,
+                  lane.last, lane.busy);
+    line += part;
+  }
+  std::snprintf(part, sizeof part, " last result at %.2f", timed_ms);
+  return line + part;
 }
 
 }  // namespace anvil::cli
