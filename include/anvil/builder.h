@@ -99,7 +99,8 @@ struct BuilderConfig {
   // scale * 127 / 448), weight scale max|w[k]| / 448 per output channel. A
   // conv also needs its channel counts padded to multiples of 16. Needs fp16;
   // excludes int8. The per-layer fallback to FP16, fp16_layers and
-  // int8_first_layer apply as for int8.
+  // int8_first_layer apply as for int8. A GPU below compute capability 8.9
+  // (no FP8 tensor cores) is kUnsupported, named.
   bool fp8 = false;
   // `anvil calibrate`'s cache for this model (quant/calibration_cache.h):
   // required with int8 or fp8; one made for another model is refused.

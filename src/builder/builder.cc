@@ -313,6 +313,11 @@ std::vector<LayerTacticReport> tune(plan::Plan& p, const BuilderConfig& config,
   return out;
 }
 
+void check_fp8_device() {
+  if (const auto info = cuda::device_info(0))
+    builder::require_fp8_gpu(info->name, info->cc_major, info->cc_minor);
+}
+
 // The GPU's peak memory bandwidth in bytes per ms (0 when unknown).
 double device_bytes_per_ms() {
   const auto info = cuda::device_info(0);
@@ -320,6 +325,8 @@ double device_bytes_per_ms() {
 }
 
 #else
+
+void check_fp8_device() {}  // tune() says a build needs CUDA
 
 double device_bytes_per_ms() {
   return 0.0;
@@ -480,6 +487,7 @@ std::vector<std::byte> Builder::build_serialized(const std::filesystem::path& on
   if (!config.int8 && !config.fp8) {
     built = lower_and_tune(graph, lower, onnx_path, config, config.timing_cache, dynamic);
   } else {
+    if (config.fp8) check_fp8_device();
     lower.int8_scales = int8_scales(onnx_path, graph, qdq, config);
     if (config.fp8) {
       lower.quantized = DType::kFloat8E4M3;

@@ -44,6 +44,13 @@ std::map<std::string, float> int8_scales_for(const std::filesystem::path& model,
   return scales;
 }
 
+void require_fp8_gpu(const std::string& gpu, int cc_major, int cc_minor) {
+  if (cc_major > 8 || (cc_major == 8 && cc_minor >= 9)) return;
+  fail(ErrorKind::kUnsupported, "--fp8: ", gpu, " (compute capability ", cc_major, ".", cc_minor,
+       ") has no FP8 tensor cores, which need 8.9 (Ada) or later, such as Hopper (9.0); build "
+       "with --int8 or --fp16 instead");
+}
+
 std::map<std::string, float> fp8_scales_from_int8(const std::map<std::string, float>& int8) {
   std::map<std::string, float> fp8;
   for (const auto& [name, scale] : int8)

@@ -23,6 +23,11 @@ std::map<std::string, float> int8_scales_for(const std::filesystem::path& model,
                                              const ir::Graph& graph,
                                              const std::filesystem::path& cache);
 
+// --fp8 needs FP8 tensor cores: compute capability 8.9 (Ada) or later
+// (Hopper is 9.0). kUnsupported naming `gpu` otherwise, before a build that
+// would find no FP8 engine for any conv.
+void require_fp8_gpu(const std::string& gpu, int cc_major, int cc_minor);
+
 // FP8 E4M3 scales from INT8 ones: both are amax over the largest magnitude,
 // so fp8 = int8 * 127 / 448. The calibration cache and Q/DQ models give
 // INT8 scales; --fp8 converts them with this.

@@ -114,5 +114,23 @@ TEST(Int8Config, LayerPrecisionMustNameConvs) {
   EXPECT_NE(message.find(m.conv_name), std::string::npos) << "lists the convs there are";
 }
 
+TEST(Int8Config, Fp8NeedsComputeCapability89OrLater) {
+  EXPECT_NO_THROW(require_fp8_gpu("NVIDIA H100 80GB HBM3", 9, 0));
+  EXPECT_NO_THROW(require_fp8_gpu("NVIDIA L4", 8, 9));
+  EXPECT_NO_THROW(require_fp8_gpu("NVIDIA B200", 10, 0));
+  try {
+    require_fp8_gpu("NVIDIA A100-SXM4-80GB", 8, 0);
+    ADD_FAILURE() << "an A100 has no FP8 tensor cores";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kUnsupported);
+    const std::string what = e.what();
+    EXPECT_NE(what.find("A100"), std::string::npos) << what;
+    EXPECT_NE(what.find("8.0"), std::string::npos) << what;
+    EXPECT_NE(what.find("--int8"), std::string::npos) << what;
+  }
+  EXPECT_THROW(require_fp8_gpu("NVIDIA A10", 8, 6), Error);
+  EXPECT_THROW(require_fp8_gpu("Tesla V100", 7, 0), Error);
+}
+
 }  // namespace
 }  // namespace anvil::builder
