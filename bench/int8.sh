@@ -6,7 +6,7 @@
 # the scales; accuracy on real data is bench/eval_digits.sh). Prints each
 # build's summary (which convs kept FP16 because INT8 was slower there), the
 # GPU compute time of FP16 and INT8 plans in one run on one card, and the
-# INT8 per-layer profile, and PyTorch eager and torch.compile(max-autotune)
+# INT8 and FP8 per-layer profiles, and PyTorch eager and torch.compile(max-autotune)
 # on the same batches (torch.compile for ResNet-18 only; PEERS_COMPILE=all
 # for every model, none for none). Run by
 # scripts/gpu-check.sh (BUILD_DIR names the build); MODELS="resnet18" runs
@@ -67,9 +67,11 @@ for model in ${MODELS:-resnet18 resnet50}; do
     compile=
   fi
   python3 bench/pytorch_peers.py --model "$model" --batches $batches $compile || status=1
-  echo "== $model int8 batch 128 per-layer profile"
-  "$build/anvil" run "$work/$model-int8.plan" --batch 128 --no-data-transfers --duration 1 \
-    --dump-profile | sed -n '/=== Profile/,$p' | head -80
+  for q in ${QUANTIZED:-int8 fp8}; do
+    echo "== $model $q batch 128 per-layer profile"
+    "$build/anvil" run "$work/$model-$q.plan" --batch 128 --no-data-transfers --duration 1 \
+      --dump-profile | sed -n '/=== Profile/,$p' | head -80
+  done
 done
 rm -rf "$work"
 exit $status
