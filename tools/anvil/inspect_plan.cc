@@ -59,7 +59,8 @@ std::vector<std::size_t> workspaces(const std::string& path, std::string& why) {
 std::string shown_kind(const plan::LayerDesc& layer) {
   if (layer.kind != "conv_int8") return layer.kind;
   const auto params = nlohmann::json::parse(layer.params, nullptr, false);
-  const bool fp8 = params.is_object() && params.value("element", "int8") == "float8e4m3fn";
+  const bool fp8 = params.is_object() && params.contains("element") &&
+                   params["element"] == to_string(DType::kFloat8E4M3);
   return fp8 ? "conv_fp8" : layer.kind;
 }
 
