@@ -6,11 +6,14 @@ namespace anvil::runtime {
 
 using cuda::kernels::Activation;
 
-ConvLayerShape conv_layer_shape(const nlohmann::json& p, const std::string& name, bool fp16,
-                                bool allow_tf32) {
+namespace {
+
+// The fields a conv layer's params give cuda::ConvShape and
+// cuda::Int8ConvShape alike (they name them alike): channels, input size,
+// filter, the start pads, strides, dilations, groups, bias and residual.
+template <typename Shape>
+void read_conv_params(const nlohmann::json& p, const std::string& name, Shape& s) {
   auto i = [&](const char* key) { return param<std::int64_t>(p, key, name); };
-  ConvLayerShape out;
-  cuda::ConvShape& s = out.shape;
   s.c = i("c_pad");
   s.h = i("in_h");
   s.w = i("in_w");
@@ -19,17 +22,27 @@ ConvLayerShape conv_layer_shape(const nlohmann::json& p, const std::string& name
   s.s = i("s");
   s.pad_h = i("pad_top");
   s.pad_w = i("pad_left");
-  s.pad_h_end = i("pad_bottom");
-  s.pad_w_end = i("pad_right");
   s.stride_h = i("stride_h");
   s.stride_w = i("stride_w");
   s.dil_h = i("dil_h");
   s.dil_w = i("dil_w");
   s.groups = i("groups");
-  s.fp16 = fp16;
-  s.allow_tf32 = allow_tf32;
   s.has_bias = param<bool>(p, "has_bias", name);
   s.has_residual = param<bool>(p, "has_residual", name);
+}
+
+}  // namespace
+
+ConvLayerShape conv_layer_shape(const nlohmann::json& p, const std::string& name, bool fp16,
+                                bool allow_tf32) {
+  auto i = [&](const char* key) { return param<std::int64_t>(p, key, name); };
+  ConvLayerShape out;
+  cuda::ConvShape& s = out.shape;
+  read_conv_params(p, name, s);
+  s.pad_h_end = i("pad_bottom");
+  s.pad_w_end = i("pad_right");
+  s.fp16 = fp16;
+  s.allow_tf32 = allow_tf32;
   const Activation act = activation_of(param<std::string>(p, "activation", name), name);
   out.activation_params = activation_params(p, name);
   s.act = cuda::cudnn_fuses(act) ? act : Activation::kNone;
@@ -79,27 +92,13 @@ cuda::Int8ConvShape int8_conv_layer_shape(const nlohmann::json& p, const std::st
   auto i = [&](const char* key) { return param<std::int64_t>(p, key, name); };
   if (i("pad_top") != i("pad_bottom") || i("pad_left") != i("pad_right"))
     fail(ErrorKind::kInvalidArgument, "plan layer '", name,
-         "': an INT8 convolution needs symmetric pads");
+         "': an INT8 or FP8 convolution needs symmetric pads");
   const std::string act = param<std::string>(p, "activation", name);
   if (act != "relu" && act != "none")
     fail(ErrorKind::kInvalidArgument, "plan layer '", name, "': activation '", act,
-         "' has no INT8 convolution (relu or none)");
+         "' has no INT8 or FP8 convolution (relu or none)");
   cuda::Int8ConvShape s;
-  s.c = i("c_pad");
-  s.h = i("in_h");
-  s.w = i("in_w");
-  s.k = i("k_pad");
-  s.r = i("r");
-  s.s = i("s");
-  s.pad_h = i("pad_top");
-  s.pad_w = i("pad_left");
-  s.stride_h = i("stride_h");
-  s.stride_w = i("stride_w");
-  s.dil_h = i("dil_h");
-  s.dil_w = i("dil_w");
-  s.groups = i("groups");
-  s.has_bias = param<bool>(p, "has_bias", name);
-  s.has_residual = param<bool>(p, "has_residual", name);
+  read_conv_params(p, name, s);
   s.relu = act == "relu";
   s.output = cuda::Int8ConvOutput::kInt8;
   // Plans from before FP8 have no "element": INT8.
