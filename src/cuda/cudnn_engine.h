@@ -1,4 +1,4 @@
-// What the cuDNN layers (FusedConv, Int8Conv) share once their operation
+// What the cuDNN layers (FusedConv, QuantizedConv) share once their operation
 // graph is built: an engine config spelled as an identity string, the configs
 // cuDNN's heuristics propose, an engine's notes, and the execution plan of one
 // config.

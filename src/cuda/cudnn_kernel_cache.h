@@ -4,7 +4,7 @@
 // size, another execution context) may bind that kernel instead of compiling
 // it again. It applies only to operation graphs built with
 // CUDNN_ATTR_OPERATIONGRAPH_IS_DYNAMIC_SHAPE_ENABLED (cuDNN's "dynamic shape"
-// graphs); Int8Conv builds those when it is given a cache.
+// graphs); QuantizedConv builds those when it is given a cache.
 //
 // cuDNN ties a cache to the operation graph it is finalized with (its
 // topology): the first plan built with the cache supplies it. Sharing one

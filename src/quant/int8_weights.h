@@ -1,7 +1,7 @@
 // The weights side of a quantized (INT8 or FP8 E4M3) convolution: symmetric
 // per-output-channel quantization of a filter, and the requantization (input, weight and output
 // scales, bias) folded into the two per-channel FP32 vectors the convolution's
-// epilogue applies (docs/INT8.md, cuda/cudnn_int8_conv.h).
+// epilogue applies (docs/INT8.md, cuda/cudnn_quantized_conv.h).
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,7 @@
 // The autotuner on "conv_int8" layers (builder/gpu/autotune.h): plans of one
 // INT8 conv built by hand in the form lowering writes (INT8 KRSC filter, FP32
 // folded scale and bias, builder/lower.h), tuned at batch 4; the winner's
-// identity rebuilt with cuda::Int8Conv::from_identity, as the runtime does,
+// identity rebuilt with cuda::QuantizedConv::from_identity, as the runtime does,
 // and run against this file's own CPU reference of the plan contract; and the
 // numerical check (builder::check_int8_conv_output) shown to pass a right
 // output and reject wrong ones, rounding ties included.
@@ -23,7 +23,7 @@
 #include "builder/gpu/autotune.h"
 #include "builder/gpu/verify_tactic.h"
 #include "cuda/check.h"
-#include "cuda/cudnn_int8_conv.h"
+#include "cuda/cudnn_quantized_conv.h"
 #include "cuda/handles.h"
 #include "gpu_test.h"
 #include "int8_reference.h"
@@ -139,8 +139,8 @@ struct Int8Layer {
     plan.options.fp16 = true;
   }
 
-  cuda::Int8ConvShape shape(std::int64_t n) const {
-    cuda::Int8ConvShape s = runtime::int8_conv_layer_shape(params, c.name);
+  cuda::QuantizedConvShape shape(std::int64_t n) const {
+    cuda::QuantizedConvShape s = runtime::int8_conv_layer_shape(params, c.name);
     s.n = n;
     return s;
   }
@@ -202,12 +202,13 @@ test::Int8ConvMismatch diff(const std::vector<std::int8_t>& got,
 }
 
 // `identity` rebuilt and run on l.x as the runtime's conv_int8 runner would:
-// Int8Conv::from_identity on the plan's weights.
+// QuantizedConv::from_identity on the plan's weights.
 std::vector<std::int8_t> run_identity(const Int8Layer& l, std::int64_t n,
                                       const std::string& identity) {
   const cuda::CudnnHandle cudnn;
   const cuda::Stream stream;
-  const cuda::Int8Conv conv = cuda::Int8Conv::from_identity(cudnn.get(), l.shape(n), identity);
+  const cuda::QuantizedConv conv =
+      cuda::QuantizedConv::from_identity(cudnn.get(), l.shape(n), identity);
   const cuda::DeviceBuffer x = test::upload(l.x.data(), l.x.size()),
                            w = test::upload(l.filter.data(), l.filter.size()),
                            scale = test::upload(l.scale.data(), l.scale.size() * 4),
@@ -216,7 +217,7 @@ std::vector<std::int8_t> run_identity(const Int8Layer& l, std::int64_t n,
                            workspace(conv.workspace_bytes());
   std::vector<std::int8_t> got(static_cast<std::size_t>(l.out_count(n)));
   const cuda::DeviceBuffer y(got.size());
-  const cuda::Int8Conv::Binding binding =
+  const cuda::QuantizedConv::Binding binding =
       conv.bind(x.data(), w.data(), scale.as<float>(), bias.as<float>(), residual.data(), y.data(),
                 workspace.data());
   ANVIL_GPU_CHECK(cudaMemsetAsync(y.data(), 0x5b, y.bytes(), stream.get()));
@@ -362,7 +363,7 @@ TEST(AutotuneInt8, TheCheckPassesRightOutputsAndRejectsWrongOnes) {
     const std::int64_t n = 2;
     l.random_inputs(n, 2, 5);
     const Reference want = reference(l, n, Rounding::kHalfToEven);
-    const cuda::Int8ConvShape shape = l.shape(n);
+    const cuda::QuantizedConvShape shape = l.shape(n);
     const std::size_t last = want.y.size() - static_cast<std::size_t>(l.out_count(1));
     auto check = [&](const std::vector<std::int8_t>& y) {
       const cuda::DeviceBuffer dy = test::upload(y.data(), y.size());

@@ -1,4 +1,4 @@
-// cuda::Int8Conv with element kFloat8E4M3 (the FP8 plans' conv_int8 layers):
+// cuda::QuantizedConv with element kFloat8E4M3 (the FP8 plans' conv_int8 layers):
 // every candidate cuDNN offers for a few ResNet-like layers, run on random
 // E4M3 data and compared with a CPU reference (quant/fp8_e4m3.h: exact
 // decode, products summed in double, the FP32 epilogue in the graph's order,
@@ -20,7 +20,7 @@
 
 #include "builder/weights.h"
 #include "cuda/check.h"
-#include "cuda/cudnn_int8_conv.h"
+#include "cuda/cudnn_quantized_conv.h"
 #include "cuda/handles.h"
 #include "gpu_test.h"
 #include "quant/fp8_e4m3.h"
@@ -28,20 +28,21 @@
 namespace anvil {
 namespace {
 
-using cuda::Int8Conv;
-using cuda::Int8ConvOutput;
-using cuda::Int8ConvShape;
+using cuda::QuantizedConv;
+using cuda::QuantizedConvOutput;
+using cuda::QuantizedConvShape;
 
 struct Case {
   const char* name;
-  Int8ConvShape shape;
+  QuantizedConvShape shape;
   bool required;  // fails the test without a candidate
 };
 
-Int8ConvShape fp8_shape(std::int64_t n, std::int64_t hw, std::int64_t c, std::int64_t k,
-                        std::int64_t rs, std::int64_t stride, bool bias, bool residual, bool relu,
-                        Int8ConvOutput output = Int8ConvOutput::kInt8) {
-  Int8ConvShape s;
+QuantizedConvShape fp8_shape(std::int64_t n, std::int64_t hw, std::int64_t c, std::int64_t k,
+                             std::int64_t rs, std::int64_t stride, bool bias, bool residual,
+                             bool relu,
+                             QuantizedConvOutput output = QuantizedConvOutput::kQuantized) {
+  QuantizedConvShape s;
   s.element = DType::kFloat8E4M3;
   s.n = n;
   s.h = s.w = hw;
@@ -72,7 +73,7 @@ cuda::DeviceBuffer upload(const void* host, std::size_t bytes) {
 }
 
 // The reference's output before conversion, NHWC.
-std::vector<float> reference(const Int8ConvShape& s, const std::vector<std::uint8_t>& x,
+std::vector<float> reference(const QuantizedConvShape& s, const std::vector<std::uint8_t>& x,
                              const std::vector<std::uint8_t>& w, const std::vector<float>& scale,
                              const std::vector<float>& bias,
                              const std::vector<std::uint8_t>& residual) {
@@ -107,7 +108,7 @@ std::vector<float> reference(const Int8ConvShape& s, const std::vector<std::uint
 }
 
 // Nothing when the candidate's output passes, else why; `line` gets the summary.
-bool check(const Int8ConvShape& s, const std::vector<float>& want_f,
+bool check(const QuantizedConvShape& s, const std::vector<float>& want_f,
            const std::vector<std::uint8_t>& got_bytes, std::string& line) {
   const std::int64_t p_out = s.out_h(), q_out = s.out_w();
   std::size_t worst = 0;
@@ -116,7 +117,7 @@ bool check(const Int8ConvShape& s, const std::vector<float>& want_f,
   std::vector<float> got(want_f.size()), want(want_f.size());
   for (std::size_t i = 0; i < want_f.size(); ++i) {
     double diff = 0.0;
-    if (s.output == Int8ConvOutput::kInt8) {
+    if (s.output == QuantizedConvOutput::kQuantized) {
       const std::uint8_t w = quant::encode_e4m3(want_f[i]);
       got[i] = quant::decode_e4m3(got_bytes[i]);
       want[i] = quant::decode_e4m3(w);
@@ -137,7 +138,7 @@ bool check(const Int8ConvShape& s, const std::vector<float>& want_f,
   }
   const std::int64_t pixel = static_cast<std::int64_t>(worst) / s.k;
   const std::int64_t per_image = p_out * q_out;
-  const bool fp8_out = s.output == Int8ConvOutput::kInt8;
+  const bool fp8_out = s.output == QuantizedConvOutput::kQuantized;
   const bool ok = fp8_out ? max_diff <= 1 && differ * 100 < static_cast<std::int64_t>(got.size())
                           : max_diff / range <= 1e-2;
   line = cat(differ, " of ", got.size(), " differ, worst ", max_diff, fp8_out ? " steps" : "",
@@ -159,16 +160,16 @@ TEST(CudnnFp8Conv, EveryCandidateMatchesTheReference) {
       {"3x3 s1 16->32 (channel multiple 16)", fp8_shape(2, 14, 16, 32, 3, 1, true, false, true),
        false},
       {"3x3 64->64 FP16 output",
-       fp8_shape(2, 28, 64, 64, 3, 1, true, false, true, Int8ConvOutput::kHalf), false},
+       fp8_shape(2, 28, 64, 64, 3, 1, true, false, true, QuantizedConvOutput::kHalf), false},
   };
   const cuda::CudnnHandle handle;
   cuda::Stream stream;
   std::mt19937 rng(11);
   int failures = 0;
   for (const Case& c : cases) {
-    const Int8ConvShape& s = c.shape;
+    const QuantizedConvShape& s = c.shape;
     std::printf("\n== %s: %s\n", c.name, s.describe().c_str());
-    const Int8Conv::Search found = Int8Conv::search(handle.get(), s, 16);
+    const QuantizedConv::Search found = QuantizedConv::search(handle.get(), s, 16);
     for (const std::string& l : found.log)
       std::printf("  %s\n", l.c_str());
     if (found.candidates.empty()) {
@@ -187,16 +188,16 @@ TEST(CudnnFp8Conv, EveryCandidateMatchesTheReference) {
     for (float& v : bias)
       v = centered(rng);
     const std::vector<float> want = reference(s, x, w, scale, bias, residual);
-    const std::size_t y_bytes = out * (s.output == Int8ConvOutput::kHalf ? 2 : 1);
+    const std::size_t y_bytes = out * (s.output == QuantizedConvOutput::kHalf ? 2 : 1);
     auto dx = upload(x.data(), x.size());
     auto dw = upload(w.data(), w.size());
     auto dr = upload(residual.data(), residual.size());
     auto dscale = upload(scale.data(), scale.size() * 4);
     auto dbias = upload(bias.data(), bias.size() * 4);
     cuda::DeviceBuffer dy(y_bytes);
-    for (const Int8Conv& conv : found.candidates) {
+    for (const QuantizedConv& conv : found.candidates) {
       cuda::DeviceBuffer workspace(conv.workspace_bytes());
-      const Int8Conv::Binding binding =
+      const QuantizedConv::Binding binding =
           conv.bind(dx.data(), dw.data(), dscale.as<float>(), dbias.as<float>(),
                     s.has_residual ? dr.data() : nullptr, dy.data(), workspace.data());
       ANVIL_GPU_CHECK(cudaMemsetAsync(dy.data(), 0x5b, y_bytes, stream.get()));
@@ -217,18 +218,18 @@ TEST(CudnnFp8Conv, EveryCandidateMatchesTheReference) {
 
 TEST(CudnnFp8Conv, ShapeChecksNameTheFp8ChannelMultiple) {
   ANVIL_REQUIRE_GPU();
-  Int8ConvShape s = fp8_shape(1, 8, 8, 16, 3, 1, false, false, false);
+  QuantizedConvShape s = fp8_shape(1, 8, 8, 16, 3, 1, false, false, false);
   try {
-    cuda::check_int8_conv_shape(s);
+    cuda::check_quantized_conv_shape(s);
     ADD_FAILURE() << "accepted C = 8 for FP8";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::kUnsupported);
     EXPECT_NE(std::string(e.what()).find("16"), std::string::npos) << e.what();
   }
   s.element = DType::kInt8;
-  EXPECT_NO_THROW(cuda::check_int8_conv_shape(s)) << "INT8 takes multiples of 4";
+  EXPECT_NO_THROW(cuda::check_quantized_conv_shape(s)) << "INT8 takes multiples of 4";
   s.element = DType::kFloat16;
-  EXPECT_THROW(cuda::check_int8_conv_shape(s), Error);
+  EXPECT_THROW(cuda::check_quantized_conv_shape(s), Error);
   EXPECT_EQ(cuda::channel_multiple(DType::kFloat8E4M3), 16);
   EXPECT_EQ(cuda::channel_multiple(DType::kInt8), 4);
 }

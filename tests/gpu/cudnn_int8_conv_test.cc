@@ -1,12 +1,10 @@
-// The INT8 cuDNN convolution (src/cuda/cudnn_int8_conv.h) against an exact
+// The INT8 cuDNN convolution (src/cuda/cudnn_quantized_conv.h) against an exact
 // CPU reference (int64 accumulation, FP32 epilogue, round half to even,
 // saturate), for every candidate engine config, timed against the same layer
 // in FP16 through FusedConv. One run prints everything needed to decide what
 // cuDNN supports for INT8 on this GPU: per case the search log (cuDNN status
 // of every graph variant and heuristics mode, why engines were rejected), per
 // candidate identity, notes, time and worst element, and a summary table.
-#include "cuda/cudnn_int8_conv.h"
-
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -21,6 +19,7 @@
 #include "anvil/error.h"
 #include "cuda/check.h"
 #include "cuda/cudnn_conv.h"
+#include "cuda/cudnn_quantized_conv.h"
 #include "cuda/device.h"
 #include "cuda/handles.h"
 #include "gpu_test.h"
@@ -31,19 +30,19 @@
 namespace anvil {
 namespace {
 
-using cuda::Int8Conv;
-using cuda::Int8ConvOutput;
-using cuda::Int8ConvShape;
+using cuda::QuantizedConv;
+using cuda::QuantizedConvOutput;
+using cuda::QuantizedConvShape;
 
 struct Case {
   std::string name;
-  Int8ConvShape shape;          // padded channel counts
+  QuantizedConvShape shape;     // padded channel counts
   std::int64_t c_real, k_real;  // the model's channels
   bool core = false;            // must have an engine on every supported GPU
 };
 
-Int8ConvShape conv3x3(std::int64_t n, std::int64_t hw, std::int64_t c, std::int64_t k,
-                      std::int64_t stride) {
+QuantizedConvShape conv3x3(std::int64_t n, std::int64_t hw, std::int64_t c, std::int64_t k,
+                           std::int64_t stride) {
   return {.n = n,
           .h = hw,
           .w = hw,
@@ -58,8 +57,8 @@ Int8ConvShape conv3x3(std::int64_t n, std::int64_t hw, std::int64_t c, std::int6
           .has_bias = true};
 }
 
-Int8ConvShape conv1x1(std::int64_t n, std::int64_t hw, std::int64_t c, std::int64_t k,
-                      std::int64_t stride) {
+QuantizedConvShape conv1x1(std::int64_t n, std::int64_t hw, std::int64_t c, std::int64_t k,
+                           std::int64_t stride) {
   return {.n = n,
           .h = hw,
           .w = hw,
@@ -71,7 +70,7 @@ Int8ConvShape conv1x1(std::int64_t n, std::int64_t hw, std::int64_t c, std::int6
 }
 
 template <typename F>
-Int8ConvShape with(Int8ConvShape s, F f) {
+QuantizedConvShape with(QuantizedConvShape s, F f) {
   f(s);
   return s;
 }
@@ -103,24 +102,25 @@ std::vector<Case> cases() {
                with(conv3x3(8, 28, 64, 64, 1),
                     [](auto& s) {
                       s.relu = true;
-                      s.output = Int8ConvOutput::kHalf;
+                      s.output = QuantizedConvOutput::kHalf;
                     }),
                64, 64});
   v.push_back({"1x1 s1 128->64 bias residual fp16-out N=1",
                with(conv1x1(1, 14, 128, 64, 1),
                     [](auto& s) {
                       s.has_residual = true;
-                      s.output = Int8ConvOutput::kHalf;
+                      s.output = QuantizedConvOutput::kHalf;
                     }),
                128, 64});
-  v.push_back({"1x1 s1 64->64 bias fp32-out N=1",
-               with(conv1x1(1, 14, 64, 64, 1), [](auto& s) { s.output = Int8ConvOutput::kFloat; }),
-               64, 64});
+  v.push_back(
+      {"1x1 s1 64->64 bias fp32-out N=1",
+       with(conv1x1(1, 14, 64, 64, 1), [](auto& s) { s.output = QuantizedConvOutput::kFloat; }), 64,
+       64});
   return v;
 }
 
-std::size_t output_bytes(Int8ConvOutput out) {
-  return out == Int8ConvOutput::kInt8 ? 1 : out == Int8ConvOutput::kHalf ? 2 : 4;
+std::size_t output_bytes(QuantizedConvOutput out) {
+  return out == QuantizedConvOutput::kQuantized ? 1 : out == QuantizedConvOutput::kHalf ? 2 : 4;
 }
 
 // The layer's host data in engine layout (NHWC, KRSC, padded channels zero)
@@ -135,7 +135,7 @@ struct Layer {
 };
 
 Layer make_layer(const Case& c) {
-  const Int8ConvShape& s = c.shape;
+  const QuantizedConvShape& s = c.shape;
   const std::int64_t p = s.out_h(), q = s.out_w();
   test::Lcg rng{static_cast<std::uint32_t>(c.c_real * 131 + c.k_real * 7 + s.n + s.r)};
   Layer d;
@@ -149,7 +149,7 @@ Layer make_layer(const Case& c) {
 
   // Scales that put the output's spread near the INT8 range, so that both
   // ordinary rounding and saturation occur.
-  const bool int8_out = s.output == Int8ConvOutput::kInt8;
+  const bool int8_out = s.output == QuantizedConvOutput::kQuantized;
   const float x_scale = 0.02f, y_scale = int8_out ? 0.05f : 1.0f;
   const float acc_spread = std::sqrt(static_cast<float>(c.c_real * s.r * s.s)) * 73.0f * 73.0f;
   std::vector<float> w_scales(static_cast<std::size_t>(c.k_real)), b(w_scales.size());
@@ -175,7 +175,7 @@ Layer make_layer(const Case& c) {
     } else {
       const float v = __half2float(__float2half(rng.real(-40.0f, 40.0f)));
       d.residual_real[i] = v;
-      if (s.output == Int8ConvOutput::kHalf) {
+      if (s.output == QuantizedConvOutput::kHalf) {
         const __half h = __float2half(v);
         std::memcpy(&d.residual[2 * i], &h, 2);
       } else {
@@ -200,7 +200,7 @@ Layer make_layer(const Case& c) {
   d.saturated = ref.saturated;
   if (int8_out) {
     d.want = test::to_floats(ref.int8);
-  } else if (s.output == Int8ConvOutput::kHalf) {
+  } else if (s.output == QuantizedConvOutput::kHalf) {
     d.want.resize(ref.value.size());
     for (std::size_t i = 0; i < d.want.size(); ++i)
       d.want[i] = __half2float(__float2half(ref.value[i]));
@@ -210,13 +210,13 @@ Layer make_layer(const Case& c) {
   return d;
 }
 
-std::vector<float> decode(const std::vector<std::byte>& bytes, Int8ConvOutput out) {
+std::vector<float> decode(const std::vector<std::byte>& bytes, QuantizedConvOutput out) {
   const std::size_t size = output_bytes(out);
   std::vector<float> v(bytes.size() / size);
   for (std::size_t i = 0; i < v.size(); ++i) {
-    if (out == Int8ConvOutput::kInt8) {
+    if (out == QuantizedConvOutput::kQuantized) {
       v[i] = static_cast<float>(static_cast<std::int8_t>(bytes[i]));
-    } else if (out == Int8ConvOutput::kHalf) {
+    } else if (out == QuantizedConvOutput::kHalf) {
       __half h;
       std::memcpy(&h, &bytes[2 * i], 2);
       v[i] = __half2float(h);
@@ -243,7 +243,7 @@ float time_ms(cudaStream_t stream, F enqueue) {
 
 // Fastest FP16 FusedConv for the same layer (padded channels), or -1.
 float best_fp16_ms(const cuda::CudnnHandle& handle, const cuda::Stream& stream,
-                   const Int8ConvShape& s, std::string& which) {
+                   const QuantizedConvShape& s, std::string& which) {
   const cuda::ConvShape f{
       .n = s.n,
       .c = s.c,
@@ -292,16 +292,16 @@ struct Summary {
 };
 
 Summary run_case(const Case& c, const cuda::CudnnHandle& handle, const cuda::Stream& stream) {
-  const Int8ConvShape& s = c.shape;
+  const QuantizedConvShape& s = c.shape;
   SCOPED_TRACE(c.name);
   Summary summary{.name = c.name};
   const Layer d = make_layer(c);
-  const bool int8_out = s.output == Int8ConvOutput::kInt8;
+  const bool int8_out = s.output == QuantizedConvOutput::kQuantized;
   std::printf("\n=== %s\n    %s (real C %lld, K %lld); reference saturates %lld of %zu\n",
               c.name.c_str(), s.describe().c_str(), static_cast<long long>(c.c_real),
               static_cast<long long>(c.k_real), static_cast<long long>(d.saturated), d.want.size());
 
-  const Int8Conv::Search search = Int8Conv::search(handle.get(), s);
+  const QuantizedConv::Search search = QuantizedConv::search(handle.get(), s);
   for (const std::string& line : search.log)
     std::printf("    %s\n", line.c_str());
   summary.candidates = search.candidates.size();
@@ -331,9 +331,9 @@ Summary run_case(const Case& c, const cuda::CudnnHandle& handle, const cuda::Str
   const cuda::DeviceBuffer y(y_host.size());
   const std::int64_t p = s.out_h(), q = s.out_w();
 
-  auto run = [&](const Int8Conv& conv, float* ms) {
+  auto run = [&](const QuantizedConv& conv, float* ms) {
     const cuda::DeviceBuffer workspace(std::max<std::size_t>(conv.workspace_bytes(), 16));
-    const Int8Conv::Binding binding =
+    const QuantizedConv::Binding binding =
         conv.bind(x.data(), w.data(), scale.as<float>(), bias.as<float>(), residual.data(),
                   y.data(), workspace.data());
     // 0x5b is 91 as INT8 and NaN-free garbage as floats: an unwritten element shows.
@@ -346,7 +346,7 @@ Summary run_case(const Case& c, const cuda::CudnnHandle& handle, const cuda::Str
     return decode(y_host, s.output);
   };
 
-  for (const Int8Conv& conv : search.candidates) {
+  for (const QuantizedConv& conv : search.candidates) {
     float ms = 0;
     std::vector<float> got;
     try {
@@ -372,9 +372,9 @@ Summary run_case(const Case& c, const cuda::CudnnHandle& handle, const cuda::Str
     }
   }
 
-  const Int8Conv& first = search.candidates.front();
+  const QuantizedConv& first = search.candidates.front();
   try {
-    const Int8Conv again = Int8Conv::from_identity(handle.get(), s, first.identity());
+    const QuantizedConv again = QuantizedConv::from_identity(handle.get(), s, first.identity());
     EXPECT_EQ(again.identity(), first.identity());
     const test::Int8ConvMismatch e = test::compare_int8_conv(run(again, nullptr), d.want, int8_out);
     EXPECT_EQ(e.over, 0u) << first.identity() << " rebuilt from its identity";
@@ -416,11 +416,11 @@ TEST(CudnnInt8Conv, PadsChannelsAndRejectsWhatCudnnCannotRun) {
   EXPECT_EQ(cuda::round_up_channels(3), 4);
   EXPECT_EQ(cuda::round_up_channels(64), 64);
   EXPECT_EQ(cuda::round_up_channels(30, 16), 32);
-  const Int8ConvShape ok = conv3x3(1, 8, 8, 8, 1);
-  EXPECT_NO_THROW(cuda::check_int8_conv_shape(ok));
-  auto expect_kind = [](const Int8ConvShape& s, ErrorKind kind) {
+  const QuantizedConvShape ok = conv3x3(1, 8, 8, 8, 1);
+  EXPECT_NO_THROW(cuda::check_quantized_conv_shape(ok));
+  auto expect_kind = [](const QuantizedConvShape& s, ErrorKind kind) {
     try {
-      cuda::check_int8_conv_shape(s);
+      cuda::check_quantized_conv_shape(s);
       ADD_FAILURE() << "accepted " << s.describe();
     } catch (const anvil::Error& e) {
       EXPECT_EQ(e.kind(), kind) << e.what();
@@ -435,11 +435,11 @@ TEST(CudnnInt8Conv, PadsChannelsAndRejectsWhatCudnnCannotRun) {
 
 TEST(CudnnInt8Conv, MalformedIdentityIsAnInvalidArgument) {
   // The identity is parsed before cuDNN is touched, so no handle is needed.
-  const Int8ConvShape s = conv1x1(1, 8, 8, 8, 1);
+  const QuantizedConvShape s = conv1x1(1, 8, 8, 8, 1);
   for (const char* bad : {"", "eng3:", "i32", "i32:eng", "i32:engx:", "x32:eng3:", "f32:eng3:1",
                           "i32:eng3:1=x", "i32:eng3"}) {
     try {
-      Int8Conv::from_identity(nullptr, s, bad);
+      QuantizedConv::from_identity(nullptr, s, bad);
       ADD_FAILURE() << "accepted '" << bad << "'";
     } catch (const anvil::Error& e) {
       EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument) << bad << ": " << e.what();

@@ -21,7 +21,7 @@
 
 #include "anvil/error.h"
 #include "cuda/check.h"
-#include "cuda/cudnn_int8_conv.h"
+#include "cuda/cudnn_quantized_conv.h"
 #include "cuda/device.h"
 #include "cuda/handles.h"
 #include "gpu_test.h"
@@ -32,12 +32,12 @@
 namespace anvil {
 namespace {
 
-using cuda::Int8Conv;
-using cuda::Int8ConvShape;
+using cuda::QuantizedConv;
+using cuda::QuantizedConvShape;
 
 constexpr std::int64_t kMaxBatch = 32;
 
-Int8ConvShape layer(std::int64_t n) {
+QuantizedConvShape layer(std::int64_t n) {
   return {.n = n,
           .h = 28,
           .w = 28,
@@ -61,7 +61,7 @@ struct Data {
 // Exact reference: int64 accumulation, FP32 epilogue, round half to even,
 // saturate (as tests/gpu/cudnn_int8_conv_test.cc).
 Data make_data() {
-  const Int8ConvShape s = layer(kMaxBatch);
+  const QuantizedConvShape s = layer(kMaxBatch);
   test::Lcg rng{20240611u};
   Data d;
   d.x = test::padded_codes(s.n * s.h * s.w * s.c, s.c, s.c, [&] { return rng.uniform(-128, 127); });
@@ -88,9 +88,9 @@ Data make_data() {
 
 // Runs `conv` on the first shape().n images and compares with the reference
 // (tolerance one INT8 step, as cudnn_int8_conv_test.cc); prints the worst element.
-void expect_matches(const Int8Conv& conv, const Data& d, const cuda::CudnnHandle& handle,
+void expect_matches(const QuantizedConv& conv, const Data& d, const cuda::CudnnHandle& handle,
                     const cuda::Stream& stream, const char* what) {
-  const Int8ConvShape& s = conv.shape();
+  const QuantizedConvShape& s = conv.shape();
   const std::size_t in = static_cast<std::size_t>(s.n * s.h * s.w * s.c);
   const std::size_t out = static_cast<std::size_t>(s.n * s.out_h() * s.out_w() * s.k);
   const cuda::DeviceBuffer x = test::upload(d.x.data(), in),
@@ -98,7 +98,7 @@ void expect_matches(const Int8Conv& conv, const Data& d, const cuda::CudnnHandle
   const cuda::DeviceBuffer scale = test::upload(d.requant.scale.data(), d.requant.scale.size() * 4);
   const cuda::DeviceBuffer bias = test::upload(d.requant.bias.data(), d.requant.bias.size() * 4);
   const cuda::DeviceBuffer y(out), workspace(std::max<std::size_t>(conv.workspace_bytes(), 16));
-  const Int8Conv::Binding binding = conv.bind(
+  const QuantizedConv::Binding binding = conv.bind(
       x.data(), w.data(), scale.as<float>(), bias.as<float>(), nullptr, y.data(), workspace.data());
   // 0x5b (91): an element the kernel leaves unwritten shows.
   ANVIL_GPU_CHECK(cudaMemsetAsync(y.data(), 0x5b, out, stream.get()));
@@ -116,7 +116,7 @@ void expect_matches(const Int8Conv& conv, const Data& d, const cuda::CudnnHandle
 }
 
 struct Build {
-  std::optional<Int8Conv> conv;
+  std::optional<QuantizedConv> conv;
   double seconds = 0;
   std::string error;
 };
@@ -127,7 +127,7 @@ Build build(const cuda::CudnnHandle& handle, std::int64_t n, const std::string& 
   Build b;
   const auto start = std::chrono::steady_clock::now();
   try {
-    b.conv.emplace(Int8Conv::from_identity(handle.get(), layer(n), identity, cache));
+    b.conv.emplace(QuantizedConv::from_identity(handle.get(), layer(n), identity, cache));
   } catch (const anvil::Error& e) {
     b.error = e.what();
   }
@@ -156,15 +156,15 @@ TEST(CudnnKernelCache, ReusesInt8KernelsAcrossBatchSizes) {
   std::string identity;
   {
     const cuda::CudnnKernelCache probe;
-    const Int8Conv::Search dynamic = Int8Conv::search(handle.get(), layer(8), 1, &probe);
+    const QuantizedConv::Search dynamic = QuantizedConv::search(handle.get(), layer(8), 1, &probe);
     std::printf("dynamic-shape search:\n");
     for (const std::string& line : dynamic.log)
       std::printf("    %s\n", line.c_str());
     if (dynamic.candidates.empty()) {
-      const Int8Conv::Search plain = Int8Conv::search(handle.get(), layer(8), 1);
+      const QuantizedConv::Search plain = QuantizedConv::search(handle.get(), layer(8), 1);
       std::printf(
           "DYNAMIC-SHAPE INT8 GRAPHS GET NO ENGINES on this GPU/cuDNN (log above); static "
-          "graphs get %zu. Kernel cache unusable for Int8Conv: speed part skipped.\n",
+          "graphs get %zu. Kernel cache unusable for QuantizedConv: speed part skipped.\n",
           plain.candidates.size());
       return;
     }

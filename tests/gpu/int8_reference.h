@@ -15,7 +15,7 @@
 #include <span>
 #include <vector>
 
-#include "cuda/cudnn_int8_conv.h"
+#include "cuda/cudnn_quantized_conv.h"
 #include "cuda/handles.h"
 #include "ops/quantization.h"
 
@@ -76,7 +76,7 @@ struct Int8ConvReference {
 // S, shape.c] (padded channels included), int64 accumulation, stride,
 // symmetric padding and dilation of `shape`; its relu and bias flags are not
 // read (the epilogue says).
-inline Int8ConvReference int8_conv_reference(const cuda::Int8ConvShape& s,
+inline Int8ConvReference int8_conv_reference(const cuda::QuantizedConvShape& s,
                                              std::span<const std::int8_t> x,
                                              std::span<const std::int8_t> w,
                                              const Int8ConvEpilogue& e,

@@ -25,7 +25,7 @@
 #include "builder/gpu/autotune.h"
 #include "builder/weights.h"
 #include "cuda/check.h"
-#include "cuda/cudnn_int8_conv.h"
+#include "cuda/cudnn_quantized_conv.h"
 #include "cuda/handles.h"
 #include "gpu_test.h"
 #include "int8_reference.h"
@@ -68,7 +68,7 @@ struct Model {
   std::vector<std::int8_t> filter;  // [k_pad, 3, 3, kCPad]
   quant::Int8Requantization requant;
   plan::Plan plan;
-  cuda::Int8ConvShape shape;  // as the runner sees it, n = kMaxBatch
+  cuda::QuantizedConvShape shape;  // as the runner sees it, n = kMaxBatch
 
   explicit Model(const Case& cc) : c(cc), k_pad(pad8(cc.k)) {
     std::mt19937 rng(static_cast<std::uint32_t>(cc.k * 10 + cc.residual));
@@ -205,7 +205,7 @@ struct Model {
               ops::quantize_value<std::int8_t>(stored / x_scale, 0);
         }
     // cuDNN's graph order: MUL scale, ADD bias, ADD residual (x itself), ReLU.
-    cuda::Int8ConvShape at_batch = shape;
+    cuda::QuantizedConvShape at_batch = shape;
     at_batch.n = batch;
     const std::vector<float> residual = test::to_floats(xq);
     const test::Int8ConvReference ref = test::int8_conv_reference(
@@ -306,10 +306,11 @@ TEST(LayerInt8Runners, EveryTacticMatchesTheCpu) {
   for (const Case& c : kCases) {
     Model model(c);
     model.plan.target = builder::current_target();
-    const std::vector<cuda::Int8Conv> found = cuda::Int8Conv::candidates(cudnn.get(), model.shape);
+    const std::vector<cuda::QuantizedConv> found =
+        cuda::QuantizedConv::candidates(cudnn.get(), model.shape);
     EXPECT_FALSE(found.empty()) << c.name << ": no cuDNN INT8 engine (" << model.shape.describe()
                                 << ")";
-    for (const cuda::Int8Conv& conv : found) {
+    for (const cuda::QuantizedConv& conv : found) {
       Model tuned = model;
       plan::set_tactic(tuned.plan.layers[2], 0, conv.identity(), 0.0f);
       try {

@@ -185,9 +185,10 @@ std::vector<Timed> time_conv(const ConvLayerShape& conv, Bench& b, const Librari
 }
 
 // cuDNN's INT8 engine configs for `shape`; none where it has no engine.
-std::vector<cuda::Int8Conv> int8_candidates(cudnnHandle_t cudnn, const cuda::Int8ConvShape& shape) {
+std::vector<cuda::QuantizedConv> int8_candidates(cudnnHandle_t cudnn,
+                                                 const cuda::QuantizedConvShape& shape) {
   try {
-    return cuda::Int8Conv::candidates(cudnn, shape, kMaxCandidates);
+    return cuda::QuantizedConv::candidates(cudnn, shape, kMaxCandidates);
   } catch (const Error& e) {
     if (e.kind() != ErrorKind::kUnsupported) throw;
     return {};
@@ -195,17 +196,17 @@ std::vector<cuda::Int8Conv> int8_candidates(cudnnHandle_t cudnn, const cuda::Int
 }
 
 // Every INT8 engine config, bound once to `b` as the runtime's conv_int8
-// runner binds it (identities as Int8Conv::identity() gives them), timed.
-std::vector<Timed> time_int8_conv(const cuda::Int8ConvShape& shape, Bench& b, const Libraries& libs,
-                                  int iterations) {
-  const std::vector<cuda::Int8Conv> convs = int8_candidates(libs.cudnn, shape);
+// runner binds it (identities as QuantizedConv::identity() gives them), timed.
+std::vector<Timed> time_int8_conv(const cuda::QuantizedConvShape& shape, Bench& b,
+                                  const Libraries& libs, int iterations) {
+  const std::vector<cuda::QuantizedConv> convs = int8_candidates(libs.cudnn, shape);
   std::size_t workspace = 0;
-  for (const cuda::Int8Conv& c : convs)
+  for (const cuda::QuantizedConv& c : convs)
     workspace = std::max(workspace, c.workspace_bytes());
   b.workspace = cuda::DeviceBuffer(workspace);
   std::vector<Timed> timed;
-  for (const cuda::Int8Conv& c : convs) {
-    auto binding = std::make_shared<const cuda::Int8Conv::Binding>(
+  for (const cuda::QuantizedConv& c : convs) {
+    auto binding = std::make_shared<const cuda::QuantizedConv::Binding>(
         c.bind(b.x_q.device.data(), b.w.data(), b.scale.as<float>(), b.bias.as<float>(),
                b.residual_q.device.data(), b.y.data(), b.workspace.data()));
     auto run = [c, binding, cudnn = libs.cudnn](cudaStream_t stream) {
@@ -298,7 +299,7 @@ class LayerTuning {
       fail(ErrorKind::kInvalidArgument, "plan layer '", layer_.name, "': a conv_int8 layer has 3 ",
            "weights (INT8 filter, FP32 scale, FP32 bias), this one ", layer_.weights.size());
     int8_ = runtime::int8_conv_layer_shape(params, layer_.name);
-    cuda::Int8ConvShape& s = *int8_;
+    cuda::QuantizedConvShape& s = *int8_;
     s.n = batch;
     const auto c_real = runtime::param<std::int64_t>(params, "c", layer_.name);
     const auto k_real = runtime::param<std::int64_t>(params, "k", layer_.name);
@@ -352,7 +353,7 @@ class LayerTuning {
   std::unique_ptr<Bench> bench_;  // stable: candidates point into it
   std::optional<ConvLayerShape> conv_;
   std::optional<cuda::GemmShape> gemm_;
-  std::optional<cuda::Int8ConvShape> int8_;
+  std::optional<cuda::QuantizedConvShape> int8_;
   std::vector<Timed> candidates_;
 };
 

@@ -4,7 +4,7 @@
 // convs, whose identities carry runtime::kCublasLtPrefix; where no fused cuDNN
 // engine keeps the layer's numerics, the conv alone plus our epilogue kernel,
 // runtime::kUnfusedPrefix; for conv_int8, cuDNN's INT8 engine configs as
-// cuda::Int8Conv::identity() names them, "i32:..." or "f32:..."), time each
+// cuda::QuantizedConv::identity() names them, "i32:..." or "f32:..."), time each
 // with CUDA events at the profile's opt batch on the layer's real weights and
 // random activations (INT8 integers in the real channels for conv_int8), check
 // the fastest against the CPU reference of the layer

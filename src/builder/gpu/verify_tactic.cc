@@ -233,7 +233,7 @@ std::optional<std::string> check_gemm_output(const plan::Plan& p, const plan::La
 }
 
 std::optional<std::string> check_int8_conv_output(const plan::Plan& p, const plan::LayerDesc& layer,
-                                                  const cuda::Int8ConvShape& s,
+                                                  const cuda::QuantizedConvShape& s,
                                                   const std::vector<std::int8_t>& x,
                                                   const std::vector<std::int8_t>* residual,
                                                   const void* y) {

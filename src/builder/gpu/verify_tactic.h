@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "cuda/cublaslt_gemm.h"
-#include "cuda/cudnn_int8_conv.h"
+#include "cuda/cudnn_quantized_conv.h"
 #include "cuda/handles.h"
 #include "plan/plan.h"
 #include "runtime/layers/layer_shapes.h"
@@ -83,7 +83,7 @@ std::optional<std::string> check_gemm_output(const plan::Plan& plan, const plan:
 // "off by 1" means one E4M3 step (quant::e4m3_ulp_distance): cuDNN sums in
 // FP32 in its own order.
 std::optional<std::string> check_int8_conv_output(
-    const plan::Plan& plan, const plan::LayerDesc& layer, const cuda::Int8ConvShape& shape,
+    const plan::Plan& plan, const plan::LayerDesc& layer, const cuda::QuantizedConvShape& shape,
     const std::vector<std::int8_t>& x, const std::vector<std::int8_t>* residual, const void* y);
 
 }  // namespace anvil::builder

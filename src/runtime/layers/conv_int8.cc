@@ -1,5 +1,5 @@
 // "conv_int8": y = sat(rint(act(acc * scale[k] + bias[k] [+ residual]))) on
-// INT8 NHWC tensors, one fused cuDNN graph (cuda::Int8Conv); with params
+// INT8 NHWC tensors, one fused cuDNN graph (cuda::QuantizedConv); with params
 // element "float8e4m3fn" the same on FP8 E4M3 tensors (y = e4m3(...)). The plan's
 // weights are used as they lie on the device: the INT8 KRSC filter and the
 // FP32 scale and bias vectors are already what cuDNN reads.
@@ -10,8 +10,8 @@
 // (cuda/cudnn_kernel_cache.h), so that its tactic is compiled once and the
 // plans of later batch sizes and contexts bind that kernel (measured 0.001 s
 // a plan, CudnnKernelCache test, 2026-11-26).
-#include "cuda/cudnn_int8_conv.h"
 #include "cuda/cudnn_kernel_cache.h"
+#include "cuda/cudnn_quantized_conv.h"
 #include "runtime/layer_runner.h"
 #include "runtime/layers/layer_shapes.h"
 #include "runtime/layers/layer_util.h"
@@ -29,7 +29,7 @@ struct Int8ConvWeights {
 
 class PreparedInt8Conv final : public PreparedLayer {
  public:
-  PreparedInt8Conv(cuda::Int8Conv conv, Int8ConvWeights weights)
+  PreparedInt8Conv(cuda::QuantizedConv conv, Int8ConvWeights weights)
       : conv_(std::move(conv)), weights_(weights) {}
 
   std::size_t workspace_bytes() const override { return conv_.workspace_bytes(); }
@@ -45,8 +45,8 @@ class PreparedInt8Conv final : public PreparedLayer {
   }
 
  private:
-  cuda::Int8Conv conv_;
-  cuda::Int8Conv::Binding binding_;
+  cuda::QuantizedConv conv_;
+  cuda::QuantizedConv::Binding binding_;
   Int8ConvWeights weights_;
 };
 
@@ -71,7 +71,7 @@ class Int8ConvRunner final : public LayerRunner {
   }
 
   std::unique_ptr<PreparedLayer> prepare(std::int64_t batch, const Handles& h) const override {
-    cuda::Int8ConvShape shape = shape_;
+    cuda::QuantizedConvShape shape = shape_;
     shape.n = batch;
     return choose_tactic<std::unique_ptr<PreparedLayer>>(
         identity_,
@@ -79,7 +79,8 @@ class Int8ConvRunner final : public LayerRunner {
           return std::make_unique<PreparedInt8Conv>(from_identity(shape, id, h), weights_);
         },
         [&]() -> std::unique_ptr<PreparedLayer> {
-          std::vector<cuda::Int8Conv> found = cuda::Int8Conv::candidates(h.cudnn, shape, 1);
+          std::vector<cuda::QuantizedConv> found =
+              cuda::QuantizedConv::candidates(h.cudnn, shape, 1);
           if (found.empty())
             fail(ErrorKind::kUnsupported, "no cuDNN ", to_string(shape.element),
                  " engine runs layer '", name_, "' at batch ", batch, " on this GPU (",
@@ -91,16 +92,16 @@ class Int8ConvRunner final : public LayerRunner {
  private:
   // The tactic through the kernel cache; where cuDNN cannot build it as a
   // dynamic-shape graph, as it was tuned (compiled for this batch).
-  cuda::Int8Conv from_identity(const cuda::Int8ConvShape& shape, const std::string& id,
-                               const Handles& h) const {
+  cuda::QuantizedConv from_identity(const cuda::QuantizedConvShape& shape, const std::string& id,
+                                    const Handles& h) const {
     if (cache_) {
       try {
-        return cuda::Int8Conv::from_identity(h.cudnn, shape, id, cache_.get());
+        return cuda::QuantizedConv::from_identity(h.cudnn, shape, id, cache_.get());
       } catch (const Error& e) {
         if (e.kind() != ErrorKind::kIncompatible && e.kind() != ErrorKind::kUnsupported) throw;
       }
     }
-    return cuda::Int8Conv::from_identity(h.cudnn, shape, id);
+    return cuda::QuantizedConv::from_identity(h.cudnn, shape, id);
   }
 
   // The tensors and weights the contract in builder/lower.h promises; a plan
@@ -140,7 +141,7 @@ class Int8ConvRunner final : public LayerRunner {
 
   std::string name_;
   std::optional<std::string> identity_;
-  cuda::Int8ConvShape shape_;
+  cuda::QuantizedConvShape shape_;
   Int8ConvWeights weights_;
   std::unique_ptr<cuda::CudnnKernelCache> cache_;  // null: none in this cuDNN
 };

@@ -9,7 +9,7 @@ using cuda::kernels::Activation;
 namespace {
 
 // The fields a conv layer's params give cuda::ConvShape and
-// cuda::Int8ConvShape alike (they name them alike): channels, input size,
+// cuda::QuantizedConvShape alike (they name them alike): channels, input size,
 // filter, the start pads, strides, dilations, groups, bias and residual.
 template <typename Shape>
 void read_conv_params(const nlohmann::json& p, const std::string& name, Shape& s) {
@@ -88,7 +88,7 @@ UnfusedConv unfused_conv(const ConvLayerShape& conv) {
   return out;
 }
 
-cuda::Int8ConvShape int8_conv_layer_shape(const nlohmann::json& p, const std::string& name) {
+cuda::QuantizedConvShape int8_conv_layer_shape(const nlohmann::json& p, const std::string& name) {
   auto i = [&](const char* key) { return param<std::int64_t>(p, key, name); };
   if (i("pad_top") != i("pad_bottom") || i("pad_left") != i("pad_right"))
     fail(ErrorKind::kInvalidArgument, "plan layer '", name,
@@ -97,10 +97,10 @@ cuda::Int8ConvShape int8_conv_layer_shape(const nlohmann::json& p, const std::st
   if (act != "relu" && act != "none")
     fail(ErrorKind::kInvalidArgument, "plan layer '", name, "': activation '", act,
          "' has no INT8 or FP8 convolution (relu or none)");
-  cuda::Int8ConvShape s;
+  cuda::QuantizedConvShape s;
   read_conv_params(p, name, s);
   s.relu = act == "relu";
-  s.output = cuda::Int8ConvOutput::kInt8;
+  s.output = cuda::QuantizedConvOutput::kQuantized;
   // Plans from before FP8 have no "element": INT8.
   const std::string element =
       p.contains("element") ? param<std::string>(p, "element", name) : "int8";
@@ -109,7 +109,7 @@ cuda::Int8ConvShape int8_conv_layer_shape(const nlohmann::json& p, const std::st
   else if (element != "int8")
     fail(ErrorKind::kInvalidArgument, "plan layer '", name, "': element '", element,
          "' (expected int8 or float8e4m3fn)");
-  cuda::check_int8_conv_shape(s);
+  cuda::check_quantized_conv_shape(s);
   return s;
 }
 

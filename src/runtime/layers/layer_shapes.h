@@ -9,7 +9,7 @@
 
 #include "cuda/cublaslt_gemm.h"
 #include "cuda/cudnn_conv.h"
-#include "cuda/cudnn_int8_conv.h"
+#include "cuda/cudnn_quantized_conv.h"
 #include "cuda/kernels/activation.h"
 
 namespace anvil::runtime {
@@ -58,7 +58,8 @@ UnfusedConv unfused_conv(const ConvLayerShape& conv);
 // A "conv_int8" layer's cuDNN shape (n = 1; set the batch before use): INT8
 // output, bias and residual as the params say, ReLU or no activation.
 // kInvalidArgument (a corrupt plan) for asymmetric pads or another activation.
-cuda::Int8ConvShape int8_conv_layer_shape(const nlohmann::json& params, const std::string& layer);
+cuda::QuantizedConvShape int8_conv_layer_shape(const nlohmann::json& params,
+                                               const std::string& layer);
 
 // n = 1 (m, the batch, set before use).
 cuda::GemmShape gemm_layer_shape(const nlohmann::json& params, const std::string& layer, bool fp16,

@@ -1,8 +1,8 @@
 // One quantized convolution layer as a cuDNN 9 backend operation graph, NHWC.
-// The element type (Int8ConvShape::element) is INT8 or, on Hopper, FP8 E4M3
+// The element type (QuantizedConvShape::element) is INT8 or, on Hopper, FP8 E4M3
 // (--fp8): the graph, padding rules and epilogue are shared, and what differs
-// is said where it does. (The file keeps its INT8 name; cudnn_quantized_conv
-// would fit it better.) For INT8:
+// is said where it does. The plan's layer kind stays "conv_int8" for both
+// (params "element" says which), so that older plans load. For INT8:
 //
 //   y = cvt( act( conv_int32(x, w) * scale[k] + bias[k] [+ residual_scale * residual] ) )
 //
@@ -63,12 +63,12 @@ std::int64_t channel_multiple(DType element);
 // `real` rounded up to a multiple of `multiple` (>= 1).
 std::int64_t round_up_channels(std::int64_t real, std::int64_t multiple = kInt8ChannelMultiple);
 
-// kInt8: the shape's quantized element type (INT8, or E4M3 for an FP8 shape).
-enum class Int8ConvOutput { kInt8, kHalf, kFloat };
+// kQuantized: the shape's element type (INT8, or E4M3 for an FP8 shape).
+enum class QuantizedConvOutput { kQuantized, kHalf, kFloat };
 
-const char* to_string(Int8ConvOutput output);
+const char* to_string(QuantizedConvOutput output);
 
-struct Int8ConvShape {
+struct QuantizedConvShape {
   std::int64_t n = 1, h = 1, w = 1;
   std::int64_t c = 4, k = 4;  // padded channel counts, multiples of channel_multiple(element)
   std::int64_t r = 1, s = 1;
@@ -76,7 +76,7 @@ struct Int8ConvShape {
   std::int64_t stride_h = 1, stride_w = 1, dil_h = 1, dil_w = 1;
   std::int64_t groups = 1;  // only 1 is supported
   bool has_bias = false, has_residual = false, relu = false;
-  Int8ConvOutput output = Int8ConvOutput::kInt8;
+  QuantizedConvOutput output = QuantizedConvOutput::kQuantized;
   // Multiplies the residual before the add (cuDNN pointwise alpha2): for an
   // INT8 residual, residual_scale / y_scale. 1 leaves alpha2 unset.
   float residual_scale = 1.0f;
@@ -91,15 +91,15 @@ struct Int8ConvShape {
 // kInvalidArgument for nonsense sizes or an element type other than kInt8
 // and kFloat8E4M3, kUnsupported for groups != 1 or channel counts that are
 // not multiples of channel_multiple(element).
-void check_int8_conv_shape(const Int8ConvShape& shape);
+void check_quantized_conv_shape(const QuantizedConvShape& shape);
 
-class Int8Conv {
+class QuantizedConv {
  public:
   // Everything the candidate search saw, for diagnosis: per graph variant the
   // operation graph's cuDNN status, per heuristics mode how many configs it
   // proposed, and why each rejected engine config was rejected.
   struct Search {
-    std::vector<Int8Conv> candidates;
+    std::vector<QuantizedConv> candidates;
     std::vector<std::string> log;
   };
 
@@ -116,25 +116,26 @@ class Int8Conv {
   // cuDNN binds a cache to the topology of the first graph it serves, and
   // search() builds two (i32 and f32 accumulators): plans of the other one
   // may miss the cache or be refused (the log says which).
-  static Search search(cudnnHandle_t handle, const Int8ConvShape& shape, int max_candidates = 16,
-                       const CudnnKernelCache* cache = nullptr);
-  static std::vector<Int8Conv> candidates(cudnnHandle_t handle, const Int8ConvShape& shape,
-                                          int max_candidates = 16,
-                                          const CudnnKernelCache* cache = nullptr);
+  static Search search(cudnnHandle_t handle, const QuantizedConvShape& shape,
+                       int max_candidates = 16, const CudnnKernelCache* cache = nullptr);
+  static std::vector<QuantizedConv> candidates(cudnnHandle_t handle,
+                                               const QuantizedConvShape& shape,
+                                               int max_candidates = 16,
+                                               const CudnnKernelCache* cache = nullptr);
 
   // Rebuilds the config named by identity(); kIncompatible if this cuDNN/GPU
   // cannot build it, kInvalidArgument if the identity is malformed. `cache`
   // as for search().
-  static Int8Conv from_identity(cudnnHandle_t handle, const Int8ConvShape& shape,
-                                const std::string& identity,
-                                const CudnnKernelCache* cache = nullptr);
+  static QuantizedConv from_identity(cudnnHandle_t handle, const QuantizedConvShape& shape,
+                                     const std::string& identity,
+                                     const CudnnKernelCache* cache = nullptr);
 
   // "<i32|f32>:eng<global index>:<knob type>=<value>,..." (knobs sorted).
   const std::string& identity() const { return identity_; }
   // cuDNN's numerical and behaviour notes of the engine, e.g. "tensor_core,runtime_compiled".
   const std::string& notes() const;
   std::size_t workspace_bytes() const { return workspace_bytes_; }
-  const Int8ConvShape& shape() const;
+  const QuantizedConvShape& shape() const;
   // What the kernel cache said when this plan was built ("hit ...",
   // "stored ...", "not stored ..."; CudnnKernelCache::finalize_plan), "" when
   // built without a cache.
@@ -147,7 +148,7 @@ class Int8Conv {
     explicit operator bool() const { return pack_.get() != nullptr; }
 
    private:
-    friend class Int8Conv;
+    friend class QuantizedConv;
     BackendDescriptor pack_;
   };
   // scale is required; bias and residual only when the shape has them;
@@ -163,7 +164,7 @@ class Int8Conv {
   struct Plan;
 
  private:
-  Int8Conv(std::shared_ptr<const Graph> graph, std::shared_ptr<const Plan> plan);
+  QuantizedConv(std::shared_ptr<const Graph> graph, std::shared_ptr<const Plan> plan);
 
   std::shared_ptr<const Graph> graph_;
   std::shared_ptr<const Plan> plan_;

@@ -1,4 +1,4 @@
-#include "cuda/cudnn_int8_conv.h"
+#include "cuda/cudnn_quantized_conv.h"
 
 #include <algorithm>
 #include <set>
@@ -57,19 +57,19 @@ cudnnDataType_t element_dtype(DType element) {
   return element == DType::kFloat8E4M3 ? CUDNN_DATA_FP8_E4M3 : CUDNN_DATA_INT8;
 }
 
-cudnnDataType_t output_dtype(const Int8ConvShape& s) {
+cudnnDataType_t output_dtype(const QuantizedConvShape& s) {
   switch (s.output) {
-    case Int8ConvOutput::kInt8:
+    case QuantizedConvOutput::kQuantized:
       return element_dtype(s.element);
-    case Int8ConvOutput::kHalf:
+    case QuantizedConvOutput::kHalf:
       return CUDNN_DATA_HALF;
-    case Int8ConvOutput::kFloat:
+    case QuantizedConvOutput::kFloat:
       return CUDNN_DATA_FLOAT;
   }
-  fail(ErrorKind::kInternal, "unknown Int8ConvOutput");
+  fail(ErrorKind::kInternal, "unknown QuantizedConvOutput");
 }
 
-BackendDescriptor make_conv_desc(const Int8ConvShape& s) {
+BackendDescriptor make_conv_desc(const QuantizedConvShape& s) {
   BackendDescriptor d(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
   const cudnnDataType_t compute =
       s.element == DType::kFloat8E4M3 ? CUDNN_DATA_FLOAT : CUDNN_DATA_INT32;
@@ -110,36 +110,37 @@ std::int64_t channel_multiple(DType element) {
        ": expected int8 or float8e4m3fn");
 }
 
-const char* to_string(Int8ConvOutput output) {
+const char* to_string(QuantizedConvOutput output) {
   switch (output) {
-    case Int8ConvOutput::kInt8:
+    case QuantizedConvOutput::kQuantized:
       return "int8";
-    case Int8ConvOutput::kHalf:
+    case QuantizedConvOutput::kHalf:
       return "fp16";
-    case Int8ConvOutput::kFloat:
+    case QuantizedConvOutput::kFloat:
       return "fp32";
   }
   return "?";
 }
 
-std::int64_t Int8ConvShape::out_h() const {
+std::int64_t QuantizedConvShape::out_h() const {
   return (h + 2 * pad_h - dil_h * (r - 1) - 1) / stride_h + 1;
 }
 
-std::int64_t Int8ConvShape::out_w() const {
+std::int64_t QuantizedConvShape::out_w() const {
   return (w + 2 * pad_w - dil_w * (s - 1) - 1) / stride_w + 1;
 }
 
-std::string Int8ConvShape::describe() const {
-  return cat(
-      element == DType::kFloat8E4M3 ? "fp8" : "int8", " conv x[", n, ",", h, ",", w, ",", c, "] w[",
-      k, ",", r, ",", s, ",", c, "] stride ", stride_h, "x", stride_w, " pad ", pad_h, "x", pad_w,
-      " dilation ", dil_h, "x", dil_w, has_bias ? " +bias" : "", has_residual ? " +residual" : "",
-      relu ? " relu" : "", " -> ",
-      output == Int8ConvOutput::kInt8 && element == DType::kFloat8E4M3 ? "fp8" : to_string(output));
+std::string QuantizedConvShape::describe() const {
+  return cat(element == DType::kFloat8E4M3 ? "fp8" : "int8", " conv x[", n, ",", h, ",", w, ",", c,
+             "] w[", k, ",", r, ",", s, ",", c, "] stride ", stride_h, "x", stride_w, " pad ",
+             pad_h, "x", pad_w, " dilation ", dil_h, "x", dil_w, has_bias ? " +bias" : "",
+             has_residual ? " +residual" : "", relu ? " relu" : "", " -> ",
+             output == QuantizedConvOutput::kQuantized && element == DType::kFloat8E4M3
+                 ? "fp8"
+                 : to_string(output));
 }
 
-void check_int8_conv_shape(const Int8ConvShape& s) {
+void check_quantized_conv_shape(const QuantizedConvShape& s) {
   const std::int64_t sizes[] = {s.n, s.h,        s.w,        s.c,     s.k,     s.r,
                                 s.s, s.stride_h, s.stride_w, s.dil_h, s.dil_w, s.groups};
   if (std::any_of(std::begin(sizes), std::end(sizes), [](std::int64_t v) { return v < 1; }) ||
@@ -159,26 +160,26 @@ void check_int8_conv_shape(const Int8ConvShape& s) {
          " (pad with zeros: round_up_channels)");
 }
 
-struct Int8Conv::Graph {
-  Int8ConvShape shape;
+struct QuantizedConv::Graph {
+  QuantizedConvShape shape;
   Accumulator acc = Accumulator::kInt32;
   std::vector<BackendDescriptor> parts;
   BackendDescriptor op_graph;
 };
 
-struct Int8Conv::Plan : EnginePlan {};
+struct QuantizedConv::Plan : EnginePlan {};
 
 namespace {
 
-using Graph = Int8Conv::Graph;
-using Plan = Int8Conv::Plan;
+using Graph = QuantizedConv::Graph;
+using Plan = QuantizedConv::Plan;
 
 // conv -> *scale -> [+bias] -> [+residual] -> [relu] -> y; null with `why`
 // set when cuDNN refuses the operation graph. `dynamic_shape` marks the graph
 // as cuDNN's kernel cache requires.
-std::shared_ptr<const Graph> build_graph(cudnnHandle_t handle, const Int8ConvShape& s,
+std::shared_ptr<const Graph> build_graph(cudnnHandle_t handle, const QuantizedConvShape& s,
                                          Accumulator acc, bool dynamic_shape, std::string& why) {
-  check_int8_conv_shape(s);
+  check_quantized_conv_shape(s);
   auto g = std::make_shared<Graph>();
   g->shape = s;
   g->acc = acc;
@@ -279,26 +280,26 @@ const char* mode_name(cudnnBackendHeurMode_t mode) {
 
 }  // namespace
 
-Int8Conv::Int8Conv(std::shared_ptr<const Graph> graph, std::shared_ptr<const Plan> plan)
+QuantizedConv::QuantizedConv(std::shared_ptr<const Graph> graph, std::shared_ptr<const Plan> plan)
     : graph_(std::move(graph)),
       plan_(std::move(plan)),
       identity_(plan_->identity),
       workspace_bytes_(plan_->workspace) {}
 
-const Int8ConvShape& Int8Conv::shape() const {
+const QuantizedConvShape& QuantizedConv::shape() const {
   return graph_->shape;
 }
 
-const std::string& Int8Conv::notes() const {
+const std::string& QuantizedConv::notes() const {
   return plan_->notes;
 }
 
-const std::string& Int8Conv::kernel_cache_report() const {
+const std::string& QuantizedConv::kernel_cache_report() const {
   return plan_->kernel_cache;
 }
 
-Int8Conv::Search Int8Conv::search(cudnnHandle_t handle, const Int8ConvShape& shape,
-                                  int max_candidates, const CudnnKernelCache* cache) {
+QuantizedConv::Search QuantizedConv::search(cudnnHandle_t handle, const QuantizedConvShape& shape,
+                                            int max_candidates, const CudnnKernelCache* cache) {
   Search result;
   std::set<std::string> seen;
   for (Accumulator acc : {Accumulator::kInt32, Accumulator::kFloat}) {
@@ -321,7 +322,7 @@ Int8Conv::Search Int8Conv::search(cudnnHandle_t handle, const Int8ConvShape& sha
         const Int8Choice choice{acc, engine};
         if (!seen.insert(choice.identity()).second) continue;
         if (auto plan = build_plan(handle, *graph, choice, why, cache))
-          result.candidates.push_back(Int8Conv(graph, std::move(plan)));
+          result.candidates.push_back(QuantizedConv(graph, std::move(plan)));
         else
           result.log.push_back(cat("  rejected ", choice.identity(), ": ", why));
       }
@@ -330,13 +331,16 @@ Int8Conv::Search Int8Conv::search(cudnnHandle_t handle, const Int8ConvShape& sha
   return result;
 }
 
-std::vector<Int8Conv> Int8Conv::candidates(cudnnHandle_t handle, const Int8ConvShape& shape,
-                                           int max_candidates, const CudnnKernelCache* cache) {
+std::vector<QuantizedConv> QuantizedConv::candidates(cudnnHandle_t handle,
+                                                     const QuantizedConvShape& shape,
+                                                     int max_candidates,
+                                                     const CudnnKernelCache* cache) {
   return search(handle, shape, max_candidates, cache).candidates;
 }
 
-Int8Conv Int8Conv::from_identity(cudnnHandle_t handle, const Int8ConvShape& shape,
-                                 const std::string& identity, const CudnnKernelCache* cache) {
+QuantizedConv QuantizedConv::from_identity(cudnnHandle_t handle, const QuantizedConvShape& shape,
+                                           const std::string& identity,
+                                           const CudnnKernelCache* cache) {
   const Int8Choice choice = parse_identity(identity);
   if (choice.acc == Accumulator::kInt32 && shape.element == DType::kFloat8E4M3)
     fail(ErrorKind::kInvalidArgument, shape.describe(), ": engine identity '", identity,
@@ -350,13 +354,13 @@ Int8Conv Int8Conv::from_identity(cudnnHandle_t handle, const Int8ConvShape& shap
     fail(ErrorKind::kIncompatible, shape.describe(), ": cuDNN engine config '", identity,
          "' cannot be rebuilt on this GPU and cuDNN", cache ? " as a dynamic-shape graph" : "",
          " (", why, "): rebuild the plan");
-  return Int8Conv(std::move(graph), std::move(plan));
+  return QuantizedConv(std::move(graph), std::move(plan));
 }
 
-Int8Conv::Binding Int8Conv::bind(const void* x, const void* w, const float* scale,
-                                 const float* bias, const void* residual, void* y,
-                                 void* workspace) const {
-  const Int8ConvShape& s = graph_->shape;
+QuantizedConv::Binding QuantizedConv::bind(const void* x, const void* w, const float* scale,
+                                           const float* bias, const void* residual, void* y,
+                                           void* workspace) const {
+  const QuantizedConvShape& s = graph_->shape;
   std::int64_t uids[6] = {kX, kW, kScale, kY};
   void* ptrs[6] = {const_cast<void*>(x), const_cast<void*>(w), const_cast<float*>(scale), y};
   int count = 4;
@@ -380,7 +384,8 @@ Int8Conv::Binding Int8Conv::bind(const void* x, const void* w, const float* scal
   return binding;
 }
 
-void Int8Conv::execute(cudnnHandle_t handle, cudaStream_t stream, const Binding& binding) const {
+void QuantizedConv::execute(cudnnHandle_t handle, cudaStream_t stream,
+                            const Binding& binding) const {
   ANVIL_CHECK(binding);
   execute_plan(handle, stream, plan_->plan, binding.pack_);
 }
