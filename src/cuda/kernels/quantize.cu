@@ -212,16 +212,21 @@ float reciprocal_for(float scale) {
   return scale >= 0x1p-125f && scale <= 0x1p125f ? 1.0f / scale : 0.0f;
 }
 
+// Whether `element` is FP8 E4M3 (else INT8); kInvalidArgument for any other
+// type, naming `call`.
+bool is_fp8(const char* call, DType element) {
+  if (element != DType::kInt8 && element != DType::kFloat8E4M3)
+    fail(ErrorKind::kInvalidArgument, call, ": element type ", to_string(element),
+         " (expected int8 or float8e4m3fn)");
+  return element == DType::kFloat8E4M3;
+}
+
 }  // namespace
 
 void quantize(const void* x_fp16, void* q, std::int64_t elements, float scale, DType element,
               cudaStream_t stream) {
-  const bool fp8 = element == DType::kFloat8E4M3;
-  const char* what = fp8 ? "quantize_fp8" : "quantize_int8";
-  if (!fp8 && element != DType::kInt8)
-    fail(ErrorKind::kInvalidArgument, "quantize: element type ", to_string(element),
-         " (expected int8 or float8e4m3fn)");
-  check_args(what, x_fp16, q, elements, scale);
+  const bool fp8 = is_fp8("quantize", element);
+  check_args(fp8 ? "quantize_fp8" : "quantize_int8", x_fp16, q, elements, scale);
   if (elements == 0) return;
   const Split s = split(x_fp16, q, elements);
   const auto* x = static_cast<const __half*>(x_fp16);
@@ -236,12 +241,8 @@ void quantize(const void* x_fp16, void* q, std::int64_t elements, float scale, D
 
 void dequantize(const void* q, void* y_fp16, std::int64_t elements, float scale, DType element,
                 cudaStream_t stream) {
-  const bool fp8 = element == DType::kFloat8E4M3;
-  const char* what = fp8 ? "dequantize_fp8" : "dequantize_int8";
-  if (!fp8 && element != DType::kInt8)
-    fail(ErrorKind::kInvalidArgument, "dequantize: element type ", to_string(element),
-         " (expected int8 or float8e4m3fn)");
-  check_args(what, q, y_fp16, elements, scale);
+  const bool fp8 = is_fp8("dequantize", element);
+  check_args(fp8 ? "dequantize_fp8" : "dequantize_int8", q, y_fp16, elements, scale);
   if (elements == 0) return;
   const Split s = split(y_fp16, q, elements);
   const auto* in = static_cast<const std::int8_t*>(q);
