@@ -5,12 +5,8 @@
 // and after the last go one by one, as do all of a buffer pair whose
 // alignments disagree.
 //
-// x / scale costs an IEEE division (a reciprocal, refinement and a slow-path
-// branch per element), which would make quantize compute-bound. It is
-// replaced by t = x * fl(1 / scale) wherever that provably rounds to the same
-// integer; see reciprocal_safe(). The arithmetic goes through the _rn
-// intrinsics so that no compiler flag (fast math, contraction) changes a
-// result: the CPU runtime and the tests compute the same bits.
+// INT8 rounding (and why x * fl(1 / scale) may replace the division):
+// cuda/kernels/int8_math.cuh, shared with the stem kernel's INT8 output.
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
@@ -19,6 +15,7 @@
 
 #include "anvil/error.h"
 #include "cuda/check.h"
+#include "cuda/kernels/int8_math.cuh"
 #include "cuda/kernels/quantize.h"
 #include "cuda/kernels/storage_io.cuh"
 
@@ -29,31 +26,6 @@ constexpr int kThreads = 256;
 constexpr int kVector = 8;  // elements per vector
 constexpr int kUnroll = 4;  // vectors per thread and tile
 constexpr long long kTileVectors = static_cast<long long>(kThreads) * kUnroll;
-
-// Why t = x * inv (inv = fl(1 / scale), a normal float) may stand in for
-// fl(x / scale), with u = 2^-24: inv = (1/scale)(1 + e1), t = (x/scale)(1 +
-// e1)(1 + e2) and fl(x/scale) = (x/scale)(1 + e3) with |e_i| <= u, so
-// |t - fl(x/scale)| < 4u|t| = 2^-22 |t| (t subnormal: both are 0 after rint).
-// rint is constant between consecutive half-integers, so the two round alike
-// unless a half-integer lies within 2^-22 |t| of t. The check uses twice that
-// margin; a = |t| - floor(|t|) is exact for |t| < 256 and |a - 0.5| too where
-// it can be small (Sterbenz), so the distance tested is the true one. Beyond
-// |t| >= 256 both saturate the same way; NaN and infinities pass through.
-__device__ __forceinline__ float quotient(float x, float scale, float inv) {
-  const float t = __fmul_rn(x, inv);
-  const float a = fabsf(t);
-  if (a < 256.0f && fabsf(__fsub_rn(__fsub_rn(a, floorf(a)), 0.5f)) <= a * 0x1p-21f)
-    return __fdiv_rn(x, scale);
-  return t;
-}
-
-__device__ __forceinline__ std::int8_t quantize_one(float x, float scale, float inv) {
-  const float r = rintf(inv == 0.0f ? __fdiv_rn(x, scale) : quotient(x, scale, inv));
-  // Comparisons rather than fminf/fmaxf, which would turn NaN into a bound.
-  if (r >= 127.0f) return 127;
-  if (r <= -128.0f) return -128;
-  return r == r ? static_cast<std::int8_t>(static_cast<int>(r)) : std::int8_t{0};
-}
 
 __device__ __forceinline__ float dequantize_one(std::int8_t q, float scale) {
   return __fmul_rn(static_cast<float>(q), scale);
@@ -74,7 +46,7 @@ __device__ __forceinline__ float dequantize_fp8_one(std::int8_t q, float scale) 
 
 struct Int8Codec {
   __device__ static std::int8_t to_q(float x, float scale, float inv) {
-    return quantize_one(x, scale, inv);
+    return quantize_to_int8(x, scale, inv);
   }
   __device__ static float from_q(std::int8_t q, float scale) { return dequantize_one(q, scale); }
 };
@@ -206,12 +178,6 @@ unsigned blocks_for(const Split& s) {
   return grid_for((tiles > scalar_blocks ? tiles : scalar_blocks) * kThreads, kThreads);
 }
 
-// fl(1 / scale) where the bound in quotient() holds (1 / scale a normal
-// float), else 0: divide every element.
-float reciprocal_for(float scale) {
-  return scale >= 0x1p-125f && scale <= 0x1p125f ? 1.0f / scale : 0.0f;
-}
-
 // Whether `element` is FP8 E4M3 (else INT8); kInvalidArgument for any other
 // type, naming `call`.
 bool is_fp8(const char* call, DType element) {
@@ -235,7 +201,7 @@ void quantize(const void* x_fp16, void* q, std::int64_t elements, float scale, D
     quantize_kernel<Fp8Codec><<<blocks_for(s), kThreads, 0, stream>>>(x, out, s, scale, 0.0f);
   else
     quantize_kernel<Int8Codec>
-        <<<blocks_for(s), kThreads, 0, stream>>>(x, out, s, scale, reciprocal_for(scale));
+        <<<blocks_for(s), kThreads, 0, stream>>>(x, out, s, scale, int8_reciprocal(scale));
   ANVIL_GPU_CHECK(cudaGetLastError());
 }
 
