@@ -2,10 +2,14 @@
 // plain CPU loop over the same FP16 inputs: the conv in double, rounded to
 // FP16 as the kernel stores it, then the pool. Shapes cover ResNet's 224x224,
 // both tile sizes, partial tiles at odd sizes, a 1x1 image and batch 0.
+// The INT8 variant (StemShape::int8_scale) against the FP16 one followed by
+// quantize_int8: bit for bit.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -13,6 +17,7 @@
 #include "builder/weights.h"
 #include "cuda/check.h"
 #include "cuda/handles.h"
+#include "cuda/kernels/quantize.h"
 #include "cuda/kernels/stem_conv_pool.h"
 #include "gpu_test.h"
 
@@ -124,13 +129,130 @@ TEST_P(StemConvPool, MatchesTheCpuLoop) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, StemConvPool,
-                         // On a 132-SM H100/H200, 20 x 112 x 112 (320 tiles of 8 x 8
-                         // pooled pixels, partial ones included) takes the 8 x 8 kernel,
-                         // the smaller batches the 4 x 4 one.
+                         // On a 132-SM H100/H200, 20 x 112 x 112 (320 tiles of 7 x 8
+                         // pooled pixels, partial ones included, on 264 persistent
+                         // blocks) takes the 7 x 8 kernel, the smaller batches the 4 x 4
+                         // one.
                          ::testing::Values(StemCase{20, 112, 112, true},
                                            StemCase{2, 224, 224, true}, StemCase{3, 37, 41, true},
                                            StemCase{1, 19, 16, false}, StemCase{2, 1, 1, true},
                                            StemCase{1, 64, 9, false}, StemCase{0, 224, 224, true}));
+
+struct Int8Case {
+  std::int64_t n, h, w;
+  bool relu;
+  bool inf_patch;  // +inf over part of image 0: inf - inf in the conv, NaN into the pool
+};
+
+class StemConvPoolInt8 : public ::testing::TestWithParam<Int8Case> {};
+
+TEST_P(StemConvPoolInt8, EqualsTheFp16StemThenQuantize) {
+  ANVIL_REQUIRE_GPU();
+  const Int8Case c = GetParam();
+  const k::StemShape shape{c.n, c.h, c.w, c.relu};
+  auto x = random_halves(static_cast<std::size_t>(c.n * c.h * c.w * kC), 3, 2.0f);
+  if (c.inf_patch)
+    for (std::int64_t iy = 8; iy < std::min<std::int64_t>(c.h, 40); ++iy)
+      for (std::int64_t ix = 8; ix < std::min<std::int64_t>(c.w, 40); ++ix)
+        for (int ch = 0; ch < kC; ++ch)
+          x[static_cast<std::size_t>((iy * c.w + ix) * kC + ch)] = 0x7c00;  // +inf
+  const auto w = random_halves(static_cast<std::size_t>(kK * kR * kR * kC), 4, 0.2f);
+  std::vector<float> bias(kK);
+  for (int m = 0; m < kK; ++m)
+    bias[static_cast<std::size_t>(m)] = 0.05f * static_cast<float>(m % 13) - 0.3f;
+  const std::size_t elements = static_cast<std::size_t>(c.n * shape.out_h() * shape.out_w() * kK);
+  const std::string what = "n=" + std::to_string(c.n) + " " + std::to_string(c.h) + "x" +
+                           std::to_string(c.w) + (c.relu ? " relu" : " no activation") +
+                           (c.inf_patch ? " inf patch" : "");
+
+  cuda::DeviceBuffer d_x(x.size() * 2), d_w(w.size() * 2), d_b(bias.size() * 4),
+      d_fp16(elements * 2), d_want(elements), d_got(elements);
+  cuda::copy_to_device(d_x.data(), x.data(), x.size() * 2);
+  cuda::copy_to_device(d_w.data(), w.data(), w.size() * 2);
+  cuda::copy_to_device(d_b.data(), bias.data(), bias.size() * 4);
+  test::poison(d_fp16.data(), d_fp16.bytes());
+  cuda::Stream stream;
+  k::stem_conv_pool(d_x.data(), d_w.data(), d_b.as<float>(), d_fp16.data(), shape, stream.get());
+  stream.synchronize();
+  std::vector<std::uint16_t> fp16(elements);
+  ANVIL_GPU_CHECK(cudaMemcpy(fp16.data(), d_fp16.data(), elements * 2, cudaMemcpyDeviceToHost));
+  std::size_t non_finite = 0;
+  for (const std::uint16_t h : fp16)
+    non_finite += (h & 0x7c00) == 0x7c00;
+  if (!c.inf_patch) {
+    ASSERT_EQ(non_finite, 0u) << what << ": the FP16 variant left outputs unwritten";
+  } else if (!c.relu) {  // (ReLU turns NaN into 0)
+    EXPECT_GT(non_finite, 0u) << what << ": the patch should reach the output as inf or NaN";
+  }
+
+  // 0.01 saturates most outputs, 2^-4 makes many quotients exact halves
+  // (rounding to even), 0.37 leaves most in range.
+  const float scales[] = {0.01f, 0.0625f, 0.37f};
+  const unsigned char fills[] = {0x7b, 0xb3, 0x55};  // rarely the answer at all three
+  for (std::size_t si = 0; si < std::size(scales); ++si) {
+    const float scale = scales[si];
+    SCOPED_TRACE(what + " scale " + std::to_string(scale));
+    k::quantize_int8(d_fp16.data(), d_want.as<std::int8_t>(), static_cast<std::int64_t>(elements),
+                     scale, stream.get());
+    ANVIL_GPU_CHECK(cudaMemset(d_got.data(), fills[si], elements));
+    ANVIL_GPU_CHECK(cudaStreamSynchronize(cudaStreamLegacy));
+    k::StemShape int8_shape = shape;
+    int8_shape.int8_scale = scale;
+    k::stem_conv_pool(d_x.data(), d_w.data(), d_b.as<float>(), d_got.data(), int8_shape,
+                      stream.get());
+    stream.synchronize();
+    std::vector<std::int8_t> want(elements), got(elements);
+    ANVIL_GPU_CHECK(cudaMemcpy(want.data(), d_want.data(), elements, cudaMemcpyDeviceToHost));
+    ANVIL_GPU_CHECK(cudaMemcpy(got.data(), d_got.data(), elements, cudaMemcpyDeviceToHost));
+    std::size_t mismatches = 0, first = elements, saturated = 0;
+    for (std::size_t i = 0; i < elements; ++i) {
+      saturated += want[i] == 127 || want[i] == -128;
+      if (got[i] != want[i] && mismatches++ == 0) first = i;
+    }
+    std::printf(
+        "[ INT8     ] %s scale %g: %zu outputs, %zu saturated, %zu non-finite FP16, %zu "
+        "mismatches\n",
+        what.c_str(), static_cast<double>(scale), elements, saturated, non_finite, mismatches);
+    if (mismatches > 0) {
+      const std::size_t px = first / kK;
+      ADD_FAILURE() << mismatches << " of " << elements << " outputs differ; first at image "
+                    << px / static_cast<std::size_t>(shape.out_h() * shape.out_w()) << " pixel ("
+                    << px / static_cast<std::size_t>(shape.out_w()) %
+                           static_cast<std::size_t>(shape.out_h())
+                    << ", " << px % static_cast<std::size_t>(shape.out_w()) << ") channel "
+                    << first % kK << ": got " << int{got[first]} << " want " << int{want[first]}
+                    << " (FP16 value " << builder::half_to_float(fp16[first]) << " = 0x" << std::hex
+                    << fp16[first] << std::dec
+                    << ", / scale = " << builder::half_to_float(fp16[first]) / scale << ")";
+    }
+    if (scale == 0.01f && !c.inf_patch) {
+      EXPECT_GT(saturated, elements / 4) << "this scale is meant to saturate many outputs";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Kernels, StemConvPoolInt8,
+    // On a 132-SM H100: n=1 224x224 and n=3 37x41 take the 4 x 4 kernel
+    // with a tile per block, n=3 224x224 the 4 x 4 one with persistent
+    // blocks (588 tiles, 528 blocks), n=128 the 7 x 8 one, persistent at 224
+    // (7168 tiles at 224x224, 1792 at 112x112, on 264 blocks).
+    ::testing::Values(Int8Case{1, 224, 224, true, false}, Int8Case{1, 19, 16, false, false},
+                      Int8Case{3, 37, 41, true, false}, Int8Case{3, 224, 224, false, false},
+                      Int8Case{3, 64, 64, false, true}, Int8Case{128, 224, 224, true, false},
+                      Int8Case{128, 224, 224, false, false}, Int8Case{128, 112, 112, true, true}));
+
+TEST(StemConvPoolInt8, RejectsABadScale) {
+  ANVIL_REQUIRE_GPU();
+  cuda::DeviceBuffer buffer(1 << 20);
+  void* p = buffer.data();
+  for (const float bad : {-1.0f, NAN, INFINITY}) {
+    k::StemShape shape{1, 16, 16, true};
+    shape.int8_scale = bad;
+    EXPECT_THROW(k::stem_conv_pool(p, p, static_cast<const float*>(p), p, shape, nullptr), Error)
+        << "scale " << bad;
+  }
+}
 
 TEST(StemConvPool, RejectsMisalignedPointers) {
   ANVIL_REQUIRE_GPU();

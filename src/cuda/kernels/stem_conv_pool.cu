@@ -1,47 +1,41 @@
-// The stem as an implicit GEMM on mma.sync tensor cores. A block owns 8 x 8
-// pooled pixels of one image at a time (4 x 4 for small batches; persistent
-// blocks loop over tiles):
-//  1. the 39 x 40 input pixels they need go to shared memory (zeros outside
-//     the image: the conv's padding);
-//  2. the 17 x 17 conv outputs under the pool windows are a GEMM of
-//     M = 289 pixels, N = 64 channels, K = 7 filter rows x 8 taps x 4
-//     channels = 224 (the 8th tap has zero weight, so that each filter row's
-//     K slice is 32 contiguous halves of one input row: ldmatrix reads the
-//     im2col matrix straight from the input tile);
+// The stem as an implicit GEMM on mma.sync tensor cores. A block owns a tile
+// of kPoolRows x kPoolCols pooled pixels of one image at a time (7 x 8 for
+// full waves, 4 x 4 for small batches; persistent blocks loop over tiles):
+//  1. the input pixels the tile needs are in shared memory (zeros outside the
+//     image: the conv's padding), loaded with cp.async while the block still
+//     computes the previous tile (two input buffers);
+//  2. the conv outputs under the tile's pool windows, (2 kPoolRows + 1) x
+//     (2 kPoolCols + 1) of them, are a GEMM of M = those pixels, N = 64
+//     channels, K = 7 filter rows x 8 taps x 4 channels = 224 (the 8th tap
+//     has zero weight, so that each filter row's K slice is 32 contiguous
+//     halves of one input row: ldmatrix reads the im2col matrix straight from
+//     the input tile). Each warp owns two m-tiles of 16 rows, all 64 columns;
 //  3. bias and activation, FP16, into a shared conv tile;
 //  4. the 3 x 3 stride-2 max over it, skipping taps outside the conv output
-//     (the pool's padding), written as 16-byte vectors.
+//     (the pool's padding), written as 16-byte vectors: 8 FP16 channels, or
+//     16 INT8 ones quantized from exactly the FP16 maxima the FP16 variant
+//     stores (so the INT8 variant equals it followed by the quantize layer).
+//
+// Why 7 x 8: its 15 x 17 = 255 conv pixels fill 16 m-tiles (one row spare),
+// eight warps with no idle half; 56 x 56 pooled outputs split into whole
+// tiles; two blocks (16 warps) fit an SM. On an H100 at batch 128 this took
+// 0.186 ms against 0.272 ms for the 8 x 8 tiles (5 warps, no prefetch) it
+// replaced, which the profiler showed latency-bound (0.37 eligible warps per
+// scheduler, tensor pipe 33% busy); docs/PERFORMANCE.md has the variants.
 #include <cuda_fp16.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <type_traits>
 
 #include "anvil/error.h"
 #include "cuda/check.h"
+#include "cuda/kernels/int8_math.cuh"
 #include "cuda/kernels/stem_conv_pool.h"
 
 namespace anvil::cuda::kernels {
 namespace {
-
-// The tile geometry for kPoolTile x kPoolTile pooled pixels per block tile:
-// 8 (M = 289 conv pixels, 5 warps) for full waves, 4 (M = 81, 3 warps) when
-// the batch is too small to fill the GPU with 8 x 8 tiles.
-template <int kPoolTile>
-struct Tile {
-  static constexpr int kConvSide = 2 * kPoolTile + 1;        // conv pixels per side
-  static constexpr int kConvPixels = kConvSide * kConvSide;  // the GEMM's M
-  static constexpr int kMTiles = (kConvPixels + 15) / 16;    // mma tiles of 16 rows
-  static constexpr int kInRows = 2 * (kConvSide - 1) + kStemKernel;
-  static constexpr int kInCols = 2 * (kConvSide - 1) + 8;  // 8 taps per filter row
-  static constexpr int kInRowBytes = kInCols * 8;          // 4 halves per pixel
-  static constexpr int kPairs = (kMTiles + 1) / 2;         // a warp's unit of work
-  static constexpr int kWarps = kPairs > 5 ? (kPairs + 1) / 2 : kPairs;
-  static constexpr int kThreads = kWarps * 32;
-  // Resident blocks per SM (shared memory bounds it: 84 KB or 46 KB a block).
-  static constexpr int kBlocksPerSm = kPoolTile == 8 ? 2 : 4;
-  static constexpr int kInBytes = kInRows * kInRowBytes;
-  static constexpr int kOutBytes = kConvPixels * (kStemOutChannels + 8) * 2;
-};
 
 constexpr int kPixelBytes = kStemInChannels * 2;         // 8
 constexpr int kKPerRow = 8 * kStemInChannels;            // 32
@@ -52,15 +46,34 @@ constexpr int kOutRowHalves = kStemOutChannels + 8;      // 72: conflict-free st
 constexpr int kNTiles = kStemOutChannels / 8;            // 8 mma tiles of 8 columns
 constexpr int kWBytes = kStemOutChannels * kWRowHalves * 2;
 
-template <int kPoolTile>
-constexpr int smem_bytes() {
-  return Tile<kPoolTile>::kInBytes + kWBytes + Tile<kPoolTile>::kOutBytes;
-}
+// The geometry of a tile of kPoolRows x kPoolCols pooled pixels.
+template <int kPoolRows, int kPoolCols>
+struct Tile {
+  static constexpr int kPoolRowsV = kPoolRows, kPoolColsV = kPoolCols;
+  static constexpr int kConvRows = 2 * kPoolRows + 1, kConvCols = 2 * kPoolCols + 1;
+  static constexpr int kConvPixels = kConvRows * kConvCols;  // the GEMM's M
+  static constexpr int kMTiles = (kConvPixels + 15) / 16;    // mma tiles of 16 rows
+  static constexpr int kWarps = (kMTiles + 1) / 2;           // two m-tiles each
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kInRows = 2 * (kConvRows - 1) + kStemKernel;
+  static constexpr int kInCols = 2 * (kConvCols - 1) + 8;  // 8 taps per filter row
+  static constexpr int kInRowBytes = kInCols * kPixelBytes;
+  static constexpr int kInBytes = kInRows * kInRowBytes;
+  static constexpr int kOutBytes = kConvPixels * kOutRowHalves * 2;
+  // Shared memory: the filter, two input buffers, the conv tile.
+  static constexpr int kSmemBytes = kWBytes + 2 * kInBytes + kOutBytes;
+  // Resident blocks per SM, which shared memory and 119 registers a thread allow.
+  static constexpr int kBlocksPerSm = kThreads > 128 ? 2 : 4;
+  static_assert(kInBytes % 16 == 0 && kSmemBytes * kBlocksPerSm <= 227 * 1024);
+};
+using BigTile = Tile<7, 8>;
+using SmallTile = Tile<4, 4>;
 
 struct Dims {
   int in_h, in_w, conv_h, conv_w, out_h, out_w, tiles_y, tiles_x;
   long long tiles;
   bool relu;
+  float int8_scale, int8_inv;  // the INT8 variant's (int8_math.cuh)
 };
 
 __device__ __forceinline__ unsigned shared_address(const void* p) {
@@ -83,6 +96,12 @@ __device__ __forceinline__ void mma_16x8x16(float (&d)[4], const unsigned (&a)[4
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// 8 bytes global -> shared, asynchronously; zeros when !valid (src unread).
+__device__ __forceinline__ void cp_async_8(unsigned dst, const void* src, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(dst), "l"(src),
+               "r"(valid ? 8 : 0));
+}
+
 // Filter [64, 7, 7, 4] -> s_w[n][ky * 32 + kx * 4 + c], tap kx = 7 zero.
 // The loops stride by the block size as a constant (kThreads), so the
 // compiler can unroll them.
@@ -97,34 +116,50 @@ __device__ void load_filter(const __half* filter, __half* s_w) {
   }
 }
 
-// The input pixels of the conv tile at (cy0, cx0), zeros outside the image.
-template <int kPoolTile>
-__device__ void load_input(const __half* image, const Dims& d, int cy0, int cx0,
-                           unsigned char* s_in) {
-  using T = Tile<kPoolTile>;
-  const int iy0 = 2 * cy0 - 3, ix0 = 2 * cx0 - 3;
+// Where tile `tile` is: its image and its first pooled pixel.
+struct TileOrigin {
+  long long image;
+  int py0, px0;
+};
+
+template <typename T>
+__device__ TileOrigin tile_origin(const Dims& d, long long tile) {
+  const int per_image = d.tiles_y * d.tiles_x;
+  const int within = static_cast<int>(tile % per_image);
+  return {tile / per_image, within / d.tiles_x * T::kPoolRowsV, within % d.tiles_x * T::kPoolColsV};
+}
+
+// Starts loading the input pixels of tile `tile`'s conv tile into s_in (one
+// cp.async group per thread).
+template <typename T>
+__device__ void load_input_async(const __half* x, const Dims& d, long long tile,
+                                 unsigned char* s_in) {
+  const TileOrigin o = tile_origin<T>(d, tile);
+  const __half* image = x + o.image * d.in_h * d.in_w * kStemInChannels;
+  // The conv tile's first pixel is (2 py0 - 1, 2 px0 - 1); its input's 3 before that.
+  const int iy0 = 4 * o.py0 - 5, ix0 = 4 * o.px0 - 5;
   for (int i = threadIdx.x; i < T::kInRows * T::kInCols; i += T::kThreads) {
     const int r = i / T::kInCols, col = i % T::kInCols;
     const int iy = iy0 + r, ix = ix0 + col;
-    uint2 v = make_uint2(0, 0);
-    if (iy >= 0 && iy < d.in_h && ix >= 0 && ix < d.in_w)
-      v = *reinterpret_cast<const uint2*>(image + (static_cast<long long>(iy) * d.in_w + ix) * 4);
-    *reinterpret_cast<uint2*>(s_in + r * T::kInRowBytes + col * kPixelBytes) = v;
+    const bool inside = iy >= 0 && iy < d.in_h && ix >= 0 && ix < d.in_w;
+    const __half* src = inside ? image + (static_cast<long long>(iy) * d.in_w + ix) * 4 : image;
+    cp_async_8(shared_address(s_in + r * T::kInRowBytes + col * kPixelBytes), src, inside);
   }
+  asm volatile("cp.async.commit_group;\n");
 }
 
-// Conv outputs of m-tiles mt0 and mt0 + 1 (if `two`) -> s_out, with bias and
-// activation. Each lane addresses one ldmatrix row of A and of B.
-template <int kPoolTile>
-__device__ void conv_tiles(int mt0, bool two, const unsigned char* s_in, const __half* s_w,
+// The warp's two m-tiles (warp * 2, + 1) of the conv tile -> s_out, with bias
+// and activation. Each lane addresses one ldmatrix row of A and of B.
+template <typename T>
+__device__ void conv_tiles(const unsigned char* s_in, const __half* s_w,
                            const float (&bias)[kNTiles][2], bool relu, __half* s_out) {
-  using T = Tile<kPoolTile>;
-  const int lane = threadIdx.x % 32;
+  const int lane = threadIdx.x % 32, mt0 = threadIdx.x / 32 * 2;
+  const bool two = mt0 + 1 < T::kMTiles;
   unsigned a_base[2];
   for (int t = 0; t < 2; ++t) {
     // Rows (lane / 8 % 2) * 8 + lane % 8 of the tile; K offset 8 for lanes 16-31.
     const int m = min((mt0 + t) * 16 + (lane / 8 % 2) * 8 + lane % 8, T::kConvPixels - 1);
-    const int ty = m / T::kConvSide, tx = m % T::kConvSide;
+    const int ty = m / T::kConvCols, tx = m % T::kConvCols;
     a_base[t] =
         shared_address(s_in + 2 * ty * T::kInRowBytes + 2 * tx * kPixelBytes + lane / 16 * 16);
   }
@@ -169,17 +204,46 @@ __device__ void conv_tiles(int mt0, bool two, const unsigned char* s_in, const _
   }
 }
 
-// The 3 x 3 stride-2 max pool of the conv tile at (cy0, cx0): pooled pixels
-// (py0, px0) + [0, kPoolTile)^2, 8 channels (16 bytes) per item.
-template <int kPoolTile>
-__device__ void pool_tile(const __half* s_out, const Dims& d, int py0, int px0, int cy0, int cx0,
-                          __half* out_image) {
-  for (int i = threadIdx.x; i < kPoolTile * kPoolTile * 8; i += Tile<kPoolTile>::kThreads) {
-    const int g = i % 8, py = i / 8 / kPoolTile, px = i / 8 % kPoolTile;
-    const int oy = py0 + py, ox = px0 + px;
+// One INT8 code in the low byte (int8_math.cuh's rounding).
+__device__ __forceinline__ unsigned quantize_byte(float x, const Dims& d) {
+  return static_cast<unsigned>(
+      static_cast<std::uint8_t>(quantize_to_int8(x, d.int8_scale, d.int8_inv)));
+}
+
+// 16 bytes of output from the maxima `best` (channels 2j, 2j + 1 in best[j]):
+// FP16 as they are, INT8 quantized (4 codes per word, little-endian).
+template <typename Out>
+__device__ __forceinline__ void store_group(const __half2 (&best)[8 / sizeof(Out)], const Dims& d,
+                                            Out* out) {
+  if constexpr (std::is_same_v<Out, __half>) {
+    *reinterpret_cast<uint4*>(out) = *reinterpret_cast<const uint4*>(best);
+  } else {
+    unsigned words[4];
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+      const float2 a = __half22float2(best[2 * w]), b = __half22float2(best[2 * w + 1]);
+      words[w] = quantize_byte(a.x, d) | quantize_byte(a.y, d) << 8 | quantize_byte(b.x, d) << 16 |
+                 quantize_byte(b.y, d) << 24;
+    }
+    *reinterpret_cast<uint4*>(out) = make_uint4(words[0], words[1], words[2], words[3]);
+  }
+}
+
+// The 3 x 3 stride-2 max pool of the conv tile of `o`, 16 output bytes per
+// item (8 FP16 or 16 INT8 channels).
+template <typename T, typename Out>
+__device__ void pool_tile(const __half* s_out, const Dims& d, const TileOrigin& o, Out* y) {
+  constexpr int kGroup = 16 / sizeof(Out);  // channels per item
+  constexpr int kGroups = kStemOutChannels / kGroup;
+  constexpr int kVectors = kGroup / 8;                 // 16-byte reads of s_out per tap
+  const int cy0 = 2 * o.py0 - 1, cx0 = 2 * o.px0 - 1;  // the conv tile's first pixel
+  Out* out_image = y + o.image * d.out_h * d.out_w * static_cast<long long>(kStemOutChannels);
+  for (int i = threadIdx.x; i < T::kPoolRowsV * T::kPoolColsV * kGroups; i += T::kThreads) {
+    const int g = i % kGroups, py = i / kGroups / T::kPoolColsV, px = i / kGroups % T::kPoolColsV;
+    const int oy = o.py0 + py, ox = o.px0 + px;
     if (oy >= d.out_h || ox >= d.out_w) continue;
-    __half2 best[4];
-    for (int j = 0; j < 4; ++j)
+    __half2 best[4 * kVectors];
+    for (int j = 0; j < 4 * kVectors; ++j)
       best[j] = __float2half2_rn(-INFINITY);
     for (int dy = 0; dy < 3; ++dy) {
       const int ty = 2 * py + dy, cy = cy0 + ty;
@@ -187,68 +251,65 @@ __device__ void pool_tile(const __half* s_out, const Dims& d, int py0, int px0, 
       for (int dx = 0; dx < 3; ++dx) {
         const int tx = 2 * px + dx, cx = cx0 + tx;
         if (cx < 0 || cx >= d.conv_w) continue;
-        const uint4 v = *reinterpret_cast<const uint4*>(
-            s_out + (ty * Tile<kPoolTile>::kConvSide + tx) * kOutRowHalves + g * 8);
-        const __half2* h = reinterpret_cast<const __half2*>(&v);
-        for (int j = 0; j < 4; ++j)
-          best[j] = __hmax2(best[j], h[j]);
+        for (int k = 0; k < kVectors; ++k) {
+          const uint4 v = *reinterpret_cast<const uint4*>(
+              s_out + (ty * T::kConvCols + tx) * kOutRowHalves + g * kGroup + k * 8);
+          const __half2* h = reinterpret_cast<const __half2*>(&v);
+          for (int j = 0; j < 4; ++j)
+            best[4 * k + j] = __hmax2(best[4 * k + j], h[j]);
+        }
       }
     }
-    *reinterpret_cast<uint4*>(out_image + (static_cast<long long>(oy) * d.out_w + ox) * 64 +
-                              g * 8) = *reinterpret_cast<const uint4*>(best);
+    store_group<Out>(best, d,
+                     out_image + (static_cast<long long>(oy) * d.out_w + ox) * 64 + g * kGroup);
   }
 }
 
-template <int kPoolTile>
-__global__ void __launch_bounds__(Tile<kPoolTile>::kThreads, Tile<kPoolTile>::kBlocksPerSm)
+template <typename T, typename Out>
+__global__ void __launch_bounds__(T::kThreads, T::kBlocksPerSm)
     stem_conv_pool_kernel(const __half* __restrict__ x, const __half* __restrict__ filter,
-                          const float* __restrict__ bias, __half* __restrict__ y, Dims d) {
+                          const float* __restrict__ bias, Out* __restrict__ y, Dims d) {
   extern __shared__ __align__(16) unsigned char smem[];
-  unsigned char* s_in = smem;
-  using T = Tile<kPoolTile>;
-  __half* s_w = reinterpret_cast<__half*>(smem + T::kInBytes);
-  __half* s_out = reinterpret_cast<__half*>(smem + T::kInBytes + kWBytes);
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  __half* s_w = reinterpret_cast<__half*>(smem);
+  unsigned char* s_in = smem + kWBytes;  // two buffers of T::kInBytes
+  __half* s_out = reinterpret_cast<__half*>(smem + kWBytes + 2 * T::kInBytes);
+  const int lane = threadIdx.x % 32;
 
+  if (blockIdx.x < d.tiles) load_input_async<T>(x, d, blockIdx.x, s_in);
   load_filter<T::kThreads>(filter, s_w);
   float lane_bias[kNTiles][2];  // columns nt * 8 + (lane % 4) * 2 + {0, 1}
   for (int nt = 0; nt < kNTiles; ++nt)
     for (int j = 0; j < 2; ++j)
       lane_bias[nt][j] = bias[nt * 8 + lane % 4 * 2 + j];
 
-  const int tiles_per_image = d.tiles_y * d.tiles_x;
-  for (long long tile = blockIdx.x; tile < d.tiles; tile += gridDim.x) {
-    const long long image = tile / tiles_per_image;
-    const int within = static_cast<int>(tile % tiles_per_image);
-    const int py0 = within / d.tiles_x * kPoolTile, px0 = within % d.tiles_x * kPoolTile;
-    const int cy0 = 2 * py0 - 1, cx0 = 2 * px0 - 1;  // the conv tile's first pixel
-    __syncthreads();  // the previous tile is done with s_in and s_out (and s_w is loaded)
-    load_input<kPoolTile>(x + image * d.in_h * d.in_w * kStemInChannels, d, cy0, cx0, s_in);
+  int buffer = 0;
+  for (long long tile = blockIdx.x; tile < d.tiles; tile += gridDim.x, buffer ^= 1) {
+    asm volatile("cp.async.wait_group 0;\n");
+    // This tile's input (and the filter) is in; every warp is done with the
+    // other input buffer and with s_out (the previous tile's pool).
     __syncthreads();
-    for (int pair = warp; pair < T::kPairs; pair += T::kWarps)
-      conv_tiles<kPoolTile>(2 * pair, 2 * pair + 1 < T::kMTiles, s_in, s_w, lane_bias, d.relu,
-                            s_out);
+    if (tile + gridDim.x < d.tiles)
+      load_input_async<T>(x, d, tile + gridDim.x, s_in + (buffer ^ 1) * T::kInBytes);
+    conv_tiles<T>(s_in + buffer * T::kInBytes, s_w, lane_bias, d.relu, s_out);
     __syncthreads();
-    pool_tile<kPoolTile>(s_out, d, py0, px0, cy0, cx0,
-                         y + image * d.out_h * d.out_w * static_cast<long long>(kStemOutChannels));
+    pool_tile<T, Out>(s_out, d, tile_origin<T>(d, tile), y);
   }
 }
 
-template <int kPoolTile>
+template <typename T, typename Out>
 void launch(const void* x, const void* filter, const float* bias, void* y, Dims d, int sms,
             cudaStream_t stream) {
-  using T = Tile<kPoolTile>;
-  d.tiles_y = (d.out_h + kPoolTile - 1) / kPoolTile;
-  d.tiles_x = (d.out_w + kPoolTile - 1) / kPoolTile;
+  d.tiles_y = (d.out_h + T::kPoolRowsV - 1) / T::kPoolRowsV;
+  d.tiles_x = (d.out_w + T::kPoolColsV - 1) / T::kPoolColsV;
   d.tiles *= static_cast<long long>(d.tiles_y) * d.tiles_x;
-  constexpr int kSmem = smem_bytes<kPoolTile>();
-  ANVIL_GPU_CHECK(cudaFuncSetAttribute(stem_conv_pool_kernel<kPoolTile>,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+  ANVIL_GPU_CHECK(cudaFuncSetAttribute(stem_conv_pool_kernel<T, Out>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
   const long long blocks =
       std::min<long long>(d.tiles, static_cast<long long>(sms) * T::kBlocksPerSm);
-  stem_conv_pool_kernel<kPoolTile><<<static_cast<unsigned>(blocks), T::kThreads, kSmem, stream>>>(
-      static_cast<const __half*>(x), static_cast<const __half*>(filter), bias,
-      static_cast<__half*>(y), d);
+  stem_conv_pool_kernel<T, Out>
+      <<<static_cast<unsigned>(blocks), T::kThreads, T::kSmemBytes, stream>>>(
+          static_cast<const __half*>(x), static_cast<const __half*>(filter), bias,
+          static_cast<Out*>(y), d);
   ANVIL_GPU_CHECK(cudaGetLastError());
 }
 
@@ -259,6 +320,9 @@ void stem_conv_pool(const void* x, const void* filter, const float* bias, void* 
   if (s.n < 0 || s.in_h < 1 || s.in_w < 1 || s.in_h > (1 << 20) || s.in_w > (1 << 20))
     fail(ErrorKind::kInvalidArgument, "stem_conv_pool: bad shape n=", s.n, " in=", s.in_h, "x",
          s.in_w);
+  if (!std::isfinite(s.int8_scale) || s.int8_scale < 0.0f)
+    fail(ErrorKind::kInvalidArgument, "stem_conv_pool: INT8 scale ", s.int8_scale,
+         " must be finite and > 0 (or 0 for FP16 output)");
   for (const void* p : {x, filter, static_cast<const void*>(bias), static_cast<const void*>(y)})
     if (reinterpret_cast<std::uintptr_t>(p) % 16 != 0)
       fail(ErrorKind::kInvalidArgument, "stem_conv_pool: pointer ", p, " is not 16-byte aligned");
@@ -272,16 +336,21 @@ void stem_conv_pool(const void* x, const void* filter, const float* bias, void* 
   d.out_w = static_cast<int>(s.out_w());
   d.tiles = s.n;  // times the tiles per image, in launch()
   d.relu = s.relu;
+  d.int8_scale = s.int8_scale;
+  d.int8_inv = s.int8_scale > 0.0f ? int8_reciprocal(s.int8_scale) : 0.0f;
   int device = 0, sms = 0;
   ANVIL_GPU_CHECK(cudaGetDevice(&device));
   ANVIL_GPU_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  // 8 x 8 tiles waste less work on overlapping windows; 4 x 4 ones keep every
-  // SM busy when a small batch has fewer 8 x 8 tiles than two per SM.
-  const long long big_tiles = s.n * ((s.out_h() + 7) / 8) * ((s.out_w() + 7) / 8);
-  if (big_tiles >= 2LL * sms)
-    launch<8>(x, filter, bias, y, d, sms, stream);
+  // Big tiles waste less work on overlapping windows; small ones keep every
+  // SM busy when a small batch has fewer big tiles than two per SM.
+  const long long big_tiles = s.n * ((s.out_h() + BigTile::kPoolRowsV - 1) / BigTile::kPoolRowsV) *
+                              ((s.out_w() + BigTile::kPoolColsV - 1) / BigTile::kPoolColsV);
+  const bool big = big_tiles >= 2LL * sms;
+  if (s.int8_scale > 0.0f)
+    (big ? launch<BigTile, std::int8_t> : launch<SmallTile, std::int8_t>)(x, filter, bias, y, d,
+                                                                          sms, stream);
   else
-    launch<4>(x, filter, bias, y, d, sms, stream);
+    (big ? launch<BigTile, __half> : launch<SmallTile, __half>)(x, filter, bias, y, d, sms, stream);
 }
 
 }  // namespace anvil::cuda::kernels

@@ -3,7 +3,9 @@
 // stored as 4 channels and 64 output channels, FP32 accumulation on tensor
 // cores. cuDNN's best engine for this convolution (4 input channels) reaches
 // a fifth of the tensor-core rate, and the separate pool re-reads its 205 MB
-// output at batch 128; this kernel writes only the pooled quarter.
+// output at batch 128; this kernel writes only the pooled quarter. In an
+// INT8 engine it also quantizes what it writes (StemShape::int8_scale), which
+// saves the separate "quantize" layer its re-read of the pooled tensor.
 //
 // Launchers only enqueue work on `stream`: they never allocate or
 // synchronize (so they can be captured in a CUDA graph). Bad sizes are an
@@ -25,6 +27,10 @@ struct StemShape {
   std::int64_t in_h = 224;
   std::int64_t in_w = 224;
   bool relu = true;  // else no activation
+  // 0: y is FP16. > 0: y is INT8, q = sat(rint(m / int8_scale)) of the FP16
+  // value m the FP16 output would hold (quantize_int8's arithmetic, bit for
+  // bit: IEEE division, halves to even, saturation to [-128, 127], NaN -> 0).
+  float int8_scale = 0.0f;
 
   std::int64_t conv_h() const { return (in_h + 6 - kStemKernel) / 2 + 1; }
   std::int64_t conv_w() const { return (in_w + 6 - kStemKernel) / 2 + 1; }
@@ -33,7 +39,8 @@ struct StemShape {
 };
 
 // x: [n, in_h, in_w, 4] FP16; filter: [64, 7, 7, 4] FP16 (KRSC); bias: [64]
-// FP32; y: [n, out_h, out_w, 64] FP16. Pointers 16-byte aligned.
+// FP32; y: [n, out_h, out_w, 64] FP16, or INT8 when shape.int8_scale > 0.
+// Pointers 16-byte aligned; int8_scale finite and >= 0.
 void stem_conv_pool(const void* x, const void* filter, const float* bias, void* y,
                     const StemShape& shape, cudaStream_t stream);
 
