@@ -1,5 +1,7 @@
 #include "builder/fuse_conv_max_pool.h"
 
+#include <algorithm>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 namespace anvil::builder {
@@ -45,7 +47,66 @@ int readers(const plan::Plan& plan, int id) {
   return count;
 }
 
+// The layer reading tensor `id`, given that exactly one does.
+std::size_t reader_of(const plan::Plan& plan, int id) {
+  std::size_t j = 0;
+  while (j < plan.layers.size() &&
+         std::find(plan.layers[j].inputs.begin(), plan.layers[j].inputs.end(), id) ==
+             plan.layers[j].inputs.end())
+    ++j;
+  return j;
+}
+
+DType dtype_of(const plan::Plan& plan, int id) {
+  return plan.tensors.at(static_cast<std::size_t>(id)).dtype;
+}
+
+// A "quantize" of the stem's pooled FP16 tensor [N, out_h, out_w, 64] to INT8
+// that the stem kernel can do itself (a usable scale, the same geometry).
+bool is_stem_quantize(const plan::Plan& plan, const plan::LayerDesc& quantize,
+                      const json& stem_params, int pooled) {
+  if (quantize.kind != "quantize" || quantize.inputs != std::vector<int>{pooled} ||
+      quantize.outputs.size() != 1)
+    return false;
+  if (dtype_of(plan, pooled) != DType::kFloat16 ||
+      dtype_of(plan, quantize.outputs[0]) != DType::kInt8)
+    return false;
+  const json p = json::parse(quantize.params);
+  const json pool = stem_params.value("pool", json::object());
+  const json scale = p.value("scale", json());
+  return scale.is_number() && std::isfinite(scale.get<float>()) && scale.get<float>() > 0.0f &&
+         p.value("layout", "") == "NHWC" && all_equal(p, {"c_pad"}, 64) &&
+         p.value("h", json()) == pool.value("out_h", json()) &&
+         p.value("w", json()) == pool.value("out_w", json());
+}
+
 }  // namespace
+
+int fold_stem_quantize(plan::Plan& plan) {
+  int folded = 0;
+  for (std::size_t i = 0; i < plan.layers.size(); ++i) {
+    plan::LayerDesc& stem = plan.layers[i];
+    if (stem.kind != "conv_max_pool" || stem.outputs.size() != 1) continue;
+    json params = json::parse(stem.params);
+    if (params.contains("out_scale")) continue;
+    const int pooled = stem.outputs[0];
+    if (readers(plan, pooled) != 1) continue;
+    const std::size_t j = reader_of(plan, pooled);
+    if (j <= i || j == plan.layers.size()) continue;  // not in execution order: leave it be
+    const plan::LayerDesc& quantize = plan.layers[j];
+    if (quantize.stream != stem.stream || !is_stem_quantize(plan, quantize, params, pooled))
+      continue;
+    params["out_scale"] = json::parse(quantize.params)["scale"];
+    stem.name += " + " + quantize.name;
+    stem.params = params.dump();
+    // The INT8 tensor is now written before the quantize layer's place, and
+    // read only after it: no reader moves ahead of its producer.
+    stem.outputs = quantize.outputs;
+    plan.layers.erase(plan.layers.begin() + static_cast<std::ptrdiff_t>(j));
+    ++folded;
+  }
+  return folded;
+}
 
 int fuse_conv_max_pool(plan::Plan& plan) {
   int fused = 0;
@@ -68,6 +129,7 @@ int fuse_conv_max_pool(plan::Plan& plan) {
     plan.layers.erase(plan.layers.begin() + static_cast<std::ptrdiff_t>(j));
     ++fused;
   }
+  fold_stem_quantize(plan);
   return fused;
 }
 

@@ -4,13 +4,27 @@
 // (max, 3x3, stride 2, pad 1) reads, becomes one "conv_max_pool" layer run
 // by cuda/kernels/stem_conv_pool.h. The conv's output tensor is then read by
 // no layer and takes no arena memory.
+//
+// In an INT8 plan the pooled tensor usually feeds INT8 convs only, through
+// one "quantize" layer. A conv_max_pool whose output only such a layer reads
+// (no other layer, not an engine output) then writes the quantized tensor
+// itself: its output becomes the quantize layer's, params["out_scale"] the
+// quantize's "scale", and the quantize layer goes. The kernel quantizes the
+// very FP16 values it would have stored, so the result is bit-identical,
+// without the FP16 tensor's write and re-read (which then takes no memory).
 #pragma once
 
 #include "plan/plan.h"
 
 namespace anvil::builder {
 
-// Fuses every such pair in `plan`; returns how many.
+// Fuses every such conv + pool pair in `plan`, then folds every such
+// quantize layer (fold_stem_quantize); returns how many pairs it fused.
 int fuse_conv_max_pool(plan::Plan& plan);
+
+// Folds each "quantize" layer that alone reads a conv_max_pool's output into
+// that layer, as above; returns how many. Layers on different streams
+// (plan/streams.h) are left alone: lowering puts every layer on stream 0.
+int fold_stem_quantize(plan::Plan& plan);
 
 }  // namespace anvil::builder

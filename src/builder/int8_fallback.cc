@@ -56,9 +56,11 @@ std::vector<Int8Fallback> int8_fallbacks(const plan::Plan& plan, std::int64_t ba
     if (int8 == int8_ms.end() || fp16 == fp16_ms.end()) continue;
     double elements = 0;  // reformatted, net
     // An input that a quantize made, or that a dequantize already reads, has
-    // its FP16 form in the plan already.
+    // its FP16 form in the plan already; the stem writes either form
+    // (builder/fuse_conv_max_pool.h's fold), so its output costs nothing.
     for (const int id : layer.inputs)
-      if (!index.written_by(id, "quantize") && !index.read_by(id, "dequantize"))
+      if (!index.written_by(id, "quantize") && !index.written_by(id, "conv_max_pool") &&
+          !index.read_by(id, "dequantize"))
         elements += index.elements(id);
     const int y = layer.outputs.at(0);
     if (index.read_by(y, "conv_int8")) elements += index.elements(y);

@@ -3,7 +3,8 @@
 // reformats the fallback adds beats its INT8 time: an FP16 conv between INT8
 // layers needs a dequantize of its input (and residual) and a quantize of its
 // output for the INT8 convs that read it, and saves the dequantize its output
-// had for float readers. Each reformat is costed at its bytes over the GPU's
+// had for float readers (an input the stem kernel writes needs none: the
+// stem writes FP16 or INT8 alike). Each reformat is costed at its bytes over the GPU's
 // peak memory bandwidth, a lower bound of its time: on ResNet-50 (H100,
 // 2026-11-26) the rule that ignored them kept 14 convs in FP16 that were at
 // most 0.022 ms faster there, and their reformats cost 1.9 ms (docs/INT8.md).

@@ -1,7 +1,11 @@
 // "conv_max_pool": ResNet's stem conv + max pool in one kernel
 // (cuda/kernels/stem_conv_pool.h). The kernel is written for one shape, so
 // the runner checks the plan's params and weights against it: anything else
-// is a corrupt plan, never a launch with the wrong sizes.
+// is a corrupt plan, never a launch with the wrong sizes. With "out_scale"
+// (an INT8 plan, builder/fuse_conv_max_pool.h) the kernel writes the pooled
+// tensor as INT8 with that scale.
+#include <cmath>
+
 #include "cuda/kernels/stem_conv_pool.h"
 #include "runtime/layer_runner.h"
 #include "runtime/layers/layer_util.h"
@@ -54,6 +58,13 @@ class ConvMaxPoolRunner final : public LayerRunner {
     shape_.in_h = param<std::int64_t>(p, "in_h", name);
     shape_.in_w = param<std::int64_t>(p, "in_w", name);
     shape_.relu = act == "relu";
+    if (p.contains("out_scale")) {
+      shape_.int8_scale = param<float>(p, "out_scale", name);
+      if (!std::isfinite(shape_.int8_scale) || !(shape_.int8_scale > 0.0f))
+        fail(ErrorKind::kInvalidArgument, "plan layer '", name, "': out_scale ", shape_.int8_scale,
+             " must be finite and > 0: a corrupt plan");
+    }
+    check_tensors(s, shape_.int8_scale > 0.0f ? DType::kInt8 : DType::kFloat16);
     if (shape_.out_h() != param<std::int64_t>(pool, "out_h", name) ||
         shape_.out_w() != param<std::int64_t>(pool, "out_w", name))
       fail(ErrorKind::kInvalidArgument, "plan layer '", name,
@@ -69,6 +80,28 @@ class ConvMaxPoolRunner final : public LayerRunner {
   }
 
  private:
+  // One FP16 input and one output of dtype `out`: the kernel writes INT8
+  // only with out_scale, and a mismatch would overrun or misread the buffer.
+  static void check_tensors(const LayerSetup& s, DType out) {
+    const plan::LayerDesc& l = s.layer;
+    if (l.inputs.size() != 1 || l.outputs.size() != 1)
+      fail(ErrorKind::kInvalidArgument, "plan layer '", l.name,
+           "': kind 'conv_max_pool' takes one input and one output, not ", l.inputs.size(), " and ",
+           l.outputs.size());
+    auto dtype_of = [&](int id) {
+      if (id < 0 || static_cast<std::size_t>(id) >= s.plan.tensors.size())
+        fail(ErrorKind::kInvalidArgument, "plan layer '", l.name, "': tensor id ", id,
+             " is out of range: a corrupt plan");
+      return s.plan.tensors[static_cast<std::size_t>(id)].dtype;
+    };
+    const DType got_in = dtype_of(l.inputs[0]), got_out = dtype_of(l.outputs[0]);
+    if (got_in != DType::kFloat16 || got_out != out)
+      fail(ErrorKind::kInvalidArgument, "plan layer '", l.name, "': kind 'conv_max_pool' ",
+           out == DType::kInt8 ? "with out_scale" : "without out_scale", " reads ",
+           to_string(DType::kFloat16), " and writes ", to_string(out), ", but its tensors are ",
+           to_string(got_in), " and ", to_string(got_out), ": a corrupt plan");
+  }
+
   k::StemShape shape_;
   const void* filter_ = nullptr;
   const float* bias_ = nullptr;
