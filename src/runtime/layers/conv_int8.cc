@@ -10,6 +10,9 @@
 // (cuda/cudnn_kernel_cache.h), so that its tactic is compiled once and the
 // plans of later batch sizes and contexts bind that kernel (measured 0.001 s
 // a plan, CudnnKernelCache test, 2026-11-26).
+#include <atomic>
+#include <cstdio>
+
 #include "cuda/cudnn_kernel_cache.h"
 #include "cuda/cudnn_quantized_conv.h"
 #include "runtime/layer_runner.h"
@@ -76,7 +79,12 @@ class Int8ConvRunner final : public LayerRunner {
     return choose_tactic<std::unique_ptr<PreparedLayer>>(
         identity_,
         [&](const std::string& id) {
-          return std::make_unique<PreparedInt8Conv>(from_identity(shape, id, h), weights_);
+          try {
+            return std::make_unique<PreparedInt8Conv>(from_identity(shape, id, h), weights_);
+          } catch (const Error& e) {
+            note_fallback(batch, e);
+            throw;
+          }
         },
         [&]() -> std::unique_ptr<PreparedLayer> {
           std::vector<cuda::QuantizedConv> found =
@@ -102,6 +110,18 @@ class Int8ConvRunner final : public LayerRunner {
       }
     }
     return cuda::QuantizedConv::from_identity(h.cudnn, shape, id);
+  }
+
+  // A tactic tuned at the profile's opt batch may not run at another: the
+  // heuristics then take over (and cuDNN compiles what they pick), which the
+  // user hears once per runner, as it may cost speed and start-up time.
+  void note_fallback(std::int64_t batch, const Error& e) const {
+    if (e.kind() != ErrorKind::kIncompatible && e.kind() != ErrorKind::kUnsupported) return;
+    if (warned_.exchange(true)) return;
+    std::fprintf(stderr,
+                 "anvil: layer '%s': its tuned tactic does not run at batch %lld (%s); using "
+                 "cuDNN's heuristics there\n",
+                 name_.c_str(), static_cast<long long>(batch), e.what());
   }
 
   // The tensors and weights the contract in builder/lower.h promises; a plan
@@ -144,6 +164,7 @@ class Int8ConvRunner final : public LayerRunner {
   cuda::QuantizedConvShape shape_;
   Int8ConvWeights weights_;
   std::unique_ptr<cuda::CudnnKernelCache> cache_;  // null: none in this cuDNN
+  mutable std::atomic<bool> warned_{false};
 };
 
 std::unique_ptr<LayerRunner> make_conv_int8(const LayerSetup& s) {
