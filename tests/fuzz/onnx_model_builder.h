@@ -3,16 +3,13 @@
 // so the fuzzer begins where the tests leave off.
 #pragma once
 
-#include <unistd.h>
-
 #include <cstdint>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "io/scratch_dir.h"
 #include "onnx/onnx_subset.pb.h"
 
 namespace anvil::testing {
@@ -179,34 +176,8 @@ inline ModelBuilder flatten_model(const std::vector<InputDim>& x_dims) {
   return b;
 }
 
-// A fresh directory under the system temp folder, removed with its contents
-// on destruction. The pid keeps test processes run in parallel apart.
-class ScratchDir {
- public:
-  explicit ScratchDir(const std::string& name)
-      : path_(std::filesystem::temp_directory_path() / (name + "_" + std::to_string(::getpid()))) {
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-
-  const std::filesystem::path& path() const { return path_; }
-
-  // Writes `bytes` to `name` inside the directory and returns its path.
-  std::filesystem::path write(const std::string& name, const std::string& bytes) const {
-    const std::filesystem::path file = path_ / name;
-    std::filesystem::create_directories(file.parent_path());
-    std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
-    return file;
-  }
-
- private:
-  std::filesystem::path path_;
-};
+// The tests' scratch directories are io::ScratchDir (unique per process and
+// object, removed on destruction).
+using ScratchDir = io::ScratchDir;
 
 }  // namespace anvil::testing

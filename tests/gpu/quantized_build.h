@@ -8,10 +8,10 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
-#include <system_error>
 #include <vector>
 
 #include "anvil/builder.h"
+#include "io/scratch_dir.h"
 #include "onnx/importer.h"
 #include "passes/pass_manager.h"
 #include "quant/batch_source.h"
@@ -20,28 +20,20 @@
 
 namespace anvil::test {
 
-// A fresh directory for the running test's files, removed with it.
-class ScratchDir {
+// A fresh directory for the running test's files, removed with it, named
+// after the test.
+class ScratchDir : public io::ScratchDir {
  public:
-  ScratchDir() {
+  ScratchDir() : io::ScratchDir(test_name()) {}
+
+ private:
+  static std::string test_name() {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     std::string name = std::string("anvil-") + info->test_suite_name() + "-" + info->name();
     for (char& c : name)
       if (c == '/') c = '_';  // parameterized names
-    path_ = std::filesystem::temp_directory_path() / name;
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
+    return name;
   }
-  ~ScratchDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
 };
 
 // The gpu.models fixture's model `name` (resnet18, mobilenetv2, resnet50).

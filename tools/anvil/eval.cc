@@ -14,6 +14,7 @@
 #include "eval_calibration.h"
 #include "eval_report.h"
 #include "io/digits_dataset.h"
+#include "io/scratch_dir.h"
 #include "onnx/importer.h"
 #include "passes/pass_manager.h"
 #include "pipeline/cpu_executor.h"
@@ -77,26 +78,6 @@ ModelFacts describe(const ir::Graph& graph, const std::string& path) {
   if (in.rank() == 4 && in[2].is_known()) facts.image_side = in[2].size;
   return facts;
 }
-
-// A fresh temporary directory, removed with this object.
-class ScratchDir {
- public:
-  ScratchDir() {
-    path_ = std::filesystem::temp_directory_path() /
-            cat("anvil-eval-", std::chrono::steady_clock::now().time_since_epoch().count());
-    std::filesystem::create_directories(path_);
-  }
-  ~ScratchDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 bool gpu_present() {
 #if ANVIL_HAVE_CUDA
@@ -190,7 +171,7 @@ void evaluate(const EvalOptions& opt) {
     for (const char* p : {"fp32", "fp16"})
       if (opt.precision == "all" || opt.precision == p)
         precisions.push_back({p, p == std::string("fp16"), {}});
-    const ScratchDir scratch;
+    const io::ScratchDir scratch("anvil-eval");
     const bool int8 = opt.precision == "all" || opt.precision == "int8";
     const bool fp8 = opt.precision == "all" || opt.precision == "fp8";
     if (int8 || fp8) {
