@@ -88,7 +88,6 @@ int fold_stem_quantize(plan::Plan& plan) {
     plan::LayerDesc& stem = plan.layers[i];
     if (stem.kind != "conv_max_pool" || stem.outputs.size() != 1) continue;
     json params = json::parse(stem.params);
-    if (params.contains("out_scale")) continue;
     const int pooled = stem.outputs[0];
     if (readers(plan, pooled) != 1) continue;
     const std::size_t j = reader_of(plan, pooled);
@@ -97,6 +96,7 @@ int fold_stem_quantize(plan::Plan& plan) {
     if (quantize.stream != stem.stream || !is_stem_quantize(plan, quantize, params, pooled))
       continue;
     params["out_scale"] = json::parse(quantize.params)["scale"];
+    stem.kind = "conv_max_pool_int8";
     stem.name += " + " + quantize.name;
     stem.params = params.dump();
     // The INT8 tensor is now written before the quantize layer's place, and

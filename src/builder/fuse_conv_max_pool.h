@@ -8,7 +8,9 @@
 // In an INT8 plan the pooled tensor usually feeds INT8 convs only, through
 // one "quantize" layer. A conv_max_pool whose output only such a layer reads
 // (no other layer, not an engine output) then writes the quantized tensor
-// itself: its output becomes the quantize layer's, params["out_scale"] the
+// itself: it becomes a "conv_max_pool_int8" layer (a kind of its own, so that
+// a runtime without it refuses the plan rather than writing FP16 into an
+// INT8 tensor), its output the quantize layer's, params["out_scale"] the
 // quantize's "scale", and the quantize layer goes. The kernel quantizes the
 // very FP16 values it would have stored, so the result is bit-identical,
 // without the FP16 tensor's write and re-read (which then takes no memory).

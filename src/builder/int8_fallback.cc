@@ -59,7 +59,7 @@ std::vector<Int8Fallback> int8_fallbacks(const plan::Plan& plan, std::int64_t ba
     // its FP16 form in the plan already; the stem writes either form
     // (builder/fuse_conv_max_pool.h's fold), so its output costs nothing.
     for (const int id : layer.inputs)
-      if (!index.written_by(id, "quantize") && !index.written_by(id, "conv_max_pool") &&
+      if (!index.written_by(id, "quantize") && !index.written_by(id, "conv_max_pool_int8") &&
           !index.read_by(id, "dequantize"))
         elements += index.elements(id);
     const int y = layer.outputs.at(0);

@@ -70,8 +70,9 @@
 //                  y = MaxPool(act(conv(x, W) + bias)) with the "conv" params
 //                  and weights (7x7, stride 2, pad 3, c_pad 4, k_pad 64, relu
 //                  or none) and the "pool" params under "pool" (max, 3x3,
-//                  stride 2, pad 1). With {out_scale} (INT8 plans, where only a
-//                  "quantize" read the pooled tensor): y is INT8, q =
+//                  stride 2, pad 1).
+//  "conv_max_pool_int8" the same writing INT8 (INT8 plans, where only a
+//                  "quantize" read the pooled tensor), with {out_scale}: q =
 //                  sat(rint(m / out_scale)) of the FP16 maximum m, the
 //                  "quantize" arithmetic bit for bit.
 //  "reformat_out"  storage (NHWC or NC) -> the graph output (NCHW or NC, FP32,

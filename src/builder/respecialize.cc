@@ -126,9 +126,10 @@ class Respecializer {
     return {h.out, w.out};
   }
 
-  // The conv's own output, which the fusion (fuse_conv_max_pool.h) left in
-  // the plan untouched by any layer: it keeps following the conv's geometry,
-  // as lowering at the new size would give it. Found by its old geometry.
+  // A tensor the stem fusion (fuse_conv_max_pool.h) left in the plan
+  // untouched by any layer (the conv's own output; the INT8 stem's FP16
+  // pooled one): it keeps following its geometry, as lowering at the new
+  // size would give it. Found by its old geometry.
   void set_bypassed(Hw before, std::int64_t k, Hw now) {
     if (touched_.empty()) {
       touched_.assign(out_.tensors.size(), false);
@@ -177,11 +178,16 @@ class Respecializer {
       set_hw(tensor(y), window(layer, p, spatial_input(layer, 0), false));
       if (layer.inputs.size() > 1)
         check_same(layer, layer.inputs[1], y, "adds a residual and an output of");
-    } else if (kind == "conv_max_pool") {
+    } else if (kind == "conv_max_pool" || kind == "conv_max_pool_int8") {
       const Hw before{p.at("out_h"), p.at("out_w")};
+      const Hw pooled_before{p.at("pool").at("out_h"), p.at("pool").at("out_w")};
       const Hw conv = window(layer, p, spatial_input(layer, 0), false);
-      set_hw(tensor(y), window(layer, p.at("pool"), conv, true));
+      const Hw pooled = window(layer, p.at("pool"), conv, true);
+      set_hw(tensor(y), pooled);
       set_bypassed(before, p.at("k"), conv);
+      // The INT8 stem also bypasses the FP16 pooled tensor that the quantize
+      // it absorbed read (fuse_conv_max_pool.h).
+      if (kind == "conv_max_pool_int8") set_bypassed(pooled_before, p.at("k"), pooled);
     } else if (kind == "pool") {
       set_hw(tensor(y), window(layer, p, spatial_input(layer, 0), true));
     } else if (kind == "global_avg_pool") {

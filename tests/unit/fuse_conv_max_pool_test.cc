@@ -12,6 +12,7 @@
 
 #include "builder/int8_fallback.h"
 #include "builder/lower.h"
+#include "builder/respecialize.h"
 #include "pass_test_util.h"
 #include "passes/pass_manager.h"
 
@@ -87,10 +88,10 @@ struct Int8Stem {
   std::string pooled, y;  // value names: the pool's output, the 3x3 conv's
 };
 
-Int8Stem int8_stem(bool pooled_is_output = false) {
+Int8Stem int8_stem(bool pooled_is_output = false, std::int64_t side = 32) {
   GraphBuilder b;
-  ir::Value* x = b.input("x", ir::Shape({ir::Dim::named("N"), ir::Dim::known(3), ir::Dim::known(32),
-                                         ir::Dim::known(32)}));
+  ir::Value* x = b.input("x", ir::Shape({ir::Dim::named("N"), ir::Dim::known(3),
+                                         ir::Dim::known(side), ir::Dim::known(side)}));
   ir::Value* c = b.node("Relu", {b.conv(x, 3, 64, 7, /*bias=*/true, 1, /*stride=*/2)});
   ir::Value* pooled = max_pool(b, c);
   b.output(b.node("Relu", {b.conv(pooled, 64, 64, 3, /*bias=*/true)}));
@@ -129,7 +130,7 @@ TEST(FuseConvMaxPool, TheStemWritesTheInt8TensorItself) {
   const Int8Stem s = int8_stem();
   ASSERT_FALSE(s.y.empty()) << "the 3x3 conv was not fused with its Relu";
   const plan::Plan p = lower_graph(s.graph, int8_options(s));
-  ASSERT_EQ(kinds(p), (std::vector<std::string>{"reformat_in", "conv_max_pool", "conv_int8",
+  ASSERT_EQ(kinds(p), (std::vector<std::string>{"reformat_in", "conv_max_pool_int8", "conv_int8",
                                                 "dequantize", "reformat_out"}))
       << "the quantize layer of the pooled tensor is folded into the stem";
   const plan::LayerDesc& stem = p.layers[1];
@@ -212,6 +213,24 @@ TEST(FuseConvMaxPool, FoldsOnlyAUsableQuantizeOnTheSameStream) {
   params["c_pad"] = 32;
   quantize_of(p).params = params.dump();
   EXPECT_EQ(fold_stem_quantize(p), 0) << "a quantize of another geometry";
+}
+
+// A plan with spatial ranges re-derives the INT8 stem's geometry for other
+// input sizes (builder/respecialize.h) as it does the FP16 stem's.
+TEST(FuseConvMaxPool, TheInt8StemRespecializesAsLowered) {
+  const Int8Stem s32 = int8_stem(false, 32), s48 = int8_stem(false, 48);
+  const plan::Plan want = lower_graph(s48.graph, int8_options(s48));
+  const plan::Plan got =
+      respecialize(lower_graph(s32.graph, int8_options(s32)), {{"x", {1, 3, 48, 48}}});
+  ASSERT_EQ(kinds(got), kinds(want));
+  ASSERT_EQ(got.layers.at(1).kind, "conv_max_pool_int8");
+  for (std::size_t i = 0; i < want.layers.size(); ++i)
+    EXPECT_EQ(nlohmann::json::parse(got.layers[i].params),
+              nlohmann::json::parse(want.layers[i].params))
+        << want.layers[i].name;
+  ASSERT_EQ(got.tensors.size(), want.tensors.size());
+  for (std::size_t t = 0; t < want.tensors.size(); ++t)
+    EXPECT_EQ(got.tensors[t].dims, want.tensors[t].dims) << want.tensors[t].name;
 }
 
 // The conv after a stem that writes INT8 may go back to FP16 without a

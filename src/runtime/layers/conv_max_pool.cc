@@ -1,9 +1,10 @@
 // "conv_max_pool": ResNet's stem conv + max pool in one kernel
 // (cuda/kernels/stem_conv_pool.h). The kernel is written for one shape, so
 // the runner checks the plan's params and weights against it: anything else
-// is a corrupt plan, never a launch with the wrong sizes. With "out_scale"
-// (an INT8 plan, builder/fuse_conv_max_pool.h) the kernel writes the pooled
-// tensor as INT8 with that scale.
+// is a corrupt plan, never a launch with the wrong sizes. As
+// "conv_max_pool_int8", with "out_scale" (an INT8 plan,
+// builder/fuse_conv_max_pool.h), the kernel writes the pooled tensor as INT8
+// with that scale.
 #include <cmath>
 
 #include "cuda/kernels/stem_conv_pool.h"
@@ -58,7 +59,11 @@ class ConvMaxPoolRunner final : public LayerRunner {
     shape_.in_h = param<std::int64_t>(p, "in_h", name);
     shape_.in_w = param<std::int64_t>(p, "in_w", name);
     shape_.relu = act == "relu";
-    if (p.contains("out_scale")) {
+    const bool int8 = s.layer.kind == "conv_max_pool_int8";
+    if (int8 != p.contains("out_scale"))
+      fail(ErrorKind::kInvalidArgument, "plan layer '", name, "': a ", s.layer.kind, " layer ",
+           int8 ? "needs" : "takes no", " out_scale param: a corrupt plan");
+    if (int8) {
       shape_.int8_scale = param<float>(p, "out_scale", name);
       if (!std::isfinite(shape_.int8_scale) || !(shape_.int8_scale > 0.0f))
         fail(ErrorKind::kInvalidArgument, "plan layer '", name, "': out_scale ", shape_.int8_scale,
@@ -111,8 +116,13 @@ std::unique_ptr<LayerRunner> make_conv_max_pool(const LayerSetup& s) {
   return std::make_unique<ConvMaxPoolRunner>(s);
 }
 
+std::unique_ptr<LayerRunner> make_conv_max_pool_int8(const LayerSetup& s) {
+  return std::make_unique<ConvMaxPoolRunner>(s);
+}
+
 }  // namespace
 
 ANVIL_REGISTER_LAYER("conv_max_pool", make_conv_max_pool);
+ANVIL_REGISTER_LAYER("conv_max_pool_int8", make_conv_max_pool_int8);
 
 }  // namespace anvil::runtime
