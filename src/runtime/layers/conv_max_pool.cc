@@ -69,7 +69,7 @@ class ConvMaxPoolRunner final : public LayerRunner {
         fail(ErrorKind::kInvalidArgument, "plan layer '", name, "': out_scale ", shape_.int8_scale,
              " must be finite and > 0: a corrupt plan");
     }
-    check_tensors(s, shape_.int8_scale > 0.0f ? DType::kInt8 : DType::kFloat16);
+    check_tensors(s, int8 ? DType::kInt8 : DType::kFloat16);
     if (shape_.out_h() != param<std::int64_t>(pool, "out_h", name) ||
         shape_.out_w() != param<std::int64_t>(pool, "out_w", name))
       fail(ErrorKind::kInvalidArgument, "plan layer '", name,
@@ -85,14 +85,13 @@ class ConvMaxPoolRunner final : public LayerRunner {
   }
 
  private:
-  // One FP16 input and one output of dtype `out`: the kernel writes INT8
-  // only with out_scale, and a mismatch would overrun or misread the buffer.
+  // One FP16 input and one output of dtype `out` (INT8 for the _int8 kind):
+  // a mismatch would overrun or misread the buffer.
   static void check_tensors(const LayerSetup& s, DType out) {
     const plan::LayerDesc& l = s.layer;
     if (l.inputs.size() != 1 || l.outputs.size() != 1)
-      fail(ErrorKind::kInvalidArgument, "plan layer '", l.name,
-           "': kind 'conv_max_pool' takes one input and one output, not ", l.inputs.size(), " and ",
-           l.outputs.size());
+      fail(ErrorKind::kInvalidArgument, "plan layer '", l.name, "': kind '", l.kind,
+           "' takes one input and one output, not ", l.inputs.size(), " and ", l.outputs.size());
     auto dtype_of = [&](int id) {
       if (id < 0 || static_cast<std::size_t>(id) >= s.plan.tensors.size())
         fail(ErrorKind::kInvalidArgument, "plan layer '", l.name, "': tensor id ", id,
@@ -101,8 +100,7 @@ class ConvMaxPoolRunner final : public LayerRunner {
     };
     const DType got_in = dtype_of(l.inputs[0]), got_out = dtype_of(l.outputs[0]);
     if (got_in != DType::kFloat16 || got_out != out)
-      fail(ErrorKind::kInvalidArgument, "plan layer '", l.name, "': kind 'conv_max_pool' ",
-           out == DType::kInt8 ? "with out_scale" : "without out_scale", " reads ",
+      fail(ErrorKind::kInvalidArgument, "plan layer '", l.name, "': kind '", l.kind, "' reads ",
            to_string(DType::kFloat16), " and writes ", to_string(out), ", but its tensors are ",
            to_string(got_in), " and ", to_string(got_out), ": a corrupt plan");
   }
