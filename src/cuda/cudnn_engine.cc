@@ -243,4 +243,51 @@ bool build_engine_plan(cudnnHandle_t handle, const BackendDescriptor& op_graph,
   return true;
 }
 
+std::string serialize_execution_plan(const BackendDescriptor& plan) {
+  std::int64_t size = 0;
+  if (cudnnBackendGetAttribute(plan.get(), CUDNN_ATTR_EXECUTION_PLAN_JSON_REPRESENTATION,
+                               CUDNN_TYPE_CHAR, 0, &size, nullptr) != CUDNN_STATUS_SUCCESS ||
+      size <= 0)
+    return {};
+  std::string text(static_cast<std::size_t>(size), '\0');
+  if (cudnnBackendGetAttribute(plan.get(), CUDNN_ATTR_EXECUTION_PLAN_JSON_REPRESENTATION,
+                               CUDNN_TYPE_CHAR, size, &size, text.data()) != CUDNN_STATUS_SUCCESS)
+    return {};
+  // Exactly the bytes cuDNN gave (its count may include a terminator):
+  // restore_execution_plan hands them back as they were.
+  text.resize(std::min(text.size(), static_cast<std::size_t>(size)));
+  return text;
+}
+
+bool restore_execution_plan(cudnnHandle_t handle, const std::string& text, EnginePlan& out,
+                            std::string& why) {
+  if (text.empty()) {
+    why = "no serialized plan";
+    return false;
+  }
+  out.plan = BackendDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
+  out.plan.set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle);
+  if (const cudnnStatus_t st = cudnnBackendSetAttribute(
+          out.plan.get(), CUDNN_ATTR_EXECUTION_PLAN_JSON_REPRESENTATION, CUDNN_TYPE_CHAR,
+          static_cast<std::int64_t>(text.size()), text.c_str());
+      st != CUDNN_STATUS_SUCCESS) {
+    why = cat("serialized plan: ", cudnn_status_text(st));
+    return false;
+  }
+  if (const cudnnStatus_t st = out.plan.try_finalize(); st != CUDNN_STATUS_SUCCESS) {
+    why = cat("serialized plan: ", cudnn_status_text(st));
+    return false;
+  }
+  std::int64_t workspace = 0, count = 0;
+  if (const cudnnStatus_t st =
+          cudnnBackendGetAttribute(out.plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
+                                   CUDNN_TYPE_INT64, 1, &count, &workspace);
+      st != CUDNN_STATUS_SUCCESS || count != 1 || workspace < 0) {
+    why = cat("restored plan's workspace size: ", cudnn_status_text(st));
+    return false;
+  }
+  out.workspace = static_cast<std::size_t>(workspace);
+  return true;
+}
+
 }  // namespace anvil::cuda

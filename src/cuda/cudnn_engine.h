@@ -99,4 +99,17 @@ bool build_engine_plan(cudnnHandle_t handle, const BackendDescriptor& op_graph,
                        const EngineChoice& choice, std::string identity, const EngineFilter& accept,
                        EnginePlan& out, std::string& why, const CudnnKernelCache* cache = nullptr);
 
+// A finalized execution plan as cuDNN serializes it
+// (CUDNN_ATTR_EXECUTION_PLAN_JSON_REPRESENTATION: the operation graph, the
+// engine config and, for a runtime-compiled engine, its compiled kernel),
+// or "" where this cuDNN or this engine does not serialize plans.
+std::string serialize_execution_plan(const BackendDescriptor& plan);
+
+// Restores a serialize_execution_plan() text into `out.plan` on `handle`, setting
+// out.workspace: no compilation. False, with `why`, when cuDNN refuses the
+// text (another cuDNN version or GPU, or a damaged text). `out` keeps its
+// identity and notes; its engine and config stay empty.
+bool restore_execution_plan(cudnnHandle_t handle, const std::string& text, EnginePlan& out,
+                            std::string& why);
+
 }  // namespace anvil::cuda

@@ -357,6 +357,27 @@ QuantizedConv QuantizedConv::from_identity(cudnnHandle_t handle, const Quantized
   return QuantizedConv(std::move(graph), std::move(plan));
 }
 
+std::string QuantizedConv::serialize() const {
+  return serialize_execution_plan(plan_->plan);
+}
+
+QuantizedConv QuantizedConv::from_serialized(cudnnHandle_t handle, const QuantizedConvShape& shape,
+                                             const std::string& identity, const std::string& text) {
+  check_quantized_conv_shape(shape);
+  (void)parse_identity(identity);  // kInvalidArgument when malformed, as from_identity
+  // The operation graph is in the text; bind() needs only the shape.
+  auto graph = std::make_shared<Graph>();
+  graph->shape = shape;
+  auto plan = std::make_shared<Plan>();
+  plan->identity = identity;
+  plan->kernel_cache = "restored";
+  std::string why;
+  if (!restore_execution_plan(handle, text, *plan, why))
+    fail(ErrorKind::kIncompatible, shape.describe(), ": the compiled cuDNN plan of '", identity,
+         "' cannot be restored on this GPU and cuDNN (", why, ")");
+  return QuantizedConv(std::move(graph), std::move(plan));
+}
+
 QuantizedConv::Binding QuantizedConv::bind(const void* x, const void* w, const float* scale,
                                            const float* bias, const void* residual, void* y,
                                            void* workspace) const {

@@ -130,6 +130,21 @@ class QuantizedConv {
                                      const std::string& identity,
                                      const CudnnKernelCache* cache = nullptr);
 
+  // The plan as compiled, for a later process (runtime/layers/conv_int8.cc
+  // keeps it in the plan file): cuDNN's serialization of the execution plan,
+  // valid for this shape, GPU and cuDNN version only; "" where cuDNN does
+  // not serialize it. cuDNN's runtime-fusion INT8 engines compile each plan
+  // (0.4-0.9 s on an H100) and refuse the dynamic-shape graphs a kernel
+  // cache needs, so this is what spares a loaded plan those compiles.
+  std::string serialize() const;
+
+  // The config `identity` for `shape` from serialize()'s text: no
+  // compilation (about 1 ms). kIncompatible when cuDNN refuses the text.
+  // The text must come from the same shape: cuDNN's serialization holds the
+  // shape it was compiled for, so the caller keys it by describe().
+  static QuantizedConv from_serialized(cudnnHandle_t handle, const QuantizedConvShape& shape,
+                                       const std::string& identity, const std::string& text);
+
   // "<i32|f32>:eng<global index>:<knob type>=<value>,..." (knobs sorted).
   const std::string& identity() const { return identity_; }
   // cuDNN's numerical and behaviour notes of the engine, e.g. "tensor_core,runtime_compiled".
@@ -137,8 +152,8 @@ class QuantizedConv {
   std::size_t workspace_bytes() const { return workspace_bytes_; }
   const QuantizedConvShape& shape() const;
   // What the kernel cache said when this plan was built ("hit ...",
-  // "stored ...", "not stored ..."; CudnnKernelCache::finalize_plan), "" when
-  // built without a cache.
+  // "stored ...", "not stored ..."; CudnnKernelCache::finalize_plan),
+  // "restored" for from_serialized(), "" when built without a cache.
   const std::string& kernel_cache_report() const;
 
   // A variant pack built once (allocates on the host); execute() does not.

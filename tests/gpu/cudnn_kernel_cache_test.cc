@@ -5,7 +5,9 @@
 // 8, 16 and 32 through one cache; the test prints every host build time and
 // cuDNN's cache report, checks every cached plan against an exact CPU
 // reference, and asserts the cached batch-16 build is faster than the
-// uncached one only where cuDNN itself reports the kernel was cached.
+// uncached one only where cuDNN itself reports the kernel was cached. Then
+// the plan-file way around a compile: a serialized plan restored
+// (QuantizedConv::serialize / from_serialized).
 #include "cuda/cudnn_kernel_cache.h"
 
 #include <algorithm>
@@ -225,6 +227,51 @@ TEST(CudnnKernelCache, ReusesInt8KernelsAcrossBatchSizes) {
   EXPECT_LT(c16.seconds, 0.5 * u16.seconds)
       << "cuDNN reports a kernel cache hit, yet the cached build (" << c16.seconds
       << " s) is not at least 2x faster than the uncached one (" << u16.seconds << " s)";
+}
+
+// The other way to skip a compile: the plan as cuDNN compiled it,
+// serialized and restored on another handle (what a loaded Anvil plan does
+// at its profile's opt batch). The restored plan must compute the reference
+// exactly as the compiled one does; a damaged text must be a clean
+// kIncompatible (the runner then compiles), never a crash.
+TEST(CudnnSerializedPlan, RestoresACompiledInt8PlanOnAnotherHandle) {
+  ANVIL_REQUIRE_GPU();
+  const cuda::CudnnHandle handle, other;
+  const cuda::Stream stream;
+  const Data d = make_data();
+  const std::vector<QuantizedConv> found = QuantizedConv::candidates(handle.get(), layer(16), 1);
+  ASSERT_FALSE(found.empty()) << layer(16).describe() << ": no cuDNN INT8 engine";
+  const QuantizedConv& compiled = found.front();
+  const std::string text = compiled.serialize();
+  std::printf("%s [%s]: serialized to %zu bytes\n", compiled.identity().c_str(),
+              compiled.notes().c_str(), text.size());
+  if (text.empty())
+    GTEST_SKIP() << "cuDNN " << cudnnGetVersion() << " does not serialize " << compiled.identity()
+                 << ": plans keep the identity alone";
+
+  const auto start = std::chrono::steady_clock::now();
+  const QuantizedConv restored =
+      QuantizedConv::from_serialized(other.get(), layer(16), compiled.identity(), text);
+  std::printf("restored in %.4f s (%s, workspace %zu, compiled one %zu)\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+              restored.kernel_cache_report().c_str(), restored.workspace_bytes(),
+              compiled.workspace_bytes());
+  EXPECT_EQ(restored.identity(), compiled.identity());
+  EXPECT_EQ(restored.kernel_cache_report(), "restored");
+  EXPECT_EQ(restored.workspace_bytes(), compiled.workspace_bytes());
+  expect_matches(compiled, d, handle, stream, "compiled");
+  expect_matches(restored, d, other, stream, "restored, other handle");
+
+  for (const std::string& damaged :
+       {text.substr(0, text.size() / 2), std::string("not a plan"), std::string()}) {
+    try {
+      QuantizedConv::from_serialized(handle.get(), layer(16), compiled.identity(), damaged);
+      ADD_FAILURE() << "a damaged text of " << damaged.size() << " bytes was restored";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kIncompatible) << e.what();
+      EXPECT_NE(std::string(e.what()).find(compiled.identity()), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace
