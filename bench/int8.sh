@@ -52,12 +52,16 @@ for model in ${MODELS:-resnet18 resnet50}; do
         --duration 3 | grep -E "Throughput|GPU Compute|\[W\]"
     done
   done
-  echo "== $model: load + first runs at a batch not tuned (37): wall seconds, then anvil's phases"
+  # At the tuned batch the INT8 convs restore the plans compiled into the
+  # plan file; at another they compile (docs/INT8.md, start-up).
+  echo "== $model: load + first runs at the tuned batch (128) and at one not tuned (37): wall seconds, then anvil's phases"
   for precision in fp16 ${QUANTIZED:-int8 fp8}; do
-    start=$(date +%s.%N)
-    phases=$("$build/anvil" run "$work/$model-$precision.plan" --batch 37 --no-data-transfers \
-      --warmup 0 --duration 0.01 | grep "^Start-up") || status=1
-    echo "$precision: $(python3 -c "print(f'{$(date +%s.%N) - $start:.2f}')") s; $phases"
+    for startup_batch in 128 37; do
+      start=$(date +%s.%N)
+      phases=$("$build/anvil" run "$work/$model-$precision.plan" --batch $startup_batch \
+        --no-data-transfers --warmup 0 --duration 0.01 | grep "^Start-up") || status=1
+      echo "$precision batch $startup_batch: $(python3 -c "print(f'{$(date +%s.%N) - $start:.2f}')") s; $phases"
+    done
   done
   echo "== $model: PyTorch peers in this run (FP16 channels-last)"
   # torch.compile max-autotune takes minutes per batch size on ResNet-50:

@@ -98,23 +98,39 @@ std::string describe_shapes(const Plan& plan, std::string_view input) {
   return out;
 }
 
-std::optional<std::string> tactic_identity(const LayerDesc& layer, int profile) {
-  const auto tactic = nlohmann::json::parse(layer.tactic, nullptr, /*allow_exceptions=*/false);
-  if (!tactic.is_object() || profile < 0) return std::nullopt;
-  const nlohmann::json* entry = &tactic;
-  if (auto list = tactic.find("profiles"); list != tactic.end() && list->is_array()) {
-    if (static_cast<std::size_t>(profile) >= list->size()) return std::nullopt;
-    entry = &(*list)[static_cast<std::size_t>(profile)];
-  } else if (profile != 0) {
-    return std::nullopt;
-  }
-  auto it = entry->find("identity");
-  if (it == entry->end() || !it->is_string()) return std::nullopt;
+namespace {
+
+// The tactic entry of `profile` in a layer's parsed tactic: the top object
+// for profile 0 of a one-profile plan, else the "profiles" list's entry.
+nlohmann::json* tactic_entry(nlohmann::json& tactic, int profile) {
+  if (!tactic.is_object() || profile < 0) return nullptr;
+  if (auto list = tactic.find("profiles"); list != tactic.end() && list->is_array())
+    return static_cast<std::size_t>(profile) < list->size()
+               ? &(*list)[static_cast<std::size_t>(profile)]
+               : nullptr;
+  return profile == 0 ? &tactic : nullptr;
+}
+
+nlohmann::json parse_tactic(const LayerDesc& layer) {
+  return nlohmann::json::parse(layer.tactic, nullptr, /*allow_exceptions=*/false);
+}
+
+std::optional<std::string> string_field(const nlohmann::json* object, const char* key) {
+  if (!object || !object->is_object()) return std::nullopt;
+  auto it = object->find(key);
+  if (it == object->end() || !it->is_string()) return std::nullopt;
   return it->get<std::string>();
 }
 
+}  // namespace
+
+std::optional<std::string> tactic_identity(const LayerDesc& layer, int profile) {
+  nlohmann::json tactic = parse_tactic(layer);
+  return string_field(tactic_entry(tactic, profile), "identity");
+}
+
 void set_tactic(LayerDesc& layer, int profile, const std::string& identity, float ms) {
-  auto tactic = nlohmann::json::parse(layer.tactic, nullptr, /*allow_exceptions=*/false);
+  auto tactic = parse_tactic(layer);
   if (!tactic.is_object() || profile == 0) tactic = nlohmann::json::object();
   const nlohmann::json entry = {{"identity", identity}, {"ms", ms}};
   if (profile == 0) {
@@ -123,13 +139,38 @@ void set_tactic(LayerDesc& layer, int profile, const std::string& identity, floa
     return;
   }
   nlohmann::json& list = tactic["profiles"];
-  if (!list.is_array())
-    list = nlohmann::json::array(
-        {{{"identity", tactic.value("identity", "")}, {"ms", tactic.value("ms", 0.0f)}}});
+  if (!list.is_array()) {
+    nlohmann::json first = tactic;  // profile 0's entry, whatever it holds
+    first.erase("profiles");
+    list = nlohmann::json::array({first});
+  }
   if (static_cast<std::size_t>(profile) != list.size())
     fail(ErrorKind::kInvalidArgument, "layer '", layer.name, "': tactic for profile ", profile,
          " set before profile ", list.size());
   list.push_back(entry);
+  layer.tactic = tactic.dump();
+}
+
+std::optional<CompiledTactic> tactic_compiled(const LayerDesc& layer, int profile) {
+  nlohmann::json tactic = parse_tactic(layer);
+  const nlohmann::json* entry = tactic_entry(tactic, profile);
+  if (!entry || !entry->contains("compiled")) return std::nullopt;
+  const nlohmann::json& compiled = (*entry)["compiled"];
+  auto shape = string_field(&compiled, "shape");
+  auto cudnn = string_field(&compiled, "cudnn");
+  if (!shape || !cudnn) return std::nullopt;
+  return CompiledTactic{std::move(*shape), std::move(*cudnn)};
+}
+
+void set_tactic_compiled(LayerDesc& layer, int profile, const CompiledTactic& compiled) {
+  nlohmann::json tactic = parse_tactic(layer);
+  nlohmann::json* entry = tactic_entry(tactic, profile);
+  if (!string_field(entry, "identity"))
+    fail(ErrorKind::kInvalidArgument, "layer '", layer.name, "' has no tactic for profile ",
+         profile, " to attach its compiled plan to");
+  const nlohmann::json value = {{"shape", compiled.shape}, {"cudnn", compiled.cudnn}};
+  (*entry)["compiled"] = value;
+  if (profile == 0 && entry != &tactic) tactic["compiled"] = value;  // the top mirrors entry 0
   layer.tactic = tactic.dump();
 }
 

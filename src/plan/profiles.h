@@ -7,6 +7,8 @@
 // A layer's tactic (LayerDesc::tactic, JSON) is {"identity": ..., "ms": ...}
 // for profile 0, plus, in plans of several profiles, "profiles": [{"identity":
 // ..., "ms": ...}, ...] with one entry per profile (entry 0 equal to the top).
+// An entry may also hold "compiled": {"shape": ..., "cudnn": ...}
+// (CompiledTactic).
 #pragma once
 
 #include <cstdint>
@@ -54,5 +56,22 @@ std::optional<std::string> tactic_identity(const LayerDesc& layer, int profile);
 
 // Sets `layer`'s tactic for `profile` (0 first; later ones append in order).
 void set_tactic(LayerDesc& layer, int profile, const std::string& identity, float ms);
+
+// A tactic as the library compiled it at the profile's opt shape (a conv_int8
+// layer's cuDNN plan: cuda::QuantizedConv::serialize), so that a runtime at
+// that shape restores it instead of compiling it again. `shape` is the
+// problem it was compiled for, in the library wrapper's describe() words:
+// the runtime uses `cudnn` only for the same problem.
+struct CompiledTactic {
+  std::string shape;
+  std::string cudnn;
+};
+
+// The compiled tactic of `layer` under `profile`, or nothing (none stored,
+// or not a pair of strings).
+std::optional<CompiledTactic> tactic_compiled(const LayerDesc& layer, int profile);
+
+// Attaches `compiled` to the tactic of `profile`, which set_tactic set.
+void set_tactic_compiled(LayerDesc& layer, int profile, const CompiledTactic& compiled);
 
 }  // namespace anvil::plan

@@ -346,11 +346,35 @@ TEST(AutotuneInt8, TunesConvInt8LayersWithACheckedCudnnEngine) {
     EXPECT_LE(d.worst, 1.0);
     EXPECT_LT(d.inexact * 100, got.size());
 
+    // The winner as cuDNN compiled it at the tuned batch, kept in the plan
+    // wherever cuDNN serializes that plan, and restorable without compiling.
+    const cuda::CudnnHandle cudnn;
+    const bool serializable =
+        !cuda::QuantizedConv::from_identity(cudnn.get(), l.shape(4), t.identity)
+             .serialize()
+             .empty();
+    auto check_compiled = [&](const char* when) {
+      const auto compiled = plan::tactic_compiled(l.plan.layers[0], 0);
+      std::printf("  compiled plan %s: %s\n", when,
+                  compiled       ? cat(compiled->cudnn.size(), " bytes").c_str()
+                  : serializable ? "MISSING"
+                                 : "none (cuDNN does not serialize it)");
+      EXPECT_EQ(compiled.has_value(), serializable) << when;
+      if (!compiled) return;
+      EXPECT_EQ(compiled->shape, l.shape(4).describe()) << when;
+      const cuda::QuantizedConv restored = cuda::QuantizedConv::from_serialized(
+          cudnn.get(), l.shape(4), t.identity, compiled->cudnn);
+      EXPECT_EQ(restored.kernel_cache_report(), "restored") << when;
+      EXPECT_EQ(restored.identity(), t.identity) << when;
+    };
+    check_compiled("after tuning");
+
     // Same layer again: from the timing cache, same winner, nothing timed.
     const auto again = builder::autotune(l.plan, options);
     ASSERT_EQ(again.size(), 1u);
     EXPECT_EQ(again[0].identity, t.identity);
     EXPECT_EQ(again[0].candidates, 0);
+    check_compiled("from the timing cache");
   }
   std::filesystem::remove(cache);
 }

@@ -9,6 +9,7 @@
 #include "anvil/error.h"
 #include "plan/plan.h"
 #include "plan/plan_container.h"
+#include "plan/profiles.h"
 #include "plan_test_util.h"
 
 namespace anvil::plan {
@@ -85,6 +86,24 @@ TEST(PlanFormat, ParamsAndTacticComeBackCompact) {
   plan.layers[0].params = R"({ "strides" : [2, 2],  "pads": [0,0,0,0] })";
   const Plan back = deserialize_plan(serialize_plan(plan), kLabel);
   EXPECT_EQ(back.layers[0].params, R"({"pads":[0,0,0,0],"strides":[2,2]})");
+}
+
+// A compiled tactic holds cuDNN's own serialization: 60-70 KB of JSON text
+// with quotes, backslashes and possibly its terminating NUL. It must come
+// back byte for byte.
+TEST(PlanFormat, CompiledTacticsComeBackByteForByte) {
+  Plan plan = small_plan();
+  set_tactic(plan.layers[0], 0, "i32:eng4:24=26", 0.05f);
+  std::string text = R"({"cudnnVersion":91400,"a\b":"q\"uote"})";
+  text += std::string(70000, 'x');
+  text.push_back('\0');
+  set_tactic_compiled(plan.layers[0], 0, {"int8 conv x[128,56,56,64]", text});
+  const Plan back = deserialize_plan(serialize_plan(plan), kLabel);
+  const auto compiled = tactic_compiled(back.layers[0], 0);
+  ASSERT_TRUE(compiled);
+  EXPECT_EQ(compiled->shape, "int8 conv x[128,56,56,64]");
+  EXPECT_EQ(compiled->cudnn, text);
+  EXPECT_EQ(tactic_identity(back.layers[0], 0), "i32:eng4:24=26");
 }
 
 TEST(PlanFormat, HeaderLayoutIsAsDocumented) {

@@ -1,5 +1,5 @@
 // A plan's profiles as the runtime reads them: batch ranges, the profile for a
-// batch, and per-profile tactics.
+// batch, and per-profile tactics with their compiled plans.
 #include <gtest/gtest.h>
 
 #include "anvil/error.h"
@@ -72,6 +72,42 @@ TEST(PlanProfiles, TacticsPerProfile) {
   set_tactic(layer, 0, "eng7", 0.5f);
   EXPECT_EQ(tactic_identity(layer, 0), "eng7");
   EXPECT_EQ(tactic_identity(layer, 1), std::nullopt);
+}
+
+// The compiled plan rides with its profile's entry: set after the tactic,
+// kept when later profiles are added, dropped when profile 0 starts over.
+TEST(PlanProfiles, CompiledTacticsPerProfile) {
+  LayerDesc layer;
+  layer.name = "layer1.0.conv1";
+  EXPECT_THROW(set_tactic_compiled(layer, 0, {"int8 conv x[8,...]", "{}"}), Error);  // no tactic
+  set_tactic(layer, 0, "i32:eng4:24=26", 0.05f);
+  EXPECT_EQ(tactic_compiled(layer, 0), std::nullopt);
+  set_tactic_compiled(layer, 0, {"shape at 128", "{\"cudnnVersion\":91400}"});
+  auto zero = tactic_compiled(layer, 0);
+  ASSERT_TRUE(zero);
+  EXPECT_EQ(zero->shape, "shape at 128");
+  EXPECT_EQ(zero->cudnn, "{\"cudnnVersion\":91400}");
+  EXPECT_EQ(tactic_compiled(layer, 1), std::nullopt);
+
+  set_tactic(layer, 1, "i32:eng4:24=2", 0.01f);  // profile 0's entry moves into the list
+  ASSERT_TRUE(tactic_compiled(layer, 0));
+  EXPECT_EQ(tactic_compiled(layer, 0)->shape, "shape at 128");
+  EXPECT_EQ(tactic_compiled(layer, 1), std::nullopt);
+  set_tactic_compiled(layer, 1, {"shape at 16", "text 16"});
+  EXPECT_EQ(tactic_compiled(layer, 1)->cudnn, "text 16");
+  EXPECT_EQ(tactic_identity(layer, 1), "i32:eng4:24=2");
+  EXPECT_THROW(set_tactic_compiled(layer, 2, {"s", "t"}), Error);
+
+  set_tactic(layer, 0, "i32:eng4:24=28", 0.05f);
+  EXPECT_EQ(tactic_compiled(layer, 0), std::nullopt);
+
+  // Written by hand or damaged: anything but two strings is no compiled plan.
+  layer.tactic = R"({"identity": "e", "compiled": {"shape": "s", "cudnn": 7}})";
+  EXPECT_EQ(tactic_compiled(layer, 0), std::nullopt);
+  layer.tactic = R"({"identity": "e", "compiled": "text"})";
+  EXPECT_EQ(tactic_compiled(layer, 0), std::nullopt);
+  layer.tactic = "not json";
+  EXPECT_EQ(tactic_compiled(layer, 0), std::nullopt);
 }
 
 }  // namespace

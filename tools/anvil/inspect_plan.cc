@@ -99,6 +99,7 @@ void inspect_plan(const std::string& path) {
     if (tactic.is_object() && tactic.contains("identity"))
       chosen = cat(tactic["identity"].get<std::string>().substr(0, 40), " (",
                    tactic.value("ms", 0.0), " ms)");
+    if (tactic.is_object() && tactic.contains("compiled")) chosen += " compiled";
     if (tactic.is_object() && tactic.contains("profiles"))
       chosen += cat(" [profile 0 of ", tactic["profiles"].size(), "]");
     if (layer.stream != 0) chosen += cat(" [aux stream ", layer.stream, "]");

@@ -13,6 +13,7 @@
 #include "anvil/error.h"
 #include "builder/gpu/verify_tactic.h"
 #include "cuda/check.h"
+#include "cuda/cudnn_quantized_conv.h"
 #include "cuda/device.h"
 #include "cuda/handles.h"
 #include "cuda/kernels/activation.h"
@@ -440,6 +441,30 @@ class TimingCache {
   nlohmann::json entries_ = nlohmann::json::object();
 };
 
+// A conv_int8 winner as cuDNN compiled it at the tuned batch, kept in the
+// plan (plan::CompiledTactic): cuDNN's runtime-fusion INT8 engines compile
+// every plan they build, 0.4-0.9 s a layer on an H100, and refuse the
+// dynamic-shape graphs a kernel cache needs, so without it every process
+// loading the plan paid that per layer. Building the winner again here is
+// cheap where it was just tuned (cuDNN reuses its in-process compile) and a
+// compile where the timing cache had it. It only saves time: where cuDNN does
+// not serialize the plan, or anything here fails, the plan keeps the
+// identity alone and the runtime compiles, as before.
+void keep_compiled(plan::LayerDesc& layer, int profile, std::int64_t batch, cudnnHandle_t cudnn) {
+  try {
+    cuda::QuantizedConvShape shape =
+        runtime::int8_conv_layer_shape(nlohmann::json::parse(layer.params), layer.name);
+    shape.n = batch;
+    const std::optional<std::string> identity = plan::tactic_identity(layer, profile);
+    if (!identity) return;
+    const std::string text =
+        cuda::QuantizedConv::from_identity(cudnn, shape, *identity).serialize();
+    if (!text.empty()) plan::set_tactic_compiled(layer, profile, {shape.describe(), text});
+  } catch (const Error&) {
+    // The identity alone (see above); the winner itself was checked when tuned.
+  }
+}
+
 // The layers the autotuner chooses a library configuration for.
 bool is_tuned(const std::string& kind) {
   return kind == "conv" || kind == "conv_int8" || kind == "gemm";
@@ -502,6 +527,8 @@ std::vector<LayerTactic> autotune(plan::Plan& p, const AutotuneOptions& options)
       cache.put(key, w);
     }
     plan::set_tactic(layer, options.profile, w.identity, w.ms);
+    if (layer.kind == "conv_int8")
+      keep_compiled(layer, options.profile, options.batch, cudnn.get());
     chosen.push_back({layer.name, layer.kind, w.identity, w.ms, w.candidates, w.rejected});
     if (options.progress) options.progress(++done, total);
   }

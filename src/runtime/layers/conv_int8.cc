@@ -5,16 +5,23 @@
 // FP32 scale and bias vectors are already what cuDNN reads.
 //
 // cuDNN compiles INT8 kernels at run time (engines noted runtime_compiled), in
-// every execution plan it builds: each new batch size and each context paid
-// 30-50 ms per layer on an H100. The runner keeps a cuDNN kernel cache
-// (cuda/cudnn_kernel_cache.h), so that its tactic is compiled once and the
-// plans of later batch sizes and contexts bind that kernel (measured 0.001 s
-// a plan, CudnnKernelCache test, 2026-11-26).
+// every execution plan it builds: 0.4-0.9 s per layer for the runtime-fusion
+// engine (eng4) that wins most ResNet convs on an H100 (cuDNN 9.14), and
+// 0.03-0.05 s again for the same plan in the same process. Two ways around:
+//  - the plan file keeps each layer's plan as compiled at the profile's opt
+//    batch (plan::CompiledTactic); at that shape the runner restores it
+//    (about 1 ms, cuda::QuantizedConv::from_serialized) instead of compiling;
+//  - a cuDNN kernel cache (cuda/cudnn_kernel_cache.h) lets plans of later
+//    batch sizes and contexts bind a compiled kernel (0.001 s a plan,
+//    CudnnKernelCache test, 2026-11-26), but only for engines that accept
+//    dynamic-shape graphs: eng4 refuses them (NOT_SUPPORTED_GRAPH_PATTERN),
+//    so another batch size compiles (docs/INT8.md, start-up).
 #include <atomic>
 #include <cstdio>
 
 #include "cuda/cudnn_kernel_cache.h"
 #include "cuda/cudnn_quantized_conv.h"
+#include "plan/profiles.h"
 #include "runtime/layer_runner.h"
 #include "runtime/layers/layer_shapes.h"
 #include "runtime/layers/layer_util.h"
@@ -56,7 +63,9 @@ class PreparedInt8Conv final : public PreparedLayer {
 class Int8ConvRunner final : public LayerRunner {
  public:
   explicit Int8ConvRunner(const LayerSetup& s)
-      : name_(s.layer.name), identity_(tactic_identity(s.layer, s.profile)) {
+      : name_(s.layer.name),
+        identity_(runtime::tactic_identity(s.layer, s.profile)),
+        compiled_(plan::tactic_compiled(s.layer, s.profile)) {
     if (!s.fp16)
       fail(ErrorKind::kInvalidArgument, "plan layer '", name_,
            "': kind 'conv_int8' needs an FP16 plan (INT8 and FP8 layers are built only with "
@@ -98,10 +107,18 @@ class Int8ConvRunner final : public LayerRunner {
   }
 
  private:
-  // The tactic through the kernel cache; where cuDNN cannot build it as a
+  // The tactic as the plan keeps it compiled, at the shape it was compiled
+  // for; else through the kernel cache; where cuDNN cannot build it as a
   // dynamic-shape graph, as it was tuned (compiled for this batch).
   cuda::QuantizedConv from_identity(const cuda::QuantizedConvShape& shape, const std::string& id,
                                     const Handles& h) const {
+    if (compiled_ && identity_ == id && compiled_->shape == shape.describe()) {
+      try {
+        return cuda::QuantizedConv::from_serialized(h.cudnn, shape, id, compiled_->cudnn);
+      } catch (const Error&) {
+        // It only saves the compile: compile it, as without one.
+      }
+    }
     if (cache_) {
       try {
         return cuda::QuantizedConv::from_identity(h.cudnn, shape, id, cache_.get());
@@ -161,6 +178,7 @@ class Int8ConvRunner final : public LayerRunner {
 
   std::string name_;
   std::optional<std::string> identity_;
+  std::optional<plan::CompiledTactic> compiled_;  // the plan's, at its profile's opt shape
   cuda::QuantizedConvShape shape_;
   Int8ConvWeights weights_;
   std::unique_ptr<cuda::CudnnKernelCache> cache_;  // null: none in this cuDNN
