@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <iterator>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -31,6 +32,12 @@ struct StemCase {
   std::int64_t n, h, w;
   bool relu;
 };
+
+// The ctest names show the parameter: printed, not its bytes (whose padding
+// would make the names differ from build to build).
+void PrintTo(const StemCase& c, std::ostream* os) {
+  *os << "n" << c.n << "_" << c.h << "x" << c.w << (c.relu ? "_relu" : "");
+}
 
 std::vector<std::uint16_t> random_halves(std::size_t count, std::uint32_t seed, float scale) {
   std::mt19937 rng(seed);
@@ -143,6 +150,11 @@ struct Int8Case {
   bool relu;
   bool inf_patch;  // +inf over part of image 0: inf - inf in the conv, NaN into the pool
 };
+
+void PrintTo(const Int8Case& c, std::ostream* os) {
+  *os << "n" << c.n << "_" << c.h << "x" << c.w << (c.relu ? "_relu" : "")
+      << (c.inf_patch ? "_inf" : "");
+}
 
 class StemConvPoolInt8 : public ::testing::TestWithParam<Int8Case> {};
 
