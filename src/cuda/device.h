@@ -18,6 +18,9 @@ struct DeviceInfo {
   // Peak DRAM bandwidth from the memory clock and bus width (2 transfers a
   // clock), in GB/s; 0 when the driver does not say.
   double memory_bandwidth_gb_per_s = 0;
+  // The host NUMA node the GPU hangs off (Linux sysfs); -1 where unknown.
+  // Page-locked memory on another node may upload slower.
+  int numa_node = -1;
 };
 
 // Number of usable CUDA devices; 0 (never an error) without a driver or GPU.

@@ -18,7 +18,7 @@ AblationReport sample_report() {
   r.image_elements = 3 * 224 * 224;
   r.h2d_gb_per_s = 25.0;
   r.rows.push_back({0, "baseline", true, "", 120.0, 3000, 100'000'000, 1280, 0});
-  r.rows.push_back({3, "FP16 engine", true, "", 40.0, 9000, 60'000'000, 1280, 2});
+  r.rows.push_back({3, "FP16 engine", true, "", 40.0, 9000, 60'000'000, 1280, 2, 47.5, 54.25});
   r.rows.push_back({10, "INT8", false, std::string(kNeedsRgb), 0, 0, 0, 0, 0});
   return r;
 }
@@ -98,6 +98,9 @@ TEST(AblationReport, JsonHasEveryNumberAndNoFakeInt8) {
   EXPECT_DOUBLE_EQ(j["rows"][1]["speedup"].get<double>(), 3.0);
   EXPECT_EQ(j["rows"][1]["top1_mismatches"], 2);
   EXPECT_EQ(j["rows"][1]["device_bytes"], 60'000'000u);
+  EXPECT_DOUBLE_EQ(j["rows"][1]["input_h2d_gb_per_s"]["min"].get<double>(), 47.5);
+  EXPECT_DOUBLE_EQ(j["rows"][1]["input_h2d_gb_per_s"]["max"].get<double>(), 54.25);
+  EXPECT_FALSE(j["rows"][0].contains("input_h2d_gb_per_s"));  // pageable: not measured
   EXPECT_FALSE(j["rows"][2]["available"].get<bool>());
   EXPECT_FALSE(j["rows"][2].contains("timed_ms"));
   EXPECT_FALSE(j["rows"][2].contains("speedup"));

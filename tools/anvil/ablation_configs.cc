@@ -9,6 +9,7 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <utility>
 
@@ -82,6 +83,9 @@ class Job {
   virtual ~Job() = default;
   virtual void prepare(const std::vector<int>& order) { (void)order; }
   virtual Clock::time_point run(const std::vector<int>& order, Recorder* recorder) = 0;
+  // The job's page-locked copy of the data set (empty: it uploads from
+  // pageable memory), whose upload rate run_ablation_config measures.
+  virtual std::span<const std::byte> pinned_input() const { return {}; }
 
   std::size_t device_bytes = 0;
   ConfigResult* result = nullptr;
@@ -183,6 +187,11 @@ class SerialJob : public Job {
     return Clock::now();  // after the baseline's last cudaFree: per-batch work
   }
 
+  std::span<const std::byte> pinned_input() const override {
+    if (mode_ != Serial::kPinned) return {};
+    return {pinned_input_.as<const std::byte>(), pinned_input_.bytes()};
+  }
+
  private:
   Serial mode_;
   const AblationData& data_;
@@ -259,6 +268,10 @@ class OverlapJob : public Job {
       }
     }
     return Clock::now();
+  }
+
+  std::span<const std::byte> pinned_input() const override {
+    return {pinned_input_.as<const std::byte>(), pinned_input_.bytes()};
   }
 
  private:
@@ -423,6 +436,10 @@ class PipelineJob : public Job {
     return last_processed;
   }
 
+  std::span<const std::byte> pinned_input() const override {
+    return {pinned_.as<const std::byte>(), pinned_.bytes()};
+  }
+
  private:
   const AblationData& data_;
   bool uint8_;
@@ -519,6 +536,8 @@ ConfigResult run_ablation_config(int config, const AblationEngines& engines,
   const int batches = static_cast<int>(data.nchw.size());
   const int timed = std::clamp(settings.timed, 1, batches);
 
+  if (const std::span<const std::byte> pinned = job->pinned_input(); !pinned.empty())
+    result.input_h2d_gb_per_s = h2d_gb_per_s_per_part(pinned, static_cast<std::size_t>(batches));
   const std::vector<int> warm = range(0, batches - timed);
   if (!warm.empty()) {
     job->prepare(warm);
@@ -582,25 +601,53 @@ std::vector<std::vector<std::int32_t>> plain_top1(const Engine& engine,
   return top1;
 }
 
+namespace {
+
+// GB/s of one host-to-device copy of `host` into `device` (at least as large).
+double timed_upload_gb_per_s(std::span<const std::byte> host, const cuda::DeviceBuffer& device,
+                             const cuda::Stream& stream) {
+  cuda::Event start, end;
+  start.record(stream.get());
+  ANVIL_GPU_CHECK(cudaMemcpyAsync(device.data(), host.data(), host.size(), cudaMemcpyHostToDevice,
+                                  stream.get()));
+  end.record(stream.get());
+  end.synchronize();
+  const double ms = cuda::Event::elapsed_ms(start, end);
+  return static_cast<double>(host.size()) / (ms * 1e-3) / 1e9;
+}
+
+}  // namespace
+
 double measure_h2d_gb_per_s() {
   constexpr std::size_t kBytes = std::size_t{64} << 20;
   constexpr int kCopies = 6;  // the first warms up
   cuda::PinnedBuffer host(kBytes);
   cuda::DeviceBuffer device(kBytes);
   std::memset(host.data(), 1, kBytes);
-  cuda::Stream stream;
-  cuda::Event start, end;
-  float best_ms = 0;
+  const cuda::Stream stream;
+  const std::span<const std::byte> all(host.as<const std::byte>(), kBytes);
+  double best = 0;
   for (int i = 0; i < kCopies; ++i) {
-    start.record(stream.get());
-    ANVIL_GPU_CHECK(
-        cudaMemcpyAsync(device.data(), host.data(), kBytes, cudaMemcpyHostToDevice, stream.get()));
-    end.record(stream.get());
-    end.synchronize();
-    const float ms = cuda::Event::elapsed_ms(start, end);
-    if (i > 0 && (best_ms == 0 || ms < best_ms)) best_ms = ms;
+    const double rate = timed_upload_gb_per_s(all, device, stream);
+    if (i > 0) best = std::max(best, rate);
   }
-  return static_cast<double>(kBytes) / (static_cast<double>(best_ms) * 1e-3) / 1e9;
+  return best;
+}
+
+H2dRange h2d_gb_per_s_per_part(std::span<const std::byte> host, std::size_t parts) {
+  H2dRange range;
+  if (host.empty() || parts == 0) return range;
+  const std::size_t part = host.size() / parts;
+  if (part == 0) return range;
+  const cuda::DeviceBuffer device(part);
+  const cuda::Stream stream;
+  timed_upload_gb_per_s(host.first(part), device, stream);  // warms up
+  for (std::size_t i = 0; i < parts; ++i) {
+    const double rate = timed_upload_gb_per_s(host.subspan(i * part, part), device, stream);
+    range.min = i == 0 ? rate : std::min(range.min, rate);
+    range.max = std::max(range.max, rate);
+  }
+  return range;
 }
 
 }  // namespace anvil::cli

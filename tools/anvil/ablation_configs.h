@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -34,10 +35,19 @@ struct ConfigSettings {
   std::int64_t chunk_images = 32;  // configs 11 and 12: images per chunk
 };
 
+// Host-to-device GB/s over parts of a buffer: the slowest and the fastest.
+struct H2dRange {
+  double min = 0, max = 0;  // 0: not measured
+};
+
 struct ConfigResult {
   double timed_ms = 0;
   double images_per_s = 0;
   std::size_t device_bytes = 0;
+  // The job's own pinned data set, uploaded a batch at a time before the
+  // run: the PCIe rate its uploads can reach, which was seen to differ from
+  // job to job and from the 64 MiB figure (docs/PERFORMANCE.md, 2026-11-27).
+  H2dRange input_h2d_gb_per_s;
   // Top-1 class of every image, per batch of the data (the first run of
   // each), and of config 8's small batches (the first small_batch images).
   std::vector<std::vector<std::int32_t>> top1, top1_small;
@@ -60,5 +70,9 @@ std::vector<std::vector<std::int32_t>> plain_top1(const Engine& engine,
 // Host-to-device bandwidth from pinned memory in GB/s: the best of several
 // 64 MiB copies.
 double measure_h2d_gb_per_s();
+
+// Each of `parts` equal parts of page-locked `host` uploaded once (after one
+// warm-up copy), in GB/s.
+H2dRange h2d_gb_per_s_per_part(std::span<const std::byte> host, std::size_t parts);
 
 }  // namespace anvil::cli

@@ -56,6 +56,9 @@ struct AblationRow {
   std::size_t device_bytes = 0;      // weights + context memory + IO buffers
   std::int64_t top1_checked = 0;     // images compared with a plain run
   std::int64_t top1_mismatches = 0;  // of those, top-1 classes that differ
+  // The config's own pinned data uploaded a batch at a time, slowest and
+  // fastest batch, GB/s; 0 where it uploads from pageable memory.
+  double input_h2d_min_gb_per_s = 0, input_h2d_max_gb_per_s = 0;
 };
 
 struct AblationReport {
@@ -192,6 +195,9 @@ inline nlohmann::json to_json(const AblationReport& report) {
       r["top1_checked"] = row.top1_checked;
       r["top1_mismatches"] = row.top1_mismatches;
       if (const auto up = speedup(report, row)) r["speedup"] = *up;
+      if (row.input_h2d_min_gb_per_s > 0)
+        r["input_h2d_gb_per_s"] = {{"min", row.input_h2d_min_gb_per_s},
+                                   {"max", row.input_h2d_max_gb_per_s}};
     }
     rows.push_back(std::move(r));
   }

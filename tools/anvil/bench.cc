@@ -226,6 +226,8 @@ void run_ablation(const BenchOptions& opt) {
       row.timed_ms = r.timed_ms;
       row.images_per_s = r.images_per_s;
       row.device_bytes = r.device_bytes;
+      row.input_h2d_min_gb_per_s = r.input_h2d_gb_per_s.min;
+      row.input_h2d_max_gb_per_s = r.input_h2d_gb_per_s.max;
       const auto& want = c <= 2    ? want_fp32
                          : c == 8  ? want_two
                          : c == 9  ? want_u8
@@ -243,6 +245,9 @@ void run_ablation(const BenchOptions& opt) {
         row.note += "; chunks of " + std::to_string(std::min(o.chunk_images, o.batch)) +
                     " images, 1 worker, 3 batches in flight, CUDA graphs";
       std::fprintf(stderr, "  %.3f ms, %.0f images/s\n", row.timed_ms, row.images_per_s);
+      if (row.input_h2d_min_gb_per_s > 0)
+        std::fprintf(stderr, "  its pinned data uploads at %.2f-%.2f GB/s (per batch)\n",
+                     row.input_h2d_min_gb_per_s, row.input_h2d_max_gb_per_s);
       if (const std::string lanes = gpu_summary(r.spans, r.timed_ms); !lanes.empty())
         std::fprintf(stderr, "  %s\n", lanes.c_str());
       last_spans = std::move(r.spans);
@@ -262,6 +267,7 @@ void run_ablation(const BenchOptions& opt) {
   std::printf("## anvil bench --ablation %s on %s\n\n", o.model.c_str(), report.gpu.c_str());
   std::printf("%s\n", markdown_table(report).c_str());
   std::printf("%s", floor_lines(report).c_str());
+  if (gpu) std::printf("GPU 0 hangs off host NUMA node %d (-1: unknown).\n", gpu->numa_node);
   std::printf(
       "ms: wall clock from the first timed submit to the last result processed on the host; "
       "images/s: a %.1f s run per config.\n",
