@@ -298,8 +298,32 @@ TEST(LayerInt8Runners, QuantizeConvDequantizeMatchTheCpu) {
   }
 }
 
+// `conv` kept compiled in the plan (plan::CompiledTactic) is restored at the
+// shape it was compiled for and compiled as before at another; a damaged
+// compiled text costs a compile, never a wrong result or a failed run.
+void expect_compiled_tactic_matches(const Model& model, const cuda::QuantizedConv& conv,
+                                    const char* name) {
+  const std::string text = conv.serialize();
+  if (text.empty()) {
+    std::printf("%s: cuDNN does not serialize %s; nothing to restore\n", name,
+                conv.identity().c_str());
+    return;
+  }
+  for (const bool damaged : {false, true}) {
+    Model tuned = model;
+    plan::set_tactic(tuned.plan.layers[2], 0, conv.identity(), 0.0f);
+    plan::set_tactic_compiled(tuned.plan.layers[2], 0,
+                              {model.shape.describe(), damaged ? text.substr(1) : text});
+    for (const std::int64_t batch : {kMaxBatch, std::int64_t{1}})
+      expect_matches_cpu(tuned, batch,
+                         cat(name, damaged ? ", damaged" : "", " compiled tactic ", conv.identity(),
+                             ", batch ", batch));
+  }
+}
+
 // Every engine config of the layer, stored as the plan's tactic, runs through
-// from_identity and gives the same exact result.
+// from_identity and gives the same exact result; the first one also kept
+// compiled (expect_compiled_tactic_matches).
 TEST(LayerInt8Runners, EveryTacticMatchesTheCpu) {
   ANVIL_REQUIRE_GPU();
   const cuda::CudnnHandle cudnn;
@@ -319,37 +343,7 @@ TEST(LayerInt8Runners, EveryTacticMatchesTheCpu) {
         ADD_FAILURE() << c.name << ", tactic " << conv.identity() << ": " << e.what();
       }
     }
-  }
-}
-
-// A tactic kept compiled in the plan (plan::CompiledTactic) is restored at
-// the shape it was compiled for and compiled as before at another; a damaged
-// compiled text costs a compile, never a wrong result or a failed run.
-TEST(LayerInt8Runners, ACompiledTacticRunsAsItsIdentity) {
-  ANVIL_REQUIRE_GPU();
-  const cuda::CudnnHandle cudnn;
-  for (const Case& c : kCases) {
-    Model model(c);
-    model.plan.target = builder::current_target();
-    const std::vector<cuda::QuantizedConv> found =
-        cuda::QuantizedConv::candidates(cudnn.get(), model.shape, 1);
-    ASSERT_FALSE(found.empty()) << c.name << ": no cuDNN INT8 engine";
-    const std::string text = found.front().serialize();
-    if (text.empty()) {
-      std::printf("%s: cuDNN does not serialize %s; nothing to restore\n", c.name,
-                  found.front().identity().c_str());
-      continue;
-    }
-    for (const bool damaged : {false, true}) {
-      Model tuned = model;
-      plan::set_tactic(tuned.plan.layers[2], 0, found.front().identity(), 0.0f);
-      plan::set_tactic_compiled(tuned.plan.layers[2], 0,
-                                {model.shape.describe(), damaged ? text.substr(1) : text});
-      for (const std::int64_t batch : {kMaxBatch, std::int64_t{1}})
-        expect_matches_cpu(tuned, batch,
-                           cat(c.name, damaged ? ", damaged" : "", " compiled tactic ",
-                               found.front().identity(), ", batch ", batch));
-    }
+    if (!found.empty()) expect_compiled_tactic_matches(model, found.front(), c.name);
   }
 }
 
