@@ -198,18 +198,30 @@ TEST_P(StemConvPoolInt8, EqualsTheFp16StemThenQuantize) {
   }
 
   // 0.01 saturates most outputs, 2^-4 makes many quotients exact halves
-  // (rounding to even), 0.37 leaves most in range.
-  const float scales[] = {0.01f, 0.0625f, 0.37f};
+  // (rounding to even), 0.37 leaves most in range; each is run with the
+  // checked rounding and the reciprocal one (every FP16 value rounds alike
+  // by reciprocal at these scales). 0.3 is one where some do not (2.25 /
+  // 0.3): the launcher is told so and checks.
+  struct Rounding {
+    float scale;
+    bool by_reciprocal;
+  };
+  const Rounding roundings[] = {{0.01f, false}, {0.01f, true}, {0.0625f, false}, {0.0625f, true},
+                                {0.37f, false}, {0.37f, true}, {0.3f, false}};
   const unsigned char fills[] = {0x7b, 0xb3, 0x55};  // rarely the answer at all three
-  for (std::size_t si = 0; si < std::size(scales); ++si) {
-    const float scale = scales[si];
-    SCOPED_TRACE(what + " scale " + std::to_string(scale));
+  for (std::size_t si = 0; si < std::size(roundings); ++si) {
+    const float scale = roundings[si].scale;
+    const bool by_reciprocal = roundings[si].by_reciprocal;
+    ASSERT_EQ(k::stem_int8_rounds_by_reciprocal(scale), scale != 0.3f) << "scale " << scale;
+    SCOPED_TRACE(what + " scale " + std::to_string(scale) +
+                 (by_reciprocal ? " by reciprocal" : " checked"));
     k::quantize_int8(d_fp16.data(), d_want.as<std::int8_t>(), static_cast<std::int64_t>(elements),
                      scale, stream.get());
-    ANVIL_GPU_CHECK(cudaMemset(d_got.data(), fills[si], elements));
+    ANVIL_GPU_CHECK(cudaMemset(d_got.data(), fills[si % std::size(fills)], elements));
     ANVIL_GPU_CHECK(cudaStreamSynchronize(cudaStreamLegacy));
     k::StemShape int8_shape = shape;
     int8_shape.int8_scale = scale;
+    int8_shape.int8_by_reciprocal = by_reciprocal;
     k::stem_conv_pool(d_x.data(), d_w.data(), d_b.as<float>(), d_got.data(), int8_shape,
                       stream.get());
     stream.synchronize();
@@ -222,9 +234,10 @@ TEST_P(StemConvPoolInt8, EqualsTheFp16StemThenQuantize) {
       if (got[i] != want[i] && mismatches++ == 0) first = i;
     }
     std::printf(
-        "[ INT8     ] %s scale %g: %zu outputs, %zu saturated, %zu non-finite FP16, %zu "
+        "[ INT8     ] %s scale %g%s: %zu outputs, %zu saturated, %zu non-finite FP16, %zu "
         "mismatches\n",
-        what.c_str(), static_cast<double>(scale), elements, saturated, non_finite, mismatches);
+        what.c_str(), static_cast<double>(scale), by_reciprocal ? " by reciprocal" : "", elements,
+        saturated, non_finite, mismatches);
     if (mismatches > 0) {
       const std::size_t px = first / kK;
       ADD_FAILURE() << mismatches << " of " << elements << " outputs differ; first at image "

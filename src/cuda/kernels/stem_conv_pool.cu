@@ -73,8 +73,16 @@ struct Dims {
   int in_h, in_w, conv_h, conv_w, out_h, out_w, tiles_y, tiles_x;
   long long tiles;
   bool relu;
-  float int8_scale, int8_inv;  // the INT8 variant's (int8_math.cuh)
+  float int8_scale, int8_inv;  // the INT8 variants' (int8_math.cuh)
 };
+
+// What the kernel writes: FP16, or INT8 rounded as int8_math.cuh does (its
+// checked quotient, or the bare multiply where
+// stem_int8_rounds_by_reciprocal() proved it rounds alike).
+enum class Output { kFloat16, kInt8Checked, kInt8ByReciprocal };
+
+template <Output kOut>
+using OutType = std::conditional_t<kOut == Output::kFloat16, __half, std::int8_t>;
 
 __device__ __forceinline__ unsigned shared_address(const void* p) {
   return static_cast<unsigned>(__cvta_generic_to_shared(p));
@@ -204,26 +212,32 @@ __device__ void conv_tiles(const unsigned char* s_in, const __half* s_w,
   }
 }
 
-// One INT8 code in the low byte (int8_math.cuh's rounding).
+// One INT8 code in the low byte. The float-to-int conversion saturates and
+// turns NaN into 0, as quantize_to_int8 does.
+template <Output kOut>
 __device__ __forceinline__ unsigned quantize_byte(float x, const Dims& d) {
-  return static_cast<unsigned>(
-      static_cast<std::uint8_t>(quantize_to_int8(x, d.int8_scale, d.int8_inv)));
+  std::int8_t q;
+  if constexpr (kOut == Output::kInt8ByReciprocal)
+    q = static_cast<std::int8_t>(max(-128, min(127, __float2int_rn(__fmul_rn(x, d.int8_inv)))));
+  else
+    q = quantize_to_int8(x, d.int8_scale, d.int8_inv);
+  return static_cast<unsigned>(static_cast<std::uint8_t>(q));
 }
 
 // 16 bytes of output from the maxima `best` (channels 2j, 2j + 1 in best[j]):
 // FP16 as they are, INT8 quantized (4 codes per word, little-endian).
-template <typename Out>
-__device__ __forceinline__ void store_group(const __half2 (&best)[8 / sizeof(Out)], const Dims& d,
-                                            Out* out) {
-  if constexpr (std::is_same_v<Out, __half>) {
+template <Output kOut>
+__device__ __forceinline__ void store_group(const __half2 (&best)[8 / sizeof(OutType<kOut>)],
+                                            const Dims& d, OutType<kOut>* out) {
+  if constexpr (kOut == Output::kFloat16) {
     *reinterpret_cast<uint4*>(out) = *reinterpret_cast<const uint4*>(best);
   } else {
     unsigned words[4];
 #pragma unroll
     for (int w = 0; w < 4; ++w) {
       const float2 a = __half22float2(best[2 * w]), b = __half22float2(best[2 * w + 1]);
-      words[w] = quantize_byte(a.x, d) | quantize_byte(a.y, d) << 8 | quantize_byte(b.x, d) << 16 |
-                 quantize_byte(b.y, d) << 24;
+      words[w] = quantize_byte<kOut>(a.x, d) | quantize_byte<kOut>(a.y, d) << 8 |
+                 quantize_byte<kOut>(b.x, d) << 16 | quantize_byte<kOut>(b.y, d) << 24;
     }
     *reinterpret_cast<uint4*>(out) = make_uint4(words[0], words[1], words[2], words[3]);
   }
@@ -231,8 +245,10 @@ __device__ __forceinline__ void store_group(const __half2 (&best)[8 / sizeof(Out
 
 // The 3 x 3 stride-2 max pool of the conv tile of `o`, 16 output bytes per
 // item (8 FP16 or 16 INT8 channels).
-template <typename T, typename Out>
-__device__ void pool_tile(const __half* s_out, const Dims& d, const TileOrigin& o, Out* y) {
+template <typename T, Output kOut>
+__device__ void pool_tile(const __half* s_out, const Dims& d, const TileOrigin& o,
+                          OutType<kOut>* y) {
+  using Out = OutType<kOut>;
   constexpr int kGroup = 16 / sizeof(Out);  // channels per item
   constexpr int kGroups = kStemOutChannels / kGroup;
   constexpr int kVectors = kGroup / 8;                 // 16-byte reads of s_out per tap
@@ -260,15 +276,15 @@ __device__ void pool_tile(const __half* s_out, const Dims& d, const TileOrigin& 
         }
       }
     }
-    store_group<Out>(best, d,
-                     out_image + (static_cast<long long>(oy) * d.out_w + ox) * 64 + g * kGroup);
+    store_group<kOut>(best, d,
+                      out_image + (static_cast<long long>(oy) * d.out_w + ox) * 64 + g * kGroup);
   }
 }
 
-template <typename T, typename Out>
+template <typename T, Output kOut>
 __global__ void __launch_bounds__(T::kThreads, T::kBlocksPerSm)
     stem_conv_pool_kernel(const __half* __restrict__ x, const __half* __restrict__ filter,
-                          const float* __restrict__ bias, Out* __restrict__ y, Dims d) {
+                          const float* __restrict__ bias, OutType<kOut>* __restrict__ y, Dims d) {
   extern __shared__ __align__(16) unsigned char smem[];
   __half* s_w = reinterpret_cast<__half*>(smem);
   unsigned char* s_in = smem + kWBytes;  // two buffers of T::kInBytes
@@ -292,24 +308,24 @@ __global__ void __launch_bounds__(T::kThreads, T::kBlocksPerSm)
       load_input_async<T>(x, d, tile + gridDim.x, s_in + (buffer ^ 1) * T::kInBytes);
     conv_tiles<T>(s_in + buffer * T::kInBytes, s_w, lane_bias, d.relu, s_out);
     __syncthreads();
-    pool_tile<T, Out>(s_out, d, tile_origin<T>(d, tile), y);
+    pool_tile<T, kOut>(s_out, d, tile_origin<T>(d, tile), y);
   }
 }
 
-template <typename T, typename Out>
+template <typename T, Output kOut>
 void launch(const void* x, const void* filter, const float* bias, void* y, Dims d, int sms,
             cudaStream_t stream) {
   d.tiles_y = (d.out_h + T::kPoolRowsV - 1) / T::kPoolRowsV;
   d.tiles_x = (d.out_w + T::kPoolColsV - 1) / T::kPoolColsV;
   d.tiles *= static_cast<long long>(d.tiles_y) * d.tiles_x;
-  ANVIL_GPU_CHECK(cudaFuncSetAttribute(stem_conv_pool_kernel<T, Out>,
+  ANVIL_GPU_CHECK(cudaFuncSetAttribute(stem_conv_pool_kernel<T, kOut>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
   const long long blocks =
       std::min<long long>(d.tiles, static_cast<long long>(sms) * T::kBlocksPerSm);
-  stem_conv_pool_kernel<T, Out>
+  stem_conv_pool_kernel<T, kOut>
       <<<static_cast<unsigned>(blocks), T::kThreads, T::kSmemBytes, stream>>>(
           static_cast<const __half*>(x), static_cast<const __half*>(filter), bias,
-          static_cast<Out*>(y), d);
+          static_cast<OutType<kOut>*>(y), d);
   ANVIL_GPU_CHECK(cudaGetLastError());
 }
 
@@ -346,11 +362,38 @@ void stem_conv_pool(const void* x, const void* filter, const float* bias, void* 
   const long long big_tiles = s.n * ((s.out_h() + BigTile::kPoolRowsV - 1) / BigTile::kPoolRowsV) *
                               ((s.out_w() + BigTile::kPoolColsV - 1) / BigTile::kPoolColsV);
   const bool big = big_tiles >= 2LL * sms;
-  if (s.int8_scale > 0.0f)
-    (big ? launch<BigTile, std::int8_t> : launch<SmallTile, std::int8_t>)(x, filter, bias, y, d,
-                                                                          sms, stream);
-  else
-    (big ? launch<BigTile, __half> : launch<SmallTile, __half>)(x, filter, bias, y, d, sms, stream);
+  const Output out = s.int8_scale == 0.0f
+                         ? Output::kFloat16
+                         : (s.int8_by_reciprocal && d.int8_inv > 0.0f ? Output::kInt8ByReciprocal
+                                                                      : Output::kInt8Checked);
+  switch (out) {
+    case Output::kFloat16:
+      (big ? launch<BigTile, Output::kFloat16>
+           : launch<SmallTile, Output::kFloat16>)(x, filter, bias, y, d, sms, stream);
+      break;
+    case Output::kInt8Checked:
+      (big ? launch<BigTile, Output::kInt8Checked>
+           : launch<SmallTile, Output::kInt8Checked>)(x, filter, bias, y, d, sms, stream);
+      break;
+    case Output::kInt8ByReciprocal:
+      (big ? launch<BigTile, Output::kInt8ByReciprocal>
+           : launch<SmallTile, Output::kInt8ByReciprocal>)(x, filter, bias, y, d, sms, stream);
+      break;
+  }
+}
+
+bool stem_int8_rounds_by_reciprocal(float scale) {
+  const float inv = int8_reciprocal(scale);
+  if (!std::isfinite(scale) || !(scale > 0.0f) || inv == 0.0f) return false;
+  auto saturate = [](float r) { return std::clamp(r, -128.0f, 127.0f); };
+  for (std::uint32_t bits = 0; bits < 0x10000; ++bits) {
+    __half_raw raw;
+    raw.x = static_cast<unsigned short>(bits);
+    const float x = __half2float(__half(raw));
+    if (std::isnan(x)) continue;  // 0 both ways
+    if (saturate(std::nearbyint(x * inv)) != saturate(std::nearbyint(x / scale))) return false;
+  }
+  return true;
 }
 
 }  // namespace anvil::cuda::kernels

@@ -31,12 +31,24 @@ struct StemShape {
   // value m the FP16 output would hold (quantize_int8's arithmetic, bit for
   // bit: IEEE division, halves to even, saturation to [-128, 127], NaN -> 0).
   float int8_scale = 0.0f;
+  // INT8 only: round by a multiply with fl(1 / int8_scale) and a conversion
+  // (2 instructions an element instead of int8_math.cuh's ~15 with its
+  // check). Set it to stem_int8_rounds_by_reciprocal(int8_scale), never
+  // more: the bits stay those of the division where that says true.
+  bool int8_by_reciprocal = false;
 
   std::int64_t conv_h() const { return (in_h + 6 - kStemKernel) / 2 + 1; }
   std::int64_t conv_w() const { return (in_w + 6 - kStemKernel) / 2 + 1; }
   std::int64_t out_h() const { return (conv_h() + 2 - 3) / 2 + 1; }
   std::int64_t out_w() const { return (conv_w() + 2 - 3) / 2 + 1; }
 };
+
+// Whether every FP16 value x (the kernel quantizes FP16 maxima, nothing
+// else) rounds alike as sat(rint(fl(x * fl(1 / scale)))) and as the IEEE
+// quotient's sat(rint(fl(x / scale))). It tries all 65,536 of them (about
+// half a millisecond): compute it once per scale, as the plan's runner does
+// when it loads.
+bool stem_int8_rounds_by_reciprocal(float scale);
 
 // x: [n, in_h, in_w, 4] FP16; filter: [64, 7, 7, 4] FP16 (KRSC); bias: [64]
 // FP32; y: [n, out_h, out_w, 64] FP16, or INT8 when shape.int8_scale > 0.

@@ -68,6 +68,7 @@ class ConvMaxPoolRunner final : public LayerRunner {
       if (!std::isfinite(shape_.int8_scale) || !(shape_.int8_scale > 0.0f))
         fail(ErrorKind::kInvalidArgument, "plan layer '", name, "': out_scale ", shape_.int8_scale,
              " must be finite and > 0: a corrupt plan");
+      shape_.int8_by_reciprocal = k::stem_int8_rounds_by_reciprocal(shape_.int8_scale);
     }
     check_tensors(s, int8 ? DType::kInt8 : DType::kFloat16);
     if (shape_.out_h() != param<std::int64_t>(pool, "out_h", name) ||
