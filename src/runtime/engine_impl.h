@@ -19,6 +19,7 @@
 #include "plan/plan.h"
 #include "plan/streams.h"
 #include "runtime/layer_runner.h"
+#include "runtime/prepare_layers.h"
 
 namespace anvil {
 
@@ -106,6 +107,9 @@ struct ExecutionContext::Impl {
   const Specialization* specialization = nullptr;  // the runners of (profile, geometry)
   // Input dims set under the current profile, by name (spatial plans).
   std::map<std::string, std::vector<std::int64_t>> input_dims;
+  // Handles of the threads that prepare compiling layers: declared before
+  // `prepared`, so they outlive the plans built with them.
+  runtime::WorkerHandles workers;
   // Prepared layers per (profile, geometry, batch size) seen, so switching back is free.
   using ShapeKey = std::tuple<int, GeometryKey, std::int64_t>;
   std::map<ShapeKey, std::vector<std::unique_ptr<runtime::PreparedLayer>>> prepared;

@@ -267,10 +267,8 @@ void ExecutionContext::Impl::prepare(std::int64_t new_batch, const GeometryKey& 
   const runtime::Handles handles{cudnn.get(), cublaslt.get()};
   const Specialization& runners = engine->impl().specialization(profile, new_geometry);
   auto& layers = prepared[{profile, new_geometry, new_batch}];
-  if (layers.empty()) {
-    for (const auto& runner : runners.runners)
-      layers.push_back(runner->prepare(new_batch, handles));
-  }
+  if (layers.empty())
+    layers = runtime::prepare_layers(runners.runners, new_batch, handles, workers);
   const plan::StreamSchedule& schedule = engine->impl().schedule;
   workspace.bytes.assign(1 + static_cast<std::size_t>(schedule.aux_streams), 0);
   for (std::size_t i = 0; i < layers.size(); ++i) {

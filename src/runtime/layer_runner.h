@@ -74,8 +74,13 @@ struct LayerSetup {
 class LayerRunner {
  public:
   virtual ~LayerRunner() = default;
+  // Must be callable from several threads at once, each with its own
+  // handles (runtime/prepare_layers.h).
   virtual std::unique_ptr<PreparedLayer> prepare(std::int64_t batch,
                                                  const Handles& handles) const = 0;
+  // Whether prepare(batch) compiles kernels (seconds, not milliseconds):
+  // such layers are prepared on worker threads, in parallel.
+  virtual bool compiles(std::int64_t /*batch*/) const { return false; }
 };
 
 using RunnerFactory = std::unique_ptr<LayerRunner> (*)(const LayerSetup& setup);
