@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <exception>
 #include <thread>
 
 #include "cuda/check.h"
@@ -20,6 +19,41 @@ std::span<const Handles> WorkerHandles::at_least(std::size_t count) {
   return handles_;
 }
 
+std::size_t worker_count(std::size_t tasks) {
+  const std::size_t cores = std::max(1u, std::thread::hardware_concurrency());
+  return std::min({tasks, cores, kMaxPrepareWorkers});
+}
+
+std::vector<std::exception_ptr> run_on_workers(
+    std::size_t tasks, WorkerHandles& workers,
+    const std::function<void(std::size_t, const Handles&)>& task) {
+  std::vector<std::exception_ptr> errors(tasks);
+  const std::size_t threads = worker_count(tasks);
+  if (threads == 0) return errors;
+  int device = 0;
+  ANVIL_GPU_CHECK(cudaGetDevice(&device));
+  const std::span<const Handles> handles = workers.at_least(threads);
+  std::atomic<std::size_t> next{0};
+  auto work = [&](std::size_t w) {
+    // A worker that cannot work leaves its share to the others (or, where
+    // none can, to the caller: the tasks it skipped are reported as such).
+    if (cudaSetDevice(device) != cudaSuccess) return;
+    for (std::size_t k = next++; k < tasks; k = next++) {
+      try {
+        task(k, handles[w]);
+      } catch (...) {
+        errors[k] = std::current_exception();
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (std::size_t w = 0; w < threads; ++w)
+    pool.emplace_back(work, w);
+  for (std::thread& t : pool)
+    t.join();
+  return errors;
+}
+
 std::vector<std::unique_ptr<PreparedLayer>> prepare_layers(
     std::span<const std::unique_ptr<LayerRunner>> runners, std::int64_t batch,
     const Handles& handles, WorkerHandles& workers) {
@@ -27,33 +61,12 @@ std::vector<std::unique_ptr<PreparedLayer>> prepare_layers(
   std::vector<std::size_t> compiling;
   for (std::size_t i = 0; i < runners.size(); ++i)
     if (runners[i]->compiles(batch)) compiling.push_back(i);
-  const std::size_t cores = std::max(1u, std::thread::hardware_concurrency());
-  const std::size_t threads = std::min({compiling.size(), cores, kMaxPrepareWorkers});
-  if (threads >= 2) {
-    int device = 0;
-    ANVIL_GPU_CHECK(cudaGetDevice(&device));
-    const std::span<const Handles> worker_handles = workers.at_least(threads);
-    std::vector<std::exception_ptr> errors(runners.size());
-    std::atomic<std::size_t> next{0};
-    auto work = [&](std::size_t w) {
-      // A worker that cannot work leaves its share to the others, or to the
-      // caller's thread below.
-      if (cudaSetDevice(device) != cudaSuccess) return;
-      for (std::size_t k = next++; k < compiling.size(); k = next++) {
-        const std::size_t i = compiling[k];
-        try {
-          layers[i] = runners[i]->prepare(batch, worker_handles[w]);
-        } catch (...) {
-          errors[i] = std::current_exception();
-        }
-      }
-    };
-    std::vector<std::thread> pool;
-    for (std::size_t w = 0; w < threads; ++w)
-      pool.emplace_back(work, w);
-    for (std::thread& t : pool)
-      t.join();
-    for (const std::exception_ptr& error : errors)
+  if (worker_count(compiling.size()) >= 2) {
+    const std::vector<std::exception_ptr> errors =
+        run_on_workers(compiling.size(), workers, [&](std::size_t k, const Handles& h) {
+          layers[compiling[k]] = runners[compiling[k]]->prepare(batch, h);
+        });
+    for (const std::exception_ptr& error : errors)  // in layer order
       if (error) std::rethrow_exception(error);
   }
   for (std::size_t i = 0; i < runners.size(); ++i)

@@ -19,6 +19,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -41,13 +43,25 @@ class WorkerHandles {
   std::vector<Handles> handles_;
 };
 
-// runners[i]->prepare(batch, ...) for every i, in order. With two or more
-// compiling layers, they are prepared on up to kMaxPrepareWorkers threads
-// (no more than the machine's cores: the compiles are CPU work). An error
+// Threads for `tasks` tasks: no more than the tasks, the machine's cores
+// (compiles are CPU work) or kMaxPrepareWorkers.
+inline constexpr std::size_t kMaxPrepareWorkers = 16;
+std::size_t worker_count(std::size_t tasks);
+
+// task(k, handles) for every k < tasks on worker_count(tasks) threads, each
+// with handles of its own from `workers`; returns once all have stopped,
+// with each task's exception (null where it returned). A worker that cannot
+// select the caller's device takes no task: the others take its share.
+std::vector<std::exception_ptr> run_on_workers(
+    std::size_t tasks, WorkerHandles& workers,
+    const std::function<void(std::size_t, const Handles&)>& task);
+
+// runners[i]->prepare(batch, ...) for every i, in order. Where two or more
+// compiling layers get two or more workers, they are prepared on those
+// (run_on_workers), the rest on the caller's thread and handles. An error
 // of any layer is thrown after every worker has stopped: the first in
 // layer order. On the H100 machine (16 cores) 8 workers took ResNet-18's 19
 // INT8 convs at batch 37 from 8.97 to 2.91 s.
-inline constexpr std::size_t kMaxPrepareWorkers = 16;
 std::vector<std::unique_ptr<PreparedLayer>> prepare_layers(
     std::span<const std::unique_ptr<LayerRunner>> runners, std::int64_t batch,
     const Handles& handles, WorkerHandles& workers);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <exception>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -22,6 +23,7 @@
 #include "runtime/layers/layer_shapes.h"
 #include "runtime/layers/layer_util.h"
 #include "runtime/layers/tactic.h"
+#include "runtime/prepare_layers.h"
 
 namespace anvil::builder {
 
@@ -40,10 +42,15 @@ cuda::DeviceBuffer upload(const plan::Plan& p, const plan::WeightRef& ref) {
   return buffer;
 }
 
+// conv_int8 layers' candidates compiled ahead (compile_int8_candidates), by
+// their shape's describe().
+using Int8Compiled = std::map<std::string, std::vector<cuda::QuantizedConv>>;
+
 struct Libraries {
   cudnnHandle_t cudnn = nullptr;
   cublasLtHandle_t lt = nullptr;
   cudaStream_t stream = nullptr;
+  const Int8Compiled* int8_compiled = nullptr;  // null: compile each layer's when tuned
 };
 
 // One conv, conv_int8 or gemm layer's problem on the device: its real
@@ -200,7 +207,12 @@ std::vector<cuda::QuantizedConv> int8_candidates(cudnnHandle_t cudnn,
 // runner binds it (identities as QuantizedConv::identity() gives them), timed.
 std::vector<Timed> time_int8_conv(const cuda::QuantizedConvShape& shape, Bench& b,
                                   const Libraries& libs, int iterations) {
-  const std::vector<cuda::QuantizedConv> convs = int8_candidates(libs.cudnn, shape);
+  const auto compiled = libs.int8_compiled ? libs.int8_compiled->find(shape.describe())
+                                           : Int8Compiled::const_iterator{};
+  const std::vector<cuda::QuantizedConv> convs =
+      libs.int8_compiled && compiled != libs.int8_compiled->end()
+          ? compiled->second
+          : int8_candidates(libs.cudnn, shape);
   std::size_t workspace = 0;
   for (const cuda::QuantizedConv& c : convs)
     workspace = std::max(workspace, c.workspace_bytes());
@@ -470,6 +482,45 @@ bool is_tuned(const std::string& kind) {
   return kind == "conv" || kind == "conv_int8" || kind == "gemm";
 }
 
+// Same problem, same winner: the timing cache's key is everything the timing
+// depends on.
+std::string tuning_key(const plan::Plan& p, const plan::LayerDesc& layer,
+                       const AutotuneOptions& options) {
+  return cat(layer.kind, "|", layer.params, "|fp16=", p.options.fp16, "|tf32=", p.options.tf32,
+             "|batch=", options.batch);
+}
+
+// cuDNN's runtime-fusion INT8 engines compile every candidate plan, 0.5-0.9 s
+// each on an H100, which made most of an INT8 build: the candidates of the
+// conv_int8 layers the timing cache does not hold are compiled here first,
+// on worker threads with handles of their own (runtime::run_on_workers),
+// and timed one layer after another as before. A shape whose compile fails
+// here is left out: its layer compiles (and reports) it when tuned.
+Int8Compiled compile_int8_candidates(const plan::Plan& p, const AutotuneOptions& options,
+                                     const TimingCache& cache, runtime::WorkerHandles& workers) {
+  std::vector<cuda::QuantizedConvShape> shapes;
+  std::vector<std::string> keys;
+  for (const plan::LayerDesc& layer : p.layers) {
+    if (layer.kind != "conv_int8" || cache.find(tuning_key(p, layer, options))) continue;
+    cuda::QuantizedConvShape shape =
+        runtime::int8_conv_layer_shape(nlohmann::json::parse(layer.params), layer.name);
+    shape.n = options.batch;
+    if (std::find(keys.begin(), keys.end(), shape.describe()) != keys.end()) continue;
+    keys.push_back(shape.describe());
+    shapes.push_back(shape);
+  }
+  Int8Compiled compiled;
+  if (runtime::worker_count(shapes.size()) < 2) return compiled;
+  std::vector<std::vector<cuda::QuantizedConv>> found(shapes.size());
+  const std::vector<std::exception_ptr> errors = runtime::run_on_workers(
+      shapes.size(), workers, [&](std::size_t k, const runtime::Handles& h) {
+        found[k] = int8_candidates(h.cudnn, shapes[k]);
+      });
+  for (std::size_t k = 0; k < shapes.size(); ++k)
+    if (!errors[k]) compiled.emplace(keys[k], std::move(found[k]));
+  return compiled;
+}
+
 }  // namespace
 
 plan::TargetInfo current_target() {
@@ -501,9 +552,12 @@ std::vector<LayerTactic> autotune(plan::Plan& p, const AutotuneOptions& options)
   cuda::CudnnHandle cudnn;
   cuda::CublasLtHandle lt;
   cuda::Stream stream;
-  const Libraries libs{cudnn.get(), lt.get(), stream.get()};
   std::mt19937 rng(2024);
   TimingCache cache(options.timing_cache, p.target);
+  // The workers' handles outlive the plans compiled with them.
+  runtime::WorkerHandles workers;
+  const Int8Compiled int8_compiled = compile_int8_candidates(p, options, cache, workers);
+  const Libraries libs{cudnn.get(), lt.get(), stream.get(), &int8_compiled};
   const std::function<void(const std::string&)> log =
       options.log ? options.log
                   : [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
@@ -514,10 +568,8 @@ std::vector<LayerTactic> autotune(plan::Plan& p, const AutotuneOptions& options)
   std::vector<LayerTactic> chosen;
   for (plan::LayerDesc& layer : p.layers) {
     if (!is_tuned(layer.kind)) continue;
-    // Same problem, same winner: the key is everything the timing depends on.
     // A cached winner was checked when it was first tuned.
-    const std::string key = cat(layer.kind, "|", layer.params, "|fp16=", p.options.fp16,
-                                "|tf32=", p.options.tf32, "|batch=", options.batch);
+    const std::string key = tuning_key(p, layer, options);
     Winner w;
     if (const nlohmann::json* hit = cache.find(key)) {
       w.identity = hit->value("identity", "");
