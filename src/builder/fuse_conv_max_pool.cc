@@ -108,6 +108,41 @@ int fold_stem_quantize(plan::Plan& plan) {
   return folded;
 }
 
+int fold_stem_input(plan::Plan& plan) {
+  int folded = 0;
+  for (std::size_t i = 0; i < plan.layers.size(); ++i) {
+    plan::LayerDesc& stem = plan.layers[i];
+    if ((stem.kind != "conv_max_pool" && stem.kind != "conv_max_pool_int8") ||
+        stem.inputs.size() != 1)
+      continue;
+    const int stored = stem.inputs[0];
+    if (readers(plan, stored) != 1) continue;  // also: not an engine tensor
+    std::size_t j = 0;
+    while (j < i && plan.layers[j].outputs != std::vector<int>{stored})
+      ++j;
+    if (j == i) continue;
+    const plan::LayerDesc& reformat = plan.layers[j];
+    if (reformat.kind != "reformat_in" || reformat.inputs.size() != 1 ||
+        reformat.stream != stem.stream)
+      continue;
+    const int input = reformat.inputs[0];
+    const bool engine_input = std::any_of(
+        plan.io.begin(), plan.io.end(),
+        [&](const plan::IoBinding& io) { return io.is_input && io.tensor_id == input; });
+    const plan::TensorDesc& in = plan.tensors.at(static_cast<std::size_t>(input));
+    const plan::TensorDesc& out = plan.tensors.at(static_cast<std::size_t>(stored));
+    if (!engine_input || in.dtype != DType::kFloat32 || in.layout != "NCHW" ||
+        in.dims.size() != 4 || in.dims[1] != 3 || out.dtype != DType::kFloat16 ||
+        out.layout != "NHWC" || out.channel_padding_to.value_or(0) != 4)
+      continue;
+    stem.inputs = {input, stored};
+    plan.layers.erase(plan.layers.begin() + static_cast<std::ptrdiff_t>(j));
+    --i;  // the stem moved up one
+    ++folded;
+  }
+  return folded;
+}
+
 int fuse_conv_max_pool(plan::Plan& plan) {
   int fused = 0;
   for (std::size_t i = 0; i + 1 < plan.layers.size(); ++i) {
@@ -130,6 +165,7 @@ int fuse_conv_max_pool(plan::Plan& plan) {
     ++fused;
   }
   fold_stem_quantize(plan);
+  fold_stem_input(plan);
   return fused;
 }
 

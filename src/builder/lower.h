@@ -70,7 +70,11 @@
 //                  y = MaxPool(act(conv(x, W) + bias)) with the "conv" params
 //                  and weights (7x7, stride 2, pad 3, c_pad 4, k_pad 64, relu
 //                  or none) and the "pool" params under "pool" (max, 3x3,
-//                  stride 2, pad 1).
+//                  stride 2, pad 1). x is the FP16 NHWC tensor of 4 channels
+//                  or, with two inputs, the engine's FP32 NCHW RGB input
+//                  (input 0, converted as reformat_in would) with that FP16
+//                  tensor as input 1, read instead where the context passes
+//                  a null input 0 (a preformatted input).
 //  "conv_max_pool_int8" the same writing INT8 (INT8 plans, where only a
 //                  "quantize" read the pooled tensor), with {out_scale}: q =
 //                  sat(rint(m / out_scale)) of the FP16 maximum m, the

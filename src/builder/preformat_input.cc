@@ -45,14 +45,22 @@ PreformatSite preformat_site(const plan::Plan& plan, std::string_view input) {
   }
   const plan::LayerDesc* reader =
       count == 1 ? &plan.layers[static_cast<std::size_t>(site.layer)] : nullptr;
-  if (!reader || reader->kind != "reformat_in" || reader->outputs.size() != 1)
-    fail(ErrorKind::kUnsupported, "input '", input,
-         "' cannot be preformatted: the engine's storage of it is written by one reformat_in "
-         "layer only in plans where that layer alone reads it; here ",
-         count == 0 ? std::string("no layer reads it") : cat("it is read by ", readers),
-         "; bind it with set_tensor_address instead");
-  site.storage = reader->outputs[0];
-  return site;
+  if (reader && reader->kind == "reformat_in" && reader->outputs.size() == 1) {
+    site.storage = reader->outputs[0];
+    return site;
+  }
+  if (reader && (reader->kind == "conv_max_pool" || reader->kind == "conv_max_pool_int8") &&
+      reader->inputs.size() == 2 && reader->inputs[0] == site.input_tensor) {
+    site.storage = reader->inputs[1];
+    site.skip_layer = false;
+    return site;
+  }
+  fail(ErrorKind::kUnsupported, "input '", input,
+       "' cannot be preformatted: the engine's storage of it is written by one reformat_in "
+       "layer (or read by one stem layer that reads the input itself) only in plans where that "
+       "layer alone reads the input; here ",
+       count == 0 ? std::string("no layer reads it") : cat("it is read by ", readers),
+       "; bind it with set_tensor_address instead");
 }
 
 std::ptrdiff_t input_consumed_after(const plan::Plan& plan,
@@ -64,7 +72,7 @@ std::ptrdiff_t input_consumed_after(const plan::Plan& plan,
     bool reader = false;
     bool skip = false;
     for (const PreformatSite& site : skipped) {
-      skip = skip || site.layer == static_cast<int>(i);
+      skip = skip || (site.skip_layer && site.layer == static_cast<int>(i));
       reader = reader || reads(layer, site.storage);
     }
     if (skip) continue;

@@ -16,17 +16,21 @@
 
 namespace anvil::builder {
 
-// The one layer that reads an engine input: its reformat_in, and the
-// storage tensor it writes.
+// The one layer that reads an engine input and the storage tensor a caller
+// may write instead: a reformat_in and its output (the layer is skipped
+// when the input is preformatted), or a stem that reads the input itself
+// and lists the storage as its input 1 (builder/fuse_conv_max_pool.h: the
+// context then passes it a null input 0; nothing is skipped).
 struct PreformatSite {
   int input_tensor = -1;
-  int layer = -1;  // the reformat_in's index in plan.layers
+  int layer = -1;  // the reader's index in plan.layers
   int storage = -1;
+  bool skip_layer = true;  // a reformat_in, left out when preformatted
 };
 
 // The site of `input`. kInvalidArgument when the plan has no such input
 // (listing its inputs); kUnsupported, naming the input, when not exactly one
-// layer reads it or that layer is not a "reformat_in".
+// layer reads it or that layer is neither of the above.
 PreformatSite preformat_site(const plan::Plan& plan, std::string_view input);
 
 // Where the input-consumed event goes when the layers in `skipped` (reformat
@@ -39,7 +43,7 @@ PreformatSite preformat_site(const plan::Plan& plan, std::string_view input);
 std::ptrdiff_t input_consumed_after(const plan::Plan& plan, std::span<const PreformatSite> skipped);
 
 // The caller writes a preformatted storage before the enqueue starts, while
-// the arena planner has it live only from its reformat layer on: a tensor of
+// the arena planner has it live only from its site's layer on: a tensor of
 // a layer that runs before that layer may share its bytes. The id of such a
 // tensor at `offsets` (plan_arena at `batch`), or -1 when none does (always
 // so when the reformat layer runs first).

@@ -185,6 +185,9 @@ class Respecializer {
       const Hw pooled = window(layer, p.at("pool"), conv, true);
       set_hw(tensor(y), pooled);
       set_bypassed(before, p.at("k"), conv);
+      // A stem that reads the engine input itself keeps the FP16 storage a
+      // caller may preformat as its input 1, at the input's size.
+      if (layer.inputs.size() == 2) set_hw(tensor(layer.inputs[1]), spatial_input(layer, 0));
       // The INT8 stem also bypasses the FP16 pooled tensor that the quantize
       // it absorbed read (fuse_conv_max_pool.h).
       if (kind == "conv_max_pool_int8") set_bypassed(pooled_before, p.at("k"), pooled);

@@ -337,6 +337,9 @@ void ExecutionContext::Impl::refresh_launches() {
     if (!io_addresses.count(io.tensor_id) && !preformatted_site(io.tensor_id)) return;
   auto* base = static_cast<std::byte*>(memory);
   auto address = [&](int id) -> void* {
+    // A preformatted input is not read: a stem that reads the input itself
+    // takes a null one as "read the storage" (builder/fuse_conv_max_pool.h).
+    if (preformatted_site(id)) return nullptr;
     if (auto it = io_addresses.find(id); it != io_addresses.end()) return it->second;
     return base + offsets.at(static_cast<std::size_t>(id));
   };
@@ -490,28 +493,35 @@ void ExecutionContext::set_input_preformatted(std::string_view input, bool prefo
   const plan::Plan& p = impl_->plan();
   const int tensor = find_io(p, input).tensor_id;
   std::vector<builder::PreformatSite> sites;
-  for (const builder::PreformatSite& site : impl_->preformatted)
+  // A stem that reads the input itself gets a null input 0 while the input
+  // is preformatted (its launch changes); a skipped reformat_in does not.
+  bool stem_site = false;
+  for (const builder::PreformatSite& site : impl_->preformatted) {
     if (site.input_tensor != tensor) sites.push_back(site);
+    if (site.input_tensor == tensor) stem_site = stem_site || !site.skip_layer;
+  }
   if (preformatted) {
     sites.push_back(builder::preformat_site(p, input));  // kUnsupported if it cannot be
     if (impl_->batch > 0) {
       const std::string problem = impl_->storage_problem(sites.back());
       if (!problem.empty()) fail(ErrorKind::kUnsupported, problem);
     }
+    stem_site = stem_site || !sites.back().skip_layer;
   }
   impl_->preformatted = std::move(sites);
   impl_->skipped.assign(p.layers.size(), false);
   for (const builder::PreformatSite& site : impl_->preformatted)
-    impl_->skipped[static_cast<std::size_t>(site.layer)] = true;
+    if (site.skip_layer) impl_->skipped[static_cast<std::size_t>(site.layer)] = true;
   auto& sets = impl_->skip_sets;
   auto known = std::find(sets.begin(), sets.end(), impl_->skipped);
   if (!impl_->preformatted.empty() && known == sets.end())
     known = sets.insert(sets.end(), impl_->skipped);
   impl_->skip_set = impl_->preformatted.empty() ? 0 : 1 + static_cast<int>(known - sets.begin());
   impl_->consumed_after = builder::input_consumed_after(p, impl_->preformatted);
-  // The launches do not change: rebinding every layer (as refresh_launches
-  // does) is needed only where the input's address decides readiness.
-  if (impl_->ready && impl_->io_addresses.count(tensor))
+  // Otherwise the launches do not change: rebinding every layer (as
+  // refresh_launches does) is needed only where the input's address decides
+  // readiness.
+  if (!stem_site && impl_->ready && impl_->io_addresses.count(tensor))
     impl_->check_preformatted();
   else
     impl_->refresh_launches();
@@ -537,10 +547,10 @@ std::string ExecutionContext::Impl::storage_problem(const builder::PreformatSite
   const auto& layers = plan().layers;
   return cat("input '", input, "' cannot be preformatted at ", shape_text(),
              ": its storage shares memory with '",
-             shapes.tensors.at(static_cast<std::size_t>(clash)).name,
-             "', which a layer before its reformat layer '",
-             layers.at(static_cast<std::size_t>(site.layer)).name,
-             "' uses; bind it with set_tensor_address instead");
+             shapes.tensors.at(static_cast<std::size_t>(clash)).name, "', which a layer before '",
+             layers.at(static_cast<std::size_t>(site.layer)).name, "' (the storage's ",
+             site.skip_layer ? "writer" : "reader",
+             ") uses; bind it with set_tensor_address instead");
 }
 
 void ExecutionContext::Impl::check_preformatted() {

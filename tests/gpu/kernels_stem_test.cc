@@ -145,6 +145,74 @@ INSTANTIATE_TEST_SUITE_P(Kernels, StemConvPool,
                                            StemCase{1, 19, 16, false}, StemCase{2, 1, 1, true},
                                            StemCase{1, 64, 9, false}, StemCase{0, 224, 224, true}));
 
+// The FP32 NCHW input (StemShape::input) against the FP16 NHWC one made from
+// it as reformat_in makes it: the same output bits, FP16 and INT8. Widths
+// that are a multiple of 4 load whole 16-byte chunks, the others floats.
+class StemConvPoolFp32Input : public ::testing::TestWithParam<StemCase> {};
+
+TEST_P(StemConvPoolFp32Input, EqualsReformattingThenTheFp16Input) {
+  ANVIL_REQUIRE_GPU();
+  const StemCase c = GetParam();
+  k::StemShape shape{c.n, c.h, c.w, c.relu};
+  const auto plane = static_cast<std::size_t>(c.h * c.w);
+  const auto images = static_cast<std::size_t>(c.n);
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> dist(-2.5f, 2.5f);
+  std::vector<float> nchw(images * 3 * plane);
+  for (float& v : nchw)
+    v = dist(rng);
+  std::vector<std::uint16_t> nhwc(images * plane * kC, 0);  // channel 3 stays 0
+  for (std::size_t n = 0; n < images; ++n)
+    for (std::size_t ch = 0; ch < 3; ++ch)
+      for (std::size_t p = 0; p < plane; ++p)
+        nhwc[(n * plane + p) * kC + ch] = builder::float_to_half(nchw[(n * 3 + ch) * plane + p]);
+  const auto w = random_halves(static_cast<std::size_t>(kK * kR * kR * kC), 2, 0.2f);
+  std::vector<float> bias(kK);
+  for (int m = 0; m < kK; ++m)
+    bias[static_cast<std::size_t>(m)] = 0.05f * static_cast<float>(m % 13) - 0.3f;
+  const auto outputs = static_cast<std::size_t>(c.n * shape.out_h() * shape.out_w() * kK);
+
+  cuda::DeviceBuffer d_nchw(std::max<std::size_t>(nchw.size(), 1) * 4),
+      d_nhwc(std::max<std::size_t>(nhwc.size(), 1) * 2), d_w(w.size() * 2), d_b(bias.size() * 4),
+      d_want(std::max<std::size_t>(outputs, 1) * 2), d_got(std::max<std::size_t>(outputs, 1) * 2);
+  cuda::copy_to_device(d_nchw.data(), nchw.data(), nchw.size() * 4);
+  cuda::copy_to_device(d_nhwc.data(), nhwc.data(), nhwc.size() * 2);
+  cuda::copy_to_device(d_w.data(), w.data(), w.size() * 2);
+  cuda::copy_to_device(d_b.data(), bias.data(), bias.size() * 4);
+  cuda::Stream stream;
+  for (const float scale : {0.0f, 0.0625f}) {  // FP16 out, INT8 out
+    SCOPED_TRACE(scale == 0.0f ? "FP16 output" : "INT8 output");
+    shape.int8_scale = scale;
+    shape.int8_by_reciprocal = scale > 0.0f && k::stem_int8_rounds_by_reciprocal(scale);
+    const std::size_t bytes = outputs * (scale > 0.0f ? 1 : 2);
+    test::poison(d_want.data(), d_want.bytes());
+    test::poison(d_got.data(), d_got.bytes());
+    shape.input = k::StemInput::kFloat16Nhwc4;
+    k::stem_conv_pool(d_nhwc.data(), d_w.data(), d_b.as<float>(), d_want.data(), shape,
+                      stream.get());
+    shape.input = k::StemInput::kFloat32Nchw;
+    k::stem_conv_pool(d_nchw.data(), d_w.data(), d_b.as<float>(), d_got.data(), shape,
+                      stream.get());
+    stream.synchronize();
+    std::vector<unsigned char> want(bytes), got(bytes);
+    ANVIL_GPU_CHECK(cudaMemcpy(want.data(), d_want.data(), bytes, cudaMemcpyDeviceToHost));
+    ANVIL_GPU_CHECK(cudaMemcpy(got.data(), d_got.data(), bytes, cudaMemcpyDeviceToHost));
+    std::size_t mismatches = 0, first = bytes;
+    for (std::size_t i = 0; i < bytes; ++i)
+      if (got[i] != want[i] && mismatches++ == 0) first = i;
+    EXPECT_EQ(mismatches, 0u) << "of " << bytes << " output bytes; the first at byte " << first;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, StemConvPoolFp32Input,
+                         // 224 and 16 wide: whole chunks; 41, 9 and 1: floats. n=128
+                         // 224x224 is ResNet's batch on the 7 x 8 kernel, persistent.
+                         ::testing::Values(StemCase{128, 224, 224, true},
+                                           StemCase{20, 112, 112, true},
+                                           StemCase{2, 224, 224, false}, StemCase{3, 37, 41, true},
+                                           StemCase{1, 19, 16, false}, StemCase{2, 1, 1, true},
+                                           StemCase{1, 64, 9, false}, StemCase{0, 224, 224, true}));
+
 struct Int8Case {
   std::int64_t n, h, w;
   bool relu;

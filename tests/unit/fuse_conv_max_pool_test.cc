@@ -49,20 +49,76 @@ std::vector<std::string> kinds(const plan::Plan& p) {
   return out;
 }
 
+const plan::TensorDesc& tensor(const plan::Plan& p, int id) {
+  return p.tensors.at(static_cast<std::size_t>(id));
+}
+
+bool touched(const plan::Plan& p, int id) {
+  return std::any_of(p.layers.begin(), p.layers.end(), [&](const plan::LayerDesc& l) {
+    return std::count(l.inputs.begin(), l.inputs.end(), id) +
+               std::count(l.outputs.begin(), l.outputs.end(), id) >
+           0;
+  });
+}
+
 TEST(FuseConvMaxPool, FusesResNetsStemInFp16) {
   const plan::Plan p = lower_graph(stem(), {.fp16 = true, .max_batch = 4});
-  ASSERT_EQ(kinds(p), (std::vector<std::string>{"reformat_in", "conv_max_pool", "reformat_out"}));
-  const plan::LayerDesc& fused = p.layers[1];
+  ASSERT_EQ(kinds(p), (std::vector<std::string>{"conv_max_pool", "reformat_out"}));
+  const plan::LayerDesc& fused = p.layers[0];
   const auto params = nlohmann::json::parse(fused.params);
   EXPECT_EQ(params["activation"], "relu");
   EXPECT_EQ(params["pool"]["out_h"], 8);
   EXPECT_EQ(fused.weights.size(), 2u);
   EXPECT_NE(fused.name.find(" + "), std::string::npos) << fused.name;
-  // Arena: the input reformat's output and nothing of the 16x16x64 conv output.
-  const plan::TensorDesc& in = p.tensors[static_cast<std::size_t>(fused.inputs[0])];
-  EXPECT_EQ(
-      plan_arena(p, 4).arena_bytes,
-      tensor_bytes(in, 4) + tensor_bytes(p.tensors[static_cast<std::size_t>(fused.outputs[0])], 4));
+  // Arena: the FP16 input storage (for a caller that preformats the input)
+  // and nothing of the 16x16x64 conv output.
+  ASSERT_EQ(fused.inputs.size(), 2u);
+  EXPECT_EQ(plan_arena(p, 4).arena_bytes, tensor_bytes(tensor(p, fused.inputs[1]), 4) +
+                                              tensor_bytes(tensor(p, fused.outputs[0]), 4));
+}
+
+// The stem reads the engine's FP32 NCHW input itself (fold_stem_input): the
+// input reformat goes; the FP16 tensor it wrote stays as the stem's input 1,
+// written by no layer, for a caller that preformats the input.
+TEST(FuseConvMaxPool, TheStemReadsTheEngineInputItself) {
+  const plan::Plan p = lower_graph(stem(), {.fp16 = true, .max_batch = 4});
+  const plan::LayerDesc& fused = p.layers.at(0);
+  ASSERT_EQ(fused.inputs.size(), 2u);
+  ASSERT_EQ(p.io.at(0).name, "x");
+  EXPECT_EQ(fused.inputs[0], p.io[0].tensor_id);
+  const plan::TensorDesc& rgb = tensor(p, fused.inputs[0]);
+  EXPECT_EQ(rgb.dtype, DType::kFloat32);
+  EXPECT_EQ(rgb.layout, "NCHW");
+  const plan::TensorDesc& stored = tensor(p, fused.inputs[1]);
+  EXPECT_EQ(stored.dtype, DType::kFloat16);
+  EXPECT_EQ(stored.layout, "NHWC");
+  EXPECT_EQ(stored.channel_padding_to, std::optional<std::int64_t>(4));
+  for (const plan::LayerDesc& l : p.layers)
+    EXPECT_EQ(std::count(l.outputs.begin(), l.outputs.end(), fused.inputs[1]), 0) << l.name;
+  plan::Plan again = p;
+  EXPECT_EQ(fold_stem_input(again), 0) << "folded once";
+
+  // Not where the reformat's output has another reader, or the reformat runs
+  // on another stream.
+  plan::Plan unfolded = lower_graph(stem(), {.fp16 = true, .max_batch = 4});
+  unfolded.layers[0].inputs = {unfolded.layers[0].inputs[1]};
+  plan::LayerDesc reformat;
+  reformat.name = "reformat_in:x";
+  reformat.kind = "reformat_in";
+  reformat.inputs = {p.io[0].tensor_id};
+  reformat.outputs = {unfolded.layers[0].inputs[0]};
+  unfolded.layers.insert(unfolded.layers.begin(), reformat);
+  plan::Plan other_stream = unfolded;
+  other_stream.layers[0].stream = 1;
+  EXPECT_EQ(fold_stem_input(other_stream), 0);
+  plan::Plan two_readers = unfolded;
+  plan::LayerDesc reader = two_readers.layers.back();
+  reader.name = "another";
+  reader.inputs = {reformat.outputs[0]};
+  two_readers.layers.push_back(reader);
+  EXPECT_EQ(fold_stem_input(two_readers), 0);
+  EXPECT_EQ(fold_stem_input(unfolded), 1);
+  EXPECT_EQ(kinds(unfolded), kinds(p));
 }
 
 TEST(FuseConvMaxPool, LeavesOtherShapesAndFp32Alone) {
@@ -114,30 +170,20 @@ LowerOptions int8_options(const Int8Stem& s) {
   return o;
 }
 
-const plan::TensorDesc& tensor(const plan::Plan& p, int id) {
-  return p.tensors.at(static_cast<std::size_t>(id));
-}
-
-bool touched(const plan::Plan& p, int id) {
-  return std::any_of(p.layers.begin(), p.layers.end(), [&](const plan::LayerDesc& l) {
-    return std::count(l.inputs.begin(), l.inputs.end(), id) +
-               std::count(l.outputs.begin(), l.outputs.end(), id) >
-           0;
-  });
-}
-
 TEST(FuseConvMaxPool, TheStemWritesTheInt8TensorItself) {
   const Int8Stem s = int8_stem();
   ASSERT_FALSE(s.y.empty()) << "the 3x3 conv was not fused with its Relu";
   const plan::Plan p = lower_graph(s.graph, int8_options(s));
-  ASSERT_EQ(kinds(p), (std::vector<std::string>{"reformat_in", "conv_max_pool_int8", "conv_int8",
-                                                "dequantize", "reformat_out"}))
+  ASSERT_EQ(kinds(p), (std::vector<std::string>{"conv_max_pool_int8", "conv_int8", "dequantize",
+                                                "reformat_out"}))
       << "the quantize layer of the pooled tensor is folded into the stem";
-  const plan::LayerDesc& stem = p.layers[1];
-  const plan::LayerDesc& conv = p.layers[2];
+  const plan::LayerDesc& stem = p.layers[0];
+  const plan::LayerDesc& conv = p.layers[1];
   ASSERT_EQ(stem.outputs.size(), 1u);
   EXPECT_EQ(tensor(p, stem.outputs[0]).dtype, DType::kInt8);
-  EXPECT_EQ(tensor(p, stem.inputs[0]).dtype, DType::kFloat16);
+  ASSERT_EQ(stem.inputs.size(), 2u) << "the stem reads the engine input itself";
+  EXPECT_EQ(tensor(p, stem.inputs[0]).dtype, DType::kFloat32);
+  EXPECT_EQ(tensor(p, stem.inputs[1]).dtype, DType::kFloat16);
   EXPECT_EQ(conv.inputs.at(0), stem.outputs[0]);
   const auto params = nlohmann::json::parse(stem.params);
   ASSERT_TRUE(params.contains("out_scale")) << stem.params;
@@ -162,9 +208,9 @@ TEST(FuseConvMaxPool, KeepsTheQuantizeWhenAFloatLayerAlsoReadsThePooledTensor) {
   const Int8Stem s = int8_stem(/*pooled_is_output=*/true);
   const plan::Plan p = lower_graph(s.graph, int8_options(s));
   const std::vector<std::string> k = kinds(p);
-  ASSERT_EQ(k.at(1), "conv_max_pool");
+  ASSERT_EQ(k.at(0), "conv_max_pool");
   EXPECT_EQ(std::count(k.begin(), k.end(), "quantize"), 1) << ::testing::PrintToString(k);
-  const plan::LayerDesc& stem = p.layers[1];
+  const plan::LayerDesc& stem = p.layers[0];
   EXPECT_EQ(tensor(p, stem.outputs.at(0)).dtype, DType::kFloat16);
   EXPECT_FALSE(nlohmann::json::parse(stem.params).contains("out_scale")) << stem.params;
 }
@@ -174,7 +220,7 @@ TEST(FuseConvMaxPool, KeepsTheQuantizeWhenAFloatLayerAlsoReadsThePooledTensor) {
 TEST(FuseConvMaxPool, FoldsOnlyAUsableQuantizeOnTheSameStream) {
   const Int8Stem s = int8_stem(/*pooled_is_output=*/true);
   const plan::Plan lowered = lower_graph(s.graph, int8_options(s));
-  const int pooled = lowered.layers.at(1).outputs.at(0);
+  const int pooled = lowered.layers.at(0).outputs.at(0);
   auto only_quantize_reads = [&] {
     plan::Plan p = lowered;
     std::erase_if(p.layers, [&](const plan::LayerDesc& l) {
@@ -223,7 +269,7 @@ TEST(FuseConvMaxPool, TheInt8StemRespecializesAsLowered) {
   const plan::Plan got =
       respecialize(lower_graph(s32.graph, int8_options(s32)), {{"x", {1, 3, 48, 48}}});
   ASSERT_EQ(kinds(got), kinds(want));
-  ASSERT_EQ(got.layers.at(1).kind, "conv_max_pool_int8");
+  ASSERT_EQ(got.layers.at(0).kind, "conv_max_pool_int8");
   for (std::size_t i = 0; i < want.layers.size(); ++i)
     EXPECT_EQ(nlohmann::json::parse(got.layers[i].params),
               nlohmann::json::parse(want.layers[i].params))
@@ -240,7 +286,7 @@ TEST(FuseConvMaxPool, TheInt8StemRespecializesAsLowered) {
 TEST(FuseConvMaxPool, AFallbackAfterTheInt8StemCountsNoInputReformat) {
   const Int8Stem s = int8_stem();
   const plan::Plan p = lower_graph(s.graph, int8_options(s));
-  const plan::LayerDesc& conv = p.layers.at(2);
+  const plan::LayerDesc& conv = p.layers.at(1);
   ASSERT_EQ(conv.kind, "conv_int8");
   const std::vector<Int8Fallback> f =
       int8_fallbacks(p, 4, {{conv.name, 1.0f}}, {{conv.name, 1.001f}}, 1000.0);

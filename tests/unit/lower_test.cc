@@ -625,8 +625,8 @@ TEST_F(LowerModels, ResNet18StemFusesInFp16) {
                                         {"conv_max_pool", 1},
                                         {"gemm", 1},
                                         {"global_avg_pool", 1},
-                                        {"reformat_in", 1},
-                                        {"reformat_out", 1}}));
+                                        {"reformat_out", 1}}))
+      << "the stem reads the FP32 input itself: no reformat_in";
 }
 
 // One auxiliary stream takes exactly the three downsample shortcuts (the

@@ -101,6 +101,40 @@ TEST(PreformatInput, TheSiteIsTheInputsOnlyReformatLayer) {
   EXPECT_EQ(b.storage, 4);
 }
 
+// A stem that reads the input itself and lists the FP16 storage as its input
+// 1 (builder/fuse_conv_max_pool.h): the site is the stem, nothing to skip.
+//   L0 stem  input, x -> a    L1 reformat_out  a -> output
+Plan stem_plan() {
+  return plan_of({"input", "x", "a", "output"}, {{"input", 0, true}, {"output", 3, false}},
+                 {layer("stem", "conv_max_pool", {0, 1}, {2}),
+                  layer("reformat_out", "reformat_out", {2}, {3})});
+}
+
+TEST(PreformatInput, AStemThatReadsTheInputItselfIsASiteWithNothingToSkip) {
+  const Plan p = stem_plan();
+  const PreformatSite site = builder::preformat_site(p, "input");
+  EXPECT_EQ(site.input_tensor, 0);
+  EXPECT_EQ(site.layer, 0);
+  EXPECT_EQ(site.storage, 1);
+  EXPECT_FALSE(site.skip_layer);
+  EXPECT_TRUE(builder::preformat_site(block_plan(), "input").skip_layer);
+  // The stem reads the input (or the storage): the input is consumed after it.
+  EXPECT_EQ(builder::input_consumed_after(p, {}), 0);
+  EXPECT_EQ(builder::input_consumed_after(p, std::vector<PreformatSite>{site}), 0);
+  EXPECT_EQ(builder::storage_clash(p, site, std::vector<std::size_t>(4, 0), 2), -1);
+
+  Plan swapped = stem_plan();
+  swapped.layers[0].inputs = {1, 0};  // the input as the storage: not such a stem
+  std::string message;
+  EXPECT_EQ(kind_of([&] { builder::preformat_site(swapped, "input"); }, message),
+            ErrorKind::kUnsupported);
+  Plan one = stem_plan();
+  one.layers[0].inputs = {0};  // a stem with no storage to write
+  EXPECT_EQ(kind_of([&] { builder::preformat_site(one, "input"); }, message),
+            ErrorKind::kUnsupported);
+  EXPECT_NE(message.find("'stem' (conv_max_pool)"), std::string::npos) << message;
+}
+
 TEST(PreformatInput, UnknownInputsAndOutputsAreInvalidArguments) {
   const Plan p = two_input_plan();
   std::string message;

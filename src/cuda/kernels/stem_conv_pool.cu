@@ -46,8 +46,13 @@ constexpr int kOutRowHalves = kStemOutChannels + 8;      // 72: conflict-free st
 constexpr int kNTiles = kStemOutChannels / 8;            // 8 mma tiles of 8 columns
 constexpr int kWBytes = kStemOutChannels * kWRowHalves * 2;
 
-// The geometry of a tile of kPoolRows x kPoolCols pooled pixels.
-template <int kPoolRows, int kPoolCols>
+// Shared memory an SM gives its blocks (227 KB on Hopper, less 1 KB a
+// block that the runtime keeps).
+constexpr int kSmemPerSm = 227 * 1024;
+
+// The geometry of a tile of kPoolRows x kPoolCols pooled pixels, reading an
+// input stored as `kIn`.
+template <int kPoolRows, int kPoolCols, StemInput kIn>
 struct Tile {
   static constexpr int kPoolRowsV = kPoolRows, kPoolColsV = kPoolCols;
   static constexpr int kConvRows = 2 * kPoolRows + 1, kConvCols = 2 * kPoolCols + 1;
@@ -60,19 +65,30 @@ struct Tile {
   static constexpr int kInRowBytes = kInCols * kPixelBytes;
   static constexpr int kInBytes = kInRows * kInRowBytes;
   static constexpr int kOutBytes = kConvPixels * kOutRowHalves * 2;
-  // Shared memory: the filter, two input buffers, the conv tile.
-  static constexpr int kSmemBytes = kWBytes + 2 * kInBytes + kOutBytes;
+  // FP32 NCHW input: the three planes' rows as they are in memory, each from
+  // the 16-byte chunk that holds its first pixel (3 floats before it, as
+  // the input tile starts at 4 px0 - 5) to the chunk that holds its last.
+  static constexpr bool kPlanar = kIn == StemInput::kFloat32Nchw;
+  static constexpr int kStageCols = (kInCols + 3 + 3) / 4 * 4;
+  static constexpr int kStageBytes = kPlanar ? 3 * kInRows * kStageCols * 4 : 0;
+  // Shared memory: the filter, two input buffers (FP32 NCHW: two staging
+  // buffers and the one FP16 tile converted from them), the conv tile.
+  static constexpr int kSmemBytes =
+      kWBytes + (kPlanar ? 2 * kStageBytes + kInBytes : 2 * kInBytes) + kOutBytes;
   // Resident blocks per SM, which shared memory and 119 registers a thread allow.
-  static constexpr int kBlocksPerSm = kThreads > 128 ? 2 : 4;
-  static_assert(kInBytes % 16 == 0 && kSmemBytes * kBlocksPerSm <= 227 * 1024);
+  static constexpr int kBlocksPerSm = std::min(kThreads > 128 ? 2 : 4, kSmemPerSm / kSmemBytes);
+  static_assert(kInBytes % 16 == 0 && kStageBytes % 16 == 0 && kBlocksPerSm >= 1);
 };
-using BigTile = Tile<7, 8>;
-using SmallTile = Tile<4, 4>;
+template <StemInput kIn>
+using BigTile = Tile<7, 8, kIn>;
+template <StemInput kIn>
+using SmallTile = Tile<4, 4, kIn>;
 
 struct Dims {
   int in_h, in_w, conv_h, conv_w, out_h, out_w, tiles_y, tiles_x;
   long long tiles;
   bool relu;
+  bool whole_chunks;           // FP32 NCHW: rows of whole 16-byte chunks (in_w % 4 == 0)
   float int8_scale, int8_inv;  // the INT8 variants' (int8_math.cuh)
 };
 
@@ -104,10 +120,16 @@ __device__ __forceinline__ void mma_16x8x16(float (&d)[4], const unsigned (&a)[4
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// 8 bytes global -> shared, asynchronously; zeros when !valid (src unread).
-__device__ __forceinline__ void cp_async_8(unsigned dst, const void* src, bool valid) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(dst), "l"(src),
-               "r"(valid ? 8 : 0));
+// kBytes (4, 8 or 16) global -> shared, asynchronously; zeros when !valid
+// (src unread).
+template <int kBytes>
+__device__ __forceinline__ void cp_async(unsigned dst, const void* src, bool valid) {
+  if constexpr (kBytes == 16)
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+                 "r"(valid ? 16 : 0));
+  else
+    asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(dst), "l"(src),
+                 "n"(kBytes), "r"(valid ? kBytes : 0));
 }
 
 // Filter [64, 7, 7, 4] -> s_w[n][ky * 32 + kx * 4 + c], tap kx = 7 zero.
@@ -137,23 +159,69 @@ __device__ TileOrigin tile_origin(const Dims& d, long long tile) {
   return {tile / per_image, within / d.tiles_x * T::kPoolRowsV, within % d.tiles_x * T::kPoolColsV};
 }
 
-// Starts loading the input pixels of tile `tile`'s conv tile into s_in (one
-// cp.async group per thread).
+// Starts loading the input of tile `tile`'s conv tile (one cp.async group
+// per thread): FP16 NHWC pixels into the FP16 tile `buffer`, or FP32 NCHW
+// rows into the staging `buffer` (convert_staged makes the FP16 tile).
 template <typename T>
-__device__ void load_input_async(const __half* x, const Dims& d, long long tile,
-                                 unsigned char* s_in) {
+__device__ void load_input_async(const void* x, const Dims& d, long long tile,
+                                 unsigned char* buffer) {
   const TileOrigin o = tile_origin<T>(d, tile);
-  const __half* image = x + o.image * d.in_h * d.in_w * kStemInChannels;
   // The conv tile's first pixel is (2 py0 - 1, 2 px0 - 1); its input's 3 before that.
   const int iy0 = 4 * o.py0 - 5, ix0 = 4 * o.px0 - 5;
-  for (int i = threadIdx.x; i < T::kInRows * T::kInCols; i += T::kThreads) {
-    const int r = i / T::kInCols, col = i % T::kInCols;
-    const int iy = iy0 + r, ix = ix0 + col;
-    const bool inside = iy >= 0 && iy < d.in_h && ix >= 0 && ix < d.in_w;
-    const __half* src = inside ? image + (static_cast<long long>(iy) * d.in_w + ix) * 4 : image;
-    cp_async_8(shared_address(s_in + r * T::kInRowBytes + col * kPixelBytes), src, inside);
+  const long long plane = static_cast<long long>(d.in_h) * d.in_w;
+  if constexpr (!T::kPlanar) {
+    const __half* image = static_cast<const __half*>(x) + o.image * plane * kStemInChannels;
+    for (int i = threadIdx.x; i < T::kInRows * T::kInCols; i += T::kThreads) {
+      const int r = i / T::kInCols, col = i % T::kInCols;
+      const int iy = iy0 + r, ix = ix0 + col;
+      const bool inside = iy >= 0 && iy < d.in_h && ix >= 0 && ix < d.in_w;
+      const __half* src = inside ? image + (static_cast<long long>(iy) * d.in_w + ix) * 4 : image;
+      cp_async<8>(shared_address(buffer + r * T::kInRowBytes + col * kPixelBytes), src, inside);
+    }
+  } else {
+    const float* image = static_cast<const float*>(x) + o.image * plane * 3;
+    const int gx0 = ix0 - 3;  // a multiple of 4
+    if (d.whole_chunks) {     // 16-byte chunks, each wholly inside the row or outside
+      constexpr int kChunks = T::kStageCols / 4;
+      for (int i = threadIdx.x; i < 3 * T::kInRows * kChunks; i += T::kThreads) {
+        const int row = i / kChunks, chunk = i % kChunks;  // row: plane * kInRows + r
+        const int iy = iy0 + row % T::kInRows, gx = gx0 + 4 * chunk;
+        const bool inside = iy >= 0 && iy < d.in_h && gx >= 0 && gx < d.in_w;
+        const float* src =
+            inside ? image + row / T::kInRows * plane + static_cast<long long>(iy) * d.in_w + gx
+                   : image;
+        cp_async<16>(shared_address(buffer + (row * T::kStageCols + 4 * chunk) * 4), src, inside);
+      }
+    } else {
+      for (int i = threadIdx.x; i < 3 * T::kInRows * T::kStageCols; i += T::kThreads) {
+        const int row = i / T::kStageCols, col = i % T::kStageCols;
+        const int iy = iy0 + row % T::kInRows, gx = gx0 + col;
+        const bool inside = iy >= 0 && iy < d.in_h && gx >= 0 && gx < d.in_w;
+        const float* src =
+            inside ? image + row / T::kInRows * plane + static_cast<long long>(iy) * d.in_w + gx
+                   : image;
+        cp_async<4>(shared_address(buffer + (row * T::kStageCols + col) * 4), src, inside);
+      }
+    }
   }
   asm volatile("cp.async.commit_group;\n");
+}
+
+// The staged FP32 planes -> the FP16 input tile, 3 channels and a zero one
+// per pixel, rounded to nearest even as reformat_in rounds.
+template <typename T>
+__device__ void convert_staged(const float* stage, unsigned char* s_in) {
+  constexpr int kPlane = T::kInRows * T::kStageCols;
+  for (int i = threadIdx.x; i < T::kInRows * T::kInCols; i += T::kThreads) {
+    const int r = i / T::kInCols, col = i % T::kInCols;
+    const float* p = stage + r * T::kStageCols + col + 3;
+    const __half2 rg = __floats2half2_rn(p[0], p[kPlane]);
+    const __half2 b0 = __floats2half2_rn(p[2 * kPlane], 0.0f);
+    uint2 v;
+    v.x = *reinterpret_cast<const unsigned*>(&rg);
+    v.y = *reinterpret_cast<const unsigned*>(&b0);
+    *reinterpret_cast<uint2*>(s_in + r * T::kInRowBytes + col * kPixelBytes) = v;
+  }
 }
 
 // The warp's two m-tiles (warp * 2, + 1) of the conv tile -> s_out, with bias
@@ -281,17 +349,24 @@ __device__ void pool_tile(const __half* s_out, const Dims& d, const TileOrigin& 
   }
 }
 
+// The loop over tiles. The next tile's input loads while this one computes:
+// into the other FP16 buffer, or (FP32 NCHW) the other staging buffer, the
+// one FP16 tile being converted from this tile's staging buffer first.
 template <typename T, Output kOut>
 __global__ void __launch_bounds__(T::kThreads, T::kBlocksPerSm)
-    stem_conv_pool_kernel(const __half* __restrict__ x, const __half* __restrict__ filter,
+    stem_conv_pool_kernel(const void* __restrict__ x, const __half* __restrict__ filter,
                           const float* __restrict__ bias, OutType<kOut>* __restrict__ y, Dims d) {
   extern __shared__ __align__(16) unsigned char smem[];
   __half* s_w = reinterpret_cast<__half*>(smem);
-  unsigned char* s_in = smem + kWBytes;  // two buffers of T::kInBytes
-  __half* s_out = reinterpret_cast<__half*>(smem + kWBytes + 2 * T::kInBytes);
+  // FP16 input: two tiles of kInBytes. FP32: two staging buffers, one tile.
+  unsigned char* s_load = smem + kWBytes;
+  constexpr int kLoadBytes = T::kPlanar ? T::kStageBytes : T::kInBytes;
+  unsigned char* s_tile = s_load + 2 * kLoadBytes;  // FP32 input only
+  __half* s_out = reinterpret_cast<__half*>(
+      s_load + (T::kPlanar ? 2 * T::kStageBytes + T::kInBytes : 2 * T::kInBytes));
   const int lane = threadIdx.x % 32;
 
-  if (blockIdx.x < d.tiles) load_input_async<T>(x, d, blockIdx.x, s_in);
+  if (blockIdx.x < d.tiles) load_input_async<T>(x, d, blockIdx.x, s_load);
   load_filter<T::kThreads>(filter, s_w);
   float lane_bias[kNTiles][2];  // columns nt * 8 + (lane % 4) * 2 + {0, 1}
   for (int nt = 0; nt < kNTiles; ++nt)
@@ -302,11 +377,15 @@ __global__ void __launch_bounds__(T::kThreads, T::kBlocksPerSm)
   for (long long tile = blockIdx.x; tile < d.tiles; tile += gridDim.x, buffer ^= 1) {
     asm volatile("cp.async.wait_group 0;\n");
     // This tile's input (and the filter) is in; every warp is done with the
-    // other input buffer and with s_out (the previous tile's pool).
+    // other load buffer, the FP16 tile and s_out (the previous tile's pool).
     __syncthreads();
+    if constexpr (T::kPlanar)
+      convert_staged<T>(reinterpret_cast<const float*>(s_load + buffer * kLoadBytes), s_tile);
     if (tile + gridDim.x < d.tiles)
-      load_input_async<T>(x, d, tile + gridDim.x, s_in + (buffer ^ 1) * T::kInBytes);
-    conv_tiles<T>(s_in + buffer * T::kInBytes, s_w, lane_bias, d.relu, s_out);
+      load_input_async<T>(x, d, tile + gridDim.x, s_load + (buffer ^ 1) * kLoadBytes);
+    if constexpr (T::kPlanar) __syncthreads();  // the FP16 tile is whole
+    conv_tiles<T>(T::kPlanar ? s_tile : s_load + buffer * kLoadBytes, s_w, lane_bias, d.relu,
+                  s_out);
     __syncthreads();
     pool_tile<T, kOut>(s_out, d, tile_origin<T>(d, tile), y);
   }
@@ -324,9 +403,27 @@ void launch(const void* x, const void* filter, const float* bias, void* y, Dims 
       std::min<long long>(d.tiles, static_cast<long long>(sms) * T::kBlocksPerSm);
   stem_conv_pool_kernel<T, kOut>
       <<<static_cast<unsigned>(blocks), T::kThreads, T::kSmemBytes, stream>>>(
-          static_cast<const __half*>(x), static_cast<const __half*>(filter), bias,
-          static_cast<OutType<kOut>*>(y), d);
+          x, static_cast<const __half*>(filter), bias, static_cast<OutType<kOut>*>(y), d);
   ANVIL_GPU_CHECK(cudaGetLastError());
+}
+
+template <StemInput kIn>
+void launch_output(Output out, bool big, const void* x, const void* filter, const float* bias,
+                   void* y, const Dims& d, int sms, cudaStream_t stream) {
+  switch (out) {
+    case Output::kFloat16:
+      (big ? launch<BigTile<kIn>, Output::kFloat16>
+           : launch<SmallTile<kIn>, Output::kFloat16>)(x, filter, bias, y, d, sms, stream);
+      break;
+    case Output::kInt8Checked:
+      (big ? launch<BigTile<kIn>, Output::kInt8Checked>
+           : launch<SmallTile<kIn>, Output::kInt8Checked>)(x, filter, bias, y, d, sms, stream);
+      break;
+    case Output::kInt8ByReciprocal:
+      (big ? launch<BigTile<kIn>, Output::kInt8ByReciprocal>
+           : launch<SmallTile<kIn>, Output::kInt8ByReciprocal>)(x, filter, bias, y, d, sms, stream);
+      break;
+  }
 }
 
 }  // namespace
@@ -352,6 +449,7 @@ void stem_conv_pool(const void* x, const void* filter, const float* bias, void* 
   d.out_w = static_cast<int>(s.out_w());
   d.tiles = s.n;  // times the tiles per image, in launch()
   d.relu = s.relu;
+  d.whole_chunks = s.in_w % 4 == 0;
   d.int8_scale = s.int8_scale;
   d.int8_inv = s.int8_scale > 0.0f ? int8_reciprocal(s.int8_scale) : 0.0f;
   int device = 0, sms = 0;
@@ -359,27 +457,18 @@ void stem_conv_pool(const void* x, const void* filter, const float* bias, void* 
   ANVIL_GPU_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   // Big tiles waste less work on overlapping windows; small ones keep every
   // SM busy when a small batch has fewer big tiles than two per SM.
-  const long long big_tiles = s.n * ((s.out_h() + BigTile::kPoolRowsV - 1) / BigTile::kPoolRowsV) *
-                              ((s.out_w() + BigTile::kPoolColsV - 1) / BigTile::kPoolColsV);
+  using Big = BigTile<StemInput::kFloat16Nhwc4>;
+  const long long big_tiles = s.n * ((s.out_h() + Big::kPoolRowsV - 1) / Big::kPoolRowsV) *
+                              ((s.out_w() + Big::kPoolColsV - 1) / Big::kPoolColsV);
   const bool big = big_tiles >= 2LL * sms;
   const Output out = s.int8_scale == 0.0f
                          ? Output::kFloat16
                          : (s.int8_by_reciprocal && d.int8_inv > 0.0f ? Output::kInt8ByReciprocal
                                                                       : Output::kInt8Checked);
-  switch (out) {
-    case Output::kFloat16:
-      (big ? launch<BigTile, Output::kFloat16>
-           : launch<SmallTile, Output::kFloat16>)(x, filter, bias, y, d, sms, stream);
-      break;
-    case Output::kInt8Checked:
-      (big ? launch<BigTile, Output::kInt8Checked>
-           : launch<SmallTile, Output::kInt8Checked>)(x, filter, bias, y, d, sms, stream);
-      break;
-    case Output::kInt8ByReciprocal:
-      (big ? launch<BigTile, Output::kInt8ByReciprocal>
-           : launch<SmallTile, Output::kInt8ByReciprocal>)(x, filter, bias, y, d, sms, stream);
-      break;
-  }
+  if (s.input == StemInput::kFloat32Nchw)
+    launch_output<StemInput::kFloat32Nchw>(out, big, x, filter, bias, y, d, sms, stream);
+  else
+    launch_output<StemInput::kFloat16Nhwc4>(out, big, x, filter, bias, y, d, sms, stream);
 }
 
 bool stem_int8_rounds_by_reciprocal(float scale) {

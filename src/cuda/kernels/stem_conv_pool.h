@@ -22,11 +22,18 @@ inline constexpr int kStemInChannels = 4;    // stored: RGB + a zero channel
 inline constexpr int kStemOutChannels = 64;  // stored, padding included
 inline constexpr int kStemKernel = 7;
 
+// How x is stored: FP16 NHWC, RGB and a zero channel (what the plan's
+// reformat_in writes), or the network's own FP32 NCHW RGB input, which the
+// kernel converts as it loads (rounding as reformat_in does, so the output
+// is the same bits), saving reformat_in's pass over the input.
+enum class StemInput { kFloat16Nhwc4, kFloat32Nchw };
+
 struct StemShape {
   std::int64_t n = 1;
   std::int64_t in_h = 224;
   std::int64_t in_w = 224;
   bool relu = true;  // else no activation
+  StemInput input = StemInput::kFloat16Nhwc4;
   // 0: y is FP16. > 0: y is INT8, q = sat(rint(m / int8_scale)) of the FP16
   // value m the FP16 output would hold (quantize_int8's arithmetic, bit for
   // bit: IEEE division, halves to even, saturation to [-128, 127], NaN -> 0).
@@ -50,8 +57,8 @@ struct StemShape {
 // when it loads.
 bool stem_int8_rounds_by_reciprocal(float scale);
 
-// x: [n, in_h, in_w, 4] FP16; filter: [64, 7, 7, 4] FP16 (KRSC); bias: [64]
-// FP32; y: [n, out_h, out_w, 64] FP16, or INT8 when shape.int8_scale > 0.
+// x: [n, in_h, in_w, 4] FP16, or [n, 3, in_h, in_w] FP32 (shape.input); filter: [64, 7, 7, 4] FP16
+// (KRSC); bias: [64] FP32; y: [n, out_h, out_w, 64] FP16, or INT8 when shape.int8_scale > 0.
 // Pointers 16-byte aligned; int8_scale finite and >= 0.
 void stem_conv_pool(const void* x, const void* filter, const float* bias, void* y,
                     const StemShape& shape, cudaStream_t stream);

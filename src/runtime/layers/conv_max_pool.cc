@@ -4,7 +4,9 @@
 // is a corrupt plan, never a launch with the wrong sizes. As
 // "conv_max_pool_int8", with "out_scale" (an INT8 plan,
 // builder/fuse_conv_max_pool.h), the kernel writes the pooled tensor as INT8
-// with that scale.
+// with that scale. With two inputs it reads the engine's FP32 NCHW input
+// (input 0) itself, or, where the context passes a null input 0 (the input
+// is preformatted), the FP16 NHWC storage a caller wrote (input 1).
 #include <cmath>
 
 #include "cuda/kernels/stem_conv_pool.h"
@@ -23,7 +25,13 @@ class PreparedConvMaxPool final : public PreparedLayer {
       : shape_(shape), filter_(filter), bias_(bias) {}
 
   void enqueue(const LaunchArgs& a) const override {
-    k::stem_conv_pool(a.inputs[0], filter_, bias_, a.outputs[0], shape_, a.stream);
+    if (a.inputs.size() == 2 && a.inputs[0]) {
+      k::StemShape shape = shape_;
+      shape.input = k::StemInput::kFloat32Nchw;
+      k::stem_conv_pool(a.inputs[0], filter_, bias_, a.outputs[0], shape, a.stream);
+    } else {
+      k::stem_conv_pool(a.inputs.back(), filter_, bias_, a.outputs[0], shape_, a.stream);
+    }
   }
 
  private:
@@ -86,24 +94,33 @@ class ConvMaxPoolRunner final : public LayerRunner {
   }
 
  private:
-  // One FP16 input and one output of dtype `out` (INT8 for the _int8 kind):
-  // a mismatch would overrun or misread the buffer.
+  // An FP16 input (or the FP32 NCHW RGB one and the FP16 one) and one
+  // output of dtype `out` (INT8 for the _int8 kind): a mismatch would
+  // overrun or misread the buffer.
   static void check_tensors(const LayerSetup& s, DType out) {
     const plan::LayerDesc& l = s.layer;
-    if (l.inputs.size() != 1 || l.outputs.size() != 1)
+    if (l.inputs.empty() || l.inputs.size() > 2 || l.outputs.size() != 1)
       fail(ErrorKind::kInvalidArgument, "plan layer '", l.name, "': kind '", l.kind,
-           "' takes one input and one output, not ", l.inputs.size(), " and ", l.outputs.size());
-    auto dtype_of = [&](int id) {
+           "' takes one or two inputs and one output, not ", l.inputs.size(), " and ",
+           l.outputs.size());
+    auto tensor = [&](int id) -> const plan::TensorDesc& {
       if (id < 0 || static_cast<std::size_t>(id) >= s.plan.tensors.size())
         fail(ErrorKind::kInvalidArgument, "plan layer '", l.name, "': tensor id ", id,
              " is out of range: a corrupt plan");
-      return s.plan.tensors[static_cast<std::size_t>(id)].dtype;
+      return s.plan.tensors[static_cast<std::size_t>(id)];
     };
-    const DType got_in = dtype_of(l.inputs[0]), got_out = dtype_of(l.outputs[0]);
+    const DType got_in = tensor(l.inputs.back()).dtype, got_out = tensor(l.outputs[0]).dtype;
     if (got_in != DType::kFloat16 || got_out != out)
       fail(ErrorKind::kInvalidArgument, "plan layer '", l.name, "': kind '", l.kind, "' reads ",
            to_string(DType::kFloat16), " and writes ", to_string(out), ", but its tensors are ",
            to_string(got_in), " and ", to_string(got_out), ": a corrupt plan");
+    if (l.inputs.size() == 2) {
+      const plan::TensorDesc& rgb = tensor(l.inputs[0]);
+      if (rgb.dtype != DType::kFloat32 || rgb.layout != "NCHW" || rgb.dims.size() != 4 ||
+          rgb.dims[1] != 3)
+        fail(ErrorKind::kInvalidArgument, "plan layer '", l.name, "': its input 0 '", rgb.name,
+             "' must be an FP32 NCHW tensor of 3 channels: a corrupt plan");
+    }
   }
 
   k::StemShape shape_;
