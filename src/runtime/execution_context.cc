@@ -337,9 +337,12 @@ void ExecutionContext::Impl::refresh_launches() {
     if (!io_addresses.count(io.tensor_id) && !preformatted_site(io.tensor_id)) return;
   auto* base = static_cast<std::byte*>(memory);
   auto address = [&](int id) -> void* {
-    // A preformatted input is not read: a stem that reads the input itself
-    // takes a null one as "read the storage" (builder/fuse_conv_max_pool.h).
-    if (preformatted_site(id)) return nullptr;
+    // A stem that reads the input itself takes a null one as "read the
+    // storage" (builder/fuse_conv_max_pool.h). (A preformatted input's
+    // reformat_in keeps its address: it is skipped, and set_input_preformatted
+    // does not rebind launches for it.)
+    if (const builder::PreformatSite* site = preformatted_site(id); site && !site->skip_layer)
+      return nullptr;
     if (auto it = io_addresses.find(id); it != io_addresses.end()) return it->second;
     return base + offsets.at(static_cast<std::size_t>(id));
   };
