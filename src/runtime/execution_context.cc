@@ -500,8 +500,10 @@ void ExecutionContext::set_input_preformatted(std::string_view input, bool prefo
   // is preformatted (its launch changes); a skipped reformat_in does not.
   bool stem_site = false;
   for (const builder::PreformatSite& site : impl_->preformatted) {
-    if (site.input_tensor != tensor) sites.push_back(site);
-    if (site.input_tensor == tensor) stem_site = stem_site || !site.skip_layer;
+    if (site.input_tensor != tensor)
+      sites.push_back(site);
+    else
+      stem_site = !site.skip_layer;
   }
   if (preformatted) {
     sites.push_back(builder::preformat_site(p, input));  // kUnsupported if it cannot be
