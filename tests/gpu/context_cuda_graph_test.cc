@@ -1,6 +1,8 @@
 // ExecutionContext CUDA graphs: replay is bit-identical to plain launches,
 // also after a batch change and an address change; a capture that cannot
 // happen (the legacy default stream) falls back to plain launches and says why.
+#include <ostream>
+
 #include "engine_test_util.h"
 #include "gpu_test.h"
 
@@ -16,6 +18,12 @@ struct Case {
 
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   return std::string(info.param.model) + (info.param.fp16 ? "_fp16" : "_fp32");
+}
+
+// The ctest names show the parameter: printed, not its bytes (whose padding
+// would make the names differ from build to build).
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.model << (c.fp16 ? "_fp16" : "_fp32");
 }
 
 class ContextCudaGraph : public ::testing::TestWithParam<Case> {};

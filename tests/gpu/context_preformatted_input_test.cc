@@ -6,6 +6,7 @@
 // a clear error.
 #include <cstdio>
 #include <functional>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -31,6 +32,12 @@ struct Case {
 
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   return cat(info.param.model, info.param.fp16 ? "_fp16" : "_fp32", "_aux", info.param.aux_streams);
+}
+
+// The ctest names show the parameter: printed, not its bytes (whose padding
+// would make the names differ from build to build).
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.model << (c.fp16 ? "_fp16" : "_fp32") << "_aux" << c.aux_streams;
 }
 
 std::shared_ptr<const Engine> engine_for(const Case& c) {

@@ -4,6 +4,7 @@
 // to 2e-2 with the same top-1 class for every sample.
 #include <algorithm>
 #include <cmath>
+#include <ostream>
 #include <random>
 
 #include "anvil/builder.h"
@@ -26,6 +27,12 @@ struct Case {
 
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   return std::string(info.param.model) + (info.param.fp16 ? "_fp16" : "_fp32");
+}
+
+// The ctest names show the parameter: printed, not its bytes (whose padding
+// would make the names differ from build to build).
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.model << (c.fp16 ? "_fp16" : "_fp32");
 }
 
 using test::random_images;

@@ -2,6 +2,8 @@
 // against the CPU reference ops (Add, then the activation op) in NCHW:
 // NCHW -> padded NHWC -> kernel -> NCHW; plus flat buffers that are not
 // 16-byte aligned (the scalar path) and an in-place run.
+#include <ostream>
+
 #include "../unit/op_test_util.h"
 #include "cuda/kernels/activation.h"
 #include "cuda/kernels/reformat.h"
@@ -61,6 +63,14 @@ std::string describe(const EltwiseCase& e) {
   const ImageShape& s = e.shape;
   return cat(e.act.name, e.with_b ? "(a + b)" : "(a)", " x=[", s.n, ",", s.c, ",", s.h, ",", s.w,
              "] c_pad=", s.c_pad);
+}
+
+// The ctest names show the parameter: printed, not its bytes (whose padding
+// would make the names differ from build to build).
+void PrintTo(const EltwiseCase& e, std::ostream* os) {
+  const ImageShape& s = e.shape;
+  *os << e.act.name << (e.with_b ? "_ab_" : "_a_") << s.n << "x" << s.c << "x" << s.h << "x" << s.w
+      << "_cpad" << s.c_pad << "_" << testing::type_name(e.type);
 }
 
 class AddActivation : public ::testing::TestWithParam<EltwiseCase> {};

@@ -2,6 +2,7 @@
 // ops run in NCHW: NCHW -> padded NHWC -> pool -> NCHW, compared element by
 // element (FP32 within 1e-6, FP16 within 1e-2 of the largest output).
 #include <algorithm>
+#include <ostream>
 
 #include "../unit/op_test_util.h"
 #include "cuda/kernels/pooling.h"
@@ -35,6 +36,23 @@ std::string describe(const PoolCase& p) {
              " kernel=", list(p.kernel), " strides=", list(p.strides), " pads=", list(p.pads),
              " dilations=", list(p.dilations), " ceil_mode=", p.ceil_mode,
              " count_include_pad=", p.count_include_pad);
+}
+
+// The ctest names show the parameter: printed, not its bytes (whose padding
+// would make the names differ from build to build). The StorageType beside
+// it prints by name (kernels_test_util.h).
+void PrintTo(const PoolCase& p, std::ostream* os) {
+  auto list = [os](const char* tag, const std::vector<std::int64_t>& v) {
+    *os << tag;
+    for (std::size_t i = 0; i < v.size(); ++i)
+      *os << (i == 0 ? "" : "x") << v[i];
+  };
+  *os << p.op << "_" << p.n << "x" << p.c << "x" << p.h << "x" << p.w << "_cpad" << p.c_pad;
+  list("_k", p.kernel);
+  list("_s", p.strides);
+  list("_p", p.pads);
+  if (!p.dilations.empty()) list("_d", p.dilations);
+  *os << (p.ceil_mode != 0 ? "_ceil" : "") << (p.count_include_pad != 0 ? "_incpad" : "");
 }
 
 Tensor cpu_pool(const PoolCase& p, const Tensor& x) {
@@ -137,6 +155,10 @@ INSTANTIATE_TEST_SUITE_P(Kernels, Pooling,
 struct GapCase {
   std::int64_t n, c, h, w, c_pad;
 };
+
+void PrintTo(const GapCase& g, std::ostream* os) {
+  *os << g.n << "x" << g.c << "x" << g.h << "x" << g.w << "_cpad" << g.c_pad;
+}
 
 class GlobalAveragePool : public ::testing::TestWithParam<std::tuple<GapCase, StorageType>> {};
 

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <functional>
 #include <optional>
+#include <ostream>
 #include <random>
 
 #include "cuda/kernels/preprocess.h"
@@ -101,6 +102,13 @@ std::string describe(const NchwCase& c) {
              " src_offset=", c.src_offset, c.custom_norm ? " custom mean/std" : "");
 }
 
+// The ctest names show the parameter: printed, not its bytes (whose padding
+// would make the names differ from build to build).
+void PrintTo(const NchwCase& c, std::ostream* os) {
+  *os << "n" << c.shape.n << "_" << c.shape.h << "x" << c.shape.w << "_"
+      << order_name(c.shape.order) << "_off" << c.src_offset << (c.custom_norm ? "_custom" : "");
+}
+
 class PreprocessNchw : public ::testing::TestWithParam<NchwCase> {};
 
 TEST_P(PreprocessNchw, MatchesTheCpuNormalization) {
@@ -168,6 +176,12 @@ struct StorageCase {
 std::string describe(const StorageCase& c) {
   return cat("n=", c.shape.n, " h=", c.shape.h, " w=", c.shape.w, " ", order_name(c.shape.order),
              " c_pad=", c.c_pad, " src_offset=", c.src_offset, " ", testing::type_name(c.type));
+}
+
+void PrintTo(const StorageCase& c, std::ostream* os) {
+  *os << "n" << c.shape.n << "_" << c.shape.h << "x" << c.shape.w << "_"
+      << order_name(c.shape.order) << "_cpad" << c.c_pad << "_off" << c.src_offset << "_"
+      << testing::type_name(c.type);
 }
 
 class PreprocessStorage : public ::testing::TestWithParam<StorageCase> {};
@@ -250,6 +264,11 @@ struct PlanarCase {
   ImageBatchShape shape;  // layout is set by the test
   std::int64_t src_offset = 0;
 };
+
+void PrintTo(const PlanarCase& c, std::ostream* os) {
+  *os << "n" << c.shape.n << "_" << c.shape.h << "x" << c.shape.w << "_"
+      << order_name(c.shape.order) << "_off" << c.src_offset;
+}
 
 std::string describe(const PlanarCase& c, const char* to) {
   return cat("planar source n=", c.shape.n, " h=", c.shape.h, " w=", c.shape.w, " ",

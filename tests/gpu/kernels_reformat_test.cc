@@ -4,6 +4,7 @@
 #include <cuda_fp16.h>
 
 #include <cstring>
+#include <ostream>
 
 #include "cuda/kernels/reformat.h"
 #include "gpu_test.h"
@@ -24,6 +25,13 @@ struct ReformatCase {
 std::string describe(const ReformatCase& c) {
   return cat("n=", c.shape.n, " c=", c.shape.c, " h=", c.shape.h, " w=", c.shape.w,
              " c_pad=", c.shape.c_pad, " ", testing::type_name(c.type));
+}
+
+// The ctest names show the parameter: printed, not its bytes (whose padding
+// would make the names differ from build to build).
+void PrintTo(const ReformatCase& c, std::ostream* os) {
+  *os << c.shape.n << "x" << c.shape.c << "x" << c.shape.h << "x" << c.shape.w << "_cpad"
+      << c.shape.c_pad << "_" << testing::type_name(c.type);
 }
 
 // What a value becomes once stored as `type`.
@@ -106,6 +114,10 @@ struct UnpadCase {
   std::int64_t rows, c, c_pad;
   StorageType type;
 };
+
+void PrintTo(const UnpadCase& c, std::ostream* os) {
+  *os << "rows" << c.rows << "_c" << c.c << "_cpad" << c.c_pad << "_" << testing::type_name(c.type);
+}
 
 class UnpadRows : public ::testing::TestWithParam<UnpadCase> {};
 

@@ -1,6 +1,8 @@
 // The row softmax kernel (src/cuda/kernels/softmax.h) against the CPU
 // Softmax op (opset 13, last axis), including rows longer than a warp's
 // stride, rows shorter than a warp, large logits and an in-place run.
+#include <ostream>
+
 #include "../unit/op_test_util.h"
 #include "cuda/kernels/softmax.h"
 #include "gpu_test.h"
@@ -16,6 +18,12 @@ struct SoftmaxCase {
   float scale;  // logits in [-scale, scale): large ones would overflow a naive exp
   bool in_place;
 };
+
+// The ctest names show the parameter: printed, not its bytes (whose padding
+// would make the names differ from build to build).
+void PrintTo(const SoftmaxCase& c, std::ostream* os) {
+  *os << c.rows << "x" << c.cols << "_scale" << c.scale << (c.in_place ? "_inplace" : "");
+}
 
 class SoftmaxRows : public ::testing::TestWithParam<SoftmaxCase> {};
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -97,3 +98,13 @@ inline ::testing::AssertionResult close(const std::vector<float>& got, const Ten
 }
 
 }  // namespace anvil::testing
+
+namespace anvil::cuda::kernels {
+
+// The ctest names show a StorageType parameter (in a tuple) by name, not its
+// bytes; beside the enum's namespace for argument-dependent lookup.
+inline void PrintTo(StorageType type, std::ostream* os) {
+  *os << storage_name(type);
+}
+
+}  // namespace anvil::cuda::kernels

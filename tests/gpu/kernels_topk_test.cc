@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -39,6 +40,13 @@ struct TopKCase {
 std::string describe(const TopKCase& c) {
   return cat("top_k_rows [", c.rows, ",", c.cols, "] k=", c.k, c.softmax ? " softmax" : " raw",
              c.values == Values::kQuantized ? " quantized" : " continuous");
+}
+
+// The ctest names show the parameter: printed, not its bytes (whose padding
+// would make the names differ from build to build).
+void PrintTo(const TopKCase& c, std::ostream* os) {
+  *os << c.rows << "x" << c.cols << "_k" << c.k << (c.softmax ? "_softmax" : "_raw")
+      << (c.values == Values::kQuantized ? "_quantized" : "_continuous");
 }
 
 // Random logits; then special rows (where there are enough rows): 1 holds a

@@ -15,6 +15,7 @@
 #include <functional>
 #include <future>
 #include <iterator>
+#include <ostream>
 #include <random>
 #include <set>
 #include <span>
@@ -220,6 +221,12 @@ struct RunCase {
   bool fp16;
   OutputMode output;
 };
+
+// The ctest names show the parameter: printed, not its bytes (whose padding
+// would make the names differ from build to build).
+void PrintTo(const RunCase& c, std::ostream* os) {
+  *os << (c.fp16 ? "fp16" : "fp32") << (c.output == OutputMode::kTopK ? "_topk" : "_full");
+}
 
 class PipelineGpuRun : public ::testing::TestWithParam<RunCase> {};
 

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,11 @@ enum class Quantized { kInt8, kFp8 };
 
 inline const char* quantized_name(Quantized q) {
   return q == Quantized::kFp8 ? "Fp8" : "Int8";
+}
+
+// The ctest names show the parameter: printed, not its bytes.
+inline void PrintTo(Quantized q, std::ostream* os) {
+  *os << quantized_name(q);
 }
 
 // For INSTANTIATE_TEST_SUITE_P: "Int8", "Fp8".

@@ -31,6 +31,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <ostream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -73,6 +74,12 @@ std::string case_label(const Case& c) {
 
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   return case_label(info.param);
+}
+
+// The ctest names show the parameter: printed, not its bytes (whose padding
+// would make the names differ from build to build).
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << case_label(c);
 }
 
 // One set of inputs with the reference's logits on them.
