@@ -3,7 +3,9 @@
 // full waves, 4 x 4 for small batches; persistent blocks loop over tiles):
 //  1. the input pixels the tile needs are in shared memory (zeros outside the
 //     image: the conv's padding), loaded with cp.async while the block still
-//     computes the previous tile (two input buffers);
+//     computes the previous tile (two input buffers). The network's own FP32
+//     NCHW input (StemInput::kFloat32Nchw) is staged as its three planes'
+//     rows instead and converted to the FP16 tile at the tile's start;
 //  2. the conv outputs under the tile's pool windows, (2 kPoolRows + 1) x
 //     (2 kPoolCols + 1) of them, are a GEMM of M = those pixels, N = 64
 //     channels, K = 7 filter rows x 8 taps x 4 channels = 224 (the 8th tap
