@@ -30,6 +30,7 @@
 
 #include "anvil/engine.h"
 #include "anvil/error.h"
+#include "bench_util.h"
 #include "cuda/check.h"
 #include "cuda/device.h"
 #include "cuda/handles.h"
@@ -519,10 +520,5 @@ int run(int argc, char** argv) {
 }  // namespace anvil::bench
 
 int main(int argc, char** argv) {
-  try {
-    return anvil::bench::run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "anvil_bench_contexts: %s\n", e.what());
-    return 1;
-  }
+  return anvil::bench::run_main("anvil_bench_contexts", anvil::bench::run, argc, argv);
 }

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "anvil/error.h"
+#include "bench_util.h"
 #include "cuda/check.h"
 #include "cuda/device.h"
 #include "cuda/handles.h"
@@ -40,11 +41,6 @@ constexpr Shape kShapes[] = {
     {"stage4 in", 7, 7, 512},    {"stage4 out", 7, 7, 2048},  {"odd: 56x56x3", 56, 56, 3},
 };
 
-float median(std::vector<float> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 struct Options {
   std::int64_t batch = 128;
   int reps = 50;
@@ -55,8 +51,7 @@ Options parse(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if ((a == "--batch" || a == "--reps") && i + 1 < argc) {
-      const long v = std::strtol(argv[++i], nullptr, 10);
-      if (v <= 0) fail(ErrorKind::kInvalidArgument, a, " needs a positive integer, got ", argv[i]);
+      const long v = positive_arg(a, argv[++i]);
       if (a == "--batch")
         o.batch = v;
       else
@@ -69,34 +64,13 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-// Median milliseconds of `reps` launches of `launch(set)`, set cycling
-// through `sets` buffer pairs, each timed by its own pair of events.
-template <typename Launch>
-float time_ms(const cuda::Stream& stream, int sets, int reps, Launch launch) {
-  for (int s = 0; s < sets; ++s)
-    launch(s);  // warm-up: first touches, module load
-  std::vector<cuda::Event> start(reps), end(reps);
-  for (int r = 0; r < reps; ++r) {
-    start[r].record(stream.get());
-    launch(r % sets);
-    end[r].record(stream.get());
-  }
-  stream.synchronize();
-  std::vector<float> ms(reps);
-  for (int r = 0; r < reps; ++r)
-    ms[r] = cuda::Event::elapsed_ms(start[r], end[r]);
-  return median(ms);
-}
-
 int run(int argc, char** argv) {
   const Options o = parse(argc, argv);
-  const auto info = cuda::device_info(0);
-  if (!info) fail(ErrorKind::kGpu, "no CUDA device");
-  int l2_bytes = 0;
-  ANVIL_GPU_CHECK(cudaDeviceGetAttribute(&l2_bytes, cudaDevAttrL2CacheSize, info->ordinal));
-  const double peak = info->memory_bandwidth_gb_per_s;
+  const Card c = card();
+  const int l2_bytes = c.l2_bytes;
+  const double peak = c.dram_peak_gb_per_s;
   std::printf("%s, DRAM peak %.0f GB/s, L2 %d MiB, batch %lld, median of %d reps\n\n",
-              info->name.c_str(), peak, l2_bytes >> 20, static_cast<long long>(o.batch), o.reps);
+              c.info.name.c_str(), peak, l2_bytes >> 20, static_cast<long long>(o.batch), o.reps);
   std::printf(
       "| tensor | NHWC | elements | quantize ms | GB/s | %% peak | dequantize ms | GB/s "
       "| %% peak |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -139,10 +113,5 @@ int run(int argc, char** argv) {
 }  // namespace anvil::bench
 
 int main(int argc, char** argv) {
-  try {
-    return anvil::bench::run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "anvil_bench_quantize: %s\n", e.what());
-    return 1;
-  }
+  return anvil::bench::run_main("anvil_bench_quantize", anvil::bench::run, argc, argv);
 }

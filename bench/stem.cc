@@ -1,0 +1,184 @@
+// anvil_bench_stem: ResNet's stem kernel (src/cuda/kernels/stem_conv_pool.h:
+// conv 7x7/2 + bias + ReLU, max pool 3x3/2, 224x224 RGB -> 56x56x64) in
+// each of its variants, against its floors:
+//
+//   anvil_bench_stem [--batch N]... [--reps N]      (batches 128 and 32 by default)
+//
+// Variants: the input as reformat_in stores it (FP16 NHWC, 4 channels) or
+// the network's own FP32 NCHW; the output FP16, INT8 rounded by the checked
+// quotient, or INT8 by reciprocal (StemShape::int8_by_reciprocal). Inputs
+// are random (never zeros); each rep reads its own input set, enough sets
+// to exceed the L2 four times where memory allows, so inputs come from DRAM
+// as in an engine run. Reported: the median ms, the useful TFLOP/s (2 x 147
+// multiply-adds per conv output, padding taps excluded), and the GB/s of the
+// bytes the kernel must move (its input once, its output once) against the
+// card's DRAM peak.
+//
+// A benchmark, not a test: it prints a markdown table for docs/PERFORMANCE.md.
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "anvil/error.h"
+#include "bench_util.h"
+#include "builder/weights.h"
+#include "cuda/check.h"
+#include "cuda/device.h"
+#include "cuda/handles.h"
+#include "cuda/kernels/stem_conv_pool.h"
+
+namespace anvil::bench {
+namespace {
+
+namespace k = cuda::kernels;
+
+struct Options {
+  std::vector<std::int64_t> batches;
+  int reps = 50;
+};
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if ((a == "--batch" || a == "--reps") && i + 1 < argc) {
+      const long v = positive_arg(a, argv[++i]);
+      if (a == "--batch")
+        o.batches.push_back(v);
+      else
+        o.reps = static_cast<int>(v);
+    } else {
+      fail(ErrorKind::kInvalidArgument, "unknown argument '", a,
+           "' (usage: anvil_bench_stem [--batch N]... [--reps N])");
+    }
+  }
+  if (o.batches.empty()) o.batches = {128, 32};
+  return o;
+}
+
+// The same random pixels as FP16 NHWC of 4 channels (the 4th zero) and as
+// FP32 NCHW of 3.
+struct Pixels {
+  std::vector<std::uint16_t> nhwc4;
+  std::vector<float> nchw;
+};
+
+Pixels random_pixels(std::int64_t n, std::int64_t h, std::int64_t w, std::mt19937& rng) {
+  std::uniform_real_distribution<float> value(-2.0f, 2.0f);
+  const auto plane = static_cast<std::size_t>(h * w);
+  const auto images = static_cast<std::size_t>(n);
+  Pixels p;
+  p.nhwc4.assign(images * plane * k::kStemInChannels, 0);
+  p.nchw.resize(images * 3 * plane);
+  for (std::size_t i = 0; i < images; ++i)
+    for (std::size_t c = 0; c < 3; ++c)
+      for (std::size_t q = 0; q < plane; ++q) {
+        const std::uint16_t half = builder::float_to_half(value(rng));
+        p.nhwc4[(i * plane + q) * k::kStemInChannels + c] = half;
+        p.nchw[(i * 3 + c) * plane + q] = builder::half_to_float(half);
+      }
+  return p;
+}
+
+struct Variant {
+  const char* input;
+  const char* output;
+  k::StemInput layout;
+  float int8_scale;  // 0: FP16 output
+  bool by_reciprocal;
+};
+
+int run(int argc, char** argv) {
+  const Options o = parse(argc, argv);
+  const Card c = card();
+  const int l2_bytes = c.l2_bytes;
+  const double peak = c.dram_peak_gb_per_s;
+  std::printf("%s, DRAM peak %.0f GB/s, L2 %d MiB, median of %d reps\n\n", c.info.name.c_str(),
+              peak, l2_bytes >> 20, o.reps);
+
+  // 0.0625 rounds alike by reciprocal for every FP16 value (checked below).
+  constexpr float kScale = 0.0625f;
+  if (!k::stem_int8_rounds_by_reciprocal(kScale))
+    fail(ErrorKind::kInternal, "scale ", kScale, " does not round alike by reciprocal");
+  const Variant variants[] = {
+      {"FP16 NHWC4", "FP16", k::StemInput::kFloat16Nhwc4, 0.0f, false},
+      {"FP16 NHWC4", "INT8 checked", k::StemInput::kFloat16Nhwc4, kScale, false},
+      {"FP16 NHWC4", "INT8 by reciprocal", k::StemInput::kFloat16Nhwc4, kScale, true},
+      {"FP32 NCHW", "FP16", k::StemInput::kFloat32Nchw, 0.0f, false},
+      {"FP32 NCHW", "INT8 checked", k::StemInput::kFloat32Nchw, kScale, false},
+      {"FP32 NCHW", "INT8 by reciprocal", k::StemInput::kFloat32Nchw, kScale, true},
+  };
+
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> weight(-0.2f, 0.2f);
+  std::vector<std::uint16_t> filter(static_cast<std::size_t>(k::kStemOutChannels) * k::kStemKernel *
+                                    k::kStemKernel * k::kStemInChannels);
+  for (std::uint16_t& v : filter)
+    v = builder::float_to_half(weight(rng));
+  std::vector<float> bias(k::kStemOutChannels);
+  for (float& v : bias)
+    v = weight(rng);
+  cuda::DeviceBuffer d_filter(filter.size() * 2), d_bias(bias.size() * 4);
+  cuda::copy_to_device(d_filter.data(), filter.data(), filter.size() * 2);
+  cuda::copy_to_device(d_bias.data(), bias.data(), bias.size() * 4);
+  cuda::Stream stream;
+
+  std::printf(
+      "| batch | input | output | ms | useful TFLOP/s | GB/s moved | %% DRAM peak |\n"
+      "|---:|---|---|---:|---:|---:|---:|\n");
+  for (const std::int64_t n : o.batches) {
+    k::StemShape shape;
+    shape.n = n;
+    const Pixels pixels = random_pixels(n, shape.in_h, shape.in_w, rng);
+    const std::size_t fp16_bytes = pixels.nhwc4.size() * 2, fp32_bytes = pixels.nchw.size() * 4;
+    const std::size_t outputs =
+        static_cast<std::size_t>(n * shape.out_h() * shape.out_w() * k::kStemOutChannels);
+    const int sets = static_cast<int>(std::clamp<std::size_t>(
+        4 * static_cast<std::size_t>(l2_bytes) / (fp32_bytes + outputs * 2) + 1, 1, 8));
+    std::vector<cuda::DeviceBuffer> fp16_in, fp32_in, out;
+    for (int s = 0; s < sets; ++s) {
+      fp16_in.emplace_back(fp16_bytes);
+      fp32_in.emplace_back(fp32_bytes);
+      out.emplace_back(outputs * 2);
+      cuda::copy_to_device(fp16_in.back().data(), pixels.nhwc4.data(), fp16_bytes);
+      cuda::copy_to_device(fp32_in.back().data(), pixels.nchw.data(), fp32_bytes);
+    }
+    const double flop = 2.0 * static_cast<double>(n * shape.conv_h() * shape.conv_w()) *
+                        k::kStemOutChannels * 3 * k::kStemKernel * k::kStemKernel;
+    for (const Variant& v : variants) {
+      k::StemShape s = shape;
+      s.input = v.layout;
+      s.int8_scale = v.int8_scale;
+      s.int8_by_reciprocal = v.by_reciprocal;
+      const bool fp32 = v.layout == k::StemInput::kFloat32Nchw;
+      const float ms = time_ms(stream, sets, o.reps, [&](int set) {
+        const void* x = fp32 ? fp32_in[static_cast<std::size_t>(set)].data()
+                             : fp16_in[static_cast<std::size_t>(set)].data();
+        k::stem_conv_pool(x, d_filter.data(), d_bias.as<float>(),
+                          out[static_cast<std::size_t>(set)].data(), s, stream.get());
+      });
+      const double bytes = static_cast<double>(fp32 ? fp32_bytes : fp16_bytes) +
+                           static_cast<double>(outputs) * (v.int8_scale > 0 ? 1 : 2);
+      const double gbs = bytes / (ms * 1e6);
+      std::printf("| %lld | %s | %s | %.4f | %.0f | %.0f | %.0f%% |\n", static_cast<long long>(n),
+                  v.input, v.output, ms, flop / (ms * 1e9), gbs, peak > 0 ? 100 * gbs / peak : 0.0);
+    }
+  }
+  std::printf(
+      "\nUseful FLOPs: 2 x 147 multiply-adds per conv output. The kernel's GEMM does 224 per "
+      "output (a 4th channel and an 8th tap of zeros) over 255 conv outputs per 224 its pool "
+      "windows need (tiles overlap).\n");
+  return 0;
+}
+
+}  // namespace
+}  // namespace anvil::bench
+
+int main(int argc, char** argv) {
+  return anvil::bench::run_main("anvil_bench_stem", anvil::bench::run, argc, argv);
+}
