@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -34,11 +35,28 @@ inline Card card() {
   return c;
 }
 
-// The positive integer after `flag` on the command line.
-inline long positive_arg(const std::string& flag, const char* text) {
-  const long v = std::strtol(text, nullptr, 10);
-  if (v <= 0) fail(ErrorKind::kInvalidArgument, flag, " needs a positive integer, got ", text);
-  return v;
+// The kernel benches' arguments: `--batch N` (repeatable, in order) and
+// `--reps N`, positive integers; anything else is an error quoting `usage`.
+struct BatchArgs {
+  std::vector<std::int64_t> batches;  // empty: the bench's default
+  int reps = 50;
+};
+
+inline BatchArgs parse_batch_args(int argc, char** argv, const char* usage) {
+  BatchArgs o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if ((a != "--batch" && a != "--reps") || i + 1 == argc)
+      fail(ErrorKind::kInvalidArgument, "unknown argument '", a, "' (usage: ", usage, ")");
+    const char* text = argv[++i];
+    const long v = std::strtol(text, nullptr, 10);
+    if (v <= 0) fail(ErrorKind::kInvalidArgument, a, " needs a positive integer, got ", text);
+    if (a == "--batch")
+      o.batches.push_back(v);
+    else
+      o.reps = static_cast<int>(v);
+  }
+  return o;
 }
 
 // main(): run(argc, argv), an error printed as "<name>: <what>" and exit 1.

@@ -47,21 +47,8 @@ struct Options {
 };
 
 Options parse(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if ((a == "--batch" || a == "--reps") && i + 1 < argc) {
-      const long v = positive_arg(a, argv[++i]);
-      if (a == "--batch")
-        o.batch = v;
-      else
-        o.reps = static_cast<int>(v);
-    } else {
-      fail(ErrorKind::kInvalidArgument, "unknown argument '", a,
-           "' (usage: anvil_bench_quantize [--batch N] [--reps N])");
-    }
-  }
-  return o;
+  const BatchArgs a = parse_batch_args(argc, argv, "anvil_bench_quantize [--batch N] [--reps N]");
+  return {a.batches.empty() ? 128 : a.batches.back(), a.reps};
 }
 
 int run(int argc, char** argv) {

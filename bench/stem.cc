@@ -37,26 +37,8 @@ namespace {
 
 namespace k = cuda::kernels;
 
-struct Options {
-  std::vector<std::int64_t> batches;
-  int reps = 50;
-};
-
-Options parse(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if ((a == "--batch" || a == "--reps") && i + 1 < argc) {
-      const long v = positive_arg(a, argv[++i]);
-      if (a == "--batch")
-        o.batches.push_back(v);
-      else
-        o.reps = static_cast<int>(v);
-    } else {
-      fail(ErrorKind::kInvalidArgument, "unknown argument '", a,
-           "' (usage: anvil_bench_stem [--batch N]... [--reps N])");
-    }
-  }
+BatchArgs parse(int argc, char** argv) {
+  BatchArgs o = parse_batch_args(argc, argv, "anvil_bench_stem [--batch N]... [--reps N]");
   if (o.batches.empty()) o.batches = {128, 32};
   return o;
 }
@@ -94,7 +76,7 @@ struct Variant {
 };
 
 int run(int argc, char** argv) {
-  const Options o = parse(argc, argv);
+  const BatchArgs o = parse(argc, argv);
   const Card c = card();
   const int l2_bytes = c.l2_bytes;
   const double peak = c.dram_peak_gb_per_s;

@@ -88,17 +88,15 @@ ErrorKind kind_of(const std::function<void()>& f, std::string& message) {
   return ErrorKind::kInternal;
 }
 
+void expect_site(const PreformatSite& site, int input_tensor, int layer, int storage) {
+  EXPECT_EQ(site.input_tensor, input_tensor);
+  EXPECT_EQ(site.layer, layer);
+  EXPECT_EQ(site.storage, storage);
+}
+
 TEST(PreformatInput, TheSiteIsTheInputsOnlyReformatLayer) {
-  const Plan p = block_plan();
-  const PreformatSite site = builder::preformat_site(p, "input");
-  EXPECT_EQ(site.input_tensor, 0);
-  EXPECT_EQ(site.layer, 0);
-  EXPECT_EQ(site.storage, 1);
-  const Plan two = two_input_plan();
-  const PreformatSite b = builder::preformat_site(two, "B");
-  EXPECT_EQ(b.input_tensor, 3);
-  EXPECT_EQ(b.layer, 2);
-  EXPECT_EQ(b.storage, 4);
+  expect_site(builder::preformat_site(block_plan(), "input"), 0, 0, 1);
+  expect_site(builder::preformat_site(two_input_plan(), "B"), 3, 2, 4);
 }
 
 // A stem that reads the input itself and lists the FP16 storage as its input
@@ -113,9 +111,7 @@ Plan stem_plan() {
 TEST(PreformatInput, AStemThatReadsTheInputItselfIsASiteWithNothingToSkip) {
   const Plan p = stem_plan();
   const PreformatSite site = builder::preformat_site(p, "input");
-  EXPECT_EQ(site.input_tensor, 0);
-  EXPECT_EQ(site.layer, 0);
-  EXPECT_EQ(site.storage, 1);
+  expect_site(site, 0, 0, 1);
   EXPECT_FALSE(site.skip_layer);
   EXPECT_TRUE(builder::preformat_site(block_plan(), "input").skip_layer);
   // The stem reads the input (or the storage): the input is consumed after it.
