@@ -2,7 +2,7 @@
 // conv 7x7/2 + bias + ReLU, max pool 3x3/2, 224x224 RGB -> 56x56x64) in
 // each of its variants, against its floors:
 //
-//   anvil_bench_stem [--batch N]... [--reps N]      (batches 128 and 32 by default)
+//   anvil_bench_stem [--batch N]... [--reps N]      (batches 128, 32 and 8 by default)
 //
 // Variants: the input as reformat_in stores it (FP16 NHWC, 4 channels) or
 // the network's own FP32 NCHW; the output FP16, INT8 rounded by the checked
@@ -39,7 +39,7 @@ namespace k = cuda::kernels;
 
 BatchArgs parse(int argc, char** argv) {
   BatchArgs o = parse_batch_args(argc, argv, "anvil_bench_stem [--batch N]... [--reps N]");
-  if (o.batches.empty()) o.batches = {128, 32};
+  if (o.batches.empty()) o.batches = {128, 32, 8};
   return o;
 }
 
@@ -111,8 +111,8 @@ int run(int argc, char** argv) {
   cuda::Stream stream;
 
   std::printf(
-      "| batch | input | output | ms | useful TFLOP/s | GB/s moved | %% DRAM peak |\n"
-      "|---:|---|---|---:|---:|---:|---:|\n");
+      "| batch | kernel | input | output | ms | useful TFLOP/s | GB/s moved | %% DRAM peak |\n"
+      "|---:|---|---|---|---:|---:|---:|---:|\n");
   for (const std::int64_t n : o.batches) {
     k::StemShape shape;
     shape.n = n;
@@ -132,29 +132,36 @@ int run(int argc, char** argv) {
     }
     const double flop = 2.0 * static_cast<double>(n * shape.conv_h() * shape.conv_w()) *
                         k::kStemOutChannels * 3 * k::kStemKernel * k::kStemKernel;
-    for (const Variant& v : variants) {
-      k::StemShape s = shape;
-      s.input = v.layout;
-      s.int8_scale = v.int8_scale;
-      s.int8_by_reciprocal = v.by_reciprocal;
-      const bool fp32 = v.layout == k::StemInput::kFloat32Nchw;
-      const float ms = time_ms(stream, sets, o.reps, [&](int set) {
-        const void* x = fp32 ? fp32_in[static_cast<std::size_t>(set)].data()
-                             : fp16_in[static_cast<std::size_t>(set)].data();
-        k::stem_conv_pool(x, d_filter.data(), d_bias.as<float>(),
-                          out[static_cast<std::size_t>(set)].data(), s, stream.get());
-      });
-      const double bytes = static_cast<double>(fp32 ? fp32_bytes : fp16_bytes) +
-                           static_cast<double>(outputs) * (v.int8_scale > 0 ? 1 : 2);
-      const double gbs = bytes / (ms * 1e6);
-      std::printf("| %lld | %s | %s | %.4f | %.0f | %.0f | %.0f%% |\n", static_cast<long long>(n),
-                  v.input, v.output, ms, flop / (ms * 1e9), gbs, peak > 0 ? 100 * gbs / peak : 0.0);
-    }
+    std::vector<k::StemKernel> kernels{k::StemKernel::kTiles};
+    if (k::stem_rows_applies(shape)) kernels.push_back(k::StemKernel::kRows);
+    for (const k::StemKernel kernel : kernels)
+      for (const Variant& v : variants) {
+        k::StemShape s = shape;
+        s.kernel = kernel;
+        s.input = v.layout;
+        s.int8_scale = v.int8_scale;
+        s.int8_by_reciprocal = v.by_reciprocal;
+        const bool fp32 = v.layout == k::StemInput::kFloat32Nchw;
+        const float ms = time_ms(stream, sets, o.reps, [&](int set) {
+          const void* x = fp32 ? fp32_in[static_cast<std::size_t>(set)].data()
+                               : fp16_in[static_cast<std::size_t>(set)].data();
+          k::stem_conv_pool(x, d_filter.data(), d_bias.as<float>(),
+                            out[static_cast<std::size_t>(set)].data(), s, stream.get());
+        });
+        const double bytes = static_cast<double>(fp32 ? fp32_bytes : fp16_bytes) +
+                             static_cast<double>(outputs) * (v.int8_scale > 0 ? 1 : 2);
+        const double gbs = bytes / (ms * 1e6);
+        std::printf("| %lld | %s | %s | %s | %.4f | %.0f | %.0f | %.0f%% |\n",
+                    static_cast<long long>(n), kernel == k::StemKernel::kRows ? "rows" : "tiles",
+                    v.input, v.output, ms, flop / (ms * 1e9), gbs,
+                    peak > 0 ? 100 * gbs / peak : 0.0);
+      }
   }
   std::printf(
-      "\nUseful FLOPs: 2 x 147 multiply-adds per conv output. The kernel's GEMM does 224 per "
-      "output (a 4th channel and an 8th tap of zeros) over 255 conv outputs per 224 its pool "
-      "windows need (tiles overlap).\n");
+      "\nUseful FLOPs: 2 x 147 multiply-adds per conv output. Both kernels' GEMMs do 224 per "
+      "output (a 4th channel and an 8th tap of zeros); the tiled one over 255 conv outputs per "
+      "224 its pool windows need (tiles overlap), the row one over 17 conv rows per 16 (bands "
+      "of 8 pooled rows).\n");
   return 0;
 }
 

@@ -16,7 +16,7 @@ summary=()
 # previous call left on a warm machine: build from scratch (a minute on 16 cores).
 rm -rf "$build"
 if ! cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-     -DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCH:-90} >"$out/configure.log" 2>&1; then
+     -DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCH:-90a} >"$out/configure.log" 2>&1; then
   tail -40 "$out/configure.log"
   exit 1
 fi

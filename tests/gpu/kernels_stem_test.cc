@@ -92,6 +92,18 @@ std::vector<float> cpu_stem(const std::vector<std::uint16_t>& x,
   return y;
 }
 
+// The kernels that can compute `shape` here: the tiled one always, the row
+// kernel on Hopper for 224-wide inputs.
+std::vector<k::StemKernel> kernels_for(const k::StemShape& shape) {
+  std::vector<k::StemKernel> kernels{k::StemKernel::kTiles};
+  if (k::stem_rows_applies(shape)) kernels.push_back(k::StemKernel::kRows);
+  return kernels;
+}
+
+const char* name(k::StemKernel kernel) {
+  return kernel == k::StemKernel::kRows ? "row kernel" : "tiled kernel";
+}
+
 class StemConvPool : public ::testing::TestWithParam<StemCase> {};
 
 TEST_P(StemConvPool, MatchesTheCpuLoop) {
@@ -110,38 +122,47 @@ TEST_P(StemConvPool, MatchesTheCpuLoop) {
   cuda::copy_to_device(d_x.data(), x.data(), x.size() * 2);
   cuda::copy_to_device(d_w.data(), w.data(), w.size() * 2);
   cuda::copy_to_device(d_b.data(), bias.data(), bias.size() * 4);
-  test::poison(d_y.data(), d_y.bytes());
   cuda::Stream stream;
-  k::stem_conv_pool(d_x.data(), d_w.data(), d_b.as<float>(), d_y.data(), shape, stream.get());
-  stream.synchronize();
-  std::vector<std::uint16_t> got(want.size());
-  ANVIL_GPU_CHECK(cudaMemcpy(got.data(), d_y.data(), got.size() * 2, cudaMemcpyDeviceToHost));
+  for (const k::StemKernel kernel : kernels_for(shape)) {
+    k::StemShape run = shape;
+    run.kernel = kernel;
+    test::poison(d_y.data(), d_y.bytes());
+    k::stem_conv_pool(d_x.data(), d_w.data(), d_b.as<float>(), d_y.data(), run, stream.get());
+    stream.synchronize();
+    std::vector<std::uint16_t> got(want.size());
+    ANVIL_GPU_CHECK(cudaMemcpy(got.data(), d_y.data(), got.size() * 2, cudaMemcpyDeviceToHost));
 
-  double max_err = 0, max_want = 1e-6;
-  std::size_t worst = 0;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    const float g = builder::half_to_float(got[i]);
-    ASSERT_FALSE(std::isnan(g)) << "output " << i << " was not written";
-    const double err = std::abs(double{g} - want[i]);
-    if (err > max_err) max_err = err, worst = i;
-    max_want = std::max(max_want, std::abs(double{want[i]}));
+    double max_err = 0, max_want = 1e-6;
+    std::size_t worst = 0;
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      const float g = builder::half_to_float(got[i]);
+      ASSERT_FALSE(std::isnan(g)) << name(kernel) << ": output " << i << " was not written";
+      const double err = std::abs(double{g} - want[i]);
+      if (err > max_err) max_err = err, worst = i;
+      max_want = std::max(max_want, std::abs(double{want[i]}));
+    }
+    const std::string what = std::string(name(kernel)) + " n=" + std::to_string(c.n) + " " +
+                             std::to_string(c.h) + "x" + std::to_string(c.w) +
+                             (c.relu ? " relu" : " no activation");
+    // FP16 inputs, FP32 accumulation on both sides: the difference is the
+    // rounding of the stored conv output and of the sums' order.
+    EXPECT_LE(max_err, 1e-2 * max_want)
+        << what << ": worst element " << worst << " got "
+        << (want.empty() ? 0.0f : builder::half_to_float(got[worst])) << " want "
+        << (want.empty() ? 0.0f : want[worst]);
   }
-  const std::string what = "n=" + std::to_string(c.n) + " " + std::to_string(c.h) + "x" +
-                           std::to_string(c.w) + (c.relu ? " relu" : " no activation");
-  // FP16 inputs, FP32 accumulation on both sides: the difference is the
-  // rounding of the stored conv output and of the sums' order.
-  EXPECT_LE(max_err, 1e-2 * max_want) << what << ": worst element " << worst << " got "
-                                      << (want.empty() ? 0.0f : builder::half_to_float(got[worst]))
-                                      << " want " << (want.empty() ? 0.0f : want[worst]);
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, StemConvPool,
                          // On a 132-SM H100/H200, 20 x 112 x 112 (320 tiles of 7 x 8
                          // pooled pixels, partial ones included, on 264 persistent
-                         // blocks) takes the 7 x 8 kernel, the smaller batches the 4 x 4
-                         // one.
+                         // blocks) takes the 7 x 8 tiles, the smaller batches the 4 x 4
+                         // ones. The 224-wide cases run both kernels: the row kernel in
+                         // bands of 2 pooled rows, 61 high ending on a pooled row with
+                         // no conv row below it, 1 high with one conv row.
                          ::testing::Values(StemCase{20, 112, 112, true},
-                                           StemCase{2, 224, 224, true}, StemCase{3, 37, 41, true},
+                                           StemCase{2, 224, 224, true}, StemCase{3, 61, 224, false},
+                                           StemCase{1, 1, 224, true}, StemCase{3, 37, 41, true},
                                            StemCase{1, 19, 16, false}, StemCase{2, 1, 1, true},
                                            StemCase{1, 64, 9, false}, StemCase{0, 224, 224, true}));
 
@@ -180,28 +201,30 @@ TEST_P(StemConvPoolFp32Input, EqualsReformattingThenTheFp16Input) {
   cuda::copy_to_device(d_w.data(), w.data(), w.size() * 2);
   cuda::copy_to_device(d_b.data(), bias.data(), bias.size() * 4);
   cuda::Stream stream;
-  for (const float scale : {0.0f, 0.0625f}) {  // FP16 out, INT8 out
-    SCOPED_TRACE(scale == 0.0f ? "FP16 output" : "INT8 output");
-    shape.int8_scale = scale;
-    shape.int8_by_reciprocal = scale > 0.0f && k::stem_int8_rounds_by_reciprocal(scale);
-    const std::size_t bytes = outputs * (scale > 0.0f ? 1 : 2);
-    test::poison(d_want.data(), d_want.bytes());
-    test::poison(d_got.data(), d_got.bytes());
-    shape.input = k::StemInput::kFloat16Nhwc4;
-    k::stem_conv_pool(d_nhwc.data(), d_w.data(), d_b.as<float>(), d_want.data(), shape,
-                      stream.get());
-    shape.input = k::StemInput::kFloat32Nchw;
-    k::stem_conv_pool(d_nchw.data(), d_w.data(), d_b.as<float>(), d_got.data(), shape,
-                      stream.get());
-    stream.synchronize();
-    std::vector<unsigned char> want(bytes), got(bytes);
-    ANVIL_GPU_CHECK(cudaMemcpy(want.data(), d_want.data(), bytes, cudaMemcpyDeviceToHost));
-    ANVIL_GPU_CHECK(cudaMemcpy(got.data(), d_got.data(), bytes, cudaMemcpyDeviceToHost));
-    std::size_t mismatches = 0, first = bytes;
-    for (std::size_t i = 0; i < bytes; ++i)
-      if (got[i] != want[i] && mismatches++ == 0) first = i;
-    EXPECT_EQ(mismatches, 0u) << "of " << bytes << " output bytes; the first at byte " << first;
-  }
+  for (const k::StemKernel kernel : kernels_for(shape))
+    for (const float scale : {0.0f, 0.0625f}) {  // FP16 out, INT8 out
+      SCOPED_TRACE(std::string(name(kernel)) + (scale == 0.0f ? ", FP16 output" : ", INT8 output"));
+      shape.kernel = kernel;
+      shape.int8_scale = scale;
+      shape.int8_by_reciprocal = scale > 0.0f && k::stem_int8_rounds_by_reciprocal(scale);
+      const std::size_t bytes = outputs * (scale > 0.0f ? 1 : 2);
+      test::poison(d_want.data(), d_want.bytes());
+      test::poison(d_got.data(), d_got.bytes());
+      shape.input = k::StemInput::kFloat16Nhwc4;
+      k::stem_conv_pool(d_nhwc.data(), d_w.data(), d_b.as<float>(), d_want.data(), shape,
+                        stream.get());
+      shape.input = k::StemInput::kFloat32Nchw;
+      k::stem_conv_pool(d_nchw.data(), d_w.data(), d_b.as<float>(), d_got.data(), shape,
+                        stream.get());
+      stream.synchronize();
+      std::vector<unsigned char> want(bytes), got(bytes);
+      ANVIL_GPU_CHECK(cudaMemcpy(want.data(), d_want.data(), bytes, cudaMemcpyDeviceToHost));
+      ANVIL_GPU_CHECK(cudaMemcpy(got.data(), d_got.data(), bytes, cudaMemcpyDeviceToHost));
+      std::size_t mismatches = 0, first = bytes;
+      for (std::size_t i = 0; i < bytes; ++i)
+        if (got[i] != want[i] && mismatches++ == 0) first = i;
+      EXPECT_EQ(mismatches, 0u) << "of " << bytes << " output bytes; the first at byte " << first;
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, StemConvPoolFp32Input,
@@ -212,6 +235,61 @@ INSTANTIATE_TEST_SUITE_P(Kernels, StemConvPoolFp32Input,
                                            StemCase{2, 224, 224, false}, StemCase{3, 37, 41, true},
                                            StemCase{1, 19, 16, false}, StemCase{2, 1, 1, true},
                                            StemCase{1, 64, 9, false}, StemCase{0, 224, 224, true}));
+
+// The row kernel against the tiled one at the batches where it takes bands
+// of 8 and of 4 pooled rows (the CPU loop above would take minutes there):
+// FP32 input, FP16 output, within the CPU test's bound (the two sum in
+// different orders) and mostly the same bits.
+TEST(StemConvPoolRows, AgreesWithTheTiledKernel) {
+  ANVIL_REQUIRE_GPU();
+  for (const std::int64_t n : {128, 40}) {
+    k::StemShape shape{n, 224, 224, true, k::StemInput::kFloat32Nchw};
+    if (!k::stem_rows_applies(shape))
+      GTEST_SKIP() << "no row kernel here (needs sm_90a code on an sm_90 GPU)";
+    std::mt19937 rng(11);
+    std::uniform_real_distribution<float> dist(-2.5f, 2.5f);
+    std::vector<float> x(static_cast<std::size_t>(n * 3 * 224 * 224));
+    for (float& v : x)
+      v = dist(rng);
+    const auto w = random_halves(static_cast<std::size_t>(kK * kR * kR * kC), 2, 0.2f);
+    std::vector<float> bias(kK);
+    for (int m = 0; m < kK; ++m)
+      bias[static_cast<std::size_t>(m)] = 0.05f * static_cast<float>(m % 13) - 0.3f;
+    const auto outputs = static_cast<std::size_t>(n * shape.out_h() * shape.out_w() * kK);
+    cuda::DeviceBuffer d_x(x.size() * 4), d_w(w.size() * 2), d_b(bias.size() * 4),
+        d_tiles(outputs * 2), d_rows(outputs * 2);
+    cuda::copy_to_device(d_x.data(), x.data(), x.size() * 4);
+    cuda::copy_to_device(d_w.data(), w.data(), w.size() * 2);
+    cuda::copy_to_device(d_b.data(), bias.data(), bias.size() * 4);
+    test::poison(d_tiles.data(), d_tiles.bytes());
+    test::poison(d_rows.data(), d_rows.bytes());
+    cuda::Stream stream;
+    shape.kernel = k::StemKernel::kTiles;
+    k::stem_conv_pool(d_x.data(), d_w.data(), d_b.as<float>(), d_tiles.data(), shape, stream.get());
+    shape.kernel = k::StemKernel::kRows;
+    k::stem_conv_pool(d_x.data(), d_w.data(), d_b.as<float>(), d_rows.data(), shape, stream.get());
+    stream.synchronize();
+    std::vector<std::uint16_t> tiles(outputs), rows(outputs);
+    ANVIL_GPU_CHECK(cudaMemcpy(tiles.data(), d_tiles.data(), outputs * 2, cudaMemcpyDeviceToHost));
+    ANVIL_GPU_CHECK(cudaMemcpy(rows.data(), d_rows.data(), outputs * 2, cudaMemcpyDeviceToHost));
+    double max_err = 0, max_value = 1e-6;
+    std::size_t differ = 0, worst = 0;
+    for (std::size_t i = 0; i < outputs; ++i) {
+      const float t = builder::half_to_float(tiles[i]), r = builder::half_to_float(rows[i]);
+      ASSERT_FALSE(std::isnan(r)) << "n=" << n << ": output " << i << " was not written";
+      const double err = std::abs(double{r} - t);
+      if (err > max_err) max_err = err, worst = i;
+      max_value = std::max(max_value, std::abs(double{t}));
+      differ += tiles[i] != rows[i];
+    }
+    std::printf(
+        "[ ROWS     ] n=%lld: %zu of %zu outputs differ from the tiled kernel's, by %g at most\n",
+        static_cast<long long>(n), differ, outputs, max_err);
+    EXPECT_LE(max_err, 1e-2 * max_value) << "n=" << n << ": worst output " << worst;
+    EXPECT_LT(differ, outputs / 100)
+        << "n=" << n << ": the sums' order should rarely change an FP16 result";
+  }
+}
 
 struct Int8Case {
   std::int64_t n, h, w;

@@ -35,6 +35,8 @@
 #include "cuda/check.h"
 #include "cuda/kernels/int8_math.cuh"
 #include "cuda/kernels/stem_conv_pool.h"
+#include "cuda/kernels/stem_conv_pool_rows.h"
+#include "cuda/kernels/stem_output.cuh"
 
 namespace anvil::cuda::kernels {
 namespace {
@@ -94,13 +96,9 @@ struct Dims {
   float int8_scale, int8_inv;  // the INT8 variants' (int8_math.cuh)
 };
 
-// What the kernel writes: FP16, or INT8 rounded as int8_math.cuh does (its
-// checked quotient, or the bare multiply where
-// stem_int8_rounds_by_reciprocal() proved it rounds alike).
-enum class Output { kFloat16, kInt8Checked, kInt8ByReciprocal };
-
+using Output = StemOutput;
 template <Output kOut>
-using OutType = std::conditional_t<kOut == Output::kFloat16, __half, std::int8_t>;
+using OutType = StemOutType<kOut>;
 
 __device__ __forceinline__ unsigned shared_address(const void* p) {
   return static_cast<unsigned>(__cvta_generic_to_shared(p));
@@ -282,18 +280,6 @@ __device__ void conv_tiles(const unsigned char* s_in, const __half* s_w,
   }
 }
 
-// One INT8 code in the low byte. The float-to-int conversion saturates and
-// turns NaN into 0, as quantize_to_int8 does.
-template <Output kOut>
-__device__ __forceinline__ unsigned quantize_byte(float x, const Dims& d) {
-  std::int8_t q;
-  if constexpr (kOut == Output::kInt8ByReciprocal)
-    q = static_cast<std::int8_t>(max(-128, min(127, __float2int_rn(__fmul_rn(x, d.int8_inv)))));
-  else
-    q = quantize_to_int8(x, d.int8_scale, d.int8_inv);
-  return static_cast<unsigned>(static_cast<std::uint8_t>(q));
-}
-
 // 16 bytes of output from the maxima `best` (channels 2j, 2j + 1 in best[j]):
 // FP16 as they are, INT8 quantized (4 codes per word, little-endian).
 template <Output kOut>
@@ -302,12 +288,12 @@ __device__ __forceinline__ void store_group(const __half2 (&best)[8 / sizeof(Out
   if constexpr (kOut == Output::kFloat16) {
     *reinterpret_cast<uint4*>(out) = *reinterpret_cast<const uint4*>(best);
   } else {
+    auto byte = [&d](float x) { return stem_quantize_byte<kOut>(x, d.int8_scale, d.int8_inv); };
     unsigned words[4];
 #pragma unroll
     for (int w = 0; w < 4; ++w) {
       const float2 a = __half22float2(best[2 * w]), b = __half22float2(best[2 * w + 1]);
-      words[w] = quantize_byte<kOut>(a.x, d) | quantize_byte<kOut>(a.y, d) << 8 |
-                 quantize_byte<kOut>(b.x, d) << 16 | quantize_byte<kOut>(b.y, d) << 24;
+      words[w] = byte(a.x) | byte(a.y) << 8 | byte(b.x) << 16 | byte(b.y) << 24;
     }
     *reinterpret_cast<uint4*>(out) = make_uint4(words[0], words[1], words[2], words[3]);
   }
@@ -457,20 +443,36 @@ void stem_conv_pool(const void* x, const void* filter, const float* bias, void* 
   int device = 0, sms = 0;
   ANVIL_GPU_CHECK(cudaGetDevice(&device));
   ANVIL_GPU_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const Output out = s.int8_scale == 0.0f
+                         ? Output::kFloat16
+                         : (s.int8_by_reciprocal && d.int8_inv > 0.0f ? Output::kInt8ByReciprocal
+                                                                      : Output::kInt8Checked);
+  const bool rows_apply = stem_rows_applies(s);
+  if (s.kernel == StemKernel::kRows && !rows_apply)
+    fail(ErrorKind::kInvalidArgument, "stem_conv_pool: the row kernel needs a build for sm_90a (",
+         stem_rows_compiled() ? "this is one" : "this is not", "), an sm_90 GPU and inputs ",
+         kStemRowsWidth, " wide (got ", s.in_w, ")");
+  if (rows_apply && s.kernel != StemKernel::kTiles)
+    return stem_conv_pool_rows(x, filter, bias, y, s, out, d.int8_inv, sms, stream);
   // Big tiles waste less work on overlapping windows; small ones keep every
   // SM busy when a small batch has fewer big tiles than two per SM.
   using Big = BigTile<StemInput::kFloat16Nhwc4>;
   const long long big_tiles = s.n * ((s.out_h() + Big::kPoolRowsV - 1) / Big::kPoolRowsV) *
                               ((s.out_w() + Big::kPoolColsV - 1) / Big::kPoolColsV);
   const bool big = big_tiles >= 2LL * sms;
-  const Output out = s.int8_scale == 0.0f
-                         ? Output::kFloat16
-                         : (s.int8_by_reciprocal && d.int8_inv > 0.0f ? Output::kInt8ByReciprocal
-                                                                      : Output::kInt8Checked);
   if (s.input == StemInput::kFloat32Nchw)
     launch_output<StemInput::kFloat32Nchw>(out, big, x, filter, bias, y, d, sms, stream);
   else
     launch_output<StemInput::kFloat16Nhwc4>(out, big, x, filter, bias, y, d, sms, stream);
+}
+
+bool stem_rows_applies(const StemShape& s) {
+  if (!stem_rows_compiled() || s.in_w != kStemRowsWidth) return false;
+  int device = 0, major = 0, minor = 0;
+  ANVIL_GPU_CHECK(cudaGetDevice(&device));
+  ANVIL_GPU_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  ANVIL_GPU_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  return major == 9 && minor == 0;
 }
 
 bool stem_int8_rounds_by_reciprocal(float scale) {

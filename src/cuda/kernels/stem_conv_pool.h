@@ -28,6 +28,12 @@ inline constexpr int kStemKernel = 7;
 // is the same bits), saving reformat_in's pass over the input.
 enum class StemInput { kFloat16Nhwc4, kFloat32Nchw };
 
+// Which kernel computes it: the tiled one (mma.sync: any GPU since Ampere,
+// any size) or the row kernel (Hopper's wgmma, in builds for sm_90a, for
+// 224-wide inputs: stem_conv_pool_rows.h). kAuto takes the row kernel
+// wherever it applies; tests and bench/stem.sh name one to compare them.
+enum class StemKernel { kAuto, kTiles, kRows };
+
 struct StemShape {
   std::int64_t n = 1;
   std::int64_t in_h = 224;
@@ -43,6 +49,7 @@ struct StemShape {
   // check). Set it to stem_int8_rounds_by_reciprocal(int8_scale), never
   // more: the bits stay those of the division where that says true.
   bool int8_by_reciprocal = false;
+  StemKernel kernel = StemKernel::kAuto;
 
   std::int64_t conv_h() const { return (in_h + 6 - kStemKernel) / 2 + 1; }
   std::int64_t conv_w() const { return (in_w + 6 - kStemKernel) / 2 + 1; }
@@ -56,6 +63,9 @@ struct StemShape {
 // half a millisecond): compute it once per scale, as the plan's runner does
 // when it loads.
 bool stem_int8_rounds_by_reciprocal(float scale);
+
+// Whether StemKernel::kRows can compute `shape` on the current device.
+bool stem_rows_applies(const StemShape& shape);
 
 // x: [n, in_h, in_w, 4] FP16, or [n, 3, in_h, in_w] FP32 (shape.input); filter: [64, 7, 7, 4] FP16
 // (KRSC); bias: [64] FP32; y: [n, out_h, out_w, 64] FP16, or INT8 when shape.int8_scale > 0.
