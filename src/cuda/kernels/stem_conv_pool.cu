@@ -1,4 +1,7 @@
-// The stem as an implicit GEMM on mma.sync tensor cores. A block owns a tile
+// The stem as an implicit GEMM on mma.sync tensor cores: the kernel for any
+// GPU since Ampere and any input size. On Hopper, 224-wide inputs go to the
+// row kernel (stem_conv_pool_rows.cu, wgmma), twice as fast; stem_conv_pool()
+// at the end of this file picks. A block owns a tile
 // of kPoolRows x kPoolCols pooled pixels of one image at a time (7 x 8 for
 // full waves, 4 x 4 for small batches; persistent blocks loop over tiles):
 //  1. the input pixels the tile needs are in shared memory (zeros outside the
@@ -29,7 +32,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <type_traits>
 
 #include "anvil/error.h"
 #include "cuda/check.h"

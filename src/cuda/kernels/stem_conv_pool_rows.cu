@@ -31,7 +31,6 @@
 // shared memory, no conv tile in shared memory for the pool.
 #include <cuda_fp16.h>
 
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
