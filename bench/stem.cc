@@ -12,7 +12,9 @@
 // as in an engine run. Reported: the median ms, the useful TFLOP/s (2 x 147
 // multiply-adds per conv output, padding taps excluded), and the GB/s of the
 // bytes the kernel must move (its input once, its output once) against the
-// card's DRAM peak.
+// card's DRAM peak. Where the row kernel applies (Hopper, 224 wide) both
+// kernels run, and a second table times the row kernel's band heights
+// (StemShape::band_rows) on ResNet-18 INT8's stem variant.
 //
 // A benchmark, not a test: it prints a markdown table for docs/PERFORMANCE.md.
 #include <algorithm>
@@ -113,6 +115,7 @@ int run(int argc, char** argv) {
   std::printf(
       "| batch | kernel | input | output | ms | useful TFLOP/s | GB/s moved | %% DRAM peak |\n"
       "|---:|---|---|---|---:|---:|---:|---:|\n");
+  std::string band_sweep;
   for (const std::int64_t n : o.batches) {
     k::StemShape shape;
     shape.n = n;
@@ -156,7 +159,32 @@ int run(int argc, char** argv) {
                     v.input, v.output, ms, flop / (ms * 1e9), gbs,
                     peak > 0 ? 100 * gbs / peak : 0.0);
       }
+    // The row kernel's band height (StemShape::band_rows) on ResNet-18
+    // INT8's stem (FP32 in, INT8 by reciprocal out): the default against others.
+    for (const std::int64_t rows : {0, 2, 4, 7, 8, 14, 28}) {
+      if (kernels.back() != k::StemKernel::kRows) break;
+      k::StemShape s = shape;
+      s.kernel = k::StemKernel::kRows;
+      s.input = k::StemInput::kFloat32Nchw;
+      s.int8_scale = kScale;
+      s.int8_by_reciprocal = true;
+      s.band_rows = rows;
+      const float ms = time_ms(stream, sets, o.reps, [&](int set) {
+        k::stem_conv_pool(fp32_in[static_cast<std::size_t>(set)].data(), d_filter.data(),
+                          d_bias.as<float>(), out[static_cast<std::size_t>(set)].data(), s,
+                          stream.get());
+      });
+      char line[160];
+      std::snprintf(line, sizeof line, "| %lld | %s | %.4f |\n", static_cast<long long>(n),
+                    rows == 0 ? "default" : std::to_string(rows).c_str(), ms);
+      band_sweep += line;
+    }
   }
+  if (!band_sweep.empty())
+    std::printf(
+        "\nThe row kernel's band of pooled rows a block, FP32 NCHW in, INT8 by reciprocal "
+        "out:\n\n| batch | band rows | ms |\n|---:|---|---:|\n%s",
+        band_sweep.c_str());
   std::printf(
       "\nUseful FLOPs: 2 x 147 multiply-adds per conv output. Both kernels' GEMMs do 224 per "
       "output (a 4th channel and an 8th tap of zeros); the tiled one over 255 conv outputs per "

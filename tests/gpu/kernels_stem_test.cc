@@ -237,7 +237,8 @@ INSTANTIATE_TEST_SUITE_P(Kernels, StemConvPoolFp32Input,
                                            StemCase{1, 64, 9, false}, StemCase{0, 224, 224, true}));
 
 // The row kernel against the tiled one at the batches where it takes bands
-// of 8 and of 4 pooled rows (the CPU loop above would take minutes there):
+// of 8 and of 4 pooled rows by default, and with bands of 7 and 28 (the CPU
+// loop above would take minutes there):
 // FP32 input, FP16 output, within the CPU test's bound (the two sum in
 // different orders) and mostly the same bits.
 TEST(StemConvPoolRows, AgreesWithTheTiledKernel) {
@@ -262,32 +263,39 @@ TEST(StemConvPoolRows, AgreesWithTheTiledKernel) {
     cuda::copy_to_device(d_w.data(), w.data(), w.size() * 2);
     cuda::copy_to_device(d_b.data(), bias.data(), bias.size() * 4);
     test::poison(d_tiles.data(), d_tiles.bytes());
-    test::poison(d_rows.data(), d_rows.bytes());
     cuda::Stream stream;
     shape.kernel = k::StemKernel::kTiles;
     k::stem_conv_pool(d_x.data(), d_w.data(), d_b.as<float>(), d_tiles.data(), shape, stream.get());
-    shape.kernel = k::StemKernel::kRows;
-    k::stem_conv_pool(d_x.data(), d_w.data(), d_b.as<float>(), d_rows.data(), shape, stream.get());
     stream.synchronize();
     std::vector<std::uint16_t> tiles(outputs), rows(outputs);
     ANVIL_GPU_CHECK(cudaMemcpy(tiles.data(), d_tiles.data(), outputs * 2, cudaMemcpyDeviceToHost));
-    ANVIL_GPU_CHECK(cudaMemcpy(rows.data(), d_rows.data(), outputs * 2, cudaMemcpyDeviceToHost));
-    double max_err = 0, max_value = 1e-6;
-    std::size_t differ = 0, worst = 0;
-    for (std::size_t i = 0; i < outputs; ++i) {
-      const float t = builder::half_to_float(tiles[i]), r = builder::half_to_float(rows[i]);
-      ASSERT_FALSE(std::isnan(r)) << "n=" << n << ": output " << i << " was not written";
-      const double err = std::abs(double{r} - t);
-      if (err > max_err) max_err = err, worst = i;
-      max_value = std::max(max_value, std::abs(double{t}));
-      differ += tiles[i] != rows[i];
+    // The default band height, and bands of 7 and 28 pooled rows (StemShape::band_rows).
+    for (const std::int64_t band_rows : {0, 7, 28}) {
+      const std::string what = "n=" + std::to_string(n) + " band rows " + std::to_string(band_rows);
+      test::poison(d_rows.data(), d_rows.bytes());
+      shape.kernel = k::StemKernel::kRows;
+      shape.band_rows = band_rows;
+      k::stem_conv_pool(d_x.data(), d_w.data(), d_b.as<float>(), d_rows.data(), shape,
+                        stream.get());
+      stream.synchronize();
+      ANVIL_GPU_CHECK(cudaMemcpy(rows.data(), d_rows.data(), outputs * 2, cudaMemcpyDeviceToHost));
+      double max_err = 0, max_value = 1e-6;
+      std::size_t differ = 0, worst = 0;
+      for (std::size_t i = 0; i < outputs; ++i) {
+        const float t = builder::half_to_float(tiles[i]), r = builder::half_to_float(rows[i]);
+        ASSERT_FALSE(std::isnan(r)) << what << ": output " << i << " was not written";
+        const double err = std::abs(double{r} - t);
+        if (err > max_err) max_err = err, worst = i;
+        max_value = std::max(max_value, std::abs(double{t}));
+        differ += tiles[i] != rows[i];
+      }
+      std::printf(
+          "[ ROWS     ] %s: %zu of %zu outputs differ from the tiled kernel's, by %g at most\n",
+          what.c_str(), differ, outputs, max_err);
+      EXPECT_LE(max_err, 1e-2 * max_value) << what << ": worst output " << worst;
+      EXPECT_LT(differ, outputs / 100)
+          << what << ": the sums' order should rarely change an FP16 result";
     }
-    std::printf(
-        "[ ROWS     ] n=%lld: %zu of %zu outputs differ from the tiled kernel's, by %g at most\n",
-        static_cast<long long>(n), differ, outputs, max_err);
-    EXPECT_LE(max_err, 1e-2 * max_value) << "n=" << n << ": worst output " << worst;
-    EXPECT_LT(differ, outputs / 100)
-        << "n=" << n << ": the sums' order should rarely change an FP16 result";
   }
 }
 
@@ -432,6 +440,18 @@ TEST(StemConvPool, RejectsMisalignedPointers) {
   EXPECT_THROW(k::stem_conv_pool(base + 8, base, reinterpret_cast<const float*>(base), base,
                                  {1, 16, 16, true}, nullptr),
                Error);
+}
+
+TEST(StemConvPool, RefusesTheRowKernelWhereItCannotRunAndANegativeBand) {
+  ANVIL_REQUIRE_GPU();
+  cuda::DeviceBuffer buffer(1 << 20);
+  void* p = buffer.data();
+  k::StemShape narrow{1, 16, 16, true};  // the row kernel takes 224-wide inputs only
+  narrow.kernel = k::StemKernel::kRows;
+  EXPECT_THROW(k::stem_conv_pool(p, p, static_cast<const float*>(p), p, narrow, nullptr), Error);
+  k::StemShape negative{1, 16, 16, true};
+  negative.band_rows = -1;
+  EXPECT_THROW(k::stem_conv_pool(p, p, static_cast<const float*>(p), p, negative, nullptr), Error);
 }
 
 }  // namespace

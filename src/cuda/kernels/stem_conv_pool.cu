@@ -423,6 +423,9 @@ void stem_conv_pool(const void* x, const void* filter, const float* bias, void* 
   if (s.n < 0 || s.in_h < 1 || s.in_w < 1 || s.in_h > (1 << 20) || s.in_w > (1 << 20))
     fail(ErrorKind::kInvalidArgument, "stem_conv_pool: bad shape n=", s.n, " in=", s.in_h, "x",
          s.in_w);
+  if (s.band_rows < 0)
+    fail(ErrorKind::kInvalidArgument, "stem_conv_pool: band_rows ", s.band_rows,
+         " must be >= 0 (0: chosen by the batch size)");
   if (!std::isfinite(s.int8_scale) || s.int8_scale < 0.0f)
     fail(ErrorKind::kInvalidArgument, "stem_conv_pool: INT8 scale ", s.int8_scale,
          " must be finite and > 0 (or 0 for FP16 output)");

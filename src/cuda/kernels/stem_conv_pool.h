@@ -50,6 +50,9 @@ struct StemShape {
   // more: the bits stay those of the division where that says true.
   bool int8_by_reciprocal = false;
   StemKernel kernel = StemKernel::kAuto;
+  // The row kernel's pooled rows a block (0: chosen by the batch size);
+  // bench/stem.sh times other heights with it.
+  std::int64_t band_rows = 0;
 
   std::int64_t conv_h() const { return (in_h + 6 - kStemKernel) / 2 + 1; }
   std::int64_t conv_w() const { return (in_w + 6 - kStemKernel) / 2 + 1; }

@@ -31,6 +31,7 @@
 // shared memory, no conv tile in shared memory for the pool.
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -273,20 +274,25 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int r0 = max(2 * p0 - 1, 0), r1 = min(2 * p1 - 1, d.conv_h - 1);
   Out<kOut>* y_image = y + image * d.out_h * kPoolCols * kStemOutChannels;
 
-  // Zeros first: the columns outside the image are never written again.
+  // The first conv row's 7 input rows (and one more) are loaded at once, and
+  // arrive while the slots are zeroed (the columns outside the image are
+  // never written again) and the filter is loaded: one memory latency.
+  constexpr int kFirstPairs = 4;
+  Chunk<kIn> first[kFirstPairs];
+#pragma unroll
+  for (int i = 0; i < kFirstPairs; ++i)
+    load_pair<kIn>(x, d, image, 2 * r0 - 3 + 2 * i, first[i]);
   for (int i = threadIdx.x; i < kSlots * kSlotBytes / 16; i += kThreads)
     reinterpret_cast<uint4*>(ring)[i] = make_uint4(0, 0, 0, 0);
   unsigned a[kKSteps][4];
   load_filter(filter, a);
   const int channel = threadIdx.x / 32 * 16 + threadIdx.x % 32 / 4;
   const float lane_bias[2] = {bias[channel], bias[channel + 8]};
-  __syncthreads();
-  // The first conv row's 7 input rows (and one more), then the next row's in registers.
-  Chunk<kIn> next;
-  for (int iy = 2 * r0 - 3; iy <= 2 * r0 + 3; iy += 2) {
-    load_pair<kIn>(x, d, image, iy, next);
-    store_pair<kIn>(ring, iy, next);
-  }
+  __syncthreads();  // the zeros are down before the rows land on them
+#pragma unroll
+  for (int i = 0; i < kFirstPairs; ++i)
+    store_pair<kIn>(ring, 2 * r0 - 3 + 2 * i, first[i]);
+  Chunk<kIn> next;  // the next conv row's 2 input rows, stored in the loop
   if (r0 < r1) load_pair<kIn>(x, d, image, 2 * r0 + 4, next);
 
   float running[kGroups][2];  // the max over the conv rows so far of the pooled row in progress
@@ -382,13 +388,15 @@ void stem_conv_pool_rows(const void* x, const void* filter, const float* bias, v
   d.int8_scale = s.int8_scale;
   d.int8_inv = int8_inv;
   // Bands as tall as keep two blocks on every SM busy: a band re-computes
-  // one conv row and waits for its first 7 input rows.
+  // one conv row and waits for its first 7 input rows. (bench/stem.sh
+  // times other heights: StemShape::band_rows.)
   d.band_rows = 2;
   for (const int rows : {8, 4})
     if (s.n * ((d.out_h + rows - 1) / rows) >= 4LL * sms) {
       d.band_rows = rows;
       break;
     }
+  if (s.band_rows > 0) d.band_rows = static_cast<int>(std::min<std::int64_t>(s.band_rows, d.out_h));
   d.bands = (d.out_h + d.band_rows - 1) / d.band_rows;
   const long long blocks = s.n * d.bands;
   if (s.input == StemInput::kFloat32Nchw)
