@@ -238,9 +238,9 @@ INSTANTIATE_TEST_SUITE_P(Kernels, StemConvPoolFp32Input,
 
 // The row kernel against the tiled one at the batches where it takes bands
 // of 8 and of 4 pooled rows by default, and with bands of 7 and 28 (the CPU
-// loop above would take minutes there):
-// FP32 input, FP16 output, within the CPU test's bound (the two sum in
-// different orders) and mostly the same bits.
+// loop above would take minutes there): FP32 input, FP16 output, within
+// the CPU test's bound (the two sum in different orders) and mostly the
+// same bits (all of them in the eleventh session's run, at bands of 8 and 4).
 TEST(StemConvPoolRows, AgreesWithTheTiledKernel) {
   ANVIL_REQUIRE_GPU();
   for (const std::int64_t n : {128, 40}) {
