@@ -272,25 +272,13 @@ FusedConv FusedConv::from_identity(cudnnHandle_t handle, const ConvShape& shape,
 FusedConv::Binding FusedConv::bind(const void* x, const void* w, const void* bias,
                                    const void* residual, void* y, void* workspace) const {
   const ConvShape& s = graph_->shape;
-  std::int64_t uids[5] = {kX, kW, kY};
-  void* ptrs[5] = {const_cast<void*>(x), const_cast<void*>(w), y};
-  int count = 3;
-  if (s.has_bias) {
-    uids[count] = kBias;
-    ptrs[count++] = const_cast<void*>(bias);
-  }
-  if (s.has_residual) {
-    uids[count] = kResidual;
-    ptrs[count++] = const_cast<void*>(residual);
-  }
-  for (int i = 0; i < count; ++i)
-    if (ptrs[i] == nullptr)
-      fail(ErrorKind::kInvalidArgument, describe(s), ": null pointer for tensor uid ", uids[i]);
-  if (workspace_bytes_ > 0 && workspace == nullptr)
-    fail(ErrorKind::kInvalidArgument, describe(s), ": plan ", identity_, " needs ",
-         workspace_bytes_, " bytes of workspace, got null");
+  BoundTensor tensors[5] = {{kX, x, "x"}, {kW, w, "w"}, {kY, y, "y"}};
+  std::size_t count = 3;
+  if (s.has_bias) tensors[count++] = {kBias, bias, "bias"};
+  if (s.has_residual) tensors[count++] = {kResidual, residual, "residual"};
   Binding binding;
-  binding.pack_ = make_variant_pack(count, uids, ptrs, workspace);
+  binding.pack_ = make_variant_pack(std::span(tensors, count), workspace, workspace_bytes_,
+                                    describe(s), identity_);
   return binding;
 }
 

@@ -44,11 +44,26 @@ EngineChoice parse_engine_choice(std::string_view text, const std::string& ident
   return choice;
 }
 
-BackendDescriptor make_variant_pack(int count, const std::int64_t* uids, void* const* ptrs,
-                                    void* workspace) {
+BackendDescriptor make_variant_pack(std::span<const BoundTensor> tensors, void* workspace,
+                                    std::size_t workspace_bytes, const std::string& layer,
+                                    const std::string& identity) {
+  std::vector<std::int64_t> uids;
+  std::vector<void*> ptrs;
+  for (const BoundTensor& t : tensors) {
+    if (t.address == nullptr)
+      fail(ErrorKind::kInvalidArgument, layer, ": null pointer for its ", t.name, " (uid ", t.uid,
+           ") bound to cuDNN plan ", identity);
+    uids.push_back(t.uid);
+    ptrs.push_back(const_cast<void*>(t.address));
+  }
+  if (workspace_bytes > 0 && workspace == nullptr)
+    fail(ErrorKind::kInvalidArgument, layer, ": cuDNN plan ", identity, " needs ", workspace_bytes,
+         " bytes of workspace, got null");
   BackendDescriptor pack(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
-  pack.set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, count, uids);
-  pack.set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, count, ptrs);
+  pack.set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64,
+           static_cast<std::int64_t>(uids.size()), uids.data());
+  pack.set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR,
+           static_cast<std::int64_t>(ptrs.size()), ptrs.data());
   pack.set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &workspace);
   pack.finalize();
   return pack;

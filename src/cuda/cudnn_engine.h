@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -77,11 +78,23 @@ struct EnginePlan {
   std::string kernel_cache;
 };
 
-// A finalized variant pack of the `count` tensors (uids[i] at ptrs[i]) and
-// the workspace: what cudnnBackendExecute reads. Allocates on the host, so
-// layers build it once per binding of their buffers, never per launch.
-BackendDescriptor make_variant_pack(int count, const std::int64_t* uids, void* const* ptrs,
-                                    void* workspace);
+// A tensor of an operation graph bound to an address: its uid, and the name
+// errors give it.
+struct BoundTensor {
+  std::int64_t uid = 0;
+  const void* address = nullptr;
+  const char* name = "";
+};
+
+// A finalized variant pack of `tensors` and the workspace: what
+// cudnnBackendExecute reads. A null tensor address, or a null workspace
+// where the plan needs workspace_bytes > 0, is a kInvalidArgument naming
+// `layer`, the tensor (or the workspace) and the plan's `identity`, thrown
+// before cuDNN is called. Allocates on the host, so layers build it once
+// per binding of their buffers, never per launch.
+BackendDescriptor make_variant_pack(std::span<const BoundTensor> tensors, void* workspace,
+                                    std::size_t workspace_bytes, const std::string& layer,
+                                    const std::string& identity);
 
 // Runs `plan` with `pack` on `stream` (sets the handle's stream).
 void execute_plan(cudnnHandle_t handle, cudaStream_t stream, const BackendDescriptor& plan,

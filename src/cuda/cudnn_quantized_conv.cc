@@ -382,26 +382,13 @@ QuantizedConv::Binding QuantizedConv::bind(const void* x, const void* w, const f
                                            const float* bias, const void* residual, void* y,
                                            void* workspace) const {
   const QuantizedConvShape& s = graph_->shape;
-  std::int64_t uids[6] = {kX, kW, kScale, kY};
-  void* ptrs[6] = {const_cast<void*>(x), const_cast<void*>(w), const_cast<float*>(scale), y};
-  int count = 4;
-  if (s.has_bias) {
-    uids[count] = kBias;
-    ptrs[count++] = const_cast<float*>(bias);
-  }
-  if (s.has_residual) {
-    uids[count] = kResidual;
-    ptrs[count++] = const_cast<void*>(residual);
-  }
-  for (int i = 0; i < count; ++i)
-    if (ptrs[i] == nullptr)
-      fail(ErrorKind::kInvalidArgument, s.describe(), ": null pointer for tensor uid ", uids[i],
-           " (1 x, 2 w, 3 scale, 4 bias, 5 residual, 6 y)");
-  if (workspace_bytes_ > 0 && workspace == nullptr)
-    fail(ErrorKind::kInvalidArgument, s.describe(), ": plan ", identity_, " needs ",
-         workspace_bytes_, " bytes of workspace, got null");
+  BoundTensor tensors[6] = {{kX, x, "x"}, {kW, w, "w"}, {kScale, scale, "scale"}, {kY, y, "y"}};
+  std::size_t count = 4;
+  if (s.has_bias) tensors[count++] = {kBias, bias, "bias"};
+  if (s.has_residual) tensors[count++] = {kResidual, residual, "residual"};
   Binding binding;
-  binding.pack_ = make_variant_pack(count, uids, ptrs, workspace);
+  binding.pack_ = make_variant_pack(std::span(tensors, count), workspace, workspace_bytes_,
+                                    s.describe(), identity_);
   return binding;
 }
 
