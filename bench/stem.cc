@@ -135,8 +135,18 @@ int run(int argc, char** argv) {
     }
     const double flop = 2.0 * static_cast<double>(n * shape.conv_h() * shape.conv_w()) *
                         k::kStemOutChannels * 3 * k::kStemKernel * k::kStemKernel;
+    // One launch per rep, each on its own input and output set.
+    auto time_stem = [&](const k::StemShape& s) {
+      const bool fp32 = s.input == k::StemInput::kFloat32Nchw;
+      return time_ms(stream, sets, o.reps, [&](int set) {
+        const auto i = static_cast<std::size_t>(set);
+        k::stem_conv_pool(fp32 ? fp32_in[i].data() : fp16_in[i].data(), d_filter.data(),
+                          d_bias.as<float>(), out[i].data(), s, stream.get());
+      });
+    };
+    const bool rows_apply = k::stem_rows_applies(shape);
     std::vector<k::StemKernel> kernels{k::StemKernel::kTiles};
-    if (k::stem_rows_applies(shape)) kernels.push_back(k::StemKernel::kRows);
+    if (rows_apply) kernels.push_back(k::StemKernel::kRows);
     for (const k::StemKernel kernel : kernels)
       for (const Variant& v : variants) {
         k::StemShape s = shape;
@@ -145,12 +155,7 @@ int run(int argc, char** argv) {
         s.int8_scale = v.int8_scale;
         s.int8_by_reciprocal = v.by_reciprocal;
         const bool fp32 = v.layout == k::StemInput::kFloat32Nchw;
-        const float ms = time_ms(stream, sets, o.reps, [&](int set) {
-          const void* x = fp32 ? fp32_in[static_cast<std::size_t>(set)].data()
-                               : fp16_in[static_cast<std::size_t>(set)].data();
-          k::stem_conv_pool(x, d_filter.data(), d_bias.as<float>(),
-                            out[static_cast<std::size_t>(set)].data(), s, stream.get());
-        });
+        const float ms = time_stem(s);
         const double bytes = static_cast<double>(fp32 ? fp32_bytes : fp16_bytes) +
                              static_cast<double>(outputs) * (v.int8_scale > 0 ? 1 : 2);
         const double gbs = bytes / (ms * 1e6);
@@ -162,18 +167,14 @@ int run(int argc, char** argv) {
     // The row kernel's band height (StemShape::band_rows) on ResNet-18
     // INT8's stem (FP32 in, INT8 by reciprocal out): the default against others.
     for (const std::int64_t rows : {0, 2, 4, 7, 8, 14, 28}) {
-      if (kernels.back() != k::StemKernel::kRows) break;
+      if (!rows_apply) break;
       k::StemShape s = shape;
       s.kernel = k::StemKernel::kRows;
       s.input = k::StemInput::kFloat32Nchw;
       s.int8_scale = kScale;
       s.int8_by_reciprocal = true;
       s.band_rows = rows;
-      const float ms = time_ms(stream, sets, o.reps, [&](int set) {
-        k::stem_conv_pool(fp32_in[static_cast<std::size_t>(set)].data(), d_filter.data(),
-                          d_bias.as<float>(), out[static_cast<std::size_t>(set)].data(), s,
-                          stream.get());
-      });
+      const float ms = time_stem(s);
       char line[160];
       std::snprintf(line, sizeof line, "| %lld | %s | %.4f |\n", static_cast<long long>(n),
                     rows == 0 ? "default" : std::to_string(rows).c_str(), ms);
