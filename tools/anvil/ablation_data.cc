@@ -1,9 +1,9 @@
 #include "ablation_data.h"
 
 #include <cmath>
-#include <cstdio>
 
 #include "anvil/pipeline.h"
+#include "result_line.h"
 
 namespace anvil::cli {
 
@@ -83,20 +83,15 @@ void process_output(const float* logits, std::int64_t images, std::int64_t class
     double sum = 0;
     for (std::int64_t c = 0; c < classes; ++c)
       sum += std::exp(static_cast<double>(row[c] - row[best]));
-    char line[96];
-    std::snprintf(line, sizeof(line), "image %lld: class %lld (p=%.4f)\n",
-                  static_cast<long long>(n), static_cast<long long>(best), 1.0 / sum);
-    sink += line;
+    append_result_line(sink, n, best, 1.0 / sum);
     top1[n] = static_cast<std::int32_t>(best);
   }
 }
 
 void process_top1(std::span<const Classification> best, std::string& sink, std::int32_t* top1) {
   for (std::size_t n = 0; n < best.size(); ++n) {
-    char line[96];
-    std::snprintf(line, sizeof(line), "image %zu: class %lld (p=%.4f)\n", n,
-                  static_cast<long long>(best[n].class_index), static_cast<double>(best[n].score));
-    sink += line;
+    append_result_line(sink, static_cast<std::int64_t>(n), best[n].class_index,
+                       static_cast<double>(best[n].score));
     top1[n] = static_cast<std::int32_t>(best[n].class_index);
   }
 }
