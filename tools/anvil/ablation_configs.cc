@@ -4,6 +4,7 @@
 #include "ablation_configs.h"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -16,6 +17,7 @@
 #include "anvil/engine.h"
 #include "anvil/error.h"
 #include "anvil/pipeline.h"
+#include "core/cpu_pause.h"
 #include "cuda/check.h"
 #include "cuda/handles.h"
 
@@ -311,6 +313,11 @@ class OverlapJob : public Job {
 };
 
 // Results handed from the Pipeline's worker threads to the processing thread.
+// pop() polls before it sleeps: a condition variable's wake-up took 38 us on
+// the H100's host (docs/PERFORMANCE.md, eleventh session), and the last
+// batch's wake-up is part of every timed job. A result comes every 0.7-1.5
+// ms in configs 5-12, so the processing thread polls through the gaps on a
+// core of its own, as a serving thread would; it sleeps after kPoll.
 class ResultQueue {
  public:
   struct Item {
@@ -322,21 +329,28 @@ class ResultQueue {
     {
       std::lock_guard lock(mutex_);
       items_.push_back(std::move(item));
+      waiting_.fetch_add(1, std::memory_order_release);
     }
     ready_.notify_one();
   }
   Item pop() {
+    const Clock::time_point give_up = Clock::now() + kPoll;
+    while (waiting_.load(std::memory_order_acquire) == 0 && Clock::now() < give_up)
+      cpu_pause();
     std::unique_lock lock(mutex_);
     ready_.wait(lock, [&] { return !items_.empty(); });
     Item item = std::move(items_.front());
     items_.pop_front();
+    waiting_.fetch_sub(1, std::memory_order_relaxed);
     return item;
   }
 
  private:
+  static constexpr std::chrono::milliseconds kPoll{20};
   std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<Item> items_;
+  std::atomic<std::size_t> waiting_{0};  // items_.size(), read without the lock
 };
 
 // Configs 5-12: the public Pipeline, results processed on a thread of their
