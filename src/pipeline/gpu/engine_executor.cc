@@ -523,11 +523,12 @@ void EngineExecutor::start(int slot, const Batch& batch) {
                  preformatted);
   fit_activations();
   s.batch_size = batch.batch_size;
-  if (anchor_) s.timeline.start(anchor_->get());
+  s.timeline.clear();
   try {
     upload(s, batch);
     compute(s, batch);
     download(s);
+    if (anchor_) s.timeline.anchor(anchor_->get());
   } catch (...) {
     // Nothing of this batch may still use the slot's buffers when the next
     // batch takes the slot.

@@ -4,8 +4,7 @@
 
 namespace anvil::pipeline {
 
-void GpuTimeline::start(cudaStream_t idle) {
-  spans_.clear();
+void GpuTimeline::anchor(cudaStream_t idle) {
   // The anchor runs between the two readings (the stream is idle); their
   // midpoint is off by at most half the round trip.
   const Clock::time_point before = Clock::now();

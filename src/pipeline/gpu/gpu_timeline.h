@@ -17,15 +17,18 @@ namespace anvil::pipeline {
 // One request's spans. Events are reused from request to request.
 class GpuTimeline {
  public:
-  // Starts a request: forgets the previous one's spans and places GPU time
-  // on the host clock with an anchor event recorded on `idle` (a stream with
-  // no work queued) and waited for. Event times are exact relative to the
-  // anchor; the anchor is placed to within that wait's latency (microseconds).
+  // Starts a request: forgets the previous one's spans.
+  void clear() { spans_.clear(); }
+  // Places this request's GPU time on the host clock with an anchor event
+  // recorded on `idle` (a stream with no work queued) and waited for. Event
+  // times are exact relative to the anchor; the anchor is placed to within
+  // that wait's latency (microseconds). Called once the request's work is
+  // queued, so that the wait does not delay its first upload.
   // Anchored per request, not once per executor: with one anchor for a
   // whole ablation config, an H100 showed an upload 0.28 ms before its own
   // submit; drift between the GPU's timer and the host's clock is the likely
   // cause (not proven; the per-request anchor removes it either way).
-  void start(cudaStream_t idle);
+  void anchor(cudaStream_t idle);
   // A span starts where `stream` reaches this call; returns its index.
   std::size_t begin(cudaStream_t stream, const char* lane, std::string what);
   // Span `span` ends where `stream` reaches this call.
