@@ -1,12 +1,15 @@
 #include "anvil/pipeline.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <mutex>
 #include <thread>
+
+#include "core/cpu_pause.h"
 
 namespace anvil {
 
@@ -39,6 +42,9 @@ void check_options(const PipelineOptions& o) {
   if (o.batches_in_flight_per_worker < 1)
     fail(ErrorKind::kInvalidArgument, "batches in flight per worker must be at least 1, got ",
          o.batches_in_flight_per_worker);
+  if (o.idle_poll_us < 0 || o.idle_poll_us > 1'000'000)
+    fail(ErrorKind::kInvalidArgument, "pipeline idle_poll_us must be 0..1000000 (microseconds), ",
+         "got ", o.idle_poll_us);
   if (o.chunk_images < 0)
     fail(ErrorKind::kInvalidArgument, "pipeline chunk_images must be 0 (whole requests) or ",
          "a positive number of images per chunk, got ", o.chunk_images);
@@ -147,6 +153,7 @@ struct Pipeline::Impl {
   std::condition_variable not_full;   // submitters wait for room
   std::condition_variable idle;       // drain waits for every request to end
   std::deque<Request> queue;
+  std::atomic<std::size_t> queued{0};  // queue.size(), for polling without the lock
   bool stopping = false;
   std::uint64_t next_sequence = 0;
   PipelineStats stats;
@@ -233,6 +240,7 @@ bool Pipeline::Impl::enqueue(Batch& batch, Request&& request, bool block) {
   request.batch = std::move(batch);
   request.submitted = Clock::now();
   queue.push_back(std::move(request));
+  queued.store(queue.size(), std::memory_order_release);
   ++stats.submitted;
   stats.queued = queue.size();
   stats.queue_high_water = std::max<std::uint64_t>(stats.queue_high_water, queue.size());
@@ -242,11 +250,18 @@ bool Pipeline::Impl::enqueue(Batch& batch, Request&& request, bool block) {
 }
 
 std::optional<Pipeline::Impl::Request> Pipeline::Impl::pop(bool block) {
+  if (block && options.idle_poll_us > 0) {
+    const Clock::time_point give_up =
+        Clock::now() + std::chrono::microseconds(options.idle_poll_us);
+    while (queued.load(std::memory_order_acquire) == 0 && Clock::now() < give_up)
+      cpu_pause();
+  }
   std::unique_lock lock(mutex);
   if (block) not_empty.wait(lock, [&] { return stopping || !queue.empty(); });
   if (queue.empty()) return std::nullopt;
   Request request = std::move(queue.front());
   queue.pop_front();
+  queued.store(queue.size(), std::memory_order_relaxed);
   stats.queued = queue.size();
   ++stats.running;
   lock.unlock();
@@ -362,6 +377,7 @@ void Pipeline::Impl::stop(bool cancel_pending) {
     stopping = true;
     if (cancel_pending) {
       dropped.swap(queue);
+      queued.store(0, std::memory_order_relaxed);
       stats.queued = 0;
     }
   }

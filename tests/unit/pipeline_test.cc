@@ -210,6 +210,33 @@ TEST(Pipeline, BadBatchesAndOptionsAreErrorsAtTheCall) {
   PipelineOptions no_workers;
   no_workers.workers = 0;
   EXPECT_THROW((Pipeline{factory, no_workers}), Error);
+  for (int poll_us : {-1, 1'000'001}) {
+    PipelineOptions bad_poll;
+    bad_poll.idle_poll_us = poll_us;
+    EXPECT_THROW((Pipeline{factory, bad_poll}), Error) << poll_us;
+  }
+}
+
+// Workers that poll before sleeping serve requests that come while they poll,
+// after they gave up, and shut down while polling.
+TEST(Pipeline, PollingWorkersServeEveryRequestAndShutDown) {
+  PipelineOptions options = full_output_options(2, 4);
+  options.idle_poll_us = 2000;
+  Pipeline pipeline(pipeline::cpu_executor_factory(tiny_classifier()), options);
+  auto graph = tiny_classifier();
+  for (int round = 0; round < 3; ++round) {
+    std::vector<std::future<Result>> futures;
+    for (unsigned i = 0; i < 6; ++i)
+      futures.push_back(pipeline.submit(float_batch(1, i, i)));
+    for (unsigned i = 0; i < futures.size(); ++i)
+      EXPECT_EQ(futures[i].get().output, direct_output(*graph, float_batch(1, i, i))) << i;
+    // Round 1 comes while the workers poll, round 2 after they gave up.
+    std::this_thread::sleep_for(round == 0 ? 100us : 10ms);
+  }
+  const auto before = std::chrono::steady_clock::now();
+  pipeline.shutdown();
+  EXPECT_LT(std::chrono::steady_clock::now() - before, 1s);
+  EXPECT_EQ(pipeline.stats().completed, 18u);
 }
 
 // Borrowed pixels give the results of owned ones; a batch may not have both,

@@ -506,6 +506,7 @@ std::unique_ptr<Job> make_job(int config, const AblationEngines& e, const Ablati
   options.workers = config >= 7 ? 2 : 1;
   options.cuda_graphs = config >= 6;
   options.gpu_timeline = true;  // the trace's GPU lanes; a few events per batch
+  options.idle_poll_us = settings.idle_poll_us;
   if (config >= 9) {
     // Beyond the guide: the softmax and argmax on the GPU after the network
     // (1.5 ms of host time per batch of 128 otherwise), one class and its

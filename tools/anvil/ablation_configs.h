@@ -33,6 +33,7 @@ struct ConfigSettings {
   double duration_s = 2;           // the throughput run, at least one round
   int round_batches = 16;          // throughput rounds: batches prepared untimed, then timed
   std::int64_t chunk_images = 32;  // configs 11 and 12: images per chunk
+  int idle_poll_us = 0;            // configs 5-12: PipelineOptions::idle_poll_us
 };
 
 // Host-to-device GB/s over parts of a buffer: the slowest and the fastest.

@@ -40,6 +40,7 @@ struct BenchOptions {
   double duration_s = 2;
   std::string configs = "0-12";
   std::int64_t chunk_images = 32;
+  int idle_poll_us = 0;
   unsigned seed = 10088;  // the guide's
   std::string timing_cache;
   std::string json, trace, chart;
@@ -190,6 +191,7 @@ void run_ablation(const BenchOptions& opt) {
     settings.timed = o.timed;
     settings.duration_s = o.duration_s;
     settings.chunk_images = o.chunk_images;
+    settings.idle_poll_us = o.idle_poll_us;
     // Plain runs of each engine: the top-1 classes every config must give.
     std::vector<std::vector<std::int32_t>> want_fp32, want_fp16, want_u8, want_int8, want_int8_fp32,
         want_two, want_small;
@@ -241,6 +243,9 @@ void run_ablation(const BenchOptions& opt) {
         row.note = "each batch also runs its first " + std::to_string(small) +
                    " images as a batch of their own (profile 0)";
       if (c >= 9) row.note = "softmax and top-1 on the GPU, the host prints";
+      if (c >= 5 && o.idle_poll_us > 0)
+        row.note += std::string(row.note.empty() ? "" : "; ") + "workers poll " +
+                    std::to_string(o.idle_poll_us) + " us before sleeping";
       if (c >= 11)
         row.note += "; chunks of " + std::to_string(std::min(o.chunk_images, o.batch)) +
                     " images, 1 worker, 3 batches in flight, CUDA graphs";
@@ -317,6 +322,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--chunk-images", opt->chunk_images,
                   "Images per chunk of configs 11 and 12 (sub-batch pipelining)")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--idle-poll-us", opt->idle_poll_us,
+                  "Configs 5-12: Pipeline workers poll for requests this long before sleeping")
+      ->check(CLI::Range(0, 1'000'000));
   cmd->add_option("--timing-cache", opt->timing_cache,
                   "Timing cache file (default MODEL.timing-cache, next to the model)");
   cmd->add_option("--json", opt->json, "Write every number to this JSON file");
