@@ -384,12 +384,16 @@ void stem_conv_pool_rows(const void* x, const void* filter, const float* bias, v
   d.relu = s.relu;
   d.int8_scale = s.int8_scale;
   d.int8_inv = int8_inv;
-  // Bands as tall as keep two blocks on every SM busy: a band re-computes
-  // one conv row and waits for its first 7 input rows. (bench/stem.sh
-  // times other heights: StemShape::band_rows.)
+  // The tallest band that still gives about one full wave of blocks (two a
+  // SM): a band re-computes one conv row and waits for its first 7 input
+  // rows, so taller is cheaper until SMs go idle. bench/stem.sh's sweep
+  // (H100, twelfth session, docs/PERFORMANCE.md) found one wave best at
+  // batch 128 (bands of 28: 0.088 ms, 8: 0.110), 32 (7: 0.031, 2: 0.047)
+  // and 8 (2: 0.016). StemShape::band_rows overrides it.
+  const long long wave = 2LL * sms;
   d.band_rows = 2;
-  for (const int rows : {8, 4})
-    if (s.n * ((d.out_h + rows - 1) / rows) >= 4LL * sms) {
+  for (const int rows : {28, 14, 8, 7, 4})
+    if (10 * s.n * ((d.out_h + rows - 1) / rows) >= 9 * wave) {
       d.band_rows = rows;
       break;
     }
