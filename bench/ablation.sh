@@ -11,7 +11,10 @@ work=$(mktemp -d)
 model=$work/resnet18.onnx
 python3 bench/export_torchvision.py --model resnet18 -o "$model" || exit 1
 echo "== anvil bench --ablation"
-"$build/anvil" bench --ablation "$model" --timing-cache "$work/cache.json" \
+# Workers poll 2 ms for the next request before sleeping (PipelineOptions::
+# idle_poll_us): the first upload then starts 0.02 ms after the first submit
+# instead of 0.08 (twelfth session, docs/PERFORMANCE.md).
+"$build/anvil" bench --ablation "$model" --idle-poll-us 2000 --timing-cache "$work/cache.json" \
   --json "$out/ablation.json" --trace "$out/ablation-trace.json" \
   --chart "$out/ablation.png" || exit 1
 echo "== PyTorch peer"
