@@ -17,9 +17,20 @@ AblationReport sample_report() {
   r.timed_batches = 3;
   r.image_elements = 3 * 224 * 224;
   r.h2d_gb_per_s = 25.0;
-  r.rows.push_back({0, "baseline", true, "", 120.0, 3000, 100'000'000, 1280, 0});
-  r.rows.push_back({3, "FP16 engine", true, "", 40.0, 9000, 60'000'000, 1280, 2, 47.5, 54.25});
-  r.rows.push_back({10, "INT8", false, std::string(kNeedsRgb), 0, 0, 0, 0, 0});
+  r.rows.push_back({0, "baseline", true, "", 120.0, 3000, 100'000'000, 1280, 0, 0, 0, {120.0}});
+  r.rows.push_back({3,
+                    "FP16 engine",
+                    true,
+                    "",
+                    40.0,
+                    9000,
+                    60'000'000,
+                    1280,
+                    2,
+                    47.5,
+                    54.25,
+                    {40.5, 39.25, 40.0}});
+  r.rows.push_back({10, "INT8", false, std::string(kNeedsRgb), 0, 0, 0, 0, 0, 0, 0, {}});
   return r;
 }
 
@@ -73,20 +84,37 @@ TEST(AblationReport, PcieFloor) {
 
 TEST(AblationReport, MarkdownTable) {
   const std::string table = markdown_table(sample_report());
-  EXPECT_NE(table.find("| config | ms (3 x 128) | speedup | images/s | device MB |"),
+  EXPECT_NE(
+      table.find("| config | ms (3 x 128, median) | range | speedup | images/s | device MB |"),
+      std::string::npos)
+      << table;
+  // One run: no range.
+  EXPECT_NE(table.find("| 0 baseline | 120.000 |  | 1.00x | 3000 | 100.0 | same (1280) |"),
             std::string::npos)
       << table;
-  EXPECT_NE(table.find("| 0 baseline | 120.000 | 1.00x | 3000 | 100.0 | same (1280) |"),
-            std::string::npos)
-      << table;
-  EXPECT_NE(table.find("| 3 FP16 engine | 40.000 | 3.00x | 9000 | 60.0 | 2 of 1280 differ |"),
-            std::string::npos)
+  EXPECT_NE(
+      table.find(
+          "| 3 FP16 engine | 40.000 | 39.250-40.500 | 3.00x | 9000 | 60.0 | 2 of 1280 differ |"),
+      std::string::npos)
       << table;
   EXPECT_NE(table.find("| 10 INT8 | not available (the input is not 3-channel) |"),
             std::string::npos)
       << table;
   // Header, separator and one line per row.
   EXPECT_EQ(std::count(table.begin(), table.end(), '\n'), 5);
+}
+
+// The reported run is the median one, an actual run for an even count too.
+TEST(AblationReport, MedianRunAndRange) {
+  EXPECT_EQ(median_run({}), 0u);
+  EXPECT_EQ(median_run({4.7}), 0u);
+  EXPECT_EQ(median_run({4.8, 4.6, 4.7}), 2u);
+  EXPECT_EQ(median_run({4.9, 4.6, 4.8, 4.7, 5.5}), 2u);
+  EXPECT_EQ(median_run({4.8, 4.6, 4.9, 4.7}), 3u);  // 4.7, the lower middle
+  EXPECT_EQ(median_run({4.6, 4.6, 4.6}), 1u);       // ties keep the runs' order
+  EXPECT_EQ(run_range({}), "");
+  EXPECT_EQ(run_range({4.7}), "");
+  EXPECT_EQ(run_range({4.636, 4.598, 4.61}), "4.598-4.636");
 }
 
 TEST(AblationReport, JsonHasEveryNumberAndNoFakeInt8) {
@@ -102,7 +130,9 @@ TEST(AblationReport, JsonHasEveryNumberAndNoFakeInt8) {
   EXPECT_DOUBLE_EQ(j["rows"][1]["input_h2d_gb_per_s"]["max"].get<double>(), 54.25);
   EXPECT_FALSE(j["rows"][0].contains("input_h2d_gb_per_s"));  // pageable: not measured
   EXPECT_FALSE(j["rows"][2]["available"].get<bool>());
+  EXPECT_EQ(j["rows"][1]["timed_runs_ms"], (std::vector<double>{40.5, 39.25, 40.0}));
   EXPECT_FALSE(j["rows"][2].contains("timed_ms"));
+  EXPECT_FALSE(j["rows"][2].contains("timed_runs_ms"));
   EXPECT_FALSE(j["rows"][2].contains("speedup"));
   EXPECT_EQ(j["rows"][2]["note"], std::string(kNeedsRgb));
 }

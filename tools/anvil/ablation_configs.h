@@ -30,6 +30,7 @@ struct AblationEngines {
 
 struct ConfigSettings {
   int timed = 3;                   // the last `timed` of the data's batches are timed
+  int repeats = 5;                 // times the timed batches run (the median is reported)
   double duration_s = 2;           // the throughput run, at least one round
   int round_batches = 16;          // throughput rounds: batches prepared untimed, then timed
   std::int64_t chunk_images = 32;  // configs 11 and 12: images per chunk
@@ -42,7 +43,8 @@ struct H2dRange {
 };
 
 struct ConfigResult {
-  double timed_ms = 0;
+  double timed_ms = 0;                // the median of timed_runs_ms
+  std::vector<double> timed_runs_ms;  // each run of the timed batches
   double images_per_s = 0;
   std::size_t device_bytes = 0;
   // The job's own pinned data set, uploaded a batch at a time before the
@@ -52,11 +54,12 @@ struct ConfigResult {
   // Top-1 class of every image, per batch of the data (the first run of
   // each), and of config 8's small batches (the first small_batch images).
   std::vector<std::vector<std::int32_t>> top1, top1_small;
-  std::vector<TraceSpan> spans;  // the timed batches
+  std::vector<TraceSpan> spans;  // the timed batches' median run
 };
 
-// Runs `config` (1..12; 0 the baseline): every batch once, the last
-// settings.timed of them timed, then the throughput run. kInvalidArgument for
+// Runs `config` (1..12; 0 the baseline): every batch once, then the last
+// settings.timed of them settings.repeats times, each run timed, then the
+// throughput run. kInvalidArgument for
 // a config without an engine in `engines`.
 ConfigResult run_ablation_config(int config, const AblationEngines& engines,
                                  const AblationData& data, const ConfigSettings& settings);

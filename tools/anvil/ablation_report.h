@@ -50,15 +50,17 @@ struct AblationRow {
   int config = 0;
   std::string name;
   bool available = true;
-  std::string note;                  // why it is unavailable, or what differs
-  double timed_ms = 0;               // the timed batches, first submit to last result
-  double images_per_s = 0;           // the throughput run
-  std::size_t device_bytes = 0;      // weights + context memory + IO buffers
-  std::int64_t top1_checked = 0;     // images compared with a plain run
+  std::string note;               // why it is unavailable, or what differs
+  double timed_ms = 0;            // the timed batches, first submit to last result: the median run
+  double images_per_s = 0;        // the throughput run
+  std::size_t device_bytes = 0;   // weights + context memory + IO buffers
+  std::int64_t top1_checked = 0;  // images compared with a plain run
   std::int64_t top1_mismatches = 0;  // of those, top-1 classes that differ
   // The config's own pinned data uploaded a batch at a time, slowest and
   // fastest batch, GB/s; 0 where it uploads from pageable memory.
   double input_h2d_min_gb_per_s = 0, input_h2d_max_gb_per_s = 0;
+  // Every run of the timed batches, in order (timed_ms is their median).
+  std::vector<double> timed_runs_ms;
 };
 
 struct AblationReport {
@@ -110,6 +112,27 @@ inline std::vector<int> parse_config_list(std::string_view text) {
   return configs;
 }
 
+// The run whose time is the median of `ms` (for an even count the lower of
+// the two middle ones, so that it is a run that happened); 0 for none.
+inline std::size_t median_run(const std::vector<double>& ms) {
+  if (ms.empty()) return 0;
+  std::vector<std::size_t> order(ms.size());
+  for (std::size_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return ms[a] < ms[b]; });
+  return order[(order.size() - 1) / 2];
+}
+
+// "4.598-4.636" over the runs, "" for fewer than two.
+inline std::string run_range(const std::vector<double>& ms) {
+  if (ms.size() < 2) return "";
+  const auto [low, high] = std::minmax_element(ms.begin(), ms.end());
+  char text[64];
+  std::snprintf(text, sizeof text, "%.3f-%.3f", *low, *high);
+  return text;
+}
+
 inline const AblationRow* find_row(const AblationReport& report, int config) {
   for (const AblationRow& row : report.rows)
     if (row.config == config) return &row;
@@ -154,17 +177,18 @@ inline std::string top1_cell(const AblationRow& row) {
 inline std::string markdown_table(const AblationReport& report) {
   std::string out;
   out += "| config | ms (" + std::to_string(report.timed_batches) + " x " +
-         std::to_string(report.batch) + ") | speedup | images/s | device MB | top-1 vs plain |\n";
-  out += "|---|---|---|---|---|---|\n";
+         std::to_string(report.batch) +
+         ", median) | range | speedup | images/s | device MB | top-1 vs plain |\n";
+  out += "|---|---|---|---|---|---|---|\n";
   for (const AblationRow& row : report.rows) {
     out += "| " + std::to_string(row.config) + " " + row.name + " | ";
     if (!row.available) {
-      out += row.note + " | | | | |\n";
+      out += row.note + " | | | | | |\n";
       continue;
     }
     const std::optional<double> up = speedup(report, row);
-    out += format("%.3f", row.timed_ms) + " | " + (up ? format("%.2fx", *up) : "") + " | " +
-           format("%.0f", row.images_per_s) + " | " +
+    out += format("%.3f", row.timed_ms) + " | " + run_range(row.timed_runs_ms) + " | " +
+           (up ? format("%.2fx", *up) : "") + " | " + format("%.0f", row.images_per_s) + " | " +
            format("%.1f", static_cast<double>(row.device_bytes) / 1e6) + " | " + top1_cell(row) +
            " |\n";
   }
@@ -190,6 +214,7 @@ inline nlohmann::json to_json(const AblationReport& report) {
     if (!row.note.empty()) r["note"] = row.note;
     if (row.available) {
       r["timed_ms"] = row.timed_ms;
+      if (!row.timed_runs_ms.empty()) r["timed_runs_ms"] = row.timed_runs_ms;
       r["images_per_s"] = row.images_per_s;
       r["device_bytes"] = row.device_bytes;
       r["top1_checked"] = row.top1_checked;

@@ -36,6 +36,7 @@ struct BenchOptions {
   std::string model;
   int batches = 10;
   int timed = 3;
+  int repeats = 5;
   std::int64_t batch = 128;
   double duration_s = 2;
   std::string configs = "0-12";
@@ -189,6 +190,7 @@ void run_ablation(const BenchOptions& opt) {
     report.image_elements = data.image_elements();
     ConfigSettings settings;
     settings.timed = o.timed;
+    settings.repeats = o.repeats;
     settings.duration_s = o.duration_s;
     settings.chunk_images = o.chunk_images;
     settings.idle_poll_us = o.idle_poll_us;
@@ -226,6 +228,7 @@ void run_ablation(const BenchOptions& opt) {
       std::fprintf(stderr, "config %d: %s...\n", c, row.name.c_str());
       ConfigResult r = run_ablation_config(c, engines, data, settings);
       row.timed_ms = r.timed_ms;
+      row.timed_runs_ms = r.timed_runs_ms;
       row.images_per_s = r.images_per_s;
       row.device_bytes = r.device_bytes;
       row.input_h2d_min_gb_per_s = r.input_h2d_gb_per_s.min;
@@ -249,7 +252,9 @@ void run_ablation(const BenchOptions& opt) {
       if (c >= 11)
         row.note += "; chunks of " + std::to_string(std::min(o.chunk_images, o.batch)) +
                     " images, 1 worker, 3 batches in flight, CUDA graphs";
-      std::fprintf(stderr, "  %.3f ms, %.0f images/s\n", row.timed_ms, row.images_per_s);
+      std::fprintf(stderr, "  %.3f ms (median of %zu runs%s%s), %.0f images/s\n", row.timed_ms,
+                   row.timed_runs_ms.size(), row.timed_runs_ms.size() > 1 ? ": " : "",
+                   run_range(row.timed_runs_ms).c_str(), row.images_per_s);
       if (row.input_h2d_min_gb_per_s > 0)
         std::fprintf(stderr, "  its pinned data uploads at %.2f-%.2f GB/s (per batch)\n",
                      row.input_h2d_min_gb_per_s, row.input_h2d_max_gb_per_s);
@@ -274,9 +279,10 @@ void run_ablation(const BenchOptions& opt) {
   std::printf("%s", floor_lines(report).c_str());
   if (gpu) std::printf("GPU 0 hangs off host NUMA node %d (-1: unknown).\n", gpu->numa_node);
   std::printf(
-      "ms: wall clock from the first timed submit to the last result processed on the host; "
-      "images/s: a %.1f s run per config.\n",
-      o.duration_s);
+      "ms: wall clock from the first timed submit to the last result processed on the host, "
+      "the median of %d runs (range: the fastest and slowest); images/s: a %.1f s run per "
+      "config.\n",
+      o.repeats, o.duration_s);
   for (const AblationRow& row : report.rows)
     if (row.available && !row.note.empty())
       std::printf("config %d: %s\n", row.config, row.note.c_str());
@@ -313,6 +319,9 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--timed", opt->timed, "The last this many batches are timed (the guide: 3)")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--repeats", opt->repeats,
+                  "Runs of the timed batches per config; the table shows their median")
+      ->check(CLI::Range(1, 1000));
   cmd->add_option("--batch", opt->batch, "Images per batch (the guide: 128)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--duration", opt->duration_s, "Seconds of the throughput run per config")
