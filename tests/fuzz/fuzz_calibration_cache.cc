@@ -31,9 +31,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   try {
     table = anvil::quant::read_calibration_cache(input);
   } catch (const anvil::Error&) {
+    std::filesystem::remove(input);
     return 0;  // the reader's documented way to refuse a file
   }
   anvil::quant::write_calibration_cache(copy, table);
   if (anvil::quant::read_calibration_cache(copy) != table) std::abort();
+  std::filesystem::remove(input);
+  std::filesystem::remove(copy);
   return 0;
 }

@@ -8,12 +8,14 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <numbers>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "anvil/error.h"
+#include "io/scratch_dir.h"
 #include "quant/calibration_cache.h"
 #include "quant/histogram.h"
 
@@ -237,15 +239,12 @@ TEST(Calibrator, PickedByName) {
 
 // --- Calibration cache -------------------------------------------------------
 
-// A folder per test: ctest runs this binary's tests as parallel processes,
-// and several of them write a file of the same name.
+// A folder per process (ctest runs this binary's tests as parallel
+// processes, and several of them write a file of the same name), removed
+// when the process exits.
 fs::path temp_path(const std::string& name) {
-  const fs::path dir =
-      fs::temp_directory_path() /
-      ("anvil_calibrator_test." +
-       std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-  fs::create_directories(dir);
-  return dir / name;
+  static const io::ScratchDir dir("anvil_calibrator_test");
+  return dir.path() / name;
 }
 
 void write_text(const fs::path& path, const std::string& text) {

@@ -6,25 +6,24 @@
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "io/digits_dataset.h"
 #include "io/npy.h"
+#include "io/scratch_dir.h"
 
 namespace anvil {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A folder per test: ctest runs this binary's tests as parallel processes.
+// A fresh folder per call (ctest runs this binary's tests as parallel
+// processes), removed when the process exits.
 fs::path temp_dir() {
-  const fs::path dir =
-      fs::temp_directory_path() /
-      ("anvil_eval_dataset_test." +
-       std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
+  static std::vector<std::unique_ptr<io::ScratchDir>> dirs;
+  return dirs.emplace_back(std::make_unique<io::ScratchDir>("anvil_eval_dataset_test"))->path();
 }
 
 Tensor images(std::int64_t n, std::int64_t side) {

@@ -6,11 +6,14 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <memory>
 #include <random>
 #include <set>
+#include <vector>
 
 #include "io/digits_dataset.h"
 #include "io/npy.h"
+#include "io/scratch_dir.h"
 #include "pass_test_util.h"
 #include "pipeline/cpu_executor.h"
 
@@ -63,12 +66,10 @@ std::int64_t direct_class(const ir::Graph& graph, std::span<const std::uint8_t> 
 // answer for even images and a wrong class for odd ones, so exactly
 // ceil(n / 2) are right.
 fs::path write_dataset(const ir::Graph& graph, std::int64_t n) {
+  // Removed when the process exits (ctest runs each test as a process).
+  static std::vector<std::unique_ptr<io::ScratchDir>> dirs;
   const fs::path dir =
-      fs::temp_directory_path() /
-      ("anvil_eval_top1_test." +
-       std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+      dirs.emplace_back(std::make_unique<io::ScratchDir>("anvil_eval_top1_test"))->path();
   std::mt19937 rng(42);
   std::uniform_int_distribution<int> byte(0, 255);
   Tensor images(DType::kUInt8, {n, kSide, kSide});

@@ -9,20 +9,18 @@
 
 #include "io/image.h"
 #include "io/npy.h"
+#include "io/scratch_dir.h"
 
 namespace anvil {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A folder per test: ctest runs this binary's tests as parallel processes.
+// A folder per process (ctest runs this binary's tests as parallel
+// processes), removed when the process exits.
 fs::path temp_path(const std::string& name) {
-  const fs::path dir =
-      fs::temp_directory_path() /
-      ("anvil_io_test." +
-       std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-  fs::create_directories(dir);
-  return dir / name;
+  static const io::ScratchDir dir("anvil_io_test");
+  return dir.path() / name;
 }
 
 void write_bytes(const fs::path& path, const std::string& bytes) {
