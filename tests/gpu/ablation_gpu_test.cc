@@ -59,6 +59,7 @@ TEST(AblationBench, EveryConfigMatchesAPlainRun) {
     ASSERT_EQ(runs.size(), 3u);
     std::sort(runs.begin(), runs.end());
     EXPECT_EQ(row["timed_ms"].get<double>(), runs[1]);
+    EXPECT_GT(row["traced_ms"].get<double>(), 0.0);  // the trace's own run
     EXPECT_GT(row["images_per_s"].get<double>(), 0.0);
     EXPECT_GT(row["device_bytes"].get<std::size_t>(), 0u);
     // Every image of the 4 batches of 8 (config 8: and its small batches).

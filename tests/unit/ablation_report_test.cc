@@ -17,7 +17,8 @@ AblationReport sample_report() {
   r.timed_batches = 3;
   r.image_elements = 3 * 224 * 224;
   r.h2d_gb_per_s = 25.0;
-  r.rows.push_back({0, "baseline", true, "", 120.0, 3000, 100'000'000, 1280, 0, 0, 0, {120.0}});
+  r.rows.push_back(
+      {0, "baseline", true, "", 120.0, 3000, 100'000'000, 1280, 0, 0, 0, {120.0}, 121.0});
   r.rows.push_back({3,
                     "FP16 engine",
                     true,
@@ -29,8 +30,9 @@ AblationReport sample_report() {
                     2,
                     47.5,
                     54.25,
-                    {40.5, 39.25, 40.0}});
-  r.rows.push_back({10, "INT8", false, std::string(kNeedsRgb), 0, 0, 0, 0, 0, 0, 0, {}});
+                    {40.5, 39.25, 40.0},
+                    41.0});
+  r.rows.push_back({10, "INT8", false, std::string(kNeedsRgb), 0, 0, 0, 0, 0, 0, 0, {}, 0});
   return r;
 }
 
@@ -131,6 +133,8 @@ TEST(AblationReport, JsonHasEveryNumberAndNoFakeInt8) {
   EXPECT_FALSE(j["rows"][0].contains("input_h2d_gb_per_s"));  // pageable: not measured
   EXPECT_FALSE(j["rows"][2]["available"].get<bool>());
   EXPECT_EQ(j["rows"][1]["timed_runs_ms"], (std::vector<double>{40.5, 39.25, 40.0}));
+  EXPECT_DOUBLE_EQ(j["rows"][1]["traced_ms"].get<double>(), 41.0);
+  EXPECT_FALSE(j["rows"][2].contains("traced_ms"));
   EXPECT_FALSE(j["rows"][2].contains("timed_ms"));
   EXPECT_FALSE(j["rows"][2].contains("timed_runs_ms"));
   EXPECT_FALSE(j["rows"][2].contains("speedup"));

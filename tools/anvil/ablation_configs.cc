@@ -354,7 +354,11 @@ class ResultQueue {
 };
 
 // Configs 5-12: the public Pipeline, results processed on a thread of their
-// own while the main thread submits.
+// own while the main thread submits. Two pipelines of the same options: the
+// timed runs go through one without PipelineOptions::gpu_timeline (its
+// events between the copies and kernels, its per-request anchor and the
+// reading of the spans are instrumentation, as a profiler's would be), the
+// traced run (a recorder given) through one with it.
 class PipelineJob : public Job {
  public:
   PipelineJob(std::shared_ptr<const Engine> engine, const PipelineOptions& options, bool uint8,
@@ -381,7 +385,12 @@ class PipelineJob : public Job {
       std::memcpy(pinned_.as<std::byte>() + b * batch_bytes_,
                   uint8 ? static_cast<const void*>(data.nhwc[b].data()) : data.nchw[b].data(),
                   batch_bytes_);
-    pipeline_ = std::make_unique<Pipeline>(engine_executor_factory(std::move(engine)), options);
+    const ExecutorFactory factory = engine_executor_factory(std::move(engine));
+    PipelineOptions timed = options, traced = options;
+    timed.gpu_timeline = false;
+    traced.gpu_timeline = true;
+    timed_ = std::make_unique<Pipeline>(factory, timed);
+    traced_ = std::make_unique<Pipeline>(factory, traced);
   }
 
   void prepare(const std::vector<int>& order) override {
@@ -455,11 +464,12 @@ class PipelineJob : public Job {
     });
     // The clock starts with the processing thread running, as in the
     // guide's script: creating it took about 0.1 ms on the H100's host.
+    Pipeline& pipeline = recorder ? *traced_ : *timed_;
     const auto start = Clock::now();
     std::size_t submitted = 0;
     try {
       for (Batch& batch : prepared_) {
-        pipeline_->submit(std::move(batch), [&queue](std::exception_ptr error, Result done) {
+        pipeline.submit(std::move(batch), [&queue](std::exception_ptr error, Result done) {
           queue.push({error, std::move(done), Clock::now()});
         });
         ++submitted;
@@ -488,8 +498,8 @@ class PipelineJob : public Job {
   std::int64_t classes_ = 0;
   cuda::PinnedBuffer pinned_;  // every batch, one after another
   std::size_t batch_bytes_ = 0;
-  // Last, so it goes first: its requests borrow pinned_.
-  std::unique_ptr<Pipeline> pipeline_;
+  // Last, so they go first: their requests borrow pinned_.
+  std::unique_ptr<Pipeline> timed_, traced_;
   std::vector<Batch> prepared_;
 };
 
@@ -505,7 +515,6 @@ std::unique_ptr<Job> make_job(int config, const AblationEngines& e, const Ablati
   options.batches_in_flight_per_worker = 2;
   options.workers = config >= 7 ? 2 : 1;
   options.cuda_graphs = config >= 6;
-  options.gpu_timeline = true;  // the trace's GPU lanes; a few events per batch
   options.idle_poll_us = settings.idle_poll_us;
   if (config >= 9) {
     // Beyond the guide: the softmax and argmax on the GPU after the network
@@ -580,24 +589,30 @@ ConfigResult run_ablation_config(int config, const AblationEngines& engines,
   if (const std::span<const std::byte> pinned = job->pinned_input(); !pinned.empty())
     result.input_h2d_gb_per_s = h2d_gb_per_s_per_part(pinned, static_cast<std::size_t>(batches));
   const std::vector<int> warm = range(0, batches - timed);
-  if (!warm.empty()) {
+  const auto warm_up = [&](Recorder* recorder) {
+    if (warm.empty()) return;
     job->prepare(warm);
-    job->run(warm, nullptr);
-  }
+    job->run(warm, recorder);
+  };
+  warm_up(nullptr);
   // The timed batches, several times: one run of a few milliseconds moves by
   // a few percent from run to run on these machines (twelfth session).
   const std::vector<int> last = range(batches - timed, batches);
-  std::vector<std::vector<TraceSpan>> spans;
   for (int r = 0; r < std::max(settings.repeats, 1); ++r) {
     job->prepare(last);
-    Recorder recorder;
-    const Interval run = job->run(last, &recorder);
+    const Interval run = job->run(last, nullptr);
     result.timed_runs_ms.push_back(ms_between(run.start, run.end));
-    spans.push_back(recorder.relative_to(run.start));
   }
-  const std::size_t median = median_run(result.timed_runs_ms);
-  result.timed_ms = result.timed_runs_ms[median];
-  result.spans = std::move(spans[median]);
+  result.timed_ms = result.timed_runs_ms[median_run(result.timed_runs_ms)];
+  // The trace: one more run of the timed batches, recorded (the pipeline
+  // configs' GPU lanes come from a pipeline of their own, warmed up first).
+  Recorder discarded;
+  warm_up(&discarded);
+  job->prepare(last);
+  Recorder recorder;
+  const Interval traced = job->run(last, &recorder);
+  result.traced_ms = ms_between(traced.start, traced.end);
+  result.spans = recorder.relative_to(traced.start);
 
   // Throughput: rounds of batches, each prepared untimed (the Pipeline's
   // batches are filled by the caller) and run timed, until the duration.

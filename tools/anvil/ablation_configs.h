@@ -54,12 +54,15 @@ struct ConfigResult {
   // Top-1 class of every image, per batch of the data (the first run of
   // each), and of config 8's small batches (the first small_batch images).
   std::vector<std::vector<std::int32_t>> top1, top1_small;
-  std::vector<TraceSpan> spans;  // the timed batches' median run
+  // One more run of the timed batches, recorded for the trace (the pipeline
+  // configs with PipelineOptions::gpu_timeline), and its time.
+  std::vector<TraceSpan> spans;
+  double traced_ms = 0;
 };
 
 // Runs `config` (1..12; 0 the baseline): every batch once, then the last
-// settings.timed of them settings.repeats times, each run timed, then the
-// throughput run. kInvalidArgument for
+// settings.timed of them settings.repeats times, each run timed, once more
+// recorded for the trace, then the throughput run. kInvalidArgument for
 // a config without an engine in `engines`.
 ConfigResult run_ablation_config(int config, const AblationEngines& engines,
                                  const AblationData& data, const ConfigSettings& settings);

@@ -61,6 +61,9 @@ struct AblationRow {
   double input_h2d_min_gb_per_s = 0, input_h2d_max_gb_per_s = 0;
   // Every run of the timed batches, in order (timed_ms is their median).
   std::vector<double> timed_runs_ms;
+  // One more run of them, recorded for the Chrome trace: with the GPU
+  // timeline's events in the pipeline configs (PipelineOptions::gpu_timeline).
+  double traced_ms = 0;
 };
 
 struct AblationReport {
@@ -215,6 +218,7 @@ inline nlohmann::json to_json(const AblationReport& report) {
     if (row.available) {
       r["timed_ms"] = row.timed_ms;
       if (!row.timed_runs_ms.empty()) r["timed_runs_ms"] = row.timed_runs_ms;
+      if (row.traced_ms > 0) r["traced_ms"] = row.traced_ms;
       r["images_per_s"] = row.images_per_s;
       r["device_bytes"] = row.device_bytes;
       r["top1_checked"] = row.top1_checked;

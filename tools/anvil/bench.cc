@@ -229,6 +229,7 @@ void run_ablation(const BenchOptions& opt) {
       ConfigResult r = run_ablation_config(c, engines, data, settings);
       row.timed_ms = r.timed_ms;
       row.timed_runs_ms = r.timed_runs_ms;
+      row.traced_ms = r.traced_ms;
       row.images_per_s = r.images_per_s;
       row.device_bytes = r.device_bytes;
       row.input_h2d_min_gb_per_s = r.input_h2d_gb_per_s.min;
@@ -258,8 +259,8 @@ void run_ablation(const BenchOptions& opt) {
       if (row.input_h2d_min_gb_per_s > 0)
         std::fprintf(stderr, "  its pinned data uploads at %.2f-%.2f GB/s (per batch)\n",
                      row.input_h2d_min_gb_per_s, row.input_h2d_max_gb_per_s);
-      if (const std::string lanes = gpu_summary(r.spans, r.timed_ms); !lanes.empty())
-        std::fprintf(stderr, "  %s\n", lanes.c_str());
+      if (const std::string lanes = gpu_summary(r.spans, r.traced_ms); !lanes.empty())
+        std::fprintf(stderr, "  traced run (%.3f ms): %s\n", r.traced_ms, lanes.c_str());
       last_spans = std::move(r.spans);
       last_row = &row;
     }
@@ -337,7 +338,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--timing-cache", opt->timing_cache,
                   "Timing cache file (default MODEL.timing-cache, next to the model)");
   cmd->add_option("--json", opt->json, "Write every number to this JSON file");
-  cmd->add_option("--trace", opt->trace, "Write a Chrome trace of the last config's timed batches");
+  cmd->add_option("--trace", opt->trace,
+                  "Write a Chrome trace of the last config's timed batches (one more run, "
+                  "recorded)");
   cmd->add_option("--chart", opt->chart, "Write a PNG bar chart of the ms column");
   cmd->callback([opt] { run_ablation(*opt); });
 }
