@@ -32,13 +32,51 @@ summary+=("build: done at ${SECONDS} s")
 # GPU_TESTS=REGEX runs only the GPU tests whose names match (ctest -R),
 # GPU_TESTS_EXCLUDE=REGEX leaves those that match out (ctest -E): the whole
 # suite no longer fits one 10-minute call, so two calls split it.
+# GPU_TEST_JOBS=N (default 1) runs the selected GPU tests N at a time on the
+# one GPU, except those that time or count concurrency (serial_gpu_tests),
+# which run one at a time after them: most of the suite's time is cuDNN
+# compiling on the CPU. Not yet tried on the GPU machine (twelfth session).
+serial_gpu_tests='CudnnKernelCache|PrepareLayers|PipelineGpu|GpuTimeline|ContextThreads|ContextAuxStreams|Ablation'
+# The selected GPU tests' names, one a line (the model fixtures left out:
+# ctest adds them where needed).
+gpu_test_names() {
+  ctest --test-dir "$build" -N -L gpu ${GPU_TESTS:+-R "$GPU_TESTS"} \
+    ${GPU_TESTS_EXCLUDE:+-E "$GPU_TESTS_EXCLUDE"} | sed -n 's/^ *Test *#[0-9]*: //p' |
+    grep -v '^gpu\.'
+}
+# Names, one a line -> a ctest -R regex matching exactly them.
+names_regex() {
+  sed 's/[][().*+?^$|\\{}]/\\&/g' | paste -sd'|' | sed 's/^/^(/; s/$/)$/'
+}
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
-  ctest --test-dir "$build" -L gpu ${GPU_TESTS:+-R "$GPU_TESTS"} \
-    ${GPU_TESTS_EXCLUDE:+-E "$GPU_TESTS_EXCLUDE"} --output-on-failure \
-    >"$out/gpu-tests.log" 2>&1
-  # Every test's output, passing ones too (the accuracy tables are in there).
-  cp "$build/Testing/Temporary/LastTest.log" "$out/gpu-tests-full.log" 2>/dev/null
-  summary+=("gpu tests: $(grep -E 'tests passed|tests failed' "$out/gpu-tests.log" | tail -1) (at ${SECONDS} s)")
+  if [ "${GPU_TEST_JOBS:-1}" -gt 1 ]; then
+    names=$(gpu_test_names)
+    parallel=$(grep -vE "$serial_gpu_tests" <<<"$names")
+    serial=$(grep -E "$serial_gpu_tests" <<<"$names")
+    : >"$out/gpu-tests.log"
+    : >"$out/gpu-tests-full.log"
+    fixtures=()
+    if [ -n "$parallel" ]; then
+      ctest --test-dir "$build" -L gpu -R "$(names_regex <<<"$parallel")" -j"$GPU_TEST_JOBS" \
+        --output-on-failure >>"$out/gpu-tests.log" 2>&1
+      cat "$build/Testing/Temporary/LastTest.log" >>"$out/gpu-tests-full.log" 2>/dev/null
+      fixtures=(-FS anvil_gpu_models)  # made once, by the first run
+    fi
+    if [ -n "$serial" ]; then
+      ctest --test-dir "$build" -L gpu -R "$(names_regex <<<"$serial")" "${fixtures[@]}" \
+        --output-on-failure >>"$out/gpu-tests.log" 2>&1
+      cat "$build/Testing/Temporary/LastTest.log" >>"$out/gpu-tests-full.log" 2>/dev/null
+    fi
+    results=$(grep -E 'tests passed|tests failed' "$out/gpu-tests.log" | paste -sd';')
+    summary+=("gpu tests ($GPU_TEST_JOBS at a time, then one at a time): $results (at ${SECONDS} s)")
+  else
+    ctest --test-dir "$build" -L gpu ${GPU_TESTS:+-R "$GPU_TESTS"} \
+      ${GPU_TESTS_EXCLUDE:+-E "$GPU_TESTS_EXCLUDE"} --output-on-failure \
+      >"$out/gpu-tests.log" 2>&1
+    # Every test's output, passing ones too (the accuracy tables are in there).
+    cp "$build/Testing/Temporary/LastTest.log" "$out/gpu-tests-full.log" 2>/dev/null
+    summary+=("gpu tests: $(grep -E 'tests passed|tests failed' "$out/gpu-tests.log" | tail -1) (at ${SECONDS} s)")
+  fi
   ctest --test-dir "$build" -L unit -j"$(nproc)" >"$out/unit-tests.log" 2>&1
   summary+=("unit tests: $(grep -E 'tests passed|tests failed' "$out/unit-tests.log" | tail -1)")
 fi
