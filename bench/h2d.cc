@@ -12,6 +12,7 @@
 // copies of 19.3 MB back to back: with nothing between them, with an event
 // after each (the executor's "uploaded" events), with a pair of timing
 // events around each (its GPU timeline), and alternating over two streams.
+#include <atomic>
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
@@ -30,19 +31,36 @@ constexpr int kChunks = 12;                                    // 3 batches of 1
 
 // Median ms of `reps` runs of `issue()` (which queues copies), each between
 // a pair of timing events on `stream`, after one warm-up run; the other
-// stream is joined back so its copies count.
+// stream is joined back so its copies count. A host function holds `stream`
+// until everything is queued, so the time is the copies', not the host's
+// queueing.
 float time_sequence(const cuda::Stream& stream, const cuda::Stream& other, int reps,
                     const std::function<void()>& issue) {
   cuda::Event joined(false);
   std::vector<float> ms;
   for (int r = -1; r < reps; ++r) {
+    std::atomic<bool> go{false};
+    ANVIL_GPU_CHECK(cudaLaunchHostFunc(
+        stream.get(),
+        [](void* flag) {
+          while (!static_cast<std::atomic<bool>*>(flag)->load()) {
+          }
+        },
+        &go));
     cuda::Event start, end;
-    start.record(stream.get());
-    ANVIL_GPU_CHECK(cudaStreamWaitEvent(other.get(), start.get(), 0));
-    issue();
-    joined.record(other.get());
-    ANVIL_GPU_CHECK(cudaStreamWaitEvent(stream.get(), joined.get(), 0));
-    end.record(stream.get());
+    try {
+      start.record(stream.get());
+      ANVIL_GPU_CHECK(cudaStreamWaitEvent(other.get(), start.get(), 0));
+      issue();
+      joined.record(other.get());
+      ANVIL_GPU_CHECK(cudaStreamWaitEvent(stream.get(), joined.get(), 0));
+      end.record(stream.get());
+    } catch (...) {
+      go.store(true);  // the host function must not outlive `go`
+      cudaStreamSynchronize(stream.get());
+      throw;
+    }
+    go.store(true);
     end.synchronize();
     if (r >= 0) ms.push_back(cuda::Event::elapsed_ms(start, end));
   }
