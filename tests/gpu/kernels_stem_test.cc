@@ -236,11 +236,12 @@ INSTANTIATE_TEST_SUITE_P(Kernels, StemConvPoolFp32Input,
                                            StemCase{1, 19, 16, false}, StemCase{2, 1, 1, true},
                                            StemCase{1, 64, 9, false}, StemCase{0, 224, 224, true}));
 
-// The row kernel against the tiled one at the batches where it takes bands
-// of 8 and of 4 pooled rows by default, and with bands of 7 and 28 (the CPU
-// loop above would take minutes there): FP32 input, FP16 output, within
-// the CPU test's bound (the two sum in different orders) and mostly the
-// same bits (all of them in the eleventh session's run, at bands of 8 and 4).
+// The row kernel against the tiled one at two batches, with the band
+// height chosen by the batch (28 pooled rows at 128, 8 at 40 since the
+// twelfth session's rule) and with bands of 2, 4, 7 and 14 (the CPU loop above
+// would take minutes there): FP32 input, FP16 output, within the CPU
+// test's bound (the two sum in different orders) and mostly the same bits
+// (all of them in the eleventh session's run, at bands of 8 and 4).
 TEST(StemConvPoolRows, AgreesWithTheTiledKernel) {
   ANVIL_REQUIRE_GPU();
   for (const std::int64_t n : {128, 40}) {
@@ -269,8 +270,8 @@ TEST(StemConvPoolRows, AgreesWithTheTiledKernel) {
     stream.synchronize();
     std::vector<std::uint16_t> tiles(outputs), rows(outputs);
     ANVIL_GPU_CHECK(cudaMemcpy(tiles.data(), d_tiles.data(), outputs * 2, cudaMemcpyDeviceToHost));
-    // The default band height, and bands of 7 and 28 pooled rows (StemShape::band_rows).
-    for (const std::int64_t band_rows : {0, 7, 28}) {
+    // The default band height, and the rule's other heights (StemShape::band_rows).
+    for (const std::int64_t band_rows : {0, 2, 4, 7, 14}) {
       const std::string what = "n=" + std::to_string(n) + " band rows " + std::to_string(band_rows);
       test::poison(d_rows.data(), d_rows.bytes());
       shape.kernel = k::StemKernel::kRows;

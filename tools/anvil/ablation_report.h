@@ -127,15 +127,6 @@ inline std::size_t median_run(const std::vector<double>& ms) {
   return order[(order.size() - 1) / 2];
 }
 
-// "4.598-4.636" over the runs, "" for fewer than two.
-inline std::string run_range(const std::vector<double>& ms) {
-  if (ms.size() < 2) return "";
-  const auto [low, high] = std::minmax_element(ms.begin(), ms.end());
-  char text[64];
-  std::snprintf(text, sizeof text, "%.3f-%.3f", *low, *high);
-  return text;
-}
-
 inline const AblationRow* find_row(const AblationReport& report, int config) {
   for (const AblationRow& row : report.rows)
     if (row.config == config) return &row;
@@ -167,6 +158,13 @@ inline std::string format(const char* pattern, double value) {
   char text[64];
   std::snprintf(text, sizeof(text), pattern, value);
   return text;
+}
+
+// "4.598-4.636" over the runs, "" for fewer than two.
+inline std::string run_range(const std::vector<double>& ms) {
+  if (ms.size() < 2) return "";
+  const auto [low, high] = std::minmax_element(ms.begin(), ms.end());
+  return format("%.3f", *low) + "-" + format("%.3f", *high);
 }
 
 inline std::string top1_cell(const AblationRow& row) {
