@@ -39,6 +39,7 @@
 #include "cuda/kernels/stem_conv_pool.h"
 #include "cuda/kernels/stem_conv_pool_rows.h"
 #include "cuda/kernels/stem_output.cuh"
+#include "cuda/kernels/tensor_core.cuh"
 
 namespace anvil::cuda::kernels {
 namespace {
@@ -101,38 +102,6 @@ struct Dims {
 using Output = StemOutput;
 template <Output kOut>
 using OutType = StemOutType<kOut>;
-
-__device__ __forceinline__ unsigned shared_address(const void* p) {
-  return static_cast<unsigned>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void ldmatrix_x4(unsigned address, unsigned (&r)[4]) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(address));
-}
-
-// d += a (16 x 16, row-major) * b (16 x 8, column-major), FP16 in, FP32 out.
-__device__ __forceinline__ void mma_16x8x16(float (&d)[4], const unsigned (&a)[4], unsigned b0,
-                                            unsigned b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// kBytes (4, 8 or 16) global -> shared, asynchronously; zeros when !valid
-// (src unread).
-template <int kBytes>
-__device__ __forceinline__ void cp_async(unsigned dst, const void* src, bool valid) {
-  if constexpr (kBytes == 16)
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
-                 "r"(valid ? 16 : 0));
-  else
-    asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(dst), "l"(src),
-                 "n"(kBytes), "r"(valid ? kBytes : 0));
-}
 
 // Filter [64, 7, 7, 4] -> s_w[n][ky * 32 + kx * 4 + c], tap kx = 7 zero.
 // The loops stride by the block size as a constant (kThreads), so the
@@ -206,7 +175,7 @@ __device__ void load_input_async(const void* x, const Dims& d, long long tile,
       }
     }
   }
-  asm volatile("cp.async.commit_group;\n");
+  cp_async_commit();
 }
 
 // The staged FP32 planes -> the FP16 input tile, 3 channels and a zero one
@@ -365,7 +334,7 @@ __global__ void __launch_bounds__(T::kThreads, T::kBlocksPerSm)
 
   int buffer = 0;
   for (long long tile = blockIdx.x; tile < d.tiles; tile += gridDim.x, buffer ^= 1) {
-    asm volatile("cp.async.wait_group 0;\n");
+    cp_async_wait<0>();
     // This tile's input (and the filter) is in; every warp is done with the
     // other load buffer, the FP16 tile and s_out (the previous tile's pool).
     __syncthreads();

@@ -367,7 +367,7 @@ void launch_output(StemOutput out, const void* x, const void* filter, const floa
 }  // namespace
 
 bool stem_rows_compiled() {
-#ifdef ANVIL_STEM_ROWS
+#ifdef ANVIL_HAVE_SM90A
   return true;
 #else
   return false;
