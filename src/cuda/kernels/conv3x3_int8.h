@@ -1,0 +1,61 @@
+// Our INT8 3x3 convolution for 64 channels in and out, stride 1, padding 1
+// (ResNet-18/34's layer1 at 56 x 56): the shape where cuDNN's best engine
+// runs at about 3.5x its floors (docs/INT8.md). It computes the conv_int8
+// plan contract (builder/lower.h) on INT8 NHWC tensors:
+//
+//   y = sat(rint(act(float(acc) * scale[k] + bias[k] [+ residual_scale * residual])))
+//
+// acc the exact INT32 sum, each FP32 step rounded as written (no FMA), rint
+// half to even, sat to [-128, 127], act ReLU or none: the same bits as the
+// CPU reference. The filter is KRSC [64, 3, 3, 64] INT8; scale and bias are
+// FP32 [64]; residual and y [n, h, w, 64] INT8. x, filter, residual and y
+// 16-byte aligned.
+//
+// The runtime offers it as a conv_int8 tactic beside cuDNN's engines
+// (runtime/layers/conv_int8.cc); the autotuner times and checks it like them.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace anvil::cuda::kernels {
+
+inline constexpr int kConv3x3Int8Channels = 64;
+
+struct Conv3x3Int8Shape {
+  std::int64_t n = 1, h = 1, w = 1;  // x's and y's: stride 1, padding 1
+  bool relu = false;
+  bool has_bias = false, has_residual = false;
+  float residual_scale = 1.0f;
+  // At most this many blocks (0: as many as the device holds at once). Tests
+  // set it to make each block walk many bands.
+  int max_blocks = 0;
+};
+
+// The kernel's launch for one shape on the current device, decided once: the
+// band of output rows a block computes at a time, the grid, the shared memory.
+class Conv3x3Int8 {
+ public:
+  // kUnsupported where the kernel cannot run it: a device before sm_80, a
+  // build without code for this device, an image wider than 256 pixels, or
+  // more shared memory than the device gives a block. kInvalidArgument for
+  // empty or negative sizes.
+  explicit Conv3x3Int8(const Conv3x3Int8Shape& shape);
+
+  // Enqueues y = conv(x) on `stream`. bias null when !has_bias, residual
+  // null when !has_residual; kInvalidArgument for a missing or misaligned
+  // pointer.
+  void run(const void* x, const void* filter, const float* scale, const float* bias,
+           const void* residual, void* y, cudaStream_t stream) const;
+
+  const Conv3x3Int8Shape& shape() const { return shape_; }
+
+ private:
+  Conv3x3Int8Shape shape_;
+  int band_rows_ = 1, bands_ = 1;  // output rows a block computes at a time, bands an image
+  long long units_ = 0;            // bands in all
+  int blocks_ = 0, smem_bytes_ = 0;
+};
+
+}  // namespace anvil::cuda::kernels
