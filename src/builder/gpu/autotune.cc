@@ -18,6 +18,7 @@
 #include "cuda/device.h"
 #include "cuda/handles.h"
 #include "cuda/kernels/activation.h"
+#include "cuda/kernels/conv3x3_int8.h"
 #include "cuda/kernels/conv_epilogue.h"
 #include "plan/profiles.h"
 #include "runtime/layers/layer_shapes.h"
@@ -203,6 +204,29 @@ std::vector<cuda::QuantizedConv> int8_candidates(cudnnHandle_t cudnn,
   }
 }
 
+// Our INT8 3x3 kernel (runtime::kConv3x3Int8Identity) on `b`, timed; nothing
+// where it does not compute this shape or cannot run on this GPU.
+std::optional<Timed> time_conv3x3_int8(const cuda::QuantizedConvShape& shape, Bench& b,
+                                       const Libraries& libs, int iterations) {
+  const std::optional<cuda::kernels::Conv3x3Int8Shape> own = runtime::conv3x3_int8_shape(shape);
+  if (!own) return std::nullopt;
+  std::shared_ptr<const cuda::kernels::Conv3x3Int8> conv;
+  try {
+    conv = std::make_shared<const cuda::kernels::Conv3x3Int8>(*own);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kUnsupported) throw;
+    return std::nullopt;
+  }
+  auto run = [conv, &b](cudaStream_t stream) {
+    conv->run(b.x_q.device.data(), b.w.data(), b.scale.as<float>(),
+              conv->shape().has_bias ? b.bias.as<float>() : nullptr,
+              conv->shape().has_residual ? b.residual_q.device.data() : nullptr, b.y.data(),
+              stream);
+  };
+  return Timed{std::string(runtime::kConv3x3Int8Identity), time_run(run, libs.stream, iterations),
+               run};
+}
+
 // Every INT8 engine config, bound once to `b` as the runtime's conv_int8
 // runner binds it (identities as QuantizedConv::identity() gives them), timed.
 std::vector<Timed> time_int8_conv(const cuda::QuantizedConvShape& shape, Bench& b,
@@ -227,6 +251,8 @@ std::vector<Timed> time_int8_conv(const cuda::QuantizedConvShape& shape, Bench& 
     };
     timed.push_back({c.identity(), time_run(run, libs.stream, iterations), run});
   }
+  if (std::optional<Timed> own = time_conv3x3_int8(shape, b, libs, iterations))
+    timed.push_back(std::move(*own));
   return timed;
 }
 
@@ -468,7 +494,7 @@ void keep_compiled(plan::LayerDesc& layer, int profile, std::int64_t batch, cudn
         runtime::int8_conv_layer_shape(nlohmann::json::parse(layer.params), layer.name);
     shape.n = batch;
     const std::optional<std::string> identity = plan::tactic_identity(layer, profile);
-    if (!identity) return;
+    if (!identity || *identity == runtime::kConv3x3Int8Identity) return;  // nothing compiled
     const std::string text =
         cuda::QuantizedConv::from_identity(cudnn, shape, *identity).serialize();
     if (!text.empty()) plan::set_tactic_compiled(layer, profile, {shape.describe(), text});

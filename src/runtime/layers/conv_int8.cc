@@ -2,7 +2,9 @@
 // INT8 NHWC tensors, one fused cuDNN graph (cuda::QuantizedConv); with params
 // element "float8e4m3fn" the same on FP8 E4M3 tensors (y = e4m3(...)). The plan's
 // weights are used as they lie on the device: the INT8 KRSC filter and the
-// FP32 scale and bias vectors are already what cuDNN reads.
+// FP32 scale and bias vectors are already what cuDNN reads, and what our own
+// kernel for 64-channel 3x3 convs reads (tactic kConv3x3Int8Identity,
+// cuda/kernels/conv3x3_int8.h).
 //
 // cuDNN compiles INT8 kernels at run time (engines noted runtime_compiled), in
 // every execution plan it builds: 0.4-0.9 s per layer for the runtime-fusion
@@ -21,6 +23,7 @@
 
 #include "cuda/cudnn_kernel_cache.h"
 #include "cuda/cudnn_quantized_conv.h"
+#include "cuda/kernels/conv3x3_int8.h"
 #include "plan/profiles.h"
 #include "runtime/layer_runner.h"
 #include "runtime/layers/layer_shapes.h"
@@ -60,6 +63,23 @@ class PreparedInt8Conv final : public PreparedLayer {
   Int8ConvWeights weights_;
 };
 
+// Our kernel (tactic kConv3x3Int8Identity): nothing to compile or bind.
+class PreparedConv3x3Int8 final : public PreparedLayer {
+ public:
+  PreparedConv3x3Int8(const cuda::kernels::Conv3x3Int8Shape& shape, Int8ConvWeights weights)
+      : conv_(shape), weights_(weights) {}
+
+  void enqueue(const LaunchArgs& a) const override {
+    const void* residual = conv_.shape().has_residual ? a.inputs.at(1) : nullptr;
+    conv_.run(a.inputs[0], weights_.filter, weights_.scale, weights_.bias, residual, a.outputs[0],
+              a.stream);
+  }
+
+ private:
+  cuda::kernels::Conv3x3Int8 conv_;
+  Int8ConvWeights weights_;
+};
+
 class Int8ConvRunner final : public LayerRunner {
  public:
   explicit Int8ConvRunner(const LayerSetup& s)
@@ -85,6 +105,7 @@ class Int8ConvRunner final : public LayerRunner {
   // Restoring the plan's compiled tactic takes about a millisecond; any
   // other plan, cuDNN's runtime-fusion engines compile (0.5-0.9 s).
   bool compiles(std::int64_t batch) const override {
+    if (identity_ == kConv3x3Int8Identity) return false;
     cuda::QuantizedConvShape shape = shape_;
     shape.n = batch;
     return !compiled_ || compiled_->shape != shape.describe();
@@ -95,8 +116,9 @@ class Int8ConvRunner final : public LayerRunner {
     shape.n = batch;
     return choose_tactic<std::unique_ptr<PreparedLayer>>(
         identity_,
-        [&](const std::string& id) {
+        [&](const std::string& id) -> std::unique_ptr<PreparedLayer> {
           try {
+            if (id == kConv3x3Int8Identity) return prepare_own(shape);
             return std::make_unique<PreparedInt8Conv>(from_identity(shape, id, h), weights_);
           } catch (const Error& e) {
             note_fallback(batch, e);
@@ -135,6 +157,16 @@ class Int8ConvRunner final : public LayerRunner {
       }
     }
     return cuda::QuantizedConv::from_identity(h.cudnn, shape, id);
+  }
+
+  // Our kernel; kUnsupported where it cannot run this shape on this GPU (a
+  // plan tuned elsewhere), which sends prepare() to cuDNN's heuristics.
+  std::unique_ptr<PreparedLayer> prepare_own(const cuda::QuantizedConvShape& shape) const {
+    const std::optional<cuda::kernels::Conv3x3Int8Shape> own = conv3x3_int8_shape(shape);
+    if (!own)
+      fail(ErrorKind::kUnsupported, "tactic ", kConv3x3Int8Identity, " does not compute ",
+           shape.describe());
+    return std::make_unique<PreparedConv3x3Int8>(*own, weights_);
   }
 
   // A tactic tuned at the profile's opt batch may not run at another: the

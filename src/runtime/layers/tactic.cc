@@ -29,4 +29,21 @@ std::optional<std::string> unfused_conv_engine(const std::string& identity) {
   return identity.substr(kUnfusedPrefix.size());
 }
 
+std::optional<cuda::kernels::Conv3x3Int8Shape> conv3x3_int8_shape(
+    const cuda::QuantizedConvShape& s) {
+  constexpr int kC = cuda::kernels::kConv3x3Int8Channels;
+  const bool fits = s.element == DType::kInt8 &&
+                    s.output == cuda::QuantizedConvOutput::kQuantized && s.c == kC && s.k == kC &&
+                    s.r == 3 && s.s == 3 && s.pad_h == 1 && s.pad_w == 1 && s.stride_h == 1 &&
+                    s.stride_w == 1 && s.dil_h == 1 && s.dil_w == 1 && s.groups == 1;
+  if (!fits) return std::nullopt;
+  return cuda::kernels::Conv3x3Int8Shape{.n = s.n,
+                                         .h = s.h,
+                                         .w = s.w,
+                                         .relu = s.relu,
+                                         .has_bias = s.has_bias,
+                                         .has_residual = s.has_residual,
+                                         .residual_scale = s.residual_scale};
+}
+
 }  // namespace anvil::runtime

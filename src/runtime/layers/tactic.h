@@ -4,6 +4,8 @@
 // 1x1 stride-1 conv run as a GEMM), or kUnfusedPrefix and the cuDNN engine
 // config of the conv alone (its bias, residual and activation then run as a
 // kernel of ours). A gemm layer's identity is always a bare cuBLASLt algorithm.
+// A conv_int8 layer's is a cuDNN engine config, or kConv3x3Int8Identity for
+// our own kernel (cuda/kernels/conv3x3_int8.h).
 #pragma once
 
 #include <optional>
@@ -11,12 +13,15 @@
 #include <string_view>
 
 #include "anvil/error.h"
+#include "cuda/cudnn_quantized_conv.h"
+#include "cuda/kernels/conv3x3_int8.h"
 #include "plan/plan.h"
 
 namespace anvil::runtime {
 
 inline constexpr std::string_view kCublasLtPrefix = "cublaslt:";
 inline constexpr std::string_view kUnfusedPrefix = "unfused:";
+inline constexpr std::string_view kConv3x3Int8Identity = "anvil:conv3x3_int8";
 
 // The tactic identity the layer was tuned to under the runner's profile, or
 // nothing when it was not tuned (plan/profiles.h reads it).
@@ -35,6 +40,12 @@ std::string unfused_conv_identity(const std::string& engine);
 // The cuDNN engine config of an "unfused:" identity, or nothing for any other
 // (a fused cuDNN engine config or a "cublaslt:" algorithm).
 std::optional<std::string> unfused_conv_engine(const std::string& identity);
+
+// Our INT8 3x3 kernel's shape for a conv_int8 layer it computes (INT8 in
+// and out, 64 channels in and out, 3x3, stride 1, padding 1, no dilation,
+// one group), or nothing: that layer has cuDNN's engines only.
+std::optional<cuda::kernels::Conv3x3Int8Shape> conv3x3_int8_shape(
+    const cuda::QuantizedConvShape& shape);
 
 // Tries `from_identity(identity)` first; when the plan holds none, or the
 // library refuses it for this batch size, takes the heuristics' first choice.
