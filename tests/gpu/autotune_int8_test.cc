@@ -1,8 +1,9 @@
 // The autotuner on "conv_int8" layers (builder/gpu/autotune.h): plans of one
 // INT8 conv built by hand in the form lowering writes (INT8 KRSC filter, FP32
 // folded scale and bias, builder/lower.h), tuned at batch 4; the winner's
-// identity rebuilt with cuda::QuantizedConv::from_identity, as the runtime does,
-// and run against this file's own CPU reference of the plan contract; and the
+// identity rebuilt with cuda::QuantizedConv::from_identity (or, where our 3x3
+// kernel won, that kernel), as the runtime does, and run against this file's
+// own CPU reference of the plan contract; and the
 // numerical check (builder::check_int8_conv_output) shown to pass a right
 // output and reject wrong ones, rounding ties included.
 #include <algorithm>
@@ -25,12 +26,14 @@
 #include "cuda/check.h"
 #include "cuda/cudnn_quantized_conv.h"
 #include "cuda/handles.h"
+#include "cuda/kernels/conv3x3_int8.h"
 #include "gpu_test.h"
 #include "int8_reference.h"
 #include "ops/quantization.h"
 #include "plan/plan.h"
 #include "plan/profiles.h"
 #include "runtime/layers/layer_shapes.h"
+#include "runtime/layers/tactic.h"
 
 namespace anvil {
 namespace {
@@ -207,21 +210,30 @@ std::vector<std::int8_t> run_identity(const Int8Layer& l, std::int64_t n,
                                       const std::string& identity) {
   const cuda::CudnnHandle cudnn;
   const cuda::Stream stream;
-  const cuda::QuantizedConv conv =
-      cuda::QuantizedConv::from_identity(cudnn.get(), l.shape(n), identity);
   const cuda::DeviceBuffer x = test::upload(l.x.data(), l.x.size()),
                            w = test::upload(l.filter.data(), l.filter.size()),
                            scale = test::upload(l.scale.data(), l.scale.size() * 4),
                            bias = test::upload(l.bias.data(), l.bias.size() * 4),
-                           residual = test::upload(l.residual.data(), l.residual.size()),
-                           workspace(conv.workspace_bytes());
+                           residual = test::upload(l.residual.data(), l.residual.size());
   std::vector<std::int8_t> got(static_cast<std::size_t>(l.out_count(n)));
   const cuda::DeviceBuffer y(got.size());
-  const cuda::QuantizedConv::Binding binding =
-      conv.bind(x.data(), w.data(), scale.as<float>(), bias.as<float>(), residual.data(), y.data(),
-                workspace.data());
   ANVIL_GPU_CHECK(cudaMemsetAsync(y.data(), 0x5b, y.bytes(), stream.get()));
-  conv.execute(cudnn.get(), stream.get(), binding);
+  const cuda::QuantizedConvShape shape = l.shape(n);
+  if (identity == runtime::kConv3x3Int8Identity) {  // our kernel, as the runtime runs it
+    const auto own = runtime::conv3x3_int8_shape(shape);
+    if (!own) fail(ErrorKind::kInternal, identity, " won a layer it does not compute");
+    cuda::kernels::Conv3x3Int8(*own).run(
+        x.data(), w.data(), scale.as<float>(), shape.has_bias ? bias.as<float>() : nullptr,
+        shape.has_residual ? residual.data() : nullptr, y.data(), stream.get());
+  } else {
+    const cuda::QuantizedConv conv =
+        cuda::QuantizedConv::from_identity(cudnn.get(), shape, identity);
+    const cuda::DeviceBuffer workspace(conv.workspace_bytes());
+    const cuda::QuantizedConv::Binding binding =
+        conv.bind(x.data(), w.data(), scale.as<float>(), bias.as<float>(), residual.data(),
+                  y.data(), workspace.data());
+    conv.execute(cudnn.get(), stream.get(), binding);
+  }
   ANVIL_GPU_CHECK(
       cudaMemcpyAsync(got.data(), y.data(), got.size(), cudaMemcpyDeviceToHost, stream.get()));
   stream.synchronize();
@@ -320,7 +332,11 @@ TEST(AutotuneInt8, TunesConvInt8LayersWithACheckedCudnnEngine) {
     for (const std::string& line : logged)
       std::printf("  %s\n", line.c_str());
     EXPECT_EQ(t.kind, "conv_int8");
-    EXPECT_TRUE(starts_with(t.identity, "i32:") || starts_with(t.identity, "f32:")) << t.identity;
+    // A cuDNN engine config, or our 3x3 kernel where it computes the layer.
+    const bool own = t.identity == runtime::kConv3x3Int8Identity;
+    EXPECT_TRUE(starts_with(t.identity, "i32:") || starts_with(t.identity, "f32:") ||
+                (own && runtime::conv3x3_int8_shape(l.shape(4))))
+        << t.identity;
     EXPECT_GT(t.candidates, 0);
     EXPECT_GT(t.ms, 0.0f);
     EXPECT_EQ(t.rejected.size(), logged.size());
@@ -349,15 +365,16 @@ TEST(AutotuneInt8, TunesConvInt8LayersWithACheckedCudnnEngine) {
     // The winner as cuDNN compiled it at the tuned batch, kept in the plan
     // wherever cuDNN serializes that plan, and restorable without compiling.
     const cuda::CudnnHandle cudnn;
-    const bool serializable =
-        !cuda::QuantizedConv::from_identity(cudnn.get(), l.shape(4), t.identity)
-             .serialize()
-             .empty();
+    const bool serializable =  // our kernel compiles nothing
+        !own && !cuda::QuantizedConv::from_identity(cudnn.get(), l.shape(4), t.identity)
+                     .serialize()
+                     .empty();
     auto check_compiled = [&](const char* when) {
       const auto compiled = plan::tactic_compiled(l.plan.layers[0], 0);
       std::printf("  compiled plan %s: %s\n", when,
                   compiled       ? cat(compiled->cudnn.size(), " bytes").c_str()
                   : serializable ? "MISSING"
+                  : own          ? "none (our kernel)"
                                  : "none (cuDNN does not serialize it)");
       EXPECT_EQ(compiled.has_value(), serializable) << when;
       if (!compiled) return;
