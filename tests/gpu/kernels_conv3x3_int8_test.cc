@@ -107,6 +107,32 @@ Conv3x3Int8Shape shape(std::int64_t n, std::int64_t h, std::int64_t w, bool relu
           .max_blocks = max_blocks};
 }
 
+// Each kernel this GPU runs: the mma.sync one, and on Hopper the wgmma one
+// with both step sizes.
+std::vector<Conv3x3Int8Shape> kernels(const Conv3x3Int8Shape& s) {
+  std::vector<Conv3x3Int8Shape> out;
+  Conv3x3Int8Shape k = s;
+  k.kernel = cuda::kernels::Conv3x3Int8Kernel::kMmaSync;
+  out.push_back(k);
+  k.kernel = cuda::kernels::Conv3x3Int8Kernel::kWgmma;
+  for (const int parts : {2, 4}) {
+    k.wgmma_parts = parts;
+    try {
+      const Conv3x3Int8 probe(k);
+      out.push_back(k);
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kUnsupported) throw;
+    }
+  }
+  return out;
+}
+
+std::string kernel_name(const Conv3x3Int8Shape& s) {
+  return s.kernel == cuda::kernels::Conv3x3Int8Kernel::kMmaSync
+             ? std::string("mma.sync")
+             : cat("wgmma, steps of ", s.wgmma_parts * 64);
+}
+
 TEST(Conv3x3Int8, MatchesTheReferenceExactly) {
   ANVIL_REQUIRE_GPU();
   const std::vector<Case> cases = {
@@ -120,10 +146,12 @@ TEST(Conv3x3Int8, MatchesTheReferenceExactly) {
       {"9 x 30 on 1 block", shape(3, 9, 30, false, true, true, 1.0f, 1)},
       {"28 x 28 on 4 blocks", shape(3, 28, 28, true, true, true, 1.0f, 4)},
   };
-  for (const Case& c : cases) {
-    std::string report;
-    EXPECT_EQ(mismatches(c, report), 0) << c.name << ":" << report;
-  }
+  for (const Case& c : cases)
+    for (const Conv3x3Int8Shape& k : kernels(c.shape)) {
+      std::string report;
+      EXPECT_EQ(mismatches({c.name, k}, report), 0)
+          << c.name << ", " << kernel_name(k) << ":" << report;
+    }
 }
 
 TEST(Conv3x3Int8, RefusesWhatItCannotRun) {

@@ -21,27 +21,31 @@
 //    vectors: a band's output is one contiguous span of y.
 //
 // On an H100 (thirteenth session, bench/conv3x3_int8.sh) it takes 0.061 ms
-// for ResNet-18's layer1 conv at batch 128 (cuDNN's best 0.053) and 0.068 ms
+// for ResNet-18's layer1 conv at batch 128 (cuDNN's best 0.053) and 0.067 ms
 // with the residual (cuDNN 0.085): 4x its floors. Nsight Compute finds it
 // latency-bound, not bound by memory (14% of DRAM) or by shared memory (43%):
 // 8 cycles a warp instruction, mostly fixed-latency waits, barriers and the
-// tensor pipe. Neither a warpgroup-MMA version nor 64 x 64 warp tiles with
-// prefetched fragments was faster; docs/INT8.md has the numbers and what to
-// try next.
+// tensor pipe. The warpgroup-MMA kernel (conv3x3_int8_wgmma.cu) is a few
+// percent faster at batch 128 and much slower at 32; 64 x 64 warp tiles
+// with prefetched fragments were slower. docs/INT8.md has the numbers.
 #include <algorithm>
 #include <cstdint>
 
 #include "anvil/error.h"
 #include "cuda/check.h"
 #include "cuda/kernels/conv3x3_int8.h"
+#include "cuda/kernels/conv3x3_int8_common.cuh"
+#include "cuda/kernels/conv3x3_int8_wgmma.h"
 #include "cuda/kernels/tensor_core.cuh"
 
 namespace anvil::cuda::kernels {
 namespace {
 
-constexpr int kC = kConv3x3Int8Channels;  // channels in and out; a pixel's bytes
-constexpr int kRowBytes = 9 * kC;         // 576: one output channel's filter, its K
-constexpr int kKSteps = kRowBytes / 32;   // 18 mma k-steps
+using conv3x3::epilogue_pair;
+using conv3x3::kC;
+using conv3x3::kKSteps;
+using conv3x3::kRowBytes;
+using conv3x3::pixel_chunk;
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 constexpr int kWarpPixels = 32;  // two m-tiles
@@ -64,46 +68,11 @@ struct Dims {
   float residual_scale;
 };
 
-// Byte offset of 16-byte chunk c (0..3) of pixel `slot` in a band buffer
-// (64-byte pixels): chunk c ^ (slot / 2) % 4, so that any 8 consecutive
-// pixels' chunk c fall in distinct banks.
-__device__ __forceinline__ int pixel_chunk(int slot, int c) {
-  return slot * kC + ((c ^ (slot >> 1)) & 3) * 16;
-}
-
 // Byte offset of 16-byte chunk j (0..35) of filter row n: the same swizzle
 // within each group of 4 chunks (576 bytes a row: rows n and n + 1 are 64
 // bytes apart modulo 128, so rows' parity and the XOR separate 8 rows).
 __device__ __forceinline__ int filter_chunk(int n, int j) {
   return n * kRowBytes + ((j & ~3) | ((j ^ (n >> 1)) & 3)) * 16;
-}
-
-// The epilogue's conversions on the FP32 pipe: F2I, I2F and integer clamps
-// run on the conversion unit at a quarter of its rate, and the epilogue
-// converts every output element (twice with a residual). Measured neutral
-// at the kernel's speed today (0.0605 ms with F2I, 0.0622 without, same
-// card, two calls): kept because it cuts the conversion unit's work to a
-// quarter for when the rest is faster.
-constexpr float kRoundMagic = 12582912.0f;  // 1.5 x 2^23
-constexpr unsigned kRoundMagicBits = 0x4B400000u;
-
-// sat(rint(v)) in the low byte of the result, with the bounds [low, 127]
-// (low -128, or 0 for ReLU: max(v, 0) then saturating is the same): v +
-// 1.5 x 2^23 rounds v to an integer half to even, which then sits in the low
-// mantissa bits, two's complement (|v| <= 128, far below 2^22).
-__device__ __forceinline__ unsigned rounded_byte(float v, float low) {
-  return __float_as_uint(__fadd_rn(fminf(fmaxf(v, low), 127.0f), kRoundMagic));
-}
-
-// Byte kByte of `pair` as an INT8 value, exactly: prmt sign-extends it
-// (selector nibbles with the top bit set replicate the byte's sign), the
-// magic turns it into a float.
-template <int kByte>
-__device__ __forceinline__ float byte_value(unsigned pair) {
-  constexpr unsigned kSelect = kByte | (8u + kByte) << 4 | (8u + kByte) << 8 | (8u + kByte) << 12;
-  unsigned extended;
-  asm("prmt.b32 %0, %1, 0, %2;" : "=r"(extended) : "r"(pair), "n"(kSelect));
-  return __fsub_rn(__uint_as_float(kRoundMagicBits + extended), kRoundMagic);
 }
 
 // Starts loading band `unit`'s input rows (p0 - 1 .. p0 + rows) into `band`,
@@ -243,15 +212,8 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
           const float2 bi = *reinterpret_cast<const float2*>(s_bias + ch);
           auto* const at = reinterpret_cast<unsigned short*>(stage + pixel_chunk(pixel, nt >> 1) +
                                                              (nt & 1) * 8 + 2 * t);
-          float v0 = __fadd_rn(__fmul_rn(static_cast<float>(acc[mt][nt][e]), sc.x), bi.x);
-          float v1 = __fadd_rn(__fmul_rn(static_cast<float>(acc[mt][nt][e + 1]), sc.y), bi.y);
-          if constexpr (kResidual) {
-            const unsigned pair = *at;
-            v0 = __fadd_rn(v0, __fmul_rn(byte_value<0>(pair), d.residual_scale));
-            v1 = __fadd_rn(v1, __fmul_rn(byte_value<1>(pair), d.residual_scale));
-          }
-          *at = static_cast<unsigned short>(
-              __byte_perm(rounded_byte(v0, low), rounded_byte(v1, low), 0x0040));
+          *at = epilogue_pair<kResidual>(acc[mt][nt][e], acc[mt][nt][e + 1], sc, bi,
+                                         kResidual ? *at : 0u, d.residual_scale, low);
         }
       }
     __syncwarp();
@@ -287,12 +249,25 @@ Conv3x3Int8::Conv3x3Int8(const Conv3x3Int8Shape& shape) : shape_(shape) {
   if (shape.w > kMaxBandPixels || shape.h > (1 << 20))
     fail(ErrorKind::kUnsupported, "conv3x3_int8: images ", shape.w,
          " pixels wide; the kernel takes at most ", kMaxBandPixels);
-  int device = 0, major = 0, sms = 0, smem_limit = 0;
+  int device = 0, major = 0, minor = 0, sms = 0, smem_limit = 0;
   ANVIL_GPU_CHECK(cudaGetDevice(&device));
   ANVIL_GPU_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  ANVIL_GPU_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
   ANVIL_GPU_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   ANVIL_GPU_CHECK(
       cudaDeviceGetAttribute(&smem_limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  if (shape.kernel == Conv3x3Int8Kernel::kWgmma) {
+    if (major != 9 || minor != 0 || !conv3x3_int8_wgmma_compiled())
+      fail(ErrorKind::kUnsupported,
+           "conv3x3_int8: the wgmma kernel needs an sm_90 GPU and a build with sm_90a code");
+    const Conv3x3Int8WgmmaLaunch l =
+        plan_conv3x3_int8_wgmma(shape, shape.wgmma_parts, sms, smem_limit);
+    units_per_image_ = l.units_per_image;
+    units_ = l.units;
+    blocks_ = l.blocks;
+    smem_bytes_ = l.smem_bytes;
+    return;
+  }
   cudaFuncAttributes attributes{};
   if (major < 8 || cudaFuncGetAttributes(&attributes, conv3x3_int8_kernel<false>) != cudaSuccess ||
       attributes.binaryVersion < 80) {
@@ -327,6 +302,11 @@ void Conv3x3Int8::run(const void* x, const void* filter, const float* scale, con
     fail(ErrorKind::kInvalidArgument,
          "conv3x3_int8: x, filter, scale and y must be set, x, filter, y and the residual "
          "16-byte aligned, bias and residual set exactly when the shape has them");
+  if (shape_.kernel == Conv3x3Int8Kernel::kWgmma) {
+    const Conv3x3Int8WgmmaLaunch l{shape_.wgmma_parts, units_per_image_, units_, blocks_,
+                                   smem_bytes_};
+    return conv3x3_int8_wgmma(l, shape_, x, filter, scale, bias, residual, y, stream);
+  }
   Dims d{};
   d.h = static_cast<int>(shape_.h);
   d.w = static_cast<int>(shape_.w);

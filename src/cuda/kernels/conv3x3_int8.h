@@ -23,6 +23,13 @@ namespace anvil::cuda::kernels {
 
 inline constexpr int kConv3x3Int8Channels = 64;
 
+// Which kernel computes it: the mma.sync one (conv3x3_int8.cu, sm_80 and
+// later), which plans use, or the warpgroup-MMA one (conv3x3_int8_wgmma.cu,
+// sm_90 with sm_90a code), which tests and bench/conv3x3_int8.sh run: 2-10%
+// faster at batch 128 on an H100, 25-40% slower at 32 (thirteenth session,
+// docs/INT8.md), so not yet worth a tactic of its own.
+enum class Conv3x3Int8Kernel { kMmaSync, kWgmma };
+
 struct Conv3x3Int8Shape {
   std::int64_t n = 1, h = 1, w = 1;  // x's and y's: stride 1, padding 1
   bool relu = false;
@@ -31,16 +38,18 @@ struct Conv3x3Int8Shape {
   // At most this many blocks (0: as many as the device holds at once). Tests
   // set it to make each block walk many bands.
   int max_blocks = 0;
+  Conv3x3Int8Kernel kernel = Conv3x3Int8Kernel::kMmaSync;
+  int wgmma_parts = 4;  // the wgmma kernel's step: 2 or 4 x 64 output pixels
 };
 
 // The kernel's launch for one shape on the current device, decided once: the
 // band of output rows a block computes at a time, the grid, the shared memory.
 class Conv3x3Int8 {
  public:
-  // kUnsupported where the kernel cannot run it: a device before sm_80, a
-  // build without code for this device, an image wider than 256 pixels, or
-  // more shared memory than the device gives a block. kInvalidArgument for
-  // empty or negative sizes.
+  // kUnsupported where the kernel cannot run it: a device before sm_80 (for
+  // the wgmma kernel, other than sm_90), a build without code for this
+  // device, an image wider than 256 pixels, or more shared memory than the
+  // device gives a block. kInvalidArgument for empty or negative sizes.
   explicit Conv3x3Int8(const Conv3x3Int8Shape& shape);
 
   // Enqueues y = conv(x) on `stream`. bias null when !has_bias, residual
@@ -53,8 +62,10 @@ class Conv3x3Int8 {
 
  private:
   Conv3x3Int8Shape shape_;
-  int band_rows_ = 1, bands_ = 1;  // output rows a block computes at a time, bands an image
-  long long units_ = 0;            // bands in all
+  // Work units: the mma.sync kernel's bands of output rows (band_rows_ of
+  // them, bands_ an image), or the wgmma kernel's steps (units_per_image_).
+  int band_rows_ = 1, bands_ = 1, units_per_image_ = 0;
+  long long units_ = 0;
   int blocks_ = 0, smem_bytes_ = 0;
 };
 
