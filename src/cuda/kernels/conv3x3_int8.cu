@@ -13,8 +13,9 @@
 //    pixels is 16 input pixels of the band buffer, each lane giving ldmatrix
 //    its pixel's address; a k-step of 32 is half a pixel's 64 channels. B
 //    (the filter, KRSC: one output channel's 576 bytes are its K) is read
-//    with ldmatrix too. Both buffers XOR-swizzle the 16-byte chunks of a row
-//    by (row / 2) % 4, so that ldmatrix's 8 rows of 16 bytes hit 32 banks.
+//    with ldmatrix too. So that ldmatrix's 8 rows of 16 bytes hit 32 banks,
+//    band pixels are 80 bytes apart, and the filter's 16-byte chunks are
+//    XOR-swizzled by (row / 2) % 4.
 //  - The epilogue applies the contract to the INT32 accumulators, packs the
 //    INT8 results into the warp's 32 pixels x 64 bytes of shared memory
 //    (where the residual was loaded before) and stores them as 16-byte
@@ -51,6 +52,11 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kWarpPixels = 32;  // two m-tiles
 constexpr int kMaxBandPixels = kWarps * kWarpPixels;
 constexpr int kFilterBytes = kC * kRowBytes;
+// A band buffer's pixel: 64 bytes and 16 of padding. 8 consecutive pixels'
+// 16-byte chunk c then fall in distinct banks (80 bytes is 20 words: the
+// rows start at words 0, 20, 8, 28, 16, 4, 24, 12 modulo 32) with no
+// swizzle, so a tap's address is its pixel's plus a constant.
+constexpr int kBandPitch = kC + 16;
 constexpr int kStageBytes = kWarps * kWarpPixels * kC;
 // Shared memory: filter, scale, bias, the warps' staging, two band buffers.
 constexpr int kScaleOffset = kFilterBytes;
@@ -62,15 +68,16 @@ constexpr int kBlocksPerSm = 2;
 struct Dims {
   int h, w;         // input = output
   int rows, bands;  // output rows a band, bands an image
-  int band_bytes;   // (rows + 2) x (w + 2) pixels
+  int band_bytes;   // (rows + 2) x (w + 2) pixels of kBandPitch bytes
   long long units;  // n x bands
   bool relu;
   float residual_scale;
 };
 
-// Byte offset of 16-byte chunk j (0..35) of filter row n: the same swizzle
-// within each group of 4 chunks (576 bytes a row: rows n and n + 1 are 64
-// bytes apart modulo 128, so rows' parity and the XOR separate 8 rows).
+// Byte offset of 16-byte chunk j (0..35) of filter row n, XOR-swizzled by
+// (n / 2) % 4 within each group of 4 chunks (576 bytes a row: rows n and
+// n + 1 are 64 bytes apart modulo 128, so rows' parity and the XOR
+// separate 8 rows).
 __device__ __forceinline__ int filter_chunk(int n, int j) {
   return n * kRowBytes + ((j & ~3) | ((j ^ (n >> 1)) & 3)) * 16;
 }
@@ -87,7 +94,8 @@ __device__ void load_band(unsigned char* band, const std::int8_t* x, const Dims&
     const int rr = pixel / d.w, q = pixel - rr * d.w, iy = p0 - 1 + rr;
     const bool inside = iy >= 0 && iy < d.h;
     const std::int8_t* src = inside ? x + ((image * d.h + iy) * d.w + q) * kC + c * 16 : x;
-    cp_async<16>(shared_address(band + pixel_chunk(rr * (d.w + 2) + q + 1, c)), src, inside);
+    cp_async<16>(shared_address(band + (rr * (d.w + 2) + q + 1) * kBandPitch + c * 16), src,
+                 inside);
   }
 }
 
@@ -118,7 +126,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   for (int i = threadIdx.x; i < 2 * (d.rows + 2) * 2 * 4; i += kThreads) {
     const int c = i & 3, side = (i >> 2) & 1, rr = (i >> 3) % (d.rows + 2);
     const int buffer = i / (8 * (d.rows + 2)), slot = rr * (d.w + 2) + (side ? d.w + 1 : 0);
-    *reinterpret_cast<uint4*>(bands + buffer * d.band_bytes + pixel_chunk(slot, c)) =
+    *reinterpret_cast<uint4*>(bands + buffer * d.band_bytes + slot * kBandPitch + c * 16) =
         make_uint4(0, 0, 0, 0);
   }
   long long unit = blockIdx.x;
@@ -163,15 +171,16 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
     // of the tile, k half lane / 16), as the slot of its top-left tap; lanes
     // past the band's end read pixel 0 and their results are dropped.
     const unsigned char* const band = bands + buffer * d.band_bytes;
-    int tap0[2];
+    unsigned tap0[2];  // shared-memory addresses, this lane's k half included
 #pragma unroll
     for (int mt = 0; mt < 2; ++mt) {
       int u = first + mt * 16 + (lane & 15);
       if (u >= pixels) u = 0;
       const int pr = u / d.w;
-      tap0[mt] = pr * (d.w + 2) + (u - pr * d.w);
+      tap0[mt] =
+          shared_address(band + (pr * (d.w + 2) + (u - pr * d.w)) * kBandPitch + (lane >> 4) * 16);
     }
-    const int a_hi = lane >> 4;
+    const unsigned row_bytes = (d.w + 2) * kBandPitch;
 
     int acc[2][8][4] = {};
 #pragma unroll
@@ -180,8 +189,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
       unsigned a[2][4];
 #pragma unroll
       for (int mt = 0; mt < 2; ++mt) {
-        const int slot = tap0[mt] + r * (d.w + 2) + s;
-        ldmatrix_x4(shared_address(band + pixel_chunk(slot, 2 * half + a_hi)), a[mt]);
+        ldmatrix_x4(tap0[mt] + r * row_bytes + s * kBandPitch + half * 32, a[mt]);
       }
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
@@ -279,7 +287,7 @@ Conv3x3Int8::Conv3x3Int8(const Conv3x3Int8Shape& shape) : shape_(shape) {
   band_rows_ = std::min(h, kMaxBandPixels / w);
   bands_ = (h + band_rows_ - 1) / band_rows_;
   units_ = shape.n * bands_;
-  smem_bytes_ = kBandOffset + 2 * (band_rows_ + 2) * (w + 2) * kC;
+  smem_bytes_ = kBandOffset + 2 * (band_rows_ + 2) * (w + 2) * kBandPitch;
   if (smem_bytes_ > smem_limit)
     fail(ErrorKind::kUnsupported, "conv3x3_int8: ", smem_bytes_,
          " bytes of shared memory a block; this GPU gives ", smem_limit);
@@ -312,7 +320,7 @@ void Conv3x3Int8::run(const void* x, const void* filter, const float* scale, con
   d.w = static_cast<int>(shape_.w);
   d.rows = band_rows_;
   d.bands = bands_;
-  d.band_bytes = (band_rows_ + 2) * (d.w + 2) * kC;
+  d.band_bytes = (band_rows_ + 2) * (d.w + 2) * kBandPitch;
   d.units = units_;
   d.relu = shape_.relu;
   d.residual_scale = shape_.residual_scale;
