@@ -255,8 +255,8 @@ Conv3x3Int8::Conv3x3Int8(const Conv3x3Int8Shape& shape) : shape_(shape) {
     fail(ErrorKind::kInvalidArgument, "conv3x3_int8: sizes must be positive (n ", shape.n, ", h ",
          shape.h, ", w ", shape.w, ")");
   if (shape.w > kMaxBandPixels || shape.h > (1 << 20))
-    fail(ErrorKind::kUnsupported, "conv3x3_int8: images ", shape.w,
-         " pixels wide; the kernel takes at most ", kMaxBandPixels);
+    fail(ErrorKind::kUnsupported, "conv3x3_int8: images of ", shape.h, " x ", shape.w,
+         "; the kernel takes at most ", kMaxBandPixels, " pixels wide and ", 1 << 20, " tall");
   int device = 0, major = 0, minor = 0, sms = 0, smem_limit = 0;
   ANVIL_GPU_CHECK(cudaGetDevice(&device));
   ANVIL_GPU_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));

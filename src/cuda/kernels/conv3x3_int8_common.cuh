@@ -14,10 +14,10 @@ constexpr int kC = kConv3x3Int8Channels;  // channels in and out; a pixel's byte
 constexpr int kRowBytes = 9 * kC;         // 576: one output channel's filter, its K
 constexpr int kKSteps = kRowBytes / 32;   // 18 k-steps of 32
 
-// Byte offset of 16-byte chunk c (0..3) of pixel `slot` in a buffer of
-// 64-byte pixels: chunk c ^ (slot / 2) % 4, so that any 8 consecutive
-// pixels' chunk c fall in distinct banks (ldmatrix's 8 rows; the epilogue's
-// stores of 4 lanes' pairs for 8 pixels).
+// Byte offset of 16-byte chunk c (0..3) of pixel `slot` in a staging buffer
+// of 64-byte pixels: chunk c ^ (slot / 2) % 4, so that the epilogue's stores
+// (4 lanes' channel pairs for each of 8 pixels) and the 16-byte reads of
+// consecutive pixels fall in distinct banks.
 __device__ __forceinline__ int pixel_chunk(int slot, int c) {
   return slot * kC + ((c ^ (slot >> 1)) & 3) * 16;
 }

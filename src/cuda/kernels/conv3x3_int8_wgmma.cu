@@ -198,7 +198,7 @@ __global__ void __launch_bounds__(kThreads, kParts <= 2 ? 3 : 2)
       const unsigned long long b = b0 + ks * (kKStepBytes / 16);
 #pragma unroll
       for (int part = 0; part < kParts; ++part) {
-        const unsigned long long a = a0 + (2 * half * plane16 + part * (kPartM) + r * row16 + s);
+        const unsigned long long a = a0 + (2 * half * plane16 + part * kPartM + r * row16 + s);
         wgmma_64x64x32(acc[part], a, b, ks > 0);
       }
     }
