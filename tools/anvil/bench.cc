@@ -79,10 +79,7 @@ std::shared_ptr<const Engine> build_engine(const BenchOptions& opt, const std::s
 // first 16 images of the first batch, as config 9 sends them (uint8 pixels
 // normalized), through the CPU reference.
 std::string calibrate_on(const BenchOptions& opt, const AblationData& data,
-                         const std::vector<IoTensorInfo>& io) {
-  std::string input;
-  for (const IoTensorInfo& t : io)
-    if (t.is_input) input = t.name;
+                         const std::string& input) {
   ir::Graph graph = onnx::import_model(opt.model);
   passes::PassManager().run(graph);
   const std::int64_t images = std::min<std::int64_t>(16, data.batch);
@@ -98,6 +95,26 @@ std::string calibrate_on(const BenchOptions& opt, const AblationData& data,
   const std::string path = opt.model + ".int8.calib";
   quant::write_calibration_cache(path, quant::calibrate(graph, source, *calibrator, options).table);
   return path;
+}
+
+// The model's one input, read from the file so that any set of configs can
+// run (config 10 alone builds no FP16 engine to ask).
+struct ModelInput {
+  std::string name;
+  std::int64_t channels = 0, height = 0, width = 0;
+};
+
+ModelInput model_input(const std::string& model) {
+  ir::Graph graph = onnx::import_model(model);
+  if (graph.inputs.size() != 1)
+    fail(ErrorKind::kUnsupported, model, ": anvil bench --ablation needs a model with one input, ",
+         "it has ", graph.inputs.size());
+  const ir::Value& input = *graph.inputs[0];
+  const ir::Shape& shape = input.shape;
+  if (shape.rank() != 4 || !shape[1].is_known() || !shape[2].is_known() || !shape[3].is_known())
+    fail(ErrorKind::kUnsupported, model, ": anvil bench --ablation needs an input [N,C,H,W] with ",
+         "C, H and W known; '", input.name, "' is ", ir::to_string(shape));
+  return {input.name, shape[1].size, shape[2].size, shape[3].size};
 }
 
 bool uses(const std::vector<int>& configs, int first, int last) {
@@ -153,17 +170,15 @@ void run_ablation(const BenchOptions& opt) {
   const BatchRange high{std::max(2 * small + 1, o.batch / 2), o.batch, o.batch * 3 / 2};
   const bool two_profiles_possible = o.batch >= 4;
 
+  const ModelInput input = model_input(o.model);
   AblationEngines engines;
   if (uses(configs, 0, 2)) engines.fp32 = build_engine(o, "FP32", false, {{1, o.batch, o.batch}});
-  if (uses(configs, 3, 7) || uses(configs, 9, 9) || uses(configs, 11, 12))
+  if (uses(configs, 3, 7) || uses(configs, 9, 9) || uses(configs, 11, 11))
     engines.fp16 = build_engine(o, "FP16", true, {{1, o.batch, o.batch}});
   if (uses(configs, 8, 8) && two_profiles_possible) {
     engines.two_profiles = build_engine(o, "FP16 two-profile", true, {low, high});
     engines.small_batch = small;
   }
-  const std::shared_ptr<const Engine> any = engines.fp32   ? engines.fp32
-                                            : engines.fp16 ? engines.fp16
-                                                           : engines.two_profiles;
 
   AblationReport report;
   report.rows.reserve(configs.size());  // last_row below points into it
@@ -177,101 +192,85 @@ void run_ablation(const BenchOptions& opt) {
 
   std::vector<TraceSpan> last_spans;
   const AblationRow* last_row = nullptr;
-  if (any) {
-    std::vector<std::int64_t> dims;
-    for (const IoTensorInfo& t : any->io_tensors())
-      if (t.is_input) dims = t.dims;
-    if (dims.size() != 4)
-      fail(ErrorKind::kUnsupported, o.model, ": anvil bench --ablation needs an input [N,C,H,W]");
-    std::fprintf(stderr, "making %d batches of %lld images (seed %u)...\n", o.batches,
-                 static_cast<long long>(o.batch), o.seed);
-    const AblationData data =
-        make_ablation_data(o.batches, o.batch, dims[1], dims[2], dims[3], o.seed);
-    report.image_elements = data.image_elements();
-    ConfigSettings settings;
-    settings.timed = o.timed;
-    settings.repeats = o.repeats;
-    settings.duration_s = o.duration_s;
-    settings.chunk_images = o.chunk_images;
-    settings.idle_poll_us = o.idle_poll_us;
-    // Plain runs of each engine: the top-1 classes every config must give.
-    std::vector<std::vector<std::int32_t>> want_fp32, want_fp16, want_u8, want_int8, want_int8_fp32,
-        want_two, want_small;
-    if (engines.fp32) want_fp32 = plain_top1(*engines.fp32, data.nchw, o.batch);
-    if (engines.fp16) want_fp16 = plain_top1(*engines.fp16, data.nchw, o.batch);
-    if (engines.fp16 && uses(configs, 9, 9) && !data.nhwc_as_nchw.empty())
-      want_u8 = plain_top1(*engines.fp16, data.nhwc_as_nchw, o.batch);
-    if (uses(configs, 10, 10) || uses(configs, 12, 12)) {
-      if (!data.nhwc_as_nchw.empty())
-        engines.int8 = build_engine(o, "INT8", true, {{1, o.batch, o.batch}},
-                                    calibrate_on(o, data, any->io_tensors()));
-      if (engines.int8 && uses(configs, 10, 10))
-        want_int8 = plain_top1(*engines.int8, data.nhwc_as_nchw, o.batch);
-      if (engines.int8 && uses(configs, 12, 12))
-        want_int8_fp32 = plain_top1(*engines.int8, data.nchw, o.batch);
-    }
-    if (engines.two_profiles) {
-      want_two = plain_top1(*engines.two_profiles, data.nchw, o.batch);
-      want_small = plain_top1(*engines.two_profiles, data.nchw, o.batch, small);
-    }
-    for (const int c : configs) {
-      AblationRow& row = report.rows.emplace_back();
-      row.config = c;
-      row.name = std::string(kAblationConfigNames[static_cast<std::size_t>(c)]);
-      // 9 and 10 send uint8 RGB; 10 and 12 calibrate INT8 on it.
-      const bool needs_rgb = c == 9 || c == 10 || c == 12;
-      if ((c == 8 && !two_profiles_possible) || (needs_rgb && data.nhwc.empty())) {
-        row.available = false;
-        row.note = c == 8 ? "not available (needs --batch 4 or more)" : std::string(kNeedsRgb);
-        continue;
-      }
-      std::fprintf(stderr, "config %d: %s...\n", c, row.name.c_str());
-      ConfigResult r = run_ablation_config(c, engines, data, settings);
-      row.timed_ms = r.timed_ms;
-      row.timed_runs_ms = r.timed_runs_ms;
-      row.traced_ms = r.traced_ms;
-      row.images_per_s = r.images_per_s;
-      row.device_bytes = r.device_bytes;
-      row.input_h2d_min_gb_per_s = r.input_h2d_gb_per_s.min;
-      row.input_h2d_max_gb_per_s = r.input_h2d_gb_per_s.max;
-      const auto& want = c <= 2    ? want_fp32
-                         : c == 8  ? want_two
-                         : c == 9  ? want_u8
-                         : c == 10 ? want_int8
-                         : c == 12 ? want_int8_fp32
-                                   : want_fp16;
-      row.top1_mismatches = count_mismatches(r.top1, want, row.top1_checked);
-      if (c == 8)
-        row.top1_mismatches += count_mismatches(r.top1_small, want_small, row.top1_checked);
-      if (c == 8)
-        row.note = "each batch also runs its first " + std::to_string(small) +
-                   " images as a batch of their own (profile 0)";
-      if (c >= 9) row.note = "softmax and top-1 on the GPU, the host prints";
-      if (c >= 5 && o.idle_poll_us > 0)
-        row.note += std::string(row.note.empty() ? "" : "; ") + "workers poll " +
-                    std::to_string(o.idle_poll_us) + " us before sleeping";
-      if (c >= 11)
-        row.note += "; chunks of " + std::to_string(std::min(o.chunk_images, o.batch)) +
-                    " images, 1 worker, 3 batches in flight, CUDA graphs";
-      std::fprintf(stderr, "  %.3f ms (median of %zu runs%s%s), %.0f images/s\n", row.timed_ms,
-                   row.timed_runs_ms.size(), row.timed_runs_ms.size() > 1 ? ": " : "",
-                   run_range(row.timed_runs_ms).c_str(), row.images_per_s);
-      if (row.input_h2d_min_gb_per_s > 0)
-        std::fprintf(stderr, "  its pinned data uploads at %.2f-%.2f GB/s (per batch)\n",
-                     row.input_h2d_min_gb_per_s, row.input_h2d_max_gb_per_s);
-      if (const std::string lanes = gpu_summary(r.spans, r.traced_ms); !lanes.empty())
-        std::fprintf(stderr, "  traced run (%.3f ms): %s\n", r.traced_ms, lanes.c_str());
-      last_spans = std::move(r.spans);
-      last_row = &row;
-    }
-  } else {
-    for (const int c : configs) {
-      AblationRow& row = report.rows.emplace_back();
-      row.config = c;
-      row.name = std::string(kAblationConfigNames[static_cast<std::size_t>(c)]);
+  std::fprintf(stderr, "making %d batches of %lld images (seed %u)...\n", o.batches,
+               static_cast<long long>(o.batch), o.seed);
+  const AblationData data =
+      make_ablation_data(o.batches, o.batch, input.channels, input.height, input.width, o.seed);
+  report.image_elements = data.image_elements();
+  ConfigSettings settings;
+  settings.timed = o.timed;
+  settings.repeats = o.repeats;
+  settings.duration_s = o.duration_s;
+  settings.chunk_images = o.chunk_images;
+  settings.idle_poll_us = o.idle_poll_us;
+  // Plain runs of each engine: the top-1 classes every config must give.
+  std::vector<std::vector<std::int32_t>> want_fp32, want_fp16, want_u8, want_int8, want_int8_fp32,
+      want_two, want_small;
+  if (engines.fp32) want_fp32 = plain_top1(*engines.fp32, data.nchw, o.batch);
+  if (engines.fp16) want_fp16 = plain_top1(*engines.fp16, data.nchw, o.batch);
+  if (engines.fp16 && uses(configs, 9, 9) && !data.nhwc_as_nchw.empty())
+    want_u8 = plain_top1(*engines.fp16, data.nhwc_as_nchw, o.batch);
+  if (uses(configs, 10, 10) || uses(configs, 12, 12)) {
+    if (!data.nhwc_as_nchw.empty())
+      engines.int8 =
+          build_engine(o, "INT8", true, {{1, o.batch, o.batch}}, calibrate_on(o, data, input.name));
+    if (engines.int8 && uses(configs, 10, 10))
+      want_int8 = plain_top1(*engines.int8, data.nhwc_as_nchw, o.batch);
+    if (engines.int8 && uses(configs, 12, 12))
+      want_int8_fp32 = plain_top1(*engines.int8, data.nchw, o.batch);
+  }
+  if (engines.two_profiles) {
+    want_two = plain_top1(*engines.two_profiles, data.nchw, o.batch);
+    want_small = plain_top1(*engines.two_profiles, data.nchw, o.batch, small);
+  }
+  for (const int c : configs) {
+    AblationRow& row = report.rows.emplace_back();
+    row.config = c;
+    row.name = std::string(kAblationConfigNames[static_cast<std::size_t>(c)]);
+    // 9 and 10 send uint8 RGB; 10 and 12 calibrate INT8 on it.
+    const bool needs_rgb = c == 9 || c == 10 || c == 12;
+    if ((c == 8 && !two_profiles_possible) || (needs_rgb && data.nhwc.empty())) {
       row.available = false;
-      row.note = "not available (needs --batch 4 or more)";
+      row.note = c == 8 ? "not available (needs --batch 4 or more)" : std::string(kNeedsRgb);
+      continue;
     }
+    std::fprintf(stderr, "config %d: %s...\n", c, row.name.c_str());
+    ConfigResult r = run_ablation_config(c, engines, data, settings);
+    row.timed_ms = r.timed_ms;
+    row.timed_runs_ms = r.timed_runs_ms;
+    row.traced_ms = r.traced_ms;
+    row.images_per_s = r.images_per_s;
+    row.device_bytes = r.device_bytes;
+    row.input_h2d_min_gb_per_s = r.input_h2d_gb_per_s.min;
+    row.input_h2d_max_gb_per_s = r.input_h2d_gb_per_s.max;
+    const auto& want = c <= 2    ? want_fp32
+                       : c == 8  ? want_two
+                       : c == 9  ? want_u8
+                       : c == 10 ? want_int8
+                       : c == 12 ? want_int8_fp32
+                                 : want_fp16;
+    row.top1_mismatches = count_mismatches(r.top1, want, row.top1_checked);
+    if (c == 8) row.top1_mismatches += count_mismatches(r.top1_small, want_small, row.top1_checked);
+    if (c == 8)
+      row.note = "each batch also runs its first " + std::to_string(small) +
+                 " images as a batch of their own (profile 0)";
+    if (c >= 9) row.note = "softmax and top-1 on the GPU, the host prints";
+    if (c >= 5 && o.idle_poll_us > 0)
+      row.note += std::string(row.note.empty() ? "" : "; ") + "workers poll " +
+                  std::to_string(o.idle_poll_us) + " us before sleeping";
+    if (c >= 11)
+      row.note += "; chunks of " + std::to_string(std::min(o.chunk_images, o.batch)) +
+                  " images, 1 worker, 3 batches in flight, CUDA graphs";
+    std::fprintf(stderr, "  %.3f ms (median of %zu runs%s%s), %.0f images/s\n", row.timed_ms,
+                 row.timed_runs_ms.size(), row.timed_runs_ms.size() > 1 ? ": " : "",
+                 run_range(row.timed_runs_ms).c_str(), row.images_per_s);
+    if (row.input_h2d_min_gb_per_s > 0)
+      std::fprintf(stderr, "  its pinned data uploads at %.2f-%.2f GB/s (per batch)\n",
+                   row.input_h2d_min_gb_per_s, row.input_h2d_max_gb_per_s);
+    if (const std::string lanes = gpu_summary(r.spans, r.traced_ms); !lanes.empty())
+      std::fprintf(stderr, "  traced run (%.3f ms): %s\n", r.traced_ms, lanes.c_str());
+    last_spans = std::move(r.spans);
+    last_row = &row;
   }
   report.h2d_gb_per_s = measure_h2d_gb_per_s();
 
