@@ -10,6 +10,7 @@
 // tactic. The runners' checks of corrupt layers run without a GPU.
 #include <algorithm>
 #include <cfloat>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -345,6 +346,65 @@ TEST(LayerInt8Runners, EveryTacticMatchesTheCpu) {
     }
     if (!found.empty()) expect_compiled_tactic_matches(model, found.front(), c.name);
   }
+}
+
+// A plan compiled at a batch size the plan file does not keep is compiled
+// once per engine: the runner keeps it, and the next context (another cuDNN
+// handle) restores it instead of compiling (runtime/layers/conv_int8.cc;
+// CudnnSerializedPlan checks that a restored plan computes the same bytes).
+// cuDNN's runtime-fusion engine (eng4) refuses the kernel cache's
+// dynamic-shape graphs, so each of its configs must take this path; configs
+// the kernel cache serves are counted, not required. The layer is ResNet's
+// 3x3 64 -> 64 at 28 x 28, where cuDNN 9.14 offers eng4 on an H100/H200 (the
+// test model's 6 -> 14 gets eng7 only).
+TEST(LayerInt8Runners, AContextRestoresWhatAnotherContextCompiled) {
+  ANVIL_REQUIRE_GPU();
+  const cuda::CudnnHandle first, second;
+  Model model(kCases[0]);  // its plan's tensors and weight layout
+  nlohmann::json params = model.conv_params();
+  for (const char* key : {"c", "c_pad", "k", "k_pad"})
+    params[key] = 64;
+  for (const char* key : {"in_h", "in_w", "out_h", "out_w"})
+    params[key] = 28;
+  plan::Plan& p = model.plan;
+  p.weights.clear();
+  plan::LayerDesc& conv_layer = p.layers[2];
+  conv_layer.params = params.dump();
+  conv_layer.weights = {
+      builder::append_weights(p.weights, std::vector<float>(64 * 9 * 64), DType::kInt8,
+                              {64, 3, 3, 64}),
+      builder::append_weights(p.weights, std::vector<float>(64, 1.0f), DType::kFloat32, {64}),
+      builder::append_weights(p.weights, std::vector<float>(64), DType::kFloat32, {64})};
+  cuda::QuantizedConvShape shape = runtime::int8_conv_layer_shape(params, "conv");
+  shape.n = 1;
+  const runtime::RunnerFactory factory = runtime::find_runner("conv_int8");
+  ASSERT_NE(factory, nullptr);
+  static const std::byte dummy[256] = {};  // prepare() reads no weight
+  int kept = 0, eng4 = 0;
+  for (const cuda::QuantizedConv& conv : cuda::QuantizedConv::candidates(first.get(), shape)) {
+    plan::set_tactic(conv_layer, 0, conv.identity(), 0.0f);
+    runtime::LayerSetup setup{p, conv_layer, params, {dummy, dummy, dummy}, true};
+    const std::unique_ptr<runtime::LayerRunner> runner = factory(setup);
+    const bool is_eng4 = conv.identity().find(":eng4:") != std::string::npos;
+    eng4 += is_eng4;
+    ASSERT_TRUE(runner->compiles(1)) << conv.identity() << ": nothing compiled yet";
+    runner->prepare(1, {first.get(), nullptr});
+    const bool kept_here = !runner->compiles(1);
+    std::printf("%s: %s\n", conv.identity().c_str(),
+                kept_here ? "kept for the next context" : "not kept (kernel cache or no text)");
+    if (is_eng4) {
+      EXPECT_TRUE(kept_here) << conv.identity();
+    }
+    if (!kept_here) continue;
+    ++kept;
+    EXPECT_TRUE(runner->compiles(2)) << conv.identity() << ": batch 2 was never compiled";
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_NE(runner->prepare(1, {second.get(), nullptr}), nullptr) << conv.identity();
+    std::printf("  the second handle's prepare took %.4f s\n",
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::printf("%d configs kept, %d eng4 configs offered\n", kept, eng4);
+  if (eng4 == 0) GTEST_SKIP() << "cuDNN offers no eng4 config for " << shape.describe();
 }
 
 // ---- Corrupt layers: the runners' constructors touch no GPU. ----

@@ -17,9 +17,17 @@
 //    batch sizes and contexts bind a compiled kernel (0.001 s a plan,
 //    CudnnKernelCache test, 2026-11-26), but only for engines that accept
 //    dynamic-shape graphs: eng4 refuses them (NOT_SUPPORTED_GRAPH_PATTERN),
-//    so another batch size compiles (docs/INT8.md, start-up).
+//    so another batch size compiles (docs/INT8.md, start-up);
+//  - so a plan compiled at another batch size is compiled once per engine,
+//    not once per context: the runner keeps what it compiled, serialized,
+//    and the next context preparing the layer at that shape restores it.
 #include <atomic>
 #include <cstdio>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
 
 #include "cuda/cudnn_kernel_cache.h"
 #include "cuda/cudnn_quantized_conv.h"
@@ -108,7 +116,8 @@ class Int8ConvRunner final : public LayerRunner {
     if (identity_ == kConv3x3Int8Identity) return false;
     cuda::QuantizedConvShape shape = shape_;
     shape.n = batch;
-    return !compiled_ || compiled_->shape != shape.describe();
+    if (compiled_ && compiled_->shape == shape.describe()) return false;
+    return !identity_ || !compiled_here(shape, *identity_);
   }
 
   std::unique_ptr<PreparedLayer> prepare(std::int64_t batch, const Handles& h) const override {
@@ -138,16 +147,18 @@ class Int8ConvRunner final : public LayerRunner {
 
  private:
   // The tactic as the plan keeps it compiled, at the shape it was compiled
-  // for; else through the kernel cache; where cuDNN cannot build it as a
-  // dynamic-shape graph, as it was tuned (compiled for this batch).
+  // for; else as another context of this engine compiled it; else through
+  // the kernel cache; where cuDNN cannot build it as a dynamic-shape graph,
+  // as it was tuned (compiled for this batch, and kept for the next context).
   cuda::QuantizedConv from_identity(const cuda::QuantizedConvShape& shape, const std::string& id,
                                     const Handles& h) const {
     if (compiled_ && identity_ == id && compiled_->shape == shape.describe()) {
-      try {
-        return cuda::QuantizedConv::from_serialized(h.cudnn, shape, id, compiled_->cudnn);
-      } catch (const Error&) {
-        // It only saves the compile: compile it, as without one.
-      }
+      if (std::optional<cuda::QuantizedConv> conv = restore(h, shape, id, compiled_->cudnn))
+        return std::move(*conv);
+    }
+    if (const std::optional<std::string> text = compiled_here(shape, id)) {
+      if (std::optional<cuda::QuantizedConv> conv = restore(h, shape, id, *text))
+        return std::move(*conv);
     }
     if (cache_) {
       try {
@@ -156,7 +167,37 @@ class Int8ConvRunner final : public LayerRunner {
         if (e.kind() != ErrorKind::kIncompatible && e.kind() != ErrorKind::kUnsupported) throw;
       }
     }
-    return cuda::QuantizedConv::from_identity(h.cudnn, shape, id);
+    cuda::QuantizedConv conv = cuda::QuantizedConv::from_identity(h.cudnn, shape, id);
+    if (std::string text = conv.serialize(); !text.empty()) {
+      const std::lock_guard<std::mutex> lock(compiled_here_mutex_);
+      compiled_here_.emplace(compiled_key(shape, id), std::move(text));
+    }
+    return conv;
+  }
+
+  // A serialized plan restored (about a millisecond); nothing where cuDNN
+  // refuses the text, which only costs the compile it would have saved.
+  static std::optional<cuda::QuantizedConv> restore(const Handles& h,
+                                                    const cuda::QuantizedConvShape& shape,
+                                                    const std::string& id,
+                                                    const std::string& text) {
+    try {
+      return cuda::QuantizedConv::from_serialized(h.cudnn, shape, id, text);
+    } catch (const Error&) {
+      return std::nullopt;
+    }
+  }
+
+  static std::string compiled_key(const cuda::QuantizedConvShape& shape, const std::string& id) {
+    return shape.describe() + " " + id;
+  }
+
+  std::optional<std::string> compiled_here(const cuda::QuantizedConvShape& shape,
+                                           const std::string& id) const {
+    const std::lock_guard<std::mutex> lock(compiled_here_mutex_);
+    const auto it = compiled_here_.find(compiled_key(shape, id));
+    if (it == compiled_here_.end()) return std::nullopt;
+    return it->second;
   }
 
   // Our kernel; kUnsupported where it cannot run this shape on this GPU (a
@@ -222,6 +263,13 @@ class Int8ConvRunner final : public LayerRunner {
   cuda::QuantizedConvShape shape_;
   Int8ConvWeights weights_;
   std::unique_ptr<cuda::CudnnKernelCache> cache_;  // null: none in this cuDNN
+  // Plans this runner compiled, as cuDNN serialized them (64-72 KB of text
+  // each), by shape and tactic. Compiling the same plan again in one process
+  // still takes 0.03-0.05 s a layer; a pipeline whose four chunk contexts
+  // first met a new batch size in one request stalled it 3.2 s (H200,
+  // fourteenth session, docs/PERFORMANCE.md). Restoring takes about 1 ms.
+  mutable std::mutex compiled_here_mutex_;
+  mutable std::map<std::string, std::string> compiled_here_;
   mutable std::atomic<bool> warned_{false};
 };
 
