@@ -229,7 +229,11 @@ struct ExecutorModelInfo {
 //    activation block (create_context_without_memory + set_device_memory:
 //    they run in turn on the worker's compute stream); a copy stream, a
 //    compute stream and a download stream; CUDA graphs on per
-//    PipelineOptions::cuda_graphs;
+//    PipelineOptions::cuda_graphs. A context takes its shape at the first
+//    request that reaches it at that size: every layer is prepared then
+//    (and an INT8 plan compiles its cuDNN kernels for a batch size the plan
+//    file does not keep, once per engine), so warm every slot up (workers x
+//    batches_in_flight_per_worker requests) before timing or serving;
 //  - per slot: a pinned host input and output buffer for max_batch, allocated
 //    once (never per request), device IO buffers, and events;
 //  - start(): memcpy the batch into the slot's pinned buffer (unless it is
