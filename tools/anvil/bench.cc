@@ -17,6 +17,7 @@
 #if ANVIL_HAVE_CUDA
 #include "ablation_chart.h"
 #include "ablation_configs.h"
+#include "ablation_input.h"
 #include "anvil/builder.h"
 #include "anvil/engine.h"
 #include "cuda/device.h"
@@ -97,26 +98,6 @@ std::string calibrate_on(const BenchOptions& opt, const AblationData& data,
   return path;
 }
 
-// The model's one input, read from the file so that any set of configs can
-// run (config 10 alone builds no FP16 engine to ask).
-struct ModelInput {
-  std::string name;
-  std::int64_t channels = 0, height = 0, width = 0;
-};
-
-ModelInput model_input(const std::string& model) {
-  ir::Graph graph = onnx::import_model(model);
-  if (graph.inputs.size() != 1)
-    fail(ErrorKind::kUnsupported, model, ": anvil bench --ablation needs a model with one input, ",
-         "it has ", graph.inputs.size());
-  const ir::Value& input = *graph.inputs[0];
-  const ir::Shape& shape = input.shape;
-  if (shape.rank() != 4 || !shape[1].is_known() || !shape[2].is_known() || !shape[3].is_known())
-    fail(ErrorKind::kUnsupported, model, ": anvil bench --ablation needs an input [N,C,H,W] with ",
-         "C, H and W known; '", input.name, "' is ", ir::to_string(shape));
-  return {input.name, shape[1].size, shape[2].size, shape[3].size};
-}
-
 bool uses(const std::vector<int>& configs, int first, int last) {
   for (int c : configs)
     if (c >= first && c <= last) return true;
@@ -170,7 +151,7 @@ void run_ablation(const BenchOptions& opt) {
   const BatchRange high{std::max(2 * small + 1, o.batch / 2), o.batch, o.batch * 3 / 2};
   const bool two_profiles_possible = o.batch >= 4;
 
-  const ModelInput input = model_input(o.model);
+  const AblationInput input = ablation_input(o.model);
   AblationEngines engines;
   if (uses(configs, 0, 2)) engines.fp32 = build_engine(o, "FP32", false, {{1, o.batch, o.batch}});
   if (uses(configs, 3, 7) || uses(configs, 9, 9) || uses(configs, 11, 11))
