@@ -268,6 +268,7 @@ class Int8ConvRunner final : public LayerRunner {
   // still takes 0.03-0.05 s a layer; a pipeline whose four chunk contexts
   // first met a new batch size in one request stalled it 3.2 s (H200,
   // fourteenth session, docs/PERFORMANCE.md). Restoring takes about 1 ms.
+  // Like each context's prepared layers, it grows with the batch sizes seen.
   mutable std::mutex compiled_here_mutex_;
   mutable std::map<std::string, std::string> compiled_here_;
   mutable std::atomic<bool> warned_{false};
