@@ -24,6 +24,7 @@
 #include <atomic>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -156,7 +157,7 @@ class Int8ConvRunner final : public LayerRunner {
       if (std::optional<cuda::QuantizedConv> conv = restore(h, shape, id, compiled_->cudnn))
         return std::move(*conv);
     }
-    if (const std::optional<std::string> text = compiled_here(shape, id)) {
+    if (const std::shared_ptr<const std::string> text = compiled_here(shape, id)) {
       if (std::optional<cuda::QuantizedConv> conv = restore(h, shape, id, *text))
         return std::move(*conv);
     }
@@ -170,7 +171,8 @@ class Int8ConvRunner final : public LayerRunner {
     cuda::QuantizedConv conv = cuda::QuantizedConv::from_identity(h.cudnn, shape, id);
     if (std::string text = conv.serialize(); !text.empty()) {
       const std::lock_guard<std::mutex> lock(compiled_here_mutex_);
-      compiled_here_.emplace(compiled_key(shape, id), std::move(text));
+      compiled_here_.emplace(compiled_key(shape, id),
+                             std::make_shared<const std::string>(std::move(text)));
     }
     return conv;
   }
@@ -192,12 +194,13 @@ class Int8ConvRunner final : public LayerRunner {
     return shape.describe() + " " + id;
   }
 
-  std::optional<std::string> compiled_here(const cuda::QuantizedConvShape& shape,
-                                           const std::string& id) const {
+  // The text another context kept, shared rather than copied (64-72 KB);
+  // null when none was.
+  std::shared_ptr<const std::string> compiled_here(const cuda::QuantizedConvShape& shape,
+                                                   const std::string& id) const {
     const std::lock_guard<std::mutex> lock(compiled_here_mutex_);
     const auto it = compiled_here_.find(compiled_key(shape, id));
-    if (it == compiled_here_.end()) return std::nullopt;
-    return it->second;
+    return it == compiled_here_.end() ? nullptr : it->second;
   }
 
   // Our kernel; kUnsupported where it cannot run this shape on this GPU (a
@@ -270,7 +273,7 @@ class Int8ConvRunner final : public LayerRunner {
   // fourteenth session, docs/PERFORMANCE.md). Restoring takes about 1 ms.
   // Like each context's prepared layers, it grows with the batch sizes seen.
   mutable std::mutex compiled_here_mutex_;
-  mutable std::map<std::string, std::string> compiled_here_;
+  mutable std::map<std::string, std::shared_ptr<const std::string>> compiled_here_;
   mutable std::atomic<bool> warned_{false};
 };
 
