@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "anvil/builder.h"
 #include "anvil/engine.h"
 #include "anvil/pipeline.h"
 #include "builder/gpu/autotune.h"
@@ -842,6 +843,43 @@ TEST(PipelineGpu, ChunkSizesOutsideTheEngineAreErrors) {
       EXPECT_NE(std::string(e.what()).find("chunk_images"), std::string::npos) << e.what();
     }
   }
+}
+
+// Chunk contexts are bound to the chunk size where the pipeline is made
+// (so no request pays for their first shape): a chunk size between an
+// engine's two profiles is refused there, where it used to fail the first
+// request; one inside a profile is made and runs.
+TEST(PipelineGpu, AChunkSizeInNoProfileIsRefusedWhereThePipelineIsMade) {
+  ANVIL_REQUIRE_GPU();
+  const std::filesystem::path model =
+      std::filesystem::path(ANVIL_GPU_MODEL_DIR) / "mobilenetv2.onnx";
+  ASSERT_TRUE(std::filesystem::exists(model)) << model << " (made by the gpu.models fixture)";
+  BuilderConfig config;
+  config.fp16 = true;
+  config.autotune_iterations = 1;
+  config.profile.set_batch_range(1, 2, 2);
+  config.additional_profiles.resize(1);
+  config.additional_profiles[0].set_batch_range(4, 4, 8);
+  const std::shared_ptr<const Engine> engine =
+      Engine::deserialize(Builder().build_serialized(model, config), "two-profile.plan");
+  const EngineShape shape = shape_of(*engine);
+  PipelineOptions o;
+  o.workers = 1;
+  o.output = OutputMode::kFullOutput;
+  o.chunk_images = 3;
+  try {
+    Pipeline p(engine_executor_factory(engine), o);
+    ADD_FAILURE() << "chunks of 3 were accepted: no profile runs batch 3";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument) << e.what();
+    const std::string what = e.what();
+    EXPECT_NE(what.find("batch 3"), std::string::npos) << what;
+    EXPECT_NE(what.find("no optimization profile"), std::string::npos) << what;
+  }
+  o.chunk_images = 4;
+  Pipeline p(engine_executor_factory(engine), o);
+  const Result r = p.submit(float_batch(8, shape.image, 7100u, 0)).get();
+  EXPECT_EQ(r.output.size(), 8 * shape.classes);
 }
 
 }  // namespace

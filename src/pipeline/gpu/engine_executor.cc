@@ -287,6 +287,19 @@ EngineExecutor::EngineExecutor(std::shared_ptr<const Engine> engine, EngineModel
       cc.context->set_cuda_graph(options_.cuda_graphs);
     }
   }
+  // Chunk contexts run at the chunk size (all but a request's short last
+  // chunk): bound here, so that no request pays for a context's first shape
+  // (every layer prepared, and an INT8 plan's convs compiled at a batch size
+  // the plan does not keep: a request stalled 0.2-3.2 s on an H200,
+  // docs/PERFORMANCE.md, fourteenth session), and a chunk size in no
+  // profile is refused now rather than at the first request. Whole-request
+  // contexts take their first request's size, which is not known here.
+  if (options_.chunk_images > 0) {
+    for (Slot& s : slots_)
+      for (ChunkContext& c : s.contexts)
+        select_shape(c, chunk_, c.preformatted);
+    fit_activations();
+  }
 }
 
 EngineExecutor::~EngineExecutor() {
