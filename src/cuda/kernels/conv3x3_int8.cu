@@ -64,12 +64,15 @@ constexpr int kBiasOffset = kScaleOffset + kC * 4;
 constexpr int kStageOffset = kBiasOffset + kC * 4;
 constexpr int kBandOffset = kStageOffset + kStageBytes;
 constexpr int kBlocksPerSm = 2;
+// Bands are numbered in 32 bits: a 64-bit division per band cost more
+// instructions than the band's cp.async address math.
+constexpr long long kMaxUnits = 1LL << 30;
 
 struct Dims {
   int h, w;         // input = output
   int rows, bands;  // output rows a band, bands an image
   int band_bytes;   // (rows + 2) x (w + 2) pixels of kBandPitch bytes
-  long long units;  // n x bands
+  int units;        // n x bands, at most kMaxUnits
   bool relu;
   float residual_scale;
 };
@@ -84,18 +87,23 @@ __device__ __forceinline__ int filter_chunk(int n, int j) {
 
 // Starts loading band `unit`'s input rows (p0 - 1 .. p0 + rows) into `band`,
 // zeros for rows outside the image. The zero columns are written once.
-__device__ void load_band(unsigned char* band, const std::int8_t* x, const Dims& d,
-                          long long unit) {
-  const long long image = unit / d.bands;
-  const int p0 = static_cast<int>(unit % d.bands) * d.rows;
-  const int chunks = (d.rows + 2) * d.w * 4;
+// Thread t copies 16-byte chunk t % 4 of band pixels t / 4, t / 4 + 64, ...:
+// its row and column advance 64 pixels a step, with no division.
+__device__ void load_band(unsigned char* band, const std::int8_t* x, const Dims& d, int unit) {
+  const int image = unit / d.bands;
+  const int p0 = (unit - image * d.bands) * d.rows;
+  const std::int8_t* const image_x = x + static_cast<long long>(image) * d.h * d.w * kC;
+  const int chunks = (d.rows + 2) * d.w * 4, c = threadIdx.x & 3;
+  int rr = (threadIdx.x >> 2) / d.w, q = (threadIdx.x >> 2) - rr * d.w;
   for (int i = threadIdx.x; i < chunks; i += kThreads) {
-    const int pixel = i >> 2, c = i & 3;
-    const int rr = pixel / d.w, q = pixel - rr * d.w, iy = p0 - 1 + rr;
+    const int iy = p0 - 1 + rr;
     const bool inside = iy >= 0 && iy < d.h;
-    const std::int8_t* src = inside ? x + ((image * d.h + iy) * d.w + q) * kC + c * 16 : x;
+    const std::int8_t* src =
+        inside ? image_x + static_cast<long long>(iy * d.w + q) * kC + c * 16 : x;
     cp_async<16>(shared_address(band + (rr * (d.w + 2) + q + 1) * kBandPitch + c * 16), src,
                  inside);
+    for (q += kThreads / 4; q >= d.w; q -= d.w)
+      ++rr;
   }
 }
 
@@ -129,7 +137,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
     *reinterpret_cast<uint4*>(bands + buffer * d.band_bytes + slot * kBandPitch + c * 16) =
         make_uint4(0, 0, 0, 0);
   }
-  long long unit = blockIdx.x;
+  int unit = static_cast<int>(blockIdx.x);
   if (unit < d.units) load_band(bands, x, d, unit);
   cp_async_commit();
 
@@ -144,12 +152,12 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
                                 shared_address(s_filter + filter_chunk(b_row, 2 + b_hi))};
   const int g = lane >> 2, t = lane & 3;  // the accumulators' row and column pair
 
-  for (int buffer = 0; unit < d.units; unit += gridDim.x, buffer ^= 1) {
-    const long long image = unit / d.bands;
-    const int p0 = static_cast<int>(unit % d.bands) * d.rows;
+  for (int buffer = 0; unit < d.units; unit += static_cast<int>(gridDim.x), buffer ^= 1) {
+    const int image = unit / d.bands;
+    const int p0 = (unit - image * d.bands) * d.rows;
     const int pixels = min(d.rows, d.h - p0) * d.w;
     const int first = warp * kWarpPixels;  // the warp's first pixel of the band
-    const long long out0 = ((image * d.h + p0) * d.w + first) * kC;
+    const long long out0 = ((static_cast<long long>(image) * d.h + p0) * d.w + first) * kC;
     cp_async_wait<0>();
     __syncthreads();  // this band is in; every warp is done with the other buffer
     // Group 1: this warp's residual pixels into its staging; group 2: the
@@ -162,8 +170,8 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
                      inside ? residual + out0 + pixel * kC + c * 16 : residual, inside);
       }
     cp_async_commit();
-    if (unit + gridDim.x < d.units)
-      load_band(bands + (buffer ^ 1) * d.band_bytes, x, d, unit + gridDim.x);
+    if (unit + static_cast<int>(gridDim.x) < d.units)
+      load_band(bands + (buffer ^ 1) * d.band_bytes, x, d, unit + static_cast<int>(gridDim.x));
     cp_async_commit();
     if (first >= pixels) continue;  // a short band: this warp has no pixels
 
@@ -287,6 +295,10 @@ Conv3x3Int8::Conv3x3Int8(const Conv3x3Int8Shape& shape) : shape_(shape) {
   band_rows_ = std::min(h, kMaxBandPixels / w);
   bands_ = (h + band_rows_ - 1) / band_rows_;
   units_ = shape.n * bands_;
+  if (units_ > kMaxUnits)
+    fail(ErrorKind::kUnsupported, "conv3x3_int8: a batch of ", shape.n, " images of ", h,
+         " rows is ", units_, " bands of ", band_rows_, " rows; the kernel takes at most ",
+         kMaxUnits, ": split the batch");
   smem_bytes_ = kBandOffset + 2 * (band_rows_ + 2) * (w + 2) * kBandPitch;
   if (smem_bytes_ > smem_limit)
     fail(ErrorKind::kUnsupported, "conv3x3_int8: ", smem_bytes_,
@@ -321,7 +333,7 @@ void Conv3x3Int8::run(const void* x, const void* filter, const float* scale, con
   d.rows = band_rows_;
   d.bands = bands_;
   d.band_bytes = (band_rows_ + 2) * (d.w + 2) * kBandPitch;
-  d.units = units_;
+  d.units = static_cast<int>(units_);
   d.relu = shape_.relu;
   d.residual_scale = shape_.residual_scale;
   const auto* xi = static_cast<const std::int8_t*>(x);
