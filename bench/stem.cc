@@ -32,6 +32,7 @@
 #include "cuda/check.h"
 #include "cuda/device.h"
 #include "cuda/handles.h"
+#include "cuda/kernels/preprocess.h"
 #include "cuda/kernels/stem_conv_pool.h"
 
 namespace anvil::bench {
@@ -115,7 +116,7 @@ int run(int argc, char** argv) {
   std::printf(
       "| batch | kernel | input | output | ms | useful TFLOP/s | GB/s moved | %% DRAM peak |\n"
       "|---:|---|---|---|---:|---:|---:|---:|\n");
-  std::string band_sweep;
+  std::string band_sweep, images_rows;
   for (const std::int64_t n : o.batches) {
     k::StemShape shape;
     shape.n = n;
@@ -180,12 +181,58 @@ int run(int argc, char** argv) {
                     rows == 0 ? "default" : std::to_string(rows).c_str(), ms);
       band_sweep += line;
     }
+    // uint8 images, as the pipeline's uint8 path has them: normalized into
+    // FP16 NHWC4 by images_to_engine_storage and read by the row kernel,
+    // against the row kernel reading the bytes itself (StemInput::kUint8Nhwc);
+    // INT8 by reciprocal out, as in ResNet-18 INT8.
+    if (rows_apply) {
+      std::uniform_int_distribution<int> byte(0, 255);
+      std::vector<std::uint8_t> host(static_cast<std::size_t>(n * shape.in_h * shape.in_w * 3));
+      for (std::uint8_t& b : host)
+        b = static_cast<std::uint8_t>(byte(rng));
+      std::vector<cuda::DeviceBuffer> bytes;
+      for (int set = 0; set < sets; ++set) {
+        bytes.emplace_back(host.size());
+        cuda::copy_to_device(bytes.back().data(), host.data(), host.size());
+      }
+      k::StemShape s = shape;
+      s.kernel = k::StemKernel::kRows;
+      s.int8_scale = kScale;
+      s.int8_by_reciprocal = true;
+      const k::ImageBatchShape batch{n, shape.in_h, shape.in_w};
+      s.input = k::StemInput::kFloat16Nhwc4;
+      const float two_kernels = time_ms(stream, sets, o.reps, [&](int set) {
+        const auto i = static_cast<std::size_t>(set);
+        k::images_to_engine_storage(bytes[i].as<std::uint8_t>(), fp16_in[i].data(),
+                                    k::StorageType::kFloat16, k::kStemInChannels, batch,
+                                    k::Normalization{}, stream.get());
+        k::stem_conv_pool(fp16_in[i].data(), d_filter.data(), d_bias.as<float>(), out[i].data(), s,
+                          stream.get());
+      });
+      s.input = k::StemInput::kUint8Nhwc;
+      const float one_kernel = time_ms(stream, sets, o.reps, [&](int set) {
+        const auto i = static_cast<std::size_t>(set);
+        k::stem_conv_pool(bytes[i].data(), d_filter.data(), d_bias.as<float>(), out[i].data(), s,
+                          stream.get());
+      });
+      char line[160];
+      std::snprintf(line, sizeof line, "| %lld | %.4f | %.4f | %.4f |\n", static_cast<long long>(n),
+                    two_kernels, one_kernel, two_kernels - one_kernel);
+      images_rows += line;
+    }
   }
   if (!band_sweep.empty())
     std::printf(
         "\nThe row kernel's band of pooled rows a block, FP32 NCHW in, INT8 by reciprocal "
         "out:\n\n| batch | band rows | ms |\n|---:|---|---:|\n%s",
         band_sweep.c_str());
+  if (!images_rows.empty())
+    std::printf(
+        "\nuint8 NHWC images, INT8 by reciprocal out: normalized to FP16 NHWC4 "
+        "(images_to_engine_storage) then the row kernel, against the row kernel reading "
+        "them:\n\n| batch | two kernels ms | the stem alone ms | saved ms "
+        "|\n|---:|---:|---:|---:|\n%s",
+        images_rows.c_str());
   std::printf(
       "\nUseful FLOPs: 2 x 147 multiply-adds per conv output. Both kernels' GEMMs do 224 per "
       "output (a 4th channel and an 8th tap of zeros); the tiled one over 255 conv outputs per "

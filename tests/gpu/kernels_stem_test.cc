@@ -12,12 +12,14 @@
 #include <iterator>
 #include <ostream>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "builder/weights.h"
 #include "cuda/check.h"
 #include "cuda/handles.h"
+#include "cuda/kernels/preprocess.h"
 #include "cuda/kernels/quantize.h"
 #include "cuda/kernels/stem_conv_pool.h"
 #include "gpu_test.h"
@@ -296,6 +298,94 @@ TEST(StemConvPoolRows, AgreesWithTheTiledKernel) {
       EXPECT_LE(max_err, 1e-2 * max_value) << what << ": worst output " << worst;
       EXPECT_LT(differ, outputs / 100)
           << what << ": the sums' order should rarely change an FP16 result";
+    }
+  }
+}
+
+// uint8 RGB images read by the row kernel itself (StemInput::kUint8Nhwc)
+// against images_to_engine_storage's FP16 NHWC4 storage of them read as
+// usual: the same output bits, FP16 and INT8, with ImageNet's normalization
+// and another. The cases: ResNet's batch (bands of 28 pooled rows), one
+// ending on a pooled row with no conv row below, and a 1-row image (every
+// other input row is padding, which must stay 0 after normalization).
+TEST(StemConvPoolImages, EqualsNormalizingThenTheFp16Input) {
+  ANVIL_REQUIRE_GPU();
+  for (const StemCase c :
+       {StemCase{128, 224, 224, true}, StemCase{3, 61, 224, false}, StemCase{2, 1, 224, true}}) {
+    k::StemShape shape{c.n, c.h, c.w, c.relu};
+    if (!k::stem_reads_images(shape))
+      GTEST_SKIP() << "no row kernel here (needs sm_90a code on an sm_90 GPU)";
+    std::ostringstream what;
+    PrintTo(c, &what);
+    std::mt19937 rng(17);
+    std::uniform_int_distribution<int> byte(0, 255);
+    std::vector<std::uint8_t> images(static_cast<std::size_t>(c.n * c.h * c.w * 3));
+    for (std::uint8_t& b : images)
+      b = static_cast<std::uint8_t>(byte(rng));
+    const auto w = random_halves(static_cast<std::size_t>(kK * kR * kR * kC), 2, 0.2f);
+    std::vector<float> bias(kK);
+    for (int m = 0; m < kK; ++m)
+      bias[static_cast<std::size_t>(m)] = 0.05f * static_cast<float>(m % 13) - 0.3f;
+    const auto outputs = static_cast<std::size_t>(c.n * shape.out_h() * shape.out_w() * kK);
+    cuda::DeviceBuffer d_images(images.size()), d_storage(images.size() / 3 * kC * 2),
+        d_w(w.size() * 2), d_b(bias.size() * 4), d_want(outputs * 2), d_got(outputs * 2);
+    cuda::copy_to_device(d_images.data(), images.data(), images.size());
+    cuda::copy_to_device(d_w.data(), w.data(), w.size() * 2);
+    cuda::copy_to_device(d_b.data(), bias.data(), bias.size() * 4);
+    cuda::Stream stream;
+    k::Normalization other;
+    for (int ch = 0; ch < 3; ++ch) {
+      other.mean[ch] = 0.5f - 0.1f * static_cast<float>(ch);
+      other.std[ch] = 0.2f + 0.05f * static_cast<float>(ch);
+    }
+    for (const k::Normalization& norm : {k::Normalization{}, other})
+      for (const float scale : {0.0f, 0.0625f}) {  // FP16 out, INT8 out
+        SCOPED_TRACE(what.str() + (norm.mean[0] == other.mean[0] ? ", other normalization" : "") +
+                     (scale == 0.0f ? ", FP16 output" : ", INT8 output"));
+        shape.int8_scale = scale;
+        shape.int8_by_reciprocal = scale > 0.0f && k::stem_int8_rounds_by_reciprocal(scale);
+        const std::size_t bytes = outputs * (scale > 0.0f ? 1 : 2);
+        test::poison(d_want.data(), d_want.bytes());
+        test::poison(d_got.data(), d_got.bytes());
+        const k::ImageBatchShape batch{c.n, c.h, c.w};
+        k::images_to_engine_storage(d_images.as<std::uint8_t>(), d_storage.data(),
+                                    k::StorageType::kFloat16, kC, batch, norm, stream.get());
+        shape.input = k::StemInput::kFloat16Nhwc4;
+        k::stem_conv_pool(d_storage.data(), d_w.data(), d_b.as<float>(), d_want.data(), shape,
+                          stream.get());
+        shape.input = k::StemInput::kUint8Nhwc;
+        shape.image_affine = k::fold_normalization(norm);
+        k::stem_conv_pool(d_images.data(), d_w.data(), d_b.as<float>(), d_got.data(), shape,
+                          stream.get());
+        stream.synchronize();
+        std::vector<unsigned char> want(bytes), got(bytes);
+        ANVIL_GPU_CHECK(cudaMemcpy(want.data(), d_want.data(), bytes, cudaMemcpyDeviceToHost));
+        ANVIL_GPU_CHECK(cudaMemcpy(got.data(), d_got.data(), bytes, cudaMemcpyDeviceToHost));
+        std::size_t mismatches = 0, first = bytes;
+        for (std::size_t i = 0; i < bytes; ++i)
+          if (got[i] != want[i] && mismatches++ == 0) first = i;
+        EXPECT_EQ(mismatches, 0u) << "of " << bytes << " output bytes; the first at byte " << first;
+      }
+  }
+}
+
+// Images go to the row kernel only: elsewhere one error says what to do.
+TEST(StemConvPoolImages, AreRefusedWhereTheRowKernelCannotRun) {
+  ANVIL_REQUIRE_GPU();
+  cuda::DeviceBuffer buffer(1 << 20);
+  void* p = buffer.data();
+  k::StemShape narrow{1, 16, 16, true, k::StemInput::kUint8Nhwc};
+  EXPECT_FALSE(k::stem_reads_images(narrow));
+  k::StemShape tiles{1, 224, 224, true, k::StemInput::kUint8Nhwc};
+  tiles.kernel = k::StemKernel::kTiles;
+  for (const k::StemShape& shape : {narrow, tiles}) {
+    try {
+      k::stem_conv_pool(p, p, static_cast<const float*>(p), p, shape, nullptr);
+      ADD_FAILURE() << "uint8 images " << shape.in_w << " wide were accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kUnsupported) << e.what();
+      EXPECT_NE(std::string(e.what()).find("images_to_engine_storage"), std::string::npos)
+          << e.what();
     }
   }
 }

@@ -23,12 +23,6 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kGroup = 4;  // pixels per thread on the vector path: 12 bytes, 3 words
 
-// value = byte * scale[c] + bias[c] for output channel c (RGB).
-struct Affine {
-  float scale[3];
-  float bias[3];
-};
-
 // Byte `c` (in source order) of pixel `pixel` (of the whole batch).
 template <bool kPlanar>
 __device__ __forceinline__ unsigned source_byte(const std::uint8_t* __restrict__ src,
@@ -46,7 +40,7 @@ __device__ __forceinline__ unsigned source_byte(const std::uint8_t* __restrict__
 // 4-pixel groups need hw % 4 == 0 (a group then never straddles two images).
 template <int kPix, bool kBgr, bool kPlanar>
 __device__ __forceinline__ void load_pixels(const std::uint8_t* __restrict__ src, long long first,
-                                            long long pixels, long long hw, const Affine& a,
+                                            long long pixels, long long hw, const ImageAffine& a,
                                             float (&v)[kPix][3]) {
   unsigned bytes[3 * kPix];
   bool loaded = false;
@@ -96,7 +90,7 @@ __device__ __forceinline__ void load_pixels(const std::uint8_t* __restrict__ src
 // and its 4 values of a plane are one aligned float4.
 template <int kPix, bool kBgr, bool kPlanar>
 __global__ void images_to_nchw_kernel(const std::uint8_t* __restrict__ src, float* __restrict__ dst,
-                                      long long hw, long long pixels, Affine a) {
+                                      long long hw, long long pixels, ImageAffine a) {
   const long long groups = (pixels + kPix - 1) / kPix;
   for (long long g = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; g < groups;
        g += static_cast<long long>(gridDim.x) * blockDim.x) {
@@ -126,7 +120,7 @@ struct alignas(kN * sizeof(T) < 16 ? kN * sizeof(T) : 16) Packed {
 
 template <typename T, int kCPad, int kPix, bool kBgr, bool kPlanar>
 __global__ void images_to_storage_kernel(const std::uint8_t* __restrict__ src, T* __restrict__ dst,
-                                         long long hw, long long pixels, Affine a) {
+                                         long long hw, long long pixels, ImageAffine a) {
   const long long groups = (pixels + kPix - 1) / kPix;
   for (long long g = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; g < groups;
        g += static_cast<long long>(gridDim.x) * blockDim.x) {
@@ -184,16 +178,6 @@ long long check_args(const char* what, const std::uint8_t* src, const void* dst,
   return pixels;
 }
 
-// Folded in double so the float constants are the nearest to the exact ones.
-Affine fold(const Normalization& norm) {
-  Affine a{};
-  for (int c = 0; c < 3; ++c) {
-    a.scale[c] = static_cast<float>(1.0 / (255.0 * static_cast<double>(norm.std[c])));
-    a.bias[c] = static_cast<float>(-static_cast<double>(norm.mean[c]) / norm.std[c]);
-  }
-  return a;
-}
-
 // Calls f with the byte order and source layout as compile-time constants.
 template <typename F>
 void with_source(const ImageBatchShape& shape, F&& f) {
@@ -211,7 +195,7 @@ void with_source(const ImageBatchShape& shape, F&& f) {
 
 template <int kPix>
 void launch_nchw(const std::uint8_t* src, float* dst, const ImageBatchShape& shape, long long hw,
-                 long long pixels, const Affine& a, cudaStream_t stream) {
+                 long long pixels, const ImageAffine& a, cudaStream_t stream) {
   const unsigned grid = grid_for((pixels + kPix - 1) / kPix, kThreads);
   with_source(shape, [&](auto bgr, auto planar) {
     images_to_nchw_kernel<kPix, decltype(bgr)::value, decltype(planar)::value>
@@ -221,7 +205,7 @@ void launch_nchw(const std::uint8_t* src, float* dst, const ImageBatchShape& sha
 
 template <typename T, int kCPad>
 void launch_storage(const std::uint8_t* src, void* dst, const ImageBatchShape& shape, long long hw,
-                    long long pixels, const Affine& a, cudaStream_t stream) {
+                    long long pixels, const ImageAffine& a, cudaStream_t stream) {
   T* out = static_cast<T*>(dst);
   const bool groups = aligned(src, 4) && (shape.layout == PixelLayout::kNhwc || hw % kGroup == 0);
   with_source(shape, [&](auto bgr, auto planar) {
@@ -238,12 +222,22 @@ void launch_storage(const std::uint8_t* src, void* dst, const ImageBatchShape& s
 
 }  // namespace
 
+// Folded in double so the float constants are the nearest to the exact ones.
+ImageAffine fold_normalization(const Normalization& norm) {
+  ImageAffine a{};
+  for (int c = 0; c < 3; ++c) {
+    a.scale[c] = static_cast<float>(1.0 / (255.0 * static_cast<double>(norm.std[c])));
+    a.bias[c] = static_cast<float>(-static_cast<double>(norm.mean[c]) / norm.std[c]);
+  }
+  return a;
+}
+
 void images_to_nchw(const std::uint8_t* src, float* dst, const ImageBatchShape& shape,
                     const Normalization& norm, cudaStream_t stream) {
   const long long pixels = check_args("images_to_nchw", src, dst, shape, norm);
   if (pixels == 0) return;
   const long long hw = shape.h * shape.w;
-  const Affine a = fold(norm);
+  const ImageAffine a = fold_normalization(norm);
   if (hw % kGroup == 0 && aligned(src, 4) && aligned(dst, 16))
     launch_nchw<kGroup>(src, dst, shape, hw, pixels, a, stream);
   else
@@ -262,7 +256,7 @@ void images_to_engine_storage(const std::uint8_t* src, void* dst, StorageType ds
     fail(ErrorKind::kInvalidArgument, what, ": destination ", dst, " is not 16-byte aligned");
   if (pixels == 0) return;
   const long long hw = shape.h * shape.w;
-  const Affine a = fold(norm);
+  const ImageAffine a = fold_normalization(norm);
   switch (dst_type) {
     case StorageType::kFloat32:
       if (c_pad == 4)

@@ -25,6 +25,16 @@ struct Normalization {
   float std[3] = {0.229f, 0.224f, 0.225f};
 };
 
+// The normalization as one FMA a value: v = byte * scale[c] + bias[c], with
+// scale = 1 / (255 std) and bias = -mean / std folded in double. Every
+// kernel that normalizes image bytes (these, and the stem reading images
+// itself: stem_conv_pool.h) uses it, so they give the same bits.
+struct ImageAffine {
+  float scale[3];
+  float bias[3];
+};
+ImageAffine fold_normalization(const Normalization& norm);
+
 // The byte order of a pixel in the source images. Outputs are always RGB
 // (channel 0 = red); kBgr (OpenCV's order) swaps the bytes while reading.
 enum class ChannelOrder { kRgb, kBgr };

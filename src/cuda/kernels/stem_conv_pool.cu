@@ -422,6 +422,19 @@ void stem_conv_pool(const void* x, const void* filter, const float* bias, void* 
                          : (s.int8_by_reciprocal && d.int8_inv > 0.0f ? Output::kInt8ByReciprocal
                                                                       : Output::kInt8Checked);
   const bool rows_apply = stem_rows_applies(s);
+  if (s.input == StemInput::kUint8Nhwc) {
+    if (!rows_apply || s.kernel == StemKernel::kTiles)
+      fail(ErrorKind::kUnsupported,
+           "stem_conv_pool: uint8 images are read by the row kernel only (a build for sm_90a, "
+           "an sm_90 GPU, inputs ",
+           kStemRowsWidth, " wide; got ", s.in_w,
+           "): normalize them first (images_to_engine_storage) and pass the FP16 input");
+    for (int c = 0; c < 3; ++c)
+      if (!std::isfinite(s.image_affine.scale[c]) || !std::isfinite(s.image_affine.bias[c]))
+        fail(ErrorKind::kInvalidArgument, "stem_conv_pool: channel ", c,
+             "'s image normalization (scale ", s.image_affine.scale[c], ", bias ",
+             s.image_affine.bias[c], ") is not finite");
+  }
   if (s.kernel == StemKernel::kRows && !rows_apply)
     fail(ErrorKind::kInvalidArgument, "stem_conv_pool: the row kernel needs a build for sm_90a (",
          stem_rows_compiled() ? "this is one" : "this is not", "), an sm_90 GPU and inputs ",

@@ -16,6 +16,8 @@
 
 #include <cstdint>
 
+#include "cuda/kernels/preprocess.h"
+
 namespace anvil::cuda::kernels {
 
 inline constexpr int kStemInChannels = 4;    // stored: RGB + a zero channel
@@ -25,8 +27,13 @@ inline constexpr int kStemKernel = 7;
 // How x is stored: FP16 NHWC, RGB and a zero channel (what the plan's
 // reformat_in writes), or the network's own FP32 NCHW RGB input, which the
 // kernel converts as it loads (rounding as reformat_in does, so the output
-// is the same bits), saving reformat_in's pass over the input.
-enum class StemInput { kFloat16Nhwc4, kFloat32Nchw };
+// is the same bits), saving reformat_in's pass over the input; or uint8 RGB
+// images, packed NHWC, which it normalizes as it loads
+// (StemShape::image_affine, images_to_engine_storage's arithmetic: the
+// output is the bits of the FP16 NHWC4 input that kernel writes), saving
+// the preprocessing pass and reading 3 bytes a pixel instead of 8. Images
+// are read by the row kernel only (stem_reads_images).
+enum class StemInput { kFloat16Nhwc4, kFloat32Nchw, kUint8Nhwc };
 
 // Which kernel computes it: the tiled one (mma.sync: any GPU since Ampere,
 // any size) or the row kernel (Hopper's wgmma, in builds for sm_90a, for
@@ -50,6 +57,9 @@ struct StemShape {
   // more: the bits stay those of the division where that says true.
   bool int8_by_reciprocal = false;
   StemKernel kernel = StemKernel::kAuto;
+  // StemInput::kUint8Nhwc only: value = byte * scale[c] + bias[c], then FP16
+  // (fold_normalization of the images' mean and std).
+  ImageAffine image_affine = fold_normalization(Normalization{});
   // The row kernel's pooled rows a block (0: chosen by the batch size);
   // bench/stem.sh times other heights with it.
   std::int64_t band_rows = 0;
@@ -70,7 +80,14 @@ bool stem_int8_rounds_by_reciprocal(float scale);
 // Whether StemKernel::kRows can compute `shape` on the current device.
 bool stem_rows_applies(const StemShape& shape);
 
-// x: [n, in_h, in_w, 4] FP16, or [n, 3, in_h, in_w] FP32 (shape.input); filter: [64, 7, 7, 4] FP16
+// Whether the kernel can read `shape` from uint8 images (StemInput::
+// kUint8Nhwc) on the current device: where the row kernel applies.
+inline bool stem_reads_images(const StemShape& shape) {
+  return stem_rows_applies(shape);
+}
+
+// x: [n, in_h, in_w, 4] FP16, [n, 3, in_h, in_w] FP32 or [n, in_h, in_w, 3] uint8
+// (shape.input; uint8 where stem_reads_images, else kUnsupported); filter: [64, 7, 7, 4] FP16
 // (KRSC); bias: [64] FP32; y: [n, out_h, out_w, 64] FP16, or INT8 when shape.int8_scale > 0.
 // Pointers 16-byte aligned; int8_scale finite and >= 0.
 void stem_conv_pool(const void* x, const void* filter, const float* bias, void* y,

@@ -17,7 +17,8 @@
 //     2: 2 new ones a row), the next row's 2 are stored while the tensor
 //     cores work, and the row after's are loaded from global memory into
 //     registers then (the network's FP32 NCHW planes, converted to FP16 as
-//     reformat_in rounds, or FP16 NHWC4 pixels);
+//     reformat_in rounds, FP16 NHWC4 pixels, or uint8 RGB pixels normalized
+//     as images_to_engine_storage normalizes them);
 //  3. the pool stays in registers: each thread holds 2 channels x 28 conv
 //     column pairs of D; the 3-wide max takes the left neighbour column from
 //     the next lane over (a shuffle), the 3-tall one keeps a running max
@@ -66,13 +67,18 @@ struct Dims {
   int band_rows, bands;  // pooled rows a block, blocks an image
   bool relu;
   float int8_scale, int8_inv;
+  ImageAffine affine;  // StemInput::kUint8Nhwc's normalization
 };
 
 // The 4 pixels of one input row chunk a thread carries from global memory
-// to its slot: three FP32 planes' float4s, or two 16-byte FP16 NHWC4 vectors.
+// to its slot: three FP32 planes' float4s, two 16-byte FP16 NHWC4 vectors,
+// or 12 bytes of uint8 RGB in x, y and z, with w = 1 where they are pixels
+// of the image (else the padding, which is 0 after normalization, not
+// the normalization of byte 0).
 template <StemInput kIn>
 struct Chunk {
-  static constexpr int kVectors = kIn == StemInput::kFloat32Nchw ? 3 : 2;
+  static constexpr int kVectors =
+      kIn == StemInput::kFloat32Nchw ? 3 : (kIn == StemInput::kFloat16Nhwc4 ? 2 : 1);
   uint4 v[kVectors];
 };
 
@@ -91,6 +97,12 @@ __device__ __forceinline__ void load_pair(const void* x, const Dims& d, long lon
                      static_cast<long long>(iy) * kStemRowsWidth + 4 * chunk;
     for (int ch = 0; ch < 3; ++ch)
       c.v[ch] = __ldg(reinterpret_cast<const uint4*>(p + ch * plane));
+  } else if constexpr (kIn == StemInput::kUint8Nhwc) {
+    // 12 bytes at a multiple of 12 from a 16-byte aligned image: 3 words.
+    const auto* p =
+        reinterpret_cast<const unsigned*>(static_cast<const unsigned char*>(x) +
+                                          ((image * d.in_h + iy) * kStemRowsWidth + 4 * chunk) * 3);
+    c.v[0] = make_uint4(__ldg(p), __ldg(p + 1), __ldg(p + 2), 1u);
   } else {
     const uint4* p = reinterpret_cast<const uint4*>(
         static_cast<const __half*>(x) +
@@ -102,7 +114,8 @@ __device__ __forceinline__ void load_pair(const void* x, const Dims& d, long lon
 
 // ...and stores it as FP16 NHWC4 pixels into the slot of its row.
 template <StemInput kIn>
-__device__ __forceinline__ void store_pair(unsigned char* ring, int iy0, const Chunk<kIn>& c) {
+__device__ __forceinline__ void store_pair(unsigned char* ring, int iy0, const Chunk<kIn>& c,
+                                           const Dims& d) {
   const int t = threadIdx.x;
   if (t >= 2 * kChunks) return;
   unsigned char* slot = ring + ((iy0 + t / kChunks) & (kSlots - 1)) * kSlotBytes;
@@ -113,6 +126,22 @@ __device__ __forceinline__ void store_pair(unsigned char* ring, int iy0, const C
     const float* b = reinterpret_cast<const float*>(&c.v[2]);
     for (int i = 0; i < 4; ++i) {
       const __half2 rg = __floats2half2_rn(r[i], g[i]), b0 = __floats2half2_rn(b[i], 0.0f);
+      pixel[i] = make_uint2(*reinterpret_cast<const unsigned*>(&rg),
+                            *reinterpret_cast<const unsigned*>(&b0));
+    }
+  } else if constexpr (kIn == StemInput::kUint8Nhwc) {
+    const unsigned words[3] = {c.v[0].x, c.v[0].y, c.v[0].z};
+    const bool inside = c.v[0].w != 0;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      float v[3];
+#pragma unroll
+      for (int ch = 0; ch < 3; ++ch) {
+        const int byte = 3 * i + ch;  // little-endian: byte 0 of a word first
+        const unsigned b = (words[byte / 4] >> (8 * (byte % 4))) & 0xffu;
+        v[ch] = inside ? fmaf(static_cast<float>(b), d.affine.scale[ch], d.affine.bias[ch]) : 0.0f;
+      }
+      const __half2 rg = __floats2half2_rn(v[0], v[1]), b0 = __floats2half2_rn(v[2], 0.0f);
       pixel[i] = make_uint2(*reinterpret_cast<const unsigned*>(&rg),
                             *reinterpret_cast<const unsigned*>(&b0));
     }
@@ -288,7 +317,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   Chunk<kIn> next;
   for (int iy = 2 * r0 - 3; iy <= 2 * r0 + 3; iy += 2) {
     load_pair<kIn>(x, d, image, iy, next);
-    store_pair<kIn>(ring, iy, next);
+    store_pair<kIn>(ring, iy, next, d);
   }
   if (r0 < r1) load_pair<kIn>(x, d, image, 2 * r0 + 4, next);
 
@@ -308,7 +337,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     // While the tensor cores work: the next row's 2 input rows into slots
     // this row does not read, and the loads of the row after's.
     if (r < r1) {
-      store_pair<kIn>(ring, 2 * r + 4, next);
+      store_pair<kIn>(ring, 2 * r + 4, next, d);
       if (r + 1 < r1) load_pair<kIn>(x, d, image, 2 * r + 6, next);
     }
     wait_row();
@@ -384,6 +413,7 @@ void stem_conv_pool_rows(const void* x, const void* filter, const float* bias, v
   d.relu = s.relu;
   d.int8_scale = s.int8_scale;
   d.int8_inv = int8_inv;
+  d.affine = s.image_affine;
   // The tallest band that still gives about one full wave of blocks (two a
   // SM): a band re-computes one conv row and waits for its first 7 input
   // rows, so taller is cheaper until SMs go idle. bench/stem.sh's sweep
@@ -400,10 +430,14 @@ void stem_conv_pool_rows(const void* x, const void* filter, const float* bias, v
   if (s.band_rows > 0) d.band_rows = static_cast<int>(std::min<std::int64_t>(s.band_rows, d.out_h));
   d.bands = (d.out_h + d.band_rows - 1) / d.band_rows;
   const long long blocks = s.n * d.bands;
-  if (s.input == StemInput::kFloat32Nchw)
-    launch_output<StemInput::kFloat32Nchw>(out, x, filter, bias, y, d, blocks, stream);
-  else
-    launch_output<StemInput::kFloat16Nhwc4>(out, x, filter, bias, y, d, blocks, stream);
+  switch (s.input) {
+    case StemInput::kFloat32Nchw:
+      return launch_output<StemInput::kFloat32Nchw>(out, x, filter, bias, y, d, blocks, stream);
+    case StemInput::kFloat16Nhwc4:
+      return launch_output<StemInput::kFloat16Nhwc4>(out, x, filter, bias, y, d, blocks, stream);
+    case StemInput::kUint8Nhwc:
+      return launch_output<StemInput::kUint8Nhwc>(out, x, filter, bias, y, d, blocks, stream);
+  }
 }
 
 }  // namespace anvil::cuda::kernels
