@@ -26,6 +26,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -54,6 +55,13 @@ struct IoTensorInfo {
 };
 
 class ExecutionContext;
+
+// How uint8 images become a network's input: (v / 255 - mean[c]) / stddev[c]
+// per RGB channel c (ImageNet's by default).
+struct ImageNormalization {
+  std::array<float, 3> mean{0.485f, 0.456f, 0.406f};
+  std::array<float, 3> stddev{0.229f, 0.224f, 0.225f};
+};
 
 // Where and how an engine keeps an input inside a context
 // (ExecutionContext::input_storage): what its first layer, "reformat_in",
@@ -219,6 +227,26 @@ class ExecutionContext {
   // several inputs; the next set_input_shape checks again).
   void set_input_preformatted(std::string_view input, bool preformatted);
   bool input_preformatted(std::string_view input) const;
+
+  // uint8 images read by the engine itself: where the one layer that reads
+  // `input` is a stem that reads the engine's input (a ResNet stem,
+  // builder/fuse_conv_max_pool.h) and can read packed uint8 RGB pixels
+  // ([N, H, W, 3] at the input's shape) on this device (Hopper, 224-wide
+  // images), set_input_images has it normalize them as it loads them: the
+  // bits that preformatting the input with images_to_engine_storage gives,
+  // with no preprocessing pass and no FP16 copy of the images. The input
+  // then needs no set_tensor_address; null pixels turn it off. The pixels
+  // must be 16-byte aligned and stay unchanged until the input-consumed
+  // event (or the enqueue's work) completes; a CUDA graph bakes the pointer
+  // and the normalization in (another pointer or normalization captures
+  // again). kInvalidArgument for an unknown input, misaligned pixels, a
+  // normalization that is not finite or has a stddev <= 0, or a
+  // preformatted input (turn that off first); kUnsupported where
+  // input_reads_images is false. A later shape at which the stem cannot
+  // read images makes enqueue() fail with kUnsupported, naming the input.
+  bool input_reads_images(std::string_view input) const;
+  void set_input_images(std::string_view input, const void* device_pixels,
+                        const ImageNormalization& norm = {});
 
   // With CUDA graphs on, enqueue() replays a graph of the whole network per
   // batch size and set of preformatted inputs: the first enqueue of a batch

@@ -136,6 +136,16 @@ struct ExecutionContext::Impl {
   std::vector<std::vector<bool>> skip_sets;
   std::string preformat_problem;
 
+  // Inputs their stem reads as uint8 images (set_input_images): the stem's
+  // site and what its launch gets; and the normalization last set per
+  // input, so that a new one drops the graphs that baked the old one in.
+  struct ImageInput {
+    builder::PreformatSite site;
+    runtime::ImagesInput images;
+  };
+  std::vector<ImageInput> images;
+  std::map<int, cuda::kernels::ImageAffine> image_affines;
+
   // Auxiliary streams (plan/streams.h): the streams, the event each
   // signalling layer records, the fork event on stream 0 and each auxiliary
   // stream's join event.
@@ -172,10 +182,17 @@ struct ExecutionContext::Impl {
   void refresh_launches();
   // The site of a preformatted input, or null.
   const builder::PreformatSite* preformatted_site(int input_tensor) const;
+  // An input read as images, or null.
+  const ImageInput* image_input(int input_tensor) const;
+  // Whether an input is bound: an address, preformatted or images.
+  bool input_bound(int input_tensor) const;
+  // consumed_after from the preformatted and image inputs' sites.
+  void place_consumed_event();
   // Why `site`'s storage cannot be written before enqueue at the current
   // shape (builder::storage_clash), or "".
   std::string storage_problem(const builder::PreformatSite& site) const;
-  // preformat_problem at the current shape and arena.
+  // preformat_problem at the current shape and arena (also where a stem
+  // cannot read the images it is given at the current shape).
   void check_preformatted();
   // What enqueue() still lacks, or "".
   std::string missing() const;

@@ -1,5 +1,7 @@
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <nvtx3/nvtx3.hpp>
 
 #include "anvil/error.h"
@@ -27,6 +29,12 @@ const plan::IoBinding& find_io(const plan::Plan& p, std::string_view name) {
     names += (names.empty() ? "" : ", ") + b.name;
   fail(ErrorKind::kInvalidArgument, "the engine has no input or output '", name,
        "'; its tensors are: ", names);
+}
+
+const std::string& io_name(const plan::Plan& p, int tensor_id) {
+  for (const plan::IoBinding& b : p.io)
+    if (b.tensor_id == tensor_id) return b.name;
+  return p.tensors.at(static_cast<std::size_t>(tensor_id)).name;
 }
 
 std::size_t align_up(std::size_t bytes) {
@@ -317,8 +325,7 @@ std::string ExecutionContext::Impl::missing() const {
   if (batch == 0) return "no input shape is set (set_input_shape)";
   std::string names;
   for (const plan::IoBinding& io : plan().io)
-    if (!io_addresses.count(io.tensor_id) && !preformatted_site(io.tensor_id))
-      names += " '" + io.name + "'";
+    if (!input_bound(io.tensor_id)) names += " '" + io.name + "'";
   if (!names.empty()) return cat("no device address is set (set_tensor_address) for:", names);
   if (memory_needed() > memory_bytes)
     return cat(shape_text(), " needs ", memory_needed(), " bytes of context memory (activations ",
@@ -334,15 +341,16 @@ void ExecutionContext::Impl::refresh_launches() {
   if (batch == 0 || !memory || workspace_offset + workspace.total() > memory_bytes) return;
   const plan::Plan& p = plan();
   for (const plan::IoBinding& io : p.io)
-    if (!io_addresses.count(io.tensor_id) && !preformatted_site(io.tensor_id)) return;
+    if (!input_bound(io.tensor_id)) return;
   auto* base = static_cast<std::byte*>(memory);
   auto address = [&](int id) -> void* {
     // A stem that reads the input itself takes a null one as "read the
     // storage" (builder/fuse_conv_max_pool.h). (A preformatted input's
     // reformat_in keeps its address: it is skipped, and set_input_preformatted
-    // does not rebind launches for it.)
+    // does not rebind launches for it.) So does one given images.
     if (const builder::PreformatSite* site = preformatted_site(id); site && !site->skip_layer)
       return nullptr;
+    if (image_input(id)) return nullptr;
     if (auto it = io_addresses.find(id); it != io_addresses.end()) return it->second;
     return base + offsets.at(static_cast<std::size_t>(id));
   };
@@ -362,6 +370,10 @@ void ExecutionContext::Impl::refresh_launches() {
     args.workspace =
         args.workspace_bytes ? base + workspace_offset + workspace.offset(stream) : nullptr;
     args.handles = handles;
+    args.images = {};
+    for (const ImageInput& in : images)
+      if (in.site.layer == static_cast<int>(i)) args.images = in.images;
+    if (args.images.pixels) bound.push_back(args.images.pixels);
     layers[i]->bind(args);
     bound.insert(bound.end(), args.inputs.begin(), args.inputs.end());
     bound.insert(bound.end(), args.outputs.begin(), args.outputs.end());
@@ -506,6 +518,10 @@ void ExecutionContext::set_input_preformatted(std::string_view input, bool prefo
       stem_site = !site.skip_layer;
   }
   if (preformatted) {
+    if (impl_->image_input(tensor))
+      fail(ErrorKind::kInvalidArgument, "set_input_preformatted('", input,
+           "'): the input is given as images (set_input_images); turn that off first "
+           "(null pixels)");
     sites.push_back(builder::preformat_site(p, input));  // kUnsupported if it cannot be
     if (impl_->batch > 0) {
       const std::string problem = impl_->storage_problem(sites.back());
@@ -522,7 +538,7 @@ void ExecutionContext::set_input_preformatted(std::string_view input, bool prefo
   if (!impl_->preformatted.empty() && known == sets.end())
     known = sets.insert(sets.end(), impl_->skipped);
   impl_->skip_set = impl_->preformatted.empty() ? 0 : 1 + static_cast<int>(known - sets.begin());
-  impl_->consumed_after = builder::input_consumed_after(p, impl_->preformatted);
+  impl_->place_consumed_event();
   // Otherwise the launches do not change: rebinding every layer (as
   // refresh_launches does) is needed only where the input's address decides
   // readiness.
@@ -546,12 +562,9 @@ std::string ExecutionContext::Impl::storage_problem(const builder::PreformatSite
   const plan::Plan& shapes = *specialization->plan;
   const int clash = builder::storage_clash(shapes, site, offsets, batch);
   if (clash < 0) return "";
-  std::string input;
-  for (const plan::IoBinding& io : plan().io)
-    if (io.tensor_id == site.input_tensor) input = io.name;
   const auto& layers = plan().layers;
-  return cat("input '", input, "' cannot be preformatted at ", shape_text(),
-             ": its storage shares memory with '",
+  return cat("input '", io_name(plan(), site.input_tensor), "' cannot be preformatted at ",
+             shape_text(), ": its storage shares memory with '",
              shapes.tensors.at(static_cast<std::size_t>(clash)).name, "', which a layer before '",
              layers.at(static_cast<std::size_t>(site.layer)).name, "' (the storage's ",
              site.skip_layer ? "writer" : "reader",
@@ -565,6 +578,97 @@ void ExecutionContext::Impl::check_preformatted() {
     preformat_problem = storage_problem(site);
     if (!preformat_problem.empty()) return;
   }
+  for (const ImageInput& in : images)
+    if (!specialization->runners.at(static_cast<std::size_t>(in.site.layer))->reads_images()) {
+      preformat_problem =
+          cat("input '", io_name(plan(), in.site.input_tensor),
+              "' is given as images (set_input_images), which layer '",
+              plan().layers.at(static_cast<std::size_t>(in.site.layer)).name, "' cannot read at ",
+              shape_text(), " on this GPU; bind the input instead");
+      return;
+    }
+}
+
+const ExecutionContext::Impl::ImageInput* ExecutionContext::Impl::image_input(
+    int input_tensor) const {
+  for (const ImageInput& in : images)
+    if (in.site.input_tensor == input_tensor) return &in;
+  return nullptr;
+}
+
+bool ExecutionContext::Impl::input_bound(int input_tensor) const {
+  return io_addresses.count(input_tensor) || preformatted_site(input_tensor) ||
+         image_input(input_tensor);
+}
+
+void ExecutionContext::Impl::place_consumed_event() {
+  std::vector<builder::PreformatSite> sites = preformatted;
+  for (const ImageInput& in : images)
+    sites.push_back(in.site);
+  consumed_after = builder::input_consumed_after(plan(), sites);
+}
+
+bool ExecutionContext::input_reads_images(std::string_view input) const {
+  const plan::Plan& p = impl_->plan();
+  find_io(p, input);  // kInvalidArgument for an unknown name
+  builder::PreformatSite site;
+  try {
+    site = builder::preformat_site(p, input);
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::kUnsupported) return false;  // not one reader of its kind
+    throw;
+  }
+  if (site.skip_layer) return false;  // a reformat_in, not a stem
+  const Specialization& runners =
+      impl_->specialization ? *impl_->specialization
+                            : impl_->engine->impl().specialization(impl_->profile, impl_->geometry);
+  return runners.runners.at(static_cast<std::size_t>(site.layer))->reads_images();
+}
+
+void ExecutionContext::set_input_images(std::string_view input, const void* device_pixels,
+                                        const ImageNormalization& norm) {
+  const plan::Plan& p = impl_->plan();
+  const int tensor = find_io(p, input).tensor_id;
+  std::vector<Impl::ImageInput> kept;
+  for (const Impl::ImageInput& in : impl_->images)
+    if (in.site.input_tensor != tensor) kept.push_back(in);
+  if (device_pixels) {
+    const std::string what = cat("set_input_images('", input, "')");
+    if (impl_->preformatted_site(tensor))
+      fail(ErrorKind::kInvalidArgument, what,
+           ": the input is preformatted; turn that off first (set_input_preformatted(input, "
+           "false))");
+    if (reinterpret_cast<std::uintptr_t>(device_pixels) % 16 != 0)
+      fail(ErrorKind::kInvalidArgument, what, ": pixels at ", device_pixels,
+           " are not 16-byte aligned");
+    cuda::kernels::Normalization n;
+    for (std::size_t c = 0; c < 3; ++c) {
+      if (!std::isfinite(norm.mean[c]) || !std::isfinite(norm.stddev[c]) || !(norm.stddev[c] > 0))
+        fail(ErrorKind::kInvalidArgument, what, ": channel ", c, " has mean ", norm.mean[c],
+             " and stddev ", norm.stddev[c], " (need finite values, stddev > 0)");
+      n.mean[c] = norm.mean[c];
+      n.std[c] = norm.stddev[c];
+    }
+    if (!input_reads_images(input))
+      fail(ErrorKind::kUnsupported, what,
+           ": no layer of this engine reads the input as images here (that takes a ResNet stem "
+           "that reads the engine's input, on a Hopper GPU, 224-wide images); write "
+           "images_to_engine_storage's output to input_storage() with set_input_preformatted, "
+           "or bind an FP32 tensor");
+    const Impl::ImageInput in{builder::preformat_site(p, input), {device_pixels, {}}};
+    kept.push_back(in);
+    kept.back().images.affine = cuda::kernels::fold_normalization(n);
+    // A graph bakes the normalization in with the pointer, which may not change.
+    const cuda::kernels::ImageAffine& affine = kept.back().images.affine;
+    auto last = impl_->image_affines.find(tensor);
+    if (last != impl_->image_affines.end() &&
+        std::memcmp(&last->second, &affine, sizeof affine) != 0)
+      impl_->graphs.clear();
+    impl_->image_affines[tensor] = affine;
+  }
+  impl_->images = std::move(kept);
+  impl_->place_consumed_event();
+  impl_->refresh_launches();
 }
 
 }  // namespace anvil

@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cuda/kernels/preprocess.h"
 #include "plan/plan.h"
 
 namespace anvil::runtime {
@@ -32,6 +33,14 @@ struct Handles {
   cublasLtHandle_t cublaslt = nullptr;
 };
 
+// uint8 RGB NHWC images that a layer reading an engine input itself takes
+// instead of that input (ExecutionContext::set_input_images, LayerRunner::
+// reads_images), and their normalization.
+struct ImagesInput {
+  const void* pixels = nullptr;  // null: the layer reads its inputs as usual
+  cuda::kernels::ImageAffine affine{};
+};
+
 struct LaunchArgs {
   std::vector<const void*> inputs;  // device pointers, as LayerDesc::inputs
   std::vector<void*> outputs;       // as LayerDesc::outputs
@@ -39,6 +48,7 @@ struct LaunchArgs {
   std::size_t workspace_bytes = 0;
   Handles handles;
   cudaStream_t stream = nullptr;
+  ImagesInput images;
 };
 
 class PreparedLayer {
@@ -81,6 +91,9 @@ class LayerRunner {
   // Whether prepare(batch) compiles kernels (seconds, not milliseconds):
   // such layers are prepared on worker threads, in parallel.
   virtual bool compiles(std::int64_t /*batch*/) const { return false; }
+  // Whether the layer can read uint8 images in place of the engine input
+  // it reads (LaunchArgs::images) on the current device.
+  virtual bool reads_images() const { return false; }
 };
 
 using RunnerFactory = std::unique_ptr<LayerRunner> (*)(const LayerSetup& setup);

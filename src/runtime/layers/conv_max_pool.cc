@@ -6,7 +6,9 @@
 // builder/fuse_conv_max_pool.h), the kernel writes the pooled tensor as INT8
 // with that scale. With two inputs it reads the engine's FP32 NCHW input
 // (input 0) itself, or, where the context passes a null input 0 (the input
-// is preformatted), the FP16 NHWC storage a caller wrote (input 1).
+// is preformatted), the FP16 NHWC storage a caller wrote (input 1); or,
+// where the context passes images (ExecutionContext::set_input_images, on
+// the row kernel only), uint8 RGB NHWC pixels it normalizes as it loads.
 #include <cmath>
 
 #include "cuda/kernels/stem_conv_pool.h"
@@ -25,7 +27,12 @@ class PreparedConvMaxPool final : public PreparedLayer {
       : shape_(shape), filter_(filter), bias_(bias) {}
 
   void enqueue(const LaunchArgs& a) const override {
-    if (a.inputs.size() == 2 && a.inputs[0]) {
+    if (a.images.pixels) {
+      k::StemShape shape = shape_;
+      shape.input = k::StemInput::kUint8Nhwc;
+      shape.image_affine = a.images.affine;
+      k::stem_conv_pool(a.images.pixels, filter_, bias_, a.outputs[0], shape, a.stream);
+    } else if (a.inputs.size() == 2 && a.inputs[0]) {
       k::StemShape shape = shape_;
       shape.input = k::StemInput::kFloat32Nchw;
       k::stem_conv_pool(a.inputs[0], filter_, bias_, a.outputs[0], shape, a.stream);
@@ -83,6 +90,7 @@ class ConvMaxPoolRunner final : public LayerRunner {
         shape_.out_w() != param<std::int64_t>(pool, "out_w", name))
       fail(ErrorKind::kInvalidArgument, "plan layer '", name,
            "': the pool's output size does not follow from the input's: a corrupt plan");
+    reads_input_ = s.layer.inputs.size() == 2;
     filter_ = s.weights[0];
     bias_ = static_cast<const float*>(s.weights[1]);
   }
@@ -92,6 +100,8 @@ class ConvMaxPoolRunner final : public LayerRunner {
     shape.n = batch;
     return std::make_unique<PreparedConvMaxPool>(shape, filter_, bias_);
   }
+
+  bool reads_images() const override { return reads_input_ && k::stem_reads_images(shape_); }
 
  private:
   // An FP16 input (or the FP32 NCHW RGB one and the FP16 one) and one
@@ -124,6 +134,7 @@ class ConvMaxPoolRunner final : public LayerRunner {
   }
 
   k::StemShape shape_;
+  bool reads_input_ = false;  // the engine's FP32 NCHW input is its input 0
   const void* filter_ = nullptr;
   const float* bias_ = nullptr;
 };
