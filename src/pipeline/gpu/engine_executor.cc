@@ -30,10 +30,13 @@
 // Per batch, with slot s (in[s], out[s]: its pinned buffers) and chunks c:
 //   copy:     H2D in[s] chunk c -> input[s] chunk c (uint8: -> bytes[s] chunk c);
 //             record uploaded[s][c]
-//   compute:  per chunk: wait uploaded[s][c]; [uint8: images_to_engine_storage
-//             chunk c -> context[s][c]'s input storage, its reformat_in
-//             skipped (images_to_nchw -> input[s] chunk c where the engine's
-//             input has no such storage)]; enqueue context[s][c];
+//   compute:  per chunk: wait uploaded[s][c]; [uint8: nothing where the
+//             engine's stem reads bytes[s] chunk c itself (NHWC images,
+//             ExecutionContext::set_input_images), else
+//             images_to_engine_storage chunk c -> context[s][c]'s input
+//             storage, its reformat_in skipped (images_to_nchw -> input[s]
+//             chunk c where the engine's input has no such storage)];
+//             enqueue context[s][c];
 //             [top-k: top_k_rows chunk c -> result[s]]; then record computed[s]
 //   download: wait computed[s]; D2H result[s] (or each chunk's output) -> out[s];
 //             record done[s]
@@ -148,14 +151,20 @@ std::size_t round_up(std::size_t bytes, std::size_t to) {
   return (bytes + to - 1) / to * to;
 }
 
+// How a chunk context gets its input: the FP32 tensor at its input region,
+// the storage images_to_engine_storage writes, or the uint8 images its stem
+// reads itself.
+enum class InputMode { kTensor, kPreformatted, kImages };
+
 // One chunk's context, bound to its slot's regions for good, and the shape
-// it was last given (set_input_shape rebinds every layer: skipped when the
-// same).
+// and input mode it was last given (set_input_shape rebinds every layer:
+// skipped when the same).
 struct ChunkContext {
   std::unique_ptr<ExecutionContext> context;
+  const std::uint8_t* pixels = nullptr;  // its chunk of the slot's uint8 images
   int profile = -1;
   std::int64_t batch = 0;
-  bool preformatted = false;  // its input written by images_to_engine_storage
+  InputMode mode = InputMode::kTensor;
 };
 
 struct Slot {
@@ -189,7 +198,8 @@ class EngineExecutor final : public BatchExecutor {
  private:
   Slot& slot_at(int slot, const char* call);
   void check_batch(const Batch& batch) const;
-  void select_shape(ChunkContext& c, std::int64_t images, bool preformatted);
+  void select_shape(ChunkContext& c, std::int64_t images, InputMode mode);
+  InputMode input_mode(const Batch& batch) const;
   void fit_activations();
   void normalize(const Slot& s, ChunkContext& c, const Batch& batch, std::int64_t chunk,
                  float* input);
@@ -213,6 +223,8 @@ class EngineExecutor final : public BatchExecutor {
   std::shared_ptr<const Engine> engine_;
   EngineModel model_;
   PipelineOptions options_;
+  ImageNormalization norm_;    // options_.mean and stddev
+  bool reads_images_ = false;  // the contexts take uint8 NHWC images as they are
   ResultPath path_ = ResultPath::kFullOutput;
   int device_ = 0;
   std::int64_t chunk_ = 1;  // images per chunk: max_batch unless chunk_images
@@ -265,6 +277,8 @@ EngineExecutor::EngineExecutor(std::shared_ptr<const Engine> engine, EngineModel
                      model_.info.image_dims.end());
   if (path_ == ResultPath::kHostTopK) row_.resize(classes);
   if (options_.gpu_timeline) anchor_.emplace();
+  std::copy(std::begin(options_.mean), std::end(options_.mean), norm_.mean.begin());
+  std::copy(std::begin(options_.stddev), std::end(options_.stddev), norm_.stddev.begin());
 
   slots_.resize(static_cast<std::size_t>(options_.batches_in_flight_per_worker));
   for (Slot& s : slots_) {
@@ -279,12 +293,17 @@ EngineExecutor::EngineExecutor(std::shared_ptr<const Engine> engine, EngineModel
       s.uploaded.emplace_back(false);
       ChunkContext& cc = s.contexts.emplace_back();
       cc.context = engine_->create_context_without_memory();
+      if (model_.takes_rgb)
+        cc.pixels = s.device_bytes.as<std::uint8_t>() + c * chunk * model_.image_elements;
       cc.context->set_device_memory(activations_.data(), activations_.bytes());
       cc.context->set_tensor_address(model_.input,
                                      s.device_input.as<std::byte>() + c * input_stride_);
       cc.context->set_tensor_address(model_.output,
                                      s.device_output.as<std::byte>() + c * output_stride_);
       cc.context->set_cuda_graph(options_.cuda_graphs);
+      // (Every chunk's images start 16-byte aligned, as set_input_images wants.)
+      reads_images_ = model_.takes_rgb && chunk * model_.image_elements % 16 == 0 &&
+                      cc.context->input_reads_images(model_.input);
     }
   }
   // Chunk contexts run at the chunk size (all but a request's short last
@@ -297,7 +316,7 @@ EngineExecutor::EngineExecutor(std::shared_ptr<const Engine> engine, EngineModel
   if (options_.chunk_images > 0) {
     for (Slot& s : slots_)
       for (ChunkContext& c : s.contexts)
-        select_shape(c, chunk_, c.preformatted);
+        select_shape(c, chunk_, c.mode);
     fit_activations();
   }
 }
@@ -360,7 +379,13 @@ void EngineExecutor::check_batch(const Batch& batch) const {
 
 // Host-side only, and skipped for a repeated chunk size: set_input_shape
 // rebinds every layer.
-void EngineExecutor::select_shape(ChunkContext& c, std::int64_t images, bool preformatted) {
+InputMode EngineExecutor::input_mode(const Batch& batch) const {
+  if (!rgb(batch)) return InputMode::kTensor;
+  if (batch.format == InputFormat::kUint8Nhwc && reads_images_) return InputMode::kImages;
+  return model_.preformat_rgb ? InputMode::kPreformatted : InputMode::kTensor;
+}
+
+void EngineExecutor::select_shape(ChunkContext& c, std::int64_t images, InputMode mode) {
   const int profile = engine_->best_profile(images);
   if (profile < 0)
     fail(ErrorKind::kInvalidArgument, "batch ", images, images == chunk_ ? "" : " (a chunk)",
@@ -374,9 +399,14 @@ void EngineExecutor::select_shape(ChunkContext& c, std::int64_t images, bool pre
     c.profile = profile;
     c.batch = images;
   }
-  if (preformatted != c.preformatted) {
-    c.context->set_input_preformatted(model_.input, preformatted);
-    c.preformatted = preformatted;
+  if (mode != c.mode) {
+    // Off first: a context refuses images and preformatting at once.
+    if (c.mode == InputMode::kPreformatted) c.context->set_input_preformatted(model_.input, false);
+    if (c.mode == InputMode::kImages) c.context->set_input_images(model_.input, nullptr);
+    c.mode = InputMode::kTensor;
+    if (mode == InputMode::kPreformatted) c.context->set_input_preformatted(model_.input, true);
+    if (mode == InputMode::kImages) c.context->set_input_images(model_.input, c.pixels, norm_);
+    c.mode = mode;
   }
 }
 
@@ -398,11 +428,13 @@ void EngineExecutor::fit_activations() {
       c.context->set_device_memory(activations_.data(), activations_.bytes());
 }
 
-// uint8 images of chunk `chunk` into the engine's input: straight into the
-// context's input storage where the engine allows (one kernel instead of
-// two, and no FP32 tensor), else as the FP32 NCHW `input`.
+// uint8 images of chunk `chunk` into the engine's input: nothing where its
+// stem reads them itself; straight into the context's input storage where
+// the engine allows (one kernel instead of two, and no FP32 tensor), else
+// as the FP32 NCHW `input`.
 void EngineExecutor::normalize(const Slot& s, ChunkContext& c, const Batch& batch,
                                std::int64_t chunk, float* input) {
+  if (c.mode == InputMode::kImages) return;
   cuda::kernels::Normalization norm;
   std::copy(std::begin(options_.mean), std::end(options_.mean), norm.mean);
   std::copy(std::begin(options_.stddev), std::end(options_.stddev), norm.std);
@@ -413,7 +445,7 @@ void EngineExecutor::normalize(const Slot& s, ChunkContext& c, const Batch& batc
                                               : cuda::kernels::PixelLayout::kNhwc};
   const std::uint8_t* bytes = s.device_bytes.as<std::uint8_t>() +
                               static_cast<std::size_t>(chunk * chunk_) * model_.image_elements;
-  if (!model_.preformat_rgb) {
+  if (c.mode == InputMode::kTensor) {
     cuda::kernels::images_to_nchw(bytes, input, shape, norm, compute_.get());
     return;
   }
@@ -530,10 +562,9 @@ void EngineExecutor::start(int slot, const Batch& batch) {
   ANVIL_GPU_CHECK(cudaSetDevice(device_));
   // Every chunk's shape (and the block it needs) before anything is queued:
   // a chunk in no profile fails the request with nothing to undo.
-  const bool preformatted = rgb(batch) && model_.preformat_rgb;
+  const InputMode mode = input_mode(batch);
   for (std::int64_t c = 0; c < chunks_of(batch.batch_size); ++c)
-    select_shape(s.contexts[static_cast<std::size_t>(c)], chunk_images(batch.batch_size, c),
-                 preformatted);
+    select_shape(s.contexts[static_cast<std::size_t>(c)], chunk_images(batch.batch_size, c), mode);
   fit_activations();
   s.batch_size = batch.batch_size;
   s.timeline.clear();
