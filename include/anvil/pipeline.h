@@ -229,11 +229,14 @@ struct ExecutorModelInfo {
 //    activation block (create_context_without_memory + set_device_memory:
 //    they run in turn on the worker's compute stream); a copy stream, a
 //    compute stream and a download stream; CUDA graphs on per
-//    PipelineOptions::cuda_graphs. A context takes its shape at the first
-//    request that reaches it at that size: every layer is prepared then
-//    (and an INT8 plan compiles its cuDNN kernels for a batch size the plan
-//    file does not keep, once per engine), so warm every slot up (workers x
-//    batches_in_flight_per_worker requests) before timing or serving;
+//    PipelineOptions::cuda_graphs. With chunk_images, the chunk contexts
+//    take the chunk size where the pipeline is made (a chunk size in no
+//    profile is refused there); a whole-batch context takes its shape at
+//    the first request that reaches it at that size: every layer is
+//    prepared then (and an INT8 plan compiles its cuDNN kernels for a batch
+//    size the plan file does not keep, once per engine), so warm every slot
+//    up (workers x batches_in_flight_per_worker requests) before timing or
+//    serving;
 //  - per slot: a pinned host input and output buffer for max_batch, allocated
 //    once (never per request), device IO buffers, and events;
 //  - start(): memcpy the batch into the slot's pinned buffer (unless it is
@@ -244,7 +247,9 @@ struct ExecutorModelInfo {
 //    previous one ends (one shared input would wait for the previous
 //    network to read it); uint8 input (either layout) is copied as bytes
 //    and normalized and laid out as the engine's input by one kernel on the
-//    GPU; softmax and top-k run on the GPU after the network, and only
+//    GPU, or, for NHWC images where the engine's stem reads them itself
+//    (ExecutionContext::set_input_images), by no kernel of its own; softmax
+//    and top-k run on the GPU after the network, and only
 //    their results (or the full output) are copied back;
 //  - finish(): wait for the slot's done event, copy the pinned output into the
 //    Result. Never leave the device busy with a slot's buffers after finish()
