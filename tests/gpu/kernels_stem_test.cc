@@ -106,6 +106,18 @@ const char* name(k::StemKernel kernel) {
   return kernel == k::StemKernel::kRows ? "row kernel" : "tiled kernel";
 }
 
+// The first `bytes` of two device buffers are the same.
+void expect_same_bytes(const cuda::DeviceBuffer& want, const cuda::DeviceBuffer& got,
+                       std::size_t bytes) {
+  std::vector<unsigned char> w(bytes), g(bytes);
+  ANVIL_GPU_CHECK(cudaMemcpy(w.data(), want.data(), bytes, cudaMemcpyDeviceToHost));
+  ANVIL_GPU_CHECK(cudaMemcpy(g.data(), got.data(), bytes, cudaMemcpyDeviceToHost));
+  std::size_t mismatches = 0, first = bytes;
+  for (std::size_t i = 0; i < bytes; ++i)
+    if (g[i] != w[i] && mismatches++ == 0) first = i;
+  EXPECT_EQ(mismatches, 0u) << "of " << bytes << " output bytes; the first at byte " << first;
+}
+
 class StemConvPool : public ::testing::TestWithParam<StemCase> {};
 
 TEST_P(StemConvPool, MatchesTheCpuLoop) {
@@ -219,13 +231,7 @@ TEST_P(StemConvPoolFp32Input, EqualsReformattingThenTheFp16Input) {
       k::stem_conv_pool(d_nchw.data(), d_w.data(), d_b.as<float>(), d_got.data(), shape,
                         stream.get());
       stream.synchronize();
-      std::vector<unsigned char> want(bytes), got(bytes);
-      ANVIL_GPU_CHECK(cudaMemcpy(want.data(), d_want.data(), bytes, cudaMemcpyDeviceToHost));
-      ANVIL_GPU_CHECK(cudaMemcpy(got.data(), d_got.data(), bytes, cudaMemcpyDeviceToHost));
-      std::size_t mismatches = 0, first = bytes;
-      for (std::size_t i = 0; i < bytes; ++i)
-        if (got[i] != want[i] && mismatches++ == 0) first = i;
-      EXPECT_EQ(mismatches, 0u) << "of " << bytes << " output bytes; the first at byte " << first;
+      expect_same_bytes(d_want, d_got, bytes);
     }
 }
 
@@ -358,13 +364,7 @@ TEST(StemConvPoolImages, EqualsNormalizingThenTheFp16Input) {
         k::stem_conv_pool(d_images.data(), d_w.data(), d_b.as<float>(), d_got.data(), shape,
                           stream.get());
         stream.synchronize();
-        std::vector<unsigned char> want(bytes), got(bytes);
-        ANVIL_GPU_CHECK(cudaMemcpy(want.data(), d_want.data(), bytes, cudaMemcpyDeviceToHost));
-        ANVIL_GPU_CHECK(cudaMemcpy(got.data(), d_got.data(), bytes, cudaMemcpyDeviceToHost));
-        std::size_t mismatches = 0, first = bytes;
-        for (std::size_t i = 0; i < bytes; ++i)
-          if (got[i] != want[i] && mismatches++ == 0) first = i;
-        EXPECT_EQ(mismatches, 0u) << "of " << bytes << " output bytes; the first at byte " << first;
+        expect_same_bytes(d_want, d_got, bytes);
       }
   }
 }
