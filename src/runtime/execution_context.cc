@@ -655,11 +655,9 @@ void ExecutionContext::set_input_images(std::string_view input, const void* devi
            "that reads the engine's input, on a Hopper GPU, 224-wide images); write "
            "images_to_engine_storage's output to input_storage() with set_input_preformatted, "
            "or bind an FP32 tensor");
-    const Impl::ImageInput in{builder::preformat_site(p, input), {device_pixels, {}}};
-    kept.push_back(in);
-    kept.back().images.affine = cuda::kernels::fold_normalization(n);
+    const cuda::kernels::ImageAffine affine = cuda::kernels::fold_normalization(n);
+    kept.push_back({builder::preformat_site(p, input), {device_pixels, affine}});
     // A graph bakes the normalization in with the pointer, which may not change.
-    const cuda::kernels::ImageAffine& affine = kept.back().images.affine;
     auto last = impl_->image_affines.find(tensor);
     if (last != impl_->image_affines.end() &&
         std::memcmp(&last->second, &affine, sizeof affine) != 0)

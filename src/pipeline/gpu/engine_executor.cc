@@ -301,11 +301,11 @@ EngineExecutor::EngineExecutor(std::shared_ptr<const Engine> engine, EngineModel
       cc.context->set_tensor_address(model_.output,
                                      s.device_output.as<std::byte>() + c * output_stride_);
       cc.context->set_cuda_graph(options_.cuda_graphs);
-      // (Every chunk's images start 16-byte aligned, as set_input_images wants.)
-      reads_images_ = model_.takes_rgb && chunk * model_.image_elements % 16 == 0 &&
-                      cc.context->input_reads_images(model_.input);
     }
   }
+  // (Every chunk's images start 16-byte aligned, as set_input_images wants.)
+  reads_images_ = model_.takes_rgb && chunk * model_.image_elements % 16 == 0 &&
+                  slots_.front().contexts.front().context->input_reads_images(model_.input);
   // Chunk contexts run at the chunk size (all but a request's short last
   // chunk): bound here, so that no request pays for a context's first shape
   // (every layer prepared, and an INT8 plan's convs compiled at a batch size
@@ -377,14 +377,14 @@ void EngineExecutor::check_batch(const Batch& batch) const {
   fail(ErrorKind::kInvalidArgument, "unknown input format ", static_cast<int>(batch.format));
 }
 
-// Host-side only, and skipped for a repeated chunk size: set_input_shape
-// rebinds every layer.
 InputMode EngineExecutor::input_mode(const Batch& batch) const {
   if (!rgb(batch)) return InputMode::kTensor;
   if (batch.format == InputFormat::kUint8Nhwc && reads_images_) return InputMode::kImages;
   return model_.preformat_rgb ? InputMode::kPreformatted : InputMode::kTensor;
 }
 
+// Host-side only, and skipped for a repeated chunk size: set_input_shape
+// rebinds every layer.
 void EngineExecutor::select_shape(ChunkContext& c, std::int64_t images, InputMode mode) {
   const int profile = engine_->best_profile(images);
   if (profile < 0)
