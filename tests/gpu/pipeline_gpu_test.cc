@@ -323,11 +323,22 @@ TEST(PipelineGpu, Uint8ImagesEqualPreprocessingThenADirectRun) {
 
 // kUint8Nchw: the same images as planes give what the packed ones give
 // (one kernel, either layout, the same arithmetic), and both what
-// images_to_nchw then a direct run gives, in a mix of batch sizes.
-TEST(PipelineGpu, Uint8PlanesEqualPackedImages) {
+// images_to_nchw then a direct run gives, in a mix of batch sizes. In the
+// FP32 plan both go through images_to_nchw; in the FP16 one, on Hopper,
+// the packed ones go to the stem as they are (ExecutionContext::
+// set_input_images) and the planes through images_to_engine_storage: the
+// same bits.
+class PipelineGpuPlanes : public ::testing::TestWithParam<bool> {};
+
+TEST_P(PipelineGpuPlanes, Uint8PlanesEqualPackedImages) {
   ANVIL_REQUIRE_GPU();
-  const auto engine = test::fixture_engine("resnet18", false);
+  const bool fp16 = GetParam();
+  const auto engine = test::fixture_engine("resnet18", fp16);
   const EngineShape shape = shape_of(*engine);
+  std::printf("%s plan: the stem %s uint8 NHWC images itself\n", fp16 ? "FP16" : "FP32",
+              engine->create_context()->input_reads_images(test::io_names(*engine).input)
+                  ? "reads"
+                  : "does not read");
   const std::int64_t hw = shape.input_dims[2] * shape.input_dims[3];
   PipelineOptions o;
   o.workers = 2;
@@ -359,10 +370,16 @@ TEST(PipelineGpu, Uint8PlanesEqualPackedImages) {
     const std::string what = cat("request ", i, ", batch ", b.batch_size);
     EXPECT_TRUE(outputs_close(planar.output, packed_result.output, 1e-6,
                               cat(what, ": NCHW bytes vs NHWC bytes")));
-    EXPECT_TRUE(outputs_close(planar.output, direct.run_uint8(b.nhwc, b.batch_size, o), 1e-5,
+    EXPECT_TRUE(outputs_close(planar.output, direct.run_uint8(b.nhwc, b.batch_size, o),
+                              fp16 ? 1e-2 : 1e-5,
                               cat(what, ": NCHW bytes vs images_to_nchw + a direct run")));
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Resnet18, PipelineGpuPlanes, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& p) {
+                           return std::string(p.param ? "fp16" : "fp32");
+                         });
 
 // GPU top-k (k <= 32, softmax on and off) and the host fallback (k = 40)
 // against host_postprocess applied to the same batches' full output.
