@@ -303,22 +303,26 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int r0 = max(2 * p0 - 1, 0), r1 = min(2 * p1 - 1, d.conv_h - 1);
   Out<kOut>* y_image = y + image * d.out_h * kPoolCols * kStemOutChannels;
 
-  // Zeros first: the columns outside the image are never written again.
+  // The first conv row's 7 input rows (and one more) are loaded at once and
+  // arrive while the slots are zeroed (the columns outside the image are
+  // never written again) and the filter is loaded: one memory latency a
+  // band, where a pair at a time waited for each pair.
+  constexpr int kFirstPairs = 4;
+  Chunk<kIn> first[kFirstPairs];
+#pragma unroll
+  for (int i = 0; i < kFirstPairs; ++i)
+    load_pair<kIn>(x, d, image, 2 * r0 - 3 + 2 * i, first[i]);
   for (int i = threadIdx.x; i < kSlots * kSlotBytes / 16; i += kThreads)
     reinterpret_cast<uint4*>(ring)[i] = make_uint4(0, 0, 0, 0);
   unsigned a[kKSteps][4];
   load_filter(filter, a);
   const int channel = threadIdx.x / 32 * 16 + threadIdx.x % 32 / 4;
   const float lane_bias[2] = {bias[channel], bias[channel + 8]};
-  __syncthreads();
-  // The first conv row's 7 input rows (and one more), then the next row's in
-  // registers. (Each pair's loads wait for the last: loading all four first
-  // would save three memory latencies a band; not yet measured.)
-  Chunk<kIn> next;
-  for (int iy = 2 * r0 - 3; iy <= 2 * r0 + 3; iy += 2) {
-    load_pair<kIn>(x, d, image, iy, next);
-    store_pair<kIn>(ring, iy, next, d);
-  }
+  __syncthreads();  // the zeros are down before the rows land on them
+#pragma unroll
+  for (int i = 0; i < kFirstPairs; ++i)
+    store_pair<kIn>(ring, 2 * r0 - 3 + 2 * i, first[i], d);
+  Chunk<kIn> next;  // the next conv row's 2 input rows, stored in the loop
   if (r0 < r1) load_pair<kIn>(x, d, image, 2 * r0 + 4, next);
 
   float running[kGroups][2];  // the max over the conv rows so far of the pooled row in progress
