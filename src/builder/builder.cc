@@ -479,6 +479,7 @@ std::vector<std::byte> Builder::build_serialized(const std::filesystem::path& on
                               .tf32 = config.tf32,
                               .max_batch = profiles_max_batch(config),
                               .fuse_conv_max_pool = true,
+                              .fold_output_reformat = true,
                               .int8_scales = {},
                               .int8_excluded = {},
                               .int8_first_layer = config.int8_first_layer};
@@ -497,9 +498,9 @@ std::vector<std::byte> Builder::build_serialized(const std::filesystem::path& on
     const BuildTimingCache cache(config.timing_cache);
     const std::string q = config.fp8 ? "FP8" : "INT8";
     log_info(config, cat(q, ": tuning the FP16 plan, whose per-layer times ", q, " must beat"));
-    const TunedPlan fp16 =
-        lower_and_tune(graph, {lower.fp16, lower.tf32, lower.max_batch, true, {}, {}, false},
-                       onnx_path, config, cache.path(), dynamic);
+    const TunedPlan fp16 = lower_and_tune(
+        graph, {.fp16 = lower.fp16, .tf32 = lower.tf32, .max_batch = lower.max_batch}, onnx_path,
+        config, cache.path(), dynamic);
     log_info(config, cat(q, ": tuning the ", q, " plan"));
     built = lower_and_tune(graph, lower, onnx_path, config, cache.path(), dynamic);
     const std::vector<BatchRange> ranges = plan::batch_ranges(built.plan, "the INT8 plan");

@@ -11,6 +11,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "builder/fold_output_reformat.h"
 #include "builder/fuse_conv_max_pool.h"
 #include "builder/weights.h"
 #include "ops/fused_epilogue.h"
@@ -161,6 +162,7 @@ class Lowerer {
                   " problem(s): ", list);
     }
     if (options_.fp16 && options_.fuse_conv_max_pool) fuse_conv_max_pool(plan_);
+    if (options_.fold_output_reformat) fold_output_reformat(plan_);
     add_profile();
     return std::move(plan_);
   }
@@ -646,11 +648,16 @@ void Lowerer::lower_pool(const ir::Node& node) {
 }
 
 void Lowerer::lower_global_avg_pool(const ir::Node& node) {
-  const Lowered x = input_of(node, 0);
+  // An INT8 input is averaged as it is stored, with no dequantize before.
+  const Lowered& stored = stored_input(node, 0);
+  const bool int8 = stored.int8 && options_.quantized == DType::kInt8;
+  const Lowered x = int8 ? stored : input_of(node, 0);
   if (!x.spatial) unsupported("reads a [N, C] tensor; expected NCHW");
   const Lowered& y = define(node.outputs[0], Lowered{.spatial = false, .c = x.c, .c_pad = x.c_pad});
-  add_layer(node.name, "global_avg_pool", {x.tensor}, {y.tensor},
-            {{"c", x.c}, {"c_pad", x.c_pad}, {"h", x.h}, {"w", x.w}});
+  json params = {{"c", x.c}, {"c_pad", x.c_pad}, {"h", x.h}, {"w", x.w}};
+  if (int8) params["scale"] = x.scale;
+  add_layer(node.name, int8 ? "global_avg_pool_int8" : "global_avg_pool", {x.tensor}, {y.tensor},
+            params);
 }
 
 // Gemm's C as a per-column bias, or kUnsupported when it varies per row.

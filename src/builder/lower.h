@@ -63,6 +63,10 @@
 //                  FP32 with beta folded in (zeros when has_bias is false).
 //                  alpha and beta are therefore always 1. relu: a fused Relu;
 //                  another fused activation becomes an "eltwise" layer after.
+//  "gemm_output"   a "gemm" writing the graph's FP32 output (NC, or NCHW of
+//                  1 x 1) itself, with n = n_pad: the output's reformat_out
+//                  folded in (builder/fold_output_reformat.h). In FP16 plans
+//                  X and W are FP16, Y and the bias FP32.
 //  "eltwise"       y = act(a + b), or act(a) without a second input; a, b and y
 //                  have one shape and padding (no broadcasting).
 //                  {activation, alpha, beta, clip_min, clip_max, has_second_input}
@@ -110,6 +114,9 @@
 //                  {c, c_pad, h, w, layout: "NHWC" | "NC", scale}
 //  "dequantize"    INT8 -> FP16 storage, same geometry: y = half(q * scale).
 //                  {c, c_pad, h, w, layout: "NHWC" | "NC", scale}
+//  "global_avg_pool_int8" a "global_avg_pool" of an INT8 tensor (not FP8),
+//                  to FP16 storage: y = half(float(sum of q) * scale / (h * w)),
+//                  the sum exact. {c, c_pad, h, w, scale}
 //
 // activation is one of "none", "relu", "clip", "leaky_relu", "sigmoid",
 // "hard_sigmoid", "hard_swish" (cuda/kernels/activation.h's Activation),
@@ -139,6 +146,8 @@ struct LowerOptions {
   std::int64_t max_batch = 1;
   // FP16: ResNet's stem conv + max pool as one layer (builder/fuse_conv_max_pool.h).
   bool fuse_conv_max_pool = true;
+  // A classifier's FC layer writes the graph output itself (builder/fold_output_reformat.h).
+  bool fold_output_reformat = true;
   // INT8 (needs fp16): value name -> scale (quant::int8_activation_scales).
   // A conv runs as "conv_int8" when its input and output (and residual) have
   // scales, it has one group, symmetric pads, a ReLU or no activation, it does

@@ -24,6 +24,11 @@ struct MemoryPlan {
 // Every offset is a multiple of this (cuDNN and vectorized kernels want 256).
 inline constexpr std::size_t kAlignment = 256;
 
+// A user's input and output tensors are only this aligned
+// (ExecutionContext::set_tensor_address): a layer that reads or writes one
+// itself must work at it.
+inline constexpr std::size_t kIoAlignment = 16;
+
 // Places tensors largest first, each at the lowest offset that overlaps no
 // tensor whose lifetime intersects its own (greedy by size, the scheme of
 // TensorRT-style planners). Tensors with overlapping lifetimes never share

@@ -193,17 +193,17 @@ class Respecializer {
       if (kind == "conv_max_pool_int8") set_bypassed(pooled_before, p.at("k"), pooled);
     } else if (kind == "pool") {
       set_hw(tensor(y), window(layer, p, spatial_input(layer, 0), true));
-    } else if (kind == "global_avg_pool") {
+    } else if (kind == "global_avg_pool" || kind == "global_avg_pool_int8") {
       const Hw in = spatial_input(layer, 0);
       p["h"] = in.h;
       p["w"] = in.w;
     } else if (kind == "eltwise") {
       tensor(y).dims = tensor(layer.inputs.at(0)).dims;
       if (layer.inputs.size() > 1) check_same(layer, layer.inputs[0], layer.inputs[1], "adds");
-    } else if (kind == "gemm") {
+    } else if (kind == "gemm" || kind == "gemm_output") {
       if (hw_of(tensor(layer.inputs.at(0))))
-        fail(ErrorKind::kUnsupported, "plan layer '", layer.name,
-             "' (gemm) reads a tensor whose size depends on the input's height and width");
+        fail(ErrorKind::kUnsupported, "plan layer '", layer.name, "' (", kind,
+             ") reads a tensor whose size depends on the input's height and width");
     } else {
       fail(ErrorKind::kUnsupported, "plan layer '", layer.name, "' of kind '", kind,
            "': its geometry cannot be re-derived for another input height and width");

@@ -20,8 +20,14 @@ struct PreferenceRelease {
 using Layout = Owned<cublasLtMatrixLayout_t, LayoutRelease>;
 using Preference = Owned<cublasLtMatmulPreference_t, PreferenceRelease>;
 
+// X and W.
 cudaDataType_t storage_type(const GemmShape& shape) {
   return shape.fp16 ? CUDA_R_16F : CUDA_R_32F;
+}
+
+// Y, the residual and the bias.
+cudaDataType_t output_type(const GemmShape& shape) {
+  return shape.fp16 && !shape.float_output ? CUDA_R_16F : CUDA_R_32F;
 }
 
 // Column-major rows x cols with leading dimension ld (elements).
@@ -63,7 +69,7 @@ class MatmulDesc {
     // cuBLASLt wants the bias in D's type for FP16/FP32 outputs (the only
     // exceptions are IMMA and FP8 kernels); we say so explicitly.
     set_attribute(get(), CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
-                  static_cast<std::int32_t>(storage_type(shape)));
+                  static_cast<std::int32_t>(output_type(shape)));
     if (bias != nullptr) set_attribute(get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias);
   }
   MatmulDesc(const MatmulDesc&) = delete;
@@ -90,15 +96,12 @@ cublasLtMatmulAlgo_t parse_identity(const std::string& identity) {
   return algo;
 }
 
-bool aligned(const void* p) {
-  return reinterpret_cast<std::uintptr_t>(p) % kGemmAlignment == 0;
-}
-
-void check_pointer(const void* p, const char* what, const GemmShape& shape) {
+void check_pointer(const void* p, const char* what, const GemmShape& shape,
+                   std::size_t alignment = kGemmAlignment) {
   if (p == nullptr) fail(ErrorKind::kInvalidArgument, "GEMM ", to_string(shape), ": null ", what);
-  if (!aligned(p))
+  if (reinterpret_cast<std::uintptr_t>(p) % alignment != 0)
     fail(ErrorKind::kInvalidArgument, "GEMM ", to_string(shape), ": ", what, " pointer ", p,
-         " is not aligned to ", kGemmAlignment, " bytes");
+         " is not aligned to ", alignment, " bytes");
 }
 
 }  // namespace
@@ -110,7 +113,7 @@ struct Gemm::Problem {
       : shape(s),
         a(make_layout(storage_type(s), s.k, s.n, s.k)),
         b(make_layout(storage_type(s), s.k, s.m, s.k)),
-        d(make_layout(storage_type(s), s.n, s.m, s.n)) {}
+        d(make_layout(output_type(s), s.n, s.m, s.n)) {}
 
   GemmShape shape;
   Layout a;  // W
@@ -123,6 +126,13 @@ namespace {
 std::shared_ptr<const Gemm::Problem> make_problem(const GemmShape& shape) {
   if (shape.m <= 0 || shape.n <= 0 || shape.k <= 0)
     fail(ErrorKind::kInvalidArgument, "GEMM ", to_string(shape), ": every extent must be positive");
+  if (shape.float_output && !shape.fp16)
+    fail(ErrorKind::kInvalidArgument, "GEMM ", to_string(shape),
+         ": float_output is for FP16 inputs (an FP32 GEMM's output is FP32 already)");
+  const std::size_t a = shape.y_alignment;
+  if (a < 16 || a > kGemmAlignment || (a & (a - 1)) != 0)
+    fail(ErrorKind::kInvalidArgument, "GEMM ", to_string(shape), ": y_alignment ", a,
+         " must be a power of two from 16 to ", kGemmAlignment);
   return std::make_shared<const Gemm::Problem>(shape);
 }
 
@@ -130,8 +140,10 @@ std::shared_ptr<const Gemm::Problem> make_problem(const GemmShape& shape) {
 
 std::string to_string(const GemmShape& shape) {
   return cat("m=", shape.m, " n=", shape.n, " k=", shape.k, shape.fp16 ? " fp16" : " fp32",
-             shape.allow_tf32 && !shape.fp16 ? " tf32" : "", shape.has_bias ? " bias" : "",
-             shape.relu ? " relu" : "", shape.has_residual ? " residual" : "");
+             shape.float_output ? " fp32-out" : "", shape.allow_tf32 && !shape.fp16 ? " tf32" : "",
+             shape.has_bias ? " bias" : "", shape.relu ? " relu" : "",
+             shape.has_residual ? " residual" : "",
+             shape.y_alignment != kGemmAlignment ? cat(" y-aligned ", shape.y_alignment) : "");
 }
 
 std::vector<Gemm> Gemm::candidates(cublasLtHandle_t handle, const GemmShape& shape,
@@ -146,6 +158,11 @@ std::vector<Gemm> Gemm::candidates(cublasLtHandle_t handle, const GemmShape& sha
   const std::uint64_t limit = workspace_limit;
   ANVIL_GPU_CHECK(cublasLtMatmulPreferenceSetAttribute(
       pref.get(), CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &limit, sizeof(limit)));
+  const std::uint32_t y_alignment = static_cast<std::uint32_t>(shape.y_alignment);
+  for (const cublasLtMatmulPreferenceAttributes_t which :
+       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
+    ANVIL_GPU_CHECK(
+        cublasLtMatmulPreferenceSetAttribute(pref.get(), which, &y_alignment, sizeof(y_alignment)));
 
   std::vector<cublasLtMatmulHeuristicResult_t> results(static_cast<std::size_t>(max_candidates));
   int returned = 0;
@@ -203,9 +220,9 @@ void Gemm::execute(cublasLtHandle_t handle, cudaStream_t stream, const void* x, 
   const GemmShape& s = problem_->shape;
   check_pointer(x, "x", s);
   check_pointer(w, "w", s);
-  check_pointer(y, "y", s);
+  check_pointer(y, "y", s, s.y_alignment);
   if (s.has_bias) check_pointer(bias, "bias", s);
-  if (s.has_residual) check_pointer(residual, "residual", s);
+  if (s.has_residual) check_pointer(residual, "residual", s, s.y_alignment);
   if (workspace_size < workspace_bytes_)
     fail(ErrorKind::kInvalidArgument, "GEMM ", to_string(s), ": workspace of ", workspace_size,
          " bytes, the algorithm needs ", workspace_bytes_);

@@ -27,6 +27,12 @@
 
 namespace anvil::cuda {
 
+// Every device pointer passed to Gemm::execute (x, w, bias, residual, y,
+// workspace) must be aligned to this many bytes, as cudaMalloc's are:
+// cuBLASLt's heuristics assume it when they pick an algorithm. Y and the
+// residual only to GemmShape::y_alignment.
+inline constexpr std::size_t kGemmAlignment = 256;
+
 struct GemmShape {
   std::int64_t m = 0;  // rows of X and Y (batch, or N*H*W for a 1x1 conv)
   std::int64_t n = 0;  // rows of W, columns of Y (output features)
@@ -34,6 +40,13 @@ struct GemmShape {
   // FP16 storage for X, W, Y, residual and bias with FP32 accumulation; else
   // FP32 everywhere. The bias has Y's type (cuBLASLt's default bias type).
   bool fp16 = false;
+  // FP16 only: Y, the residual and the bias in FP32 (X and W stay FP16), so
+  // that an FC layer can write a network's FP32 output itself.
+  bool float_output = false;
+  // The alignment Y (and the residual) is guaranteed, in bytes: a power of
+  // two from 16 to kGemmAlignment. Below kGemmAlignment cuBLASLt offers only
+  // the algorithms that work at it (a user's output buffer is 16-aligned).
+  std::size_t y_alignment = kGemmAlignment;
   // FP32 only: lets cuBLASLt use TF32 tensor cores (CUBLAS_COMPUTE_32F_FAST_TF32).
   bool allow_tf32 = false;
   bool has_bias = false;
@@ -43,11 +56,6 @@ struct GemmShape {
 
 // "m=128 n=1000 k=512 fp16 bias relu", for messages.
 std::string to_string(const GemmShape& shape);
-
-// Every device pointer passed to Gemm::execute (x, w, bias, residual, y,
-// workspace) must be aligned to this many bytes, as cudaMalloc's are:
-// cuBLASLt's heuristics assume it when they pick an algorithm.
-inline constexpr std::size_t kGemmAlignment = 256;
 
 // One GEMM problem bound to one cuBLASLt algorithm. Immutable after creation;
 // execute() may be called from several threads at once. Copies share the

@@ -163,9 +163,9 @@ void ExecutionContext::set_tensor_address(std::string_view name, void* device_po
   const plan::IoBinding& io = find_io(impl_->plan(), name);
   if (!device_pointer)
     fail(ErrorKind::kInvalidArgument, "tensor '", name, "': the device address is null");
-  if (reinterpret_cast<std::uintptr_t>(device_pointer) % 16 != 0)
+  if (reinterpret_cast<std::uintptr_t>(device_pointer) % builder::kIoAlignment != 0)
     fail(ErrorKind::kInvalidArgument, "tensor '", name, "': the device address ", device_pointer,
-         " is not 16-byte aligned (cudaMalloc's addresses are)");
+         " is not ", builder::kIoAlignment, "-byte aligned (cudaMalloc's addresses are)");
   impl_->io_addresses[io.tensor_id] = device_pointer;
   impl_->refresh_launches();
 }

@@ -60,29 +60,30 @@ std::vector<float> reference(const GemmShape& s, const std::vector<float>& x,
   return y;
 }
 
-// Host floats <-> device buffers in the shape's storage type.
-cuda::DeviceBuffer upload(const std::vector<float>& v, bool fp16) {
-  cuda::DeviceBuffer buffer(v.size() * (fp16 ? sizeof(__half) : sizeof(float)));
+// Host floats <-> device buffers in the shape's storage type, `offset` bytes in.
+cuda::DeviceBuffer upload(const std::vector<float>& v, bool fp16, std::size_t offset = 0) {
+  cuda::DeviceBuffer buffer(offset + v.size() * (fp16 ? sizeof(__half) : sizeof(float)));
+  std::byte* at = static_cast<std::byte*>(buffer.data()) + offset;
   if (fp16) {
     std::vector<__half> h(v.size());
     std::transform(v.begin(), v.end(), h.begin(), [](float f) { return __float2half(f); });
-    cuda::copy_to_device(buffer.data(), h.data(), buffer.bytes());
+    cuda::copy_to_device(at, h.data(), h.size() * sizeof(__half));
   } else {
-    cuda::copy_to_device(buffer.data(), v.data(), buffer.bytes());
+    cuda::copy_to_device(at, v.data(), v.size() * sizeof(float));
   }
   return buffer;
 }
 
-std::vector<float> download(const cuda::DeviceBuffer& buffer, std::size_t count, bool fp16) {
+std::vector<float> download(const cuda::DeviceBuffer& buffer, std::size_t count, bool fp16,
+                            std::size_t offset = 0) {
+  const std::byte* at = static_cast<const std::byte*>(buffer.data()) + offset;
   std::vector<float> v(count);
   if (fp16) {
     std::vector<__half> h(count);
-    ANVIL_GPU_CHECK(
-        cudaMemcpy(h.data(), buffer.data(), count * sizeof(__half), cudaMemcpyDeviceToHost));
+    ANVIL_GPU_CHECK(cudaMemcpy(h.data(), at, count * sizeof(__half), cudaMemcpyDeviceToHost));
     std::transform(h.begin(), h.end(), v.begin(), [](__half x) { return __half2float(x); });
   } else {
-    ANVIL_GPU_CHECK(
-        cudaMemcpy(v.data(), buffer.data(), count * sizeof(float), cudaMemcpyDeviceToHost));
+    ANVIL_GPU_CHECK(cudaMemcpy(v.data(), at, count * sizeof(float), cudaMemcpyDeviceToHost));
   }
   return v;
 }
@@ -110,6 +111,8 @@ Deviation deviation(const std::vector<float>& got, const std::vector<float>& wan
 
 // The inputs of one shape on the host (rounded to FP16 where it runs in
 // FP16) and on the device, plus the CPU reference.
+// Y (and the residual) sit shape.y_alignment bytes into their buffers when
+// that is below kGemmAlignment, so that the GEMM sees only that alignment.
 struct Problem {
   explicit Problem(const GemmShape& shape) : s(shape) {
     x = random_values(s.m * s.k, 1);
@@ -120,24 +123,32 @@ struct Problem {
       v *= scale;
     bias = random_values(s.n, 3);
     residual = random_values(s.m * s.n, 4);
-    if (s.fp16)
-      for (auto* v : {&x, &w, &bias, &residual})
-        round_to_half(*v);
+    for (auto* v : {&x, &w})
+      if (s.fp16) round_to_half(*v);
+    for (auto* v : {&bias, &residual})
+      if (fp16_y()) round_to_half(*v);
     want = reference(s, x, w, bias, residual);
     dx = upload(x, s.fp16);
     dw = upload(w, s.fp16);
-    dbias = upload(bias, s.fp16);
-    dresidual = upload(residual, s.fp16);
-    dy = cuda::DeviceBuffer(want.size() * (s.fp16 ? sizeof(__half) : sizeof(float)));
+    dbias = upload(bias, fp16_y());
+    dresidual = upload(residual, fp16_y(), y_offset());
+    dy = cuda::DeviceBuffer(y_offset() + want.size() * (fp16_y() ? sizeof(__half) : sizeof(float)));
+  }
+
+  bool fp16_y() const { return s.fp16 && !s.float_output; }
+  std::size_t y_offset() const { return s.y_alignment % cuda::kGemmAlignment; }
+  void* y() const { return static_cast<std::byte*>(dy.data()) + y_offset(); }
+  const void* residual_at() const {
+    return static_cast<const std::byte*>(dresidual.data()) + y_offset();
   }
 
   std::vector<float> run(const Gemm& gemm, const cuda::CublasLtHandle& handle,
                          const cuda::Stream& stream, const cuda::DeviceBuffer& workspace) const {
     ANVIL_GPU_CHECK(cudaMemsetAsync(dy.data(), 0xff, dy.bytes(), stream.get()));  // NaNs
-    gemm.execute(handle.get(), stream.get(), dx.data(), dw.data(), dbias.data(), dresidual.data(),
-                 dy.data(), workspace.data(), workspace.bytes());
+    gemm.execute(handle.get(), stream.get(), dx.data(), dw.data(), dbias.data(), residual_at(), y(),
+                 workspace.data(), workspace.bytes());
     stream.synchronize();
-    return download(dy, want.size(), s.fp16);
+    return download(dy, want.size(), fp16_y(), y_offset());
   }
 
   std::string describe(const std::vector<float>& got) const {
@@ -169,11 +180,27 @@ std::vector<GemmShape> shapes(bool fp16) {
   return all;
 }
 
-void check_every_candidate(bool fp16, double tolerance) {
+// FP16 X and W, FP32 Y at a user buffer's 16-byte alignment ("gemm_output").
+std::vector<GemmShape> float_output_shapes() {
+  std::vector<GemmShape> all = {
+      {.m = 1, .n = 1000, .k = 512, .has_bias = true},
+      {.m = 128, .n = 1000, .k = 512, .has_bias = true},
+      {.m = 3136, .n = 256, .k = 64, .has_bias = true, .relu = true, .has_residual = true},
+      {.m = 64, .n = 128, .k = 96, .relu = true},
+  };
+  for (GemmShape& s : all) {
+    s.fp16 = true;
+    s.float_output = true;
+    s.y_alignment = 16;
+  }
+  return all;
+}
+
+void check_every_candidate(const std::vector<GemmShape>& all, double tolerance) {
   const cuda::CublasLtHandle handle;
   const cuda::Stream stream;
   const cuda::DeviceBuffer workspace(kWorkspaceLimit);
-  for (const GemmShape& shape : shapes(fp16)) {
+  for (const GemmShape& shape : all) {
     SCOPED_TRACE(cuda::to_string(shape));
     const Problem p(shape);
     const std::vector<Gemm> gemms = Gemm::candidates(handle.get(), shape, kWorkspaceLimit);
@@ -194,7 +221,7 @@ void check_every_candidate(bool fp16, double tolerance) {
 
       const float ms =
           gemm.time_ms(handle.get(), stream.get(), p.dx.data(), p.dw.data(), p.dbias.data(),
-                       p.dresidual.data(), p.dy.data(), workspace.data(), workspace.bytes());
+                       p.residual_at(), p.y(), workspace.data(), workspace.bytes());
       std::printf("  %s  workspace %8zu  %8.4f ms  error %.2e\n", gemm.identity().c_str(),
                   gemm.workspace_bytes(), ms, deviation(got, p.want).normalized);
     }
@@ -203,12 +230,18 @@ void check_every_candidate(bool fp16, double tolerance) {
 
 TEST(CublasLtGemm, Fp32CandidatesMatchTheCpuGemm) {
   ANVIL_REQUIRE_GPU();
-  check_every_candidate(false, 1e-5);
+  check_every_candidate(shapes(false), 1e-5);
 }
 
 TEST(CublasLtGemm, Fp16CandidatesMatchTheCpuGemm) {
   ANVIL_REQUIRE_GPU();
-  check_every_candidate(true, 1e-2);
+  check_every_candidate(shapes(true), 1e-2);
+}
+
+TEST(CublasLtGemm, Fp16WithAnFp32OutputAt16BytesMatchesTheCpuGemm) {
+  ANVIL_REQUIRE_GPU();
+  // FP32 accumulation and output: only the sums' FP32 rounding is left.
+  check_every_candidate(float_output_shapes(), 1e-4);
 }
 
 TEST(CublasLtGemm, Tf32IsCloseToTheCpuGemm) {
@@ -276,6 +309,18 @@ TEST(CublasLtGemm, RejectsBadIdentitiesAndArguments) {
             ErrorKind::kIncompatible);
   EXPECT_EQ(kind_of([&] { Gemm::candidates(handle.get(), GemmShape{.m = 0, .n = 4, .k = 4}, 0); }),
             ErrorKind::kInvalidArgument);
+  EXPECT_EQ(kind_of([&] {
+              Gemm::candidates(handle.get(), {.m = 4, .n = 8, .k = 8, .float_output = true},
+                               kWorkspaceLimit);
+            }),
+            ErrorKind::kInvalidArgument)
+      << "float_output without fp16";
+  EXPECT_EQ(kind_of([&] {
+              Gemm::candidates(handle.get(), {.m = 4, .n = 8, .k = 8, .y_alignment = 8},
+                               kWorkspaceLimit);
+            }),
+            ErrorKind::kInvalidArgument)
+      << "y_alignment below 16";
 
   const Gemm gemm = Gemm::candidates(handle.get(), shape, kWorkspaceLimit).front();
   const cuda::DeviceBuffer buffer(1 << 20);
@@ -284,6 +329,12 @@ TEST(CublasLtGemm, RejectsBadIdentitiesAndArguments) {
   EXPECT_EQ(
       kind_of([&] { gemm.execute(handle.get(), nullptr, p, p, nullptr, nullptr, p, p, 1 << 20); }),
       ErrorKind::kInvalidArgument);
+  // A y only 16-byte aligned, where the shape promised 256.
+  EXPECT_EQ(kind_of([&] {
+              gemm.execute(handle.get(), nullptr, p, p, p, nullptr, static_cast<char*>(p) + 16, p,
+                           1 << 20);
+            }),
+            ErrorKind::kInvalidArgument);
   EXPECT_EQ(kind_of([&] {
               gemm.execute(handle.get(), nullptr, static_cast<char*>(p) + 4, p, p, nullptr, p, p,
                            1 << 20);

@@ -1,10 +1,19 @@
 // The pooling kernels (src/cuda/kernels/pooling.h) against the CPU reference
 // ops run in NCHW: NCHW -> padded NHWC -> pool -> NCHW, compared element by
 // element (FP32 within 1e-6, FP16 within 1e-2 of the largest output).
+#include <cuda_fp16.h>
+
 #include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
 #include <ostream>
+#include <random>
 
 #include "../unit/op_test_util.h"
+#include "anvil/error.h"
+#include "cuda/check.h"
+#include "cuda/handles.h"
 #include "cuda/kernels/pooling.h"
 #include "cuda/kernels/reformat.h"
 #include "gpu_test.h"
@@ -196,6 +205,81 @@ INSTANTIATE_TEST_SUITE_P(
                                          GapCase{5, 17, 7, 7, 24}, GapCase{2, 3, 5, 9, 8},
                                          GapCase{1, 17, 1, 1, 24}, GapCase{3, 40, 56, 56, 40}),
                        ::testing::Values(StorageType::kFloat32, StorageType::kFloat16)));
+
+class GlobalAveragePoolInt8 : public ::testing::TestWithParam<GapCase> {};
+
+// Bit for bit against the contract, half(float(exact sum) * scale / (h * w)),
+// over stored channels (padding included: the kernel averages what is there),
+// q across the whole INT8 range; and within an FP16 rounding of the CPU
+// GlobalAveragePool of the dequantized values.
+TEST_P(GlobalAveragePoolInt8, IsTheExactSumScaled) {
+  ANVIL_REQUIRE_GPU();
+  const GapCase g = GetParam();
+  const float scale = 0.0371f;
+  const std::int64_t hw = g.h * g.w;
+  std::vector<std::int8_t> q(static_cast<std::size_t>(g.n * hw * g.c_pad));
+  std::mt19937 rng(static_cast<std::uint32_t>(g.n * 1000 + g.c_pad));
+  std::uniform_int_distribution<int> byte(-128, 127);
+  for (std::int8_t& v : q)
+    v = static_cast<std::int8_t>(byte(rng));
+  if (!q.empty()) q[0] = -128;
+
+  std::vector<__half> want(static_cast<std::size_t>(g.n * g.c_pad));
+  std::vector<float> dequantized_mean(want.size());
+  for (std::int64_t n = 0; n < g.n; ++n)
+    for (std::int64_t c = 0; c < g.c_pad; ++c) {
+      std::int64_t sum = 0;
+      for (std::int64_t p = 0; p < hw; ++p)
+        sum += q[static_cast<std::size_t>((n * hw + p) * g.c_pad + c)];
+      const std::size_t o = static_cast<std::size_t>(n * g.c_pad + c);
+      want[o] = __float2half_rn(static_cast<float>(sum) * scale / static_cast<float>(hw));
+      dequantized_mean[o] = static_cast<float>(static_cast<double>(sum) * scale / hw);
+    }
+
+  cuda::Stream stream;
+  cuda::DeviceBuffer x(q.size()), y(want.size() * sizeof(__half));
+  cuda::copy_to_device(x.data(), q.data(), q.size());
+  ANVIL_GPU_CHECK(cudaMemset(y.data(), 0xff, y.bytes()));  // NaNs
+  cuda::kernels::global_average_pool_int8(x.data(), y.data(), g.n, g.h, g.w, g.c_pad, scale,
+                                          stream.get());
+  stream.synchronize();
+  std::vector<__half> got(want.size());
+  ANVIL_GPU_CHECK(cudaMemcpy(got.data(), y.data(), y.bytes(), cudaMemcpyDeviceToHost));
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const float v = __half2float(got[i]);
+    ASSERT_EQ(std::bit_cast<std::uint16_t>(got[i]), std::bit_cast<std::uint16_t>(want[i]))
+        << "y[" << i / static_cast<std::size_t>(g.c_pad) << ", "
+        << i % static_cast<std::size_t>(g.c_pad) << "] = " << v << ", want "
+        << __half2float(want[i]);
+    ASSERT_NEAR(v, dequantized_mean[i], std::fabs(dequantized_mean[i]) * 1e-3f + 1e-6f);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, GlobalAveragePoolInt8,
+                         ::testing::Values(GapCase{1, 512, 7, 7, 512}, GapCase{128, 512, 7, 7, 512},
+                                           GapCase{3, 100, 7, 7, 128}, GapCase{2, 40, 5, 9, 4},
+                                           GapCase{1, 17, 1, 1, 36}, GapCase{2, 64, 56, 56, 64},
+                                           GapCase{0, 64, 7, 7, 64}));
+
+TEST(GlobalAveragePoolInt8Errors, BadShapesAndArgumentsAreRefused) {
+  ANVIL_REQUIRE_GPU();
+  cuda::DeviceBuffer x(4096), y(4096);
+  const auto refused = [&](std::int64_t c, float scale, std::size_t x_offset) {
+    try {
+      cuda::kernels::global_average_pool_int8(static_cast<std::byte*>(x.data()) + x_offset,
+                                              y.data(), 1, 2, 2, c, scale, nullptr);
+    } catch (const Error& e) {
+      return e.kind() == ErrorKind::kInvalidArgument;
+    }
+    return false;
+  };
+  EXPECT_TRUE(refused(6, 1.0f, 0)) << "c not a multiple of 4";
+  EXPECT_TRUE(refused(8, 0.0f, 0)) << "a zero scale";
+  EXPECT_TRUE(refused(8, NAN, 0)) << "a NaN scale";
+  EXPECT_TRUE(refused(8, 1.0f, 2)) << "x misaligned";
+  EXPECT_FALSE(refused(8, 1.0f, 0));
+  ANVIL_GPU_CHECK(cudaDeviceSynchronize());
+}
 
 }  // namespace
 }  // namespace anvil

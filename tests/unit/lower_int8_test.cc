@@ -31,9 +31,9 @@ TEST(LowerInt8, CalibratedConvsRunInInt8AndTheImageConvStaysFp16) {
   const plan::Plan p = lower_graph(net.graph, int8_options(net));
   EXPECT_EQ(kinds(p),
             (std::vector<std::string>{"reformat_in", "conv", "quantize", "conv_int8", "conv_int8",
-                                      "dequantize", "global_avg_pool", "gemm", "reformat_out"}))
-      << "a is quantized once (0.05) for conv2's input and conv3's residual; y is dequantized "
-         "once for the pool";
+                                      "global_avg_pool_int8", "gemm", "reformat_out"}))
+      << "a is quantized once (0.05) for conv2's input and conv3's residual; the pool reads y "
+         "as INT8";
   const plan::LayerDesc& conv3 = layer_named(p, net.conv3);
   ASSERT_EQ(conv3.inputs.size(), 2u);
   const plan::LayerDesc& quantize = p.layers[2];
@@ -42,9 +42,11 @@ TEST(LowerInt8, CalibratedConvsRunInInt8AndTheImageConvStaysFp16) {
   EXPECT_EQ(conv3.inputs[0], layer_named(p, net.conv2).outputs[0]) << "b stays INT8";
   for (const int id : {quantize.outputs[0], conv3.outputs[0]})
     EXPECT_EQ(p.tensors[static_cast<std::size_t>(id)].dtype, DType::kInt8);
-  EXPECT_EQ(p.tensors[static_cast<std::size_t>(p.layers[5].outputs[0])].dtype, DType::kFloat16);
+  const plan::LayerDesc& pool = p.layers[5];
+  EXPECT_EQ(pool.inputs, conv3.outputs);
+  EXPECT_EQ(p.tensors[static_cast<std::size_t>(pool.outputs[0])].dtype, DType::kFloat16);
   EXPECT_EQ(json::parse(quantize.params).at("scale").get<float>(), 0.05f);
-  EXPECT_EQ(json::parse(p.layers[5].params).at("scale").get<float>(), 0.05f);
+  EXPECT_EQ(json::parse(pool.params).at("scale").get<float>(), 0.05f) << "y's scale";
 }
 
 TEST(LowerInt8, WeightsArePerChannelInt8WithTheRequantizationFolded) {
@@ -85,10 +87,9 @@ TEST(LowerInt8, ExcludedFirstLayerAndMismatchedResidualOptions) {
   const Net net = make_net();
   LowerOptions o = int8_options(net);
   o.int8_excluded = {net.conv2};
-  EXPECT_EQ(
-      kinds(lower_graph(net.graph, o)),
-      (std::vector<std::string>{"reformat_in", "conv", "conv", "quantize", "quantize", "conv_int8",
-                                "dequantize", "global_avg_pool", "gemm", "reformat_out"}))
+  EXPECT_EQ(kinds(lower_graph(net.graph, o)),
+            (std::vector<std::string>{"reformat_in", "conv", "conv", "quantize", "quantize",
+                                      "conv_int8", "global_avg_pool_int8", "gemm", "reformat_out"}))
       << "conv2 excluded: conv3 quantizes b and its residual a itself";
 
   o = int8_options(net);
@@ -96,7 +97,7 @@ TEST(LowerInt8, ExcludedFirstLayerAndMismatchedResidualOptions) {
   EXPECT_EQ(
       kinds(lower_graph(net.graph, o)),
       (std::vector<std::string>{"reformat_in", "quantize", "conv_int8", "conv_int8", "conv_int8",
-                                "dequantize", "global_avg_pool", "gemm", "reformat_out"}));
+                                "global_avg_pool_int8", "gemm", "reformat_out"}));
 
   o = int8_options(net);
   o.int8_scales[net.y] = 0.07f;  // cuDNN has no INT8 engine for a scaled residual

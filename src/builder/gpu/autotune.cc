@@ -300,11 +300,13 @@ class LayerTuning {
       b.y = cuda::DeviceBuffer(static_cast<std::size_t>(out) * (fp16 ? 2 : 4));
       candidates_ = time_conv(*conv_, b, libs, iterations);
     } else {
-      gemm_ = runtime::gemm_layer_shape(params, layer.name, fp16, p.options.tf32);
+      gemm_ = runtime::gemm_layer_shape(params, layer.name, layer.kind, fp16, p.options.tf32);
       gemm_->m = batch;
+      const bool fp16_y = fp16 && !gemm_->float_output;  // Y's and the bias's type
       b.x = random_values(batch * gemm_->k, fp16, rng);
-      b.bias = runtime::upload_bias(p.weights.data() + layer.weights.at(1).offset, gemm_->n, fp16);
-      b.y = cuda::DeviceBuffer(static_cast<std::size_t>(batch * gemm_->n) * (fp16 ? 2 : 4));
+      b.bias =
+          runtime::upload_bias(p.weights.data() + layer.weights.at(1).offset, gemm_->n, fp16_y);
+      b.y = cuda::DeviceBuffer(static_cast<std::size_t>(batch * gemm_->n) * (fp16_y ? 2 : 4));
       candidates_ = time_gemm(*gemm_, b, libs, iterations);
     }
     sort_candidates();
@@ -505,7 +507,7 @@ void keep_compiled(plan::LayerDesc& layer, int profile, std::int64_t batch, cudn
 
 // The layers the autotuner chooses a library configuration for.
 bool is_tuned(const std::string& kind) {
-  return kind == "conv" || kind == "conv_int8" || kind == "gemm";
+  return kind == "conv" || kind == "conv_int8" || kind == "gemm" || kind == "gemm_output";
 }
 
 // Same problem, same winner: the timing cache's key is everything the timing
@@ -561,8 +563,9 @@ plan::TargetInfo current_target() {
 std::vector<CandidateTiming> time_candidates(const plan::Plan& p, const plan::LayerDesc& layer,
                                              std::int64_t batch, int iterations) {
   if (!is_tuned(layer.kind))
-    fail(ErrorKind::kInvalidArgument, "layer '", layer.name, "' (", layer.kind,
-         ") has no library candidates: only conv, conv_int8 and gemm layers are tuned");
+    fail(
+        ErrorKind::kInvalidArgument, "layer '", layer.name, "' (", layer.kind,
+        ") has no library candidates: only conv, conv_int8, gemm and gemm_output layers are tuned");
   cuda::CudnnHandle cudnn;
   cuda::CublasLtHandle lt;
   cuda::Stream stream;

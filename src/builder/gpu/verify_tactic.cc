@@ -214,8 +214,9 @@ std::optional<std::string> check_conv_output(const plan::Plan& p, const plan::La
 std::optional<std::string> check_gemm_output(const plan::Plan& p, const plan::LayerDesc& layer,
                                              const cuda::GemmShape& g, const HostDeviceValues& x,
                                              const void* y) {
+  const bool fp16_y = g.fp16 && !g.float_output;
   const std::vector<float> w = weight_values(p, layer.weights.at(0), g.n * g.k, g.fp16);
-  const std::vector<float> bias = bias_values(p, layer, g.n, g.has_bias, g.fp16);
+  const std::vector<float> bias = bias_values(p, layer, g.n, g.has_bias, fp16_y);
   const std::int64_t row = g.m - 1;
   std::vector<float> want(static_cast<std::size_t>(g.n));
   for (std::int64_t j = 0; j < g.n; ++j) {
@@ -226,7 +227,7 @@ std::optional<std::string> check_gemm_output(const plan::Plan& p, const plan::La
     const float v = static_cast<float>(sum);
     want[static_cast<std::size_t>(j)] = g.relu && !(v >= 0.0f) ? 0.0f : v;
   }
-  const std::vector<float> got = download(y, row * g.n, g.n, g.fp16);
+  const std::vector<float> got = download(y, row * g.n, g.n, fp16_y);
   return compare(
       got, want, tactic_tolerance(g.fp16, g.allow_tf32),
       cat("gemm '", layer.name, "' row ", row, " of ", g.m, " (", cuda::to_string(g), ")"));

@@ -3,10 +3,13 @@
 // bytes per tap in NHWC), with 32-bit index arithmetic. Tensors whose channel
 // count is not a multiple of the group, or too large for 32-bit indices,
 // take the general kernel: one thread per output element.
-// GlobalAveragePool: a block of 32 channels x 8 pixel lanes, reduced in shared memory.
+// GlobalAveragePool: a block of 32 channels x 8 pixel lanes, reduced in shared memory
+// (of an INT8 tensor: 128 channels x 8 lanes, in INT32).
 #include <cuda_fp16.h>
 
 #include <cfloat>
+#include <cmath>
+#include <cstdint>
 #include <type_traits>
 
 #include "anvil/error.h"
@@ -161,6 +164,53 @@ __global__ void global_average_pool_kernel(const T* __restrict__ x, T* __restric
   y[static_cast<long long>(blockIdx.y) * c + ch] = from_float<T>(total / static_cast<float>(hw));
 }
 
+constexpr int kGapInt8Groups = 32;  // 4-channel groups a block: 128 channels
+constexpr int kGapInt8Lanes = 8;
+
+// The signed bytes of v, lowest first, each as an int.
+__device__ __forceinline__ int4 unpack_s8x4(int v) {
+  return make_int4((v << 24) >> 24, (v << 16) >> 24, (v << 8) >> 24, v >> 24);
+}
+
+// Block (x, y) averages channels [x * 128, +128) of INT8 image y, a thread 4
+// channels (one 32-bit load a pixel): lane threadIdx.y sums pixels
+// threadIdx.y, +8, ... exactly in INT32; shared memory adds the 8 lanes.
+__global__ void global_average_pool_int8_kernel(const int* __restrict__ x, __half* __restrict__ y,
+                                                long long hw, long long c, float scale) {
+  __shared__ int4 partial[kGapInt8Lanes][kGapInt8Groups];
+  const long long groups = c / 4;
+  const long long group = static_cast<long long>(blockIdx.x) * kGapInt8Groups + threadIdx.x;
+  const int* image = x + static_cast<long long>(blockIdx.y) * hw * groups;
+  int4 sum = make_int4(0, 0, 0, 0);
+  if (group < groups)
+    for (long long p = threadIdx.y; p < hw; p += kGapInt8Lanes) {
+      const int4 q = unpack_s8x4(image[p * groups + group]);
+      sum.x += q.x;
+      sum.y += q.y;
+      sum.z += q.z;
+      sum.w += q.w;
+    }
+  partial[threadIdx.y][threadIdx.x] = sum;
+  __syncthreads();
+  if (threadIdx.y != 0 || group >= groups) return;
+  int total[4] = {0, 0, 0, 0};
+#pragma unroll
+  for (int lane = 0; lane < kGapInt8Lanes; ++lane) {
+    const int4 v = partial[lane][threadIdx.x];
+    total[0] += v.x;
+    total[1] += v.y;
+    total[2] += v.z;
+    total[3] += v.w;
+  }
+  const float count = static_cast<float>(hw);
+  __half out[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+    out[i] = __float2half_rn(static_cast<float>(total[i]) * scale / count);
+  *reinterpret_cast<uint2*>(y + static_cast<long long>(blockIdx.y) * c + group * 4) =
+      *reinterpret_cast<const uint2*>(out);
+}
+
 void check_pool(const char* what, const Pool2d& p) {
   const bool ok = p.n >= 0 && p.c >= 1 && p.in_h >= 1 && p.in_w >= 1 && p.out_h >= 0 &&
                   p.out_w >= 0 && p.kernel_h >= 1 && p.kernel_w >= 1 && p.stride_h >= 1 &&
@@ -241,6 +291,33 @@ void global_average_pool(const void* x, void* y, StorageType type, std::int64_t 
                                                              static_cast<__half*>(y), h * w, c);
       break;
   }
+  ANVIL_GPU_CHECK(cudaGetLastError());
+}
+
+void global_average_pool_int8(const void* x, void* y, std::int64_t n, std::int64_t h,
+                              std::int64_t w, std::int64_t c, float scale, cudaStream_t stream) {
+  if (n < 0 || h < 1 || w < 1 || c < 4 || c % 4 != 0)
+    fail(ErrorKind::kInvalidArgument, "global_average_pool_int8: bad shape n=", n, " h=", h,
+         " w=", w, " c=", c, " (c a positive multiple of 4)");
+  if (!(scale > 0.0f) || !std::isfinite(scale))
+    fail(ErrorKind::kInvalidArgument, "global_average_pool_int8: scale ", scale,
+         " must be positive and finite");
+  if (h * w > (1LL << 23))
+    fail(ErrorKind::kInvalidArgument, "global_average_pool_int8: ", h, " x ", w,
+         " pixels: an INT32 sum of 2^24 or more bytes could overflow");
+  if (n > 65535)
+    fail(ErrorKind::kInvalidArgument, "global_average_pool_int8: batch ", n,
+         " exceeds the 65535 grid limit");
+  if (reinterpret_cast<std::uintptr_t>(x) % 4 != 0 || reinterpret_cast<std::uintptr_t>(y) % 8 != 0)
+    fail(ErrorKind::kInvalidArgument, "global_average_pool_int8: x must be 4-byte and y 8-byte ",
+         "aligned");
+  if (n == 0) return;
+  const long long groups = c / 4;
+  const dim3 grid(static_cast<unsigned>((groups + kGapInt8Groups - 1) / kGapInt8Groups),
+                  static_cast<unsigned>(n));
+  const dim3 block(kGapInt8Groups, kGapInt8Lanes);
+  global_average_pool_int8_kernel<<<grid, block, 0, stream>>>(
+      static_cast<const int*>(x), static_cast<__half*>(y), h * w, c, scale);
   ANVIL_GPU_CHECK(cudaGetLastError());
 }
 

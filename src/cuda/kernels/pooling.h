@@ -1,6 +1,7 @@
 // MaxPool, AveragePool and GlobalAveragePool over NHWC tensors (FP32 or FP16
-// storage, FP32 arithmetic), with the semantics of the CPU reference ops
-// (src/ops/max_pool.cc, average_pool.cc, global_average_pool.cc).
+// storage, FP32 arithmetic; GlobalAveragePool of INT8 too), with the
+// semantics of the CPU reference ops (src/ops/max_pool.cc, average_pool.cc,
+// global_average_pool.cc).
 //
 // Launchers only enqueue work on `stream`: no allocation, no synchronization.
 #pragma once
@@ -52,5 +53,12 @@ void average_pool_2d(const void* x, void* y, StorageType type, const Pool2d& poo
 // channel count), summed in FP32.
 void global_average_pool(const void* x, void* y, StorageType type, std::int64_t n, std::int64_t h,
                          std::int64_t w, std::int64_t c, cudaStream_t stream);
+
+// y[n, c] = half(float(sum over h, w of q[n, h, w, c]) * scale / (h * w)): the
+// mean of an INT8 tensor (real values scale * q) into FP16, its sum exact in
+// INT32 (h * w up to 2^23). c, the stored channel count, a multiple of 4; x
+// 4-byte and y 8-byte aligned; scale positive and finite.
+void global_average_pool_int8(const void* x, void* y, std::int64_t n, std::int64_t h,
+                              std::int64_t w, std::int64_t c, float scale, cudaStream_t stream);
 
 }  // namespace anvil::cuda::kernels

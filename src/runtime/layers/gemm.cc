@@ -1,4 +1,5 @@
-// "gemm": Y[N, n] = act(X[N, k] · W[n, k]^T + bias) through cuBLASLt.
+// "gemm": Y[N, n] = act(X[N, k] · W[n, k]^T + bias) through cuBLASLt; and
+// "gemm_output", the same writing the graph's FP32 output itself.
 #include "cuda/cublaslt_gemm.h"
 #include "runtime/layer_runner.h"
 #include "runtime/layers/layer_shapes.h"
@@ -33,11 +34,13 @@ class PreparedGemm final : public PreparedLayer {
 class GemmRunner final : public LayerRunner {
  public:
   explicit GemmRunner(const LayerSetup& s) : identity_(tactic_identity(s.layer, s.profile)) {
-    shape_ = gemm_layer_shape(s.params, s.layer.name, s.fp16, s.plan.options.tf32);
+    shape_ = gemm_layer_shape(s.params, s.layer.name, s.layer.kind, s.fp16, s.plan.options.tf32);
     weights_ = s.weights.at(0);
     if (shape_.has_bias) {
       const plan::WeightRef& ref = s.layer.weights.at(1);
-      bias_ = upload_bias(s.host_weights_blob() + ref.offset, shape_.n, s.fp16);
+      // In Y's type, as cuBLASLt wants it.
+      bias_ =
+          upload_bias(s.host_weights_blob() + ref.offset, shape_.n, s.fp16 && !shape_.float_output);
     }
   }
 
@@ -62,8 +65,13 @@ std::unique_ptr<LayerRunner> make_gemm(const LayerSetup& s) {
   return std::make_unique<GemmRunner>(s);
 }
 
+std::unique_ptr<LayerRunner> make_gemm_output(const LayerSetup& s) {
+  return std::make_unique<GemmRunner>(s);
+}
+
 }  // namespace
 
 ANVIL_REGISTER_LAYER("gemm", make_gemm);
+ANVIL_REGISTER_LAYER("gemm_output", make_gemm_output);
 
 }  // namespace anvil::runtime

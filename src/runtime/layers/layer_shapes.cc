@@ -1,5 +1,6 @@
 #include "runtime/layers/layer_shapes.h"
 
+#include "builder/memory_plan.h"
 #include "runtime/layers/layer_util.h"
 
 namespace anvil::runtime {
@@ -113,8 +114,10 @@ cuda::QuantizedConvShape int8_conv_layer_shape(const nlohmann::json& p, const st
   return s;
 }
 
-cuda::GemmShape gemm_layer_shape(const nlohmann::json& p, const std::string& name, bool fp16,
-                                 bool allow_tf32) {
+cuda::GemmShape gemm_layer_shape(const nlohmann::json& p, const std::string& name,
+                                 const std::string& kind, bool fp16, bool allow_tf32) {
+  if (kind != "gemm" && kind != "gemm_output")
+    fail(ErrorKind::kInvalidArgument, "plan layer '", name, "' of kind '", kind, "' is not a gemm");
   cuda::GemmShape s;
   s.m = 1;
   s.k = param<std::int64_t>(p, "k_pad", name);
@@ -123,6 +126,10 @@ cuda::GemmShape gemm_layer_shape(const nlohmann::json& p, const std::string& nam
   s.relu = param<bool>(p, "relu", name);
   s.fp16 = fp16;
   s.allow_tf32 = allow_tf32;
+  if (kind == "gemm_output") {
+    s.float_output = fp16;
+    s.y_alignment = builder::kIoAlignment;
+  }
   return s;
 }
 

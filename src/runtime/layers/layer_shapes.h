@@ -61,8 +61,10 @@ UnfusedConv unfused_conv(const ConvLayerShape& conv);
 cuda::QuantizedConvShape int8_conv_layer_shape(const nlohmann::json& params,
                                                const std::string& layer);
 
-// n = 1 (m, the batch, set before use).
-cuda::GemmShape gemm_layer_shape(const nlohmann::json& params, const std::string& layer, bool fp16,
-                                 bool allow_tf32);
+// A "gemm" or "gemm_output" layer's GEMM, m = 1 (set the batch before use).
+// A "gemm_output" writes the graph's FP32 output itself: FP32 out of an FP16
+// plan, at the alignment a user's buffer has (builder/lower.h).
+cuda::GemmShape gemm_layer_shape(const nlohmann::json& params, const std::string& layer,
+                                 const std::string& kind, bool fp16, bool allow_tf32);
 
 }  // namespace anvil::runtime

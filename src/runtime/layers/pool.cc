@@ -1,4 +1,9 @@
-// "pool" (MaxPool / AveragePool 2-D) and "global_avg_pool", NHWC.
+// "pool" (MaxPool / AveragePool 2-D), "global_avg_pool" and
+// "global_avg_pool_int8", NHWC.
+#include <cmath>
+#include <optional>
+
+#include "anvil/error.h"
 #include "cuda/kernels/pooling.h"
 #include "runtime/layer_runner.h"
 #include "runtime/layers/layer_util.h"
@@ -62,36 +67,52 @@ class PoolRunner final : public LayerRunner {
   cuda::kernels::StorageType type_;
 };
 
+// FP16 or FP32 storage; or, with an INT8 scale, an INT8 input into FP16.
 class PreparedGlobalAvgPool final : public PreparedLayer {
  public:
   PreparedGlobalAvgPool(std::int64_t n, std::int64_t h, std::int64_t w, std::int64_t c,
-                        cuda::kernels::StorageType type)
-      : n_(n), h_(h), w_(w), c_(c), type_(type) {}
+                        cuda::kernels::StorageType type, std::optional<float> int8_scale)
+      : n_(n), h_(h), w_(w), c_(c), type_(type), int8_scale_(int8_scale) {}
 
   void enqueue(const LaunchArgs& a) const override {
-    cuda::kernels::global_average_pool(a.inputs[0], a.outputs[0], type_, n_, h_, w_, c_, a.stream);
+    if (int8_scale_)
+      cuda::kernels::global_average_pool_int8(a.inputs[0], a.outputs[0], n_, h_, w_, c_,
+                                              *int8_scale_, a.stream);
+    else
+      cuda::kernels::global_average_pool(a.inputs[0], a.outputs[0], type_, n_, h_, w_, c_,
+                                         a.stream);
   }
 
  private:
   std::int64_t n_, h_, w_, c_;
   cuda::kernels::StorageType type_;
+  std::optional<float> int8_scale_;
 };
 
+// "global_avg_pool" and "global_avg_pool_int8" (builder/lower.h).
 class GlobalAvgPoolRunner final : public LayerRunner {
  public:
   explicit GlobalAvgPoolRunner(const LayerSetup& s)
       : h_(param<std::int64_t>(s.params, "h", s.layer.name)),
         w_(param<std::int64_t>(s.params, "w", s.layer.name)),
         c_(param<std::int64_t>(s.params, "c_pad", s.layer.name)),
-        type_(storage_type(s.fp16)) {}
+        type_(storage_type(s.fp16)) {
+    if (s.layer.kind != "global_avg_pool_int8") return;
+    int8_scale_ = param<float>(s.params, "scale", s.layer.name);
+    if (!s.fp16 || !(*int8_scale_ > 0.0f) || !std::isfinite(*int8_scale_))
+      fail(ErrorKind::kInvalidArgument, "plan layer '", s.layer.name,
+           "' (global_avg_pool_int8): needs an FP16 plan and a positive finite scale, has ",
+           s.fp16 ? "FP16" : "FP32", " and ", *int8_scale_);
+  }
 
   std::unique_ptr<PreparedLayer> prepare(std::int64_t batch, const Handles&) const override {
-    return std::make_unique<PreparedGlobalAvgPool>(batch, h_, w_, c_, type_);
+    return std::make_unique<PreparedGlobalAvgPool>(batch, h_, w_, c_, type_, int8_scale_);
   }
 
  private:
   std::int64_t h_, w_, c_;
   cuda::kernels::StorageType type_;
+  std::optional<float> int8_scale_;
 };
 
 std::unique_ptr<LayerRunner> make_pool(const LayerSetup& s) {
@@ -100,10 +121,14 @@ std::unique_ptr<LayerRunner> make_pool(const LayerSetup& s) {
 std::unique_ptr<LayerRunner> make_global_avg_pool(const LayerSetup& s) {
   return std::make_unique<GlobalAvgPoolRunner>(s);
 }
+std::unique_ptr<LayerRunner> make_global_avg_pool_int8(const LayerSetup& s) {
+  return std::make_unique<GlobalAvgPoolRunner>(s);
+}
 
 }  // namespace
 
 ANVIL_REGISTER_LAYER("pool", make_pool);
 ANVIL_REGISTER_LAYER("global_avg_pool", make_global_avg_pool);
+ANVIL_REGISTER_LAYER("global_avg_pool_int8", make_global_avg_pool_int8);
 
 }  // namespace anvil::runtime
