@@ -43,4 +43,17 @@ cuda::DeviceBuffer upload_bias(const void* host_fp32, std::int64_t count, bool f
   return buffer;
 }
 
+void check_one_in_one_out(const LayerSetup& s, DType in, DType out) {
+  const plan::LayerDesc& l = s.layer;
+  if (l.inputs.size() != 1 || l.outputs.size() != 1)
+    fail(ErrorKind::kInvalidArgument, "plan layer '", l.name, "': kind '", l.kind,
+         "' takes one input and one output, not ", l.inputs.size(), " and ", l.outputs.size());
+  const DType got_in = s.plan.tensors.at(static_cast<std::size_t>(l.inputs[0])).dtype;
+  const DType got_out = s.plan.tensors.at(static_cast<std::size_t>(l.outputs[0])).dtype;
+  if (got_in != in || got_out != out)
+    fail(ErrorKind::kInvalidArgument, "plan layer '", l.name, "': kind '", l.kind, "' reads ",
+         to_string(in), " and writes ", to_string(out), ", but its tensors are ", to_string(got_in),
+         " and ", to_string(got_out), ": a corrupt plan");
+}
+
 }  // namespace anvil::runtime

@@ -9,6 +9,7 @@
 #include "cuda/handles.h"
 #include "cuda/kernels/activation.h"
 #include "cuda/kernels/storage.h"
+#include "runtime/layer_runner.h"
 
 namespace anvil::runtime {
 
@@ -33,6 +34,12 @@ T param(const nlohmann::json& params, const char* key, const std::string& layer)
 cuda::kernels::Activation activation_of(const std::string& name, const std::string& layer);
 cuda::kernels::ActivationParams activation_params(const nlohmann::json& params,
                                                   const std::string& layer);
+
+// kInvalidArgument, naming the layer, unless it has one input of dtype `in`
+// and one output of dtype `out`: a layer that converts or reads a dtype
+// other than the plan's storage checks this, as a corrupt plan's mismatch
+// would make it overrun or misread a buffer.
+void check_one_in_one_out(const LayerSetup& s, DType in, DType out);
 
 // A device copy of `count` FP32 values (from the plan's weights on the host),
 // converted to the storage type: biases are FP32 in the plan, and cuDNN and

@@ -98,6 +98,7 @@ class GlobalAvgPoolRunner final : public LayerRunner {
         c_(param<std::int64_t>(s.params, "c_pad", s.layer.name)),
         type_(storage_type(s.fp16)) {
     if (s.layer.kind != "global_avg_pool_int8") return;
+    check_one_in_one_out(s, DType::kInt8, DType::kFloat16);
     int8_scale_ = param<float>(s.params, "scale", s.layer.name);
     if (!s.fp16 || !(*int8_scale_ > 0.0f) || !std::isfinite(*int8_scale_))
       fail(ErrorKind::kInvalidArgument, "plan layer '", s.layer.name,

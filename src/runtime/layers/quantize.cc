@@ -40,7 +40,8 @@ class QuantizeRunner final : public LayerRunner {
       fail(ErrorKind::kInvalidArgument, "plan layer '", name, "': kind '", s.layer.kind,
            "' needs an FP16 plan (INT8 layers are built only with FP16 storage)");
     element_ = quantized_element(s, to_int8);
-    check_tensors(s, to_int8 ? DType::kFloat16 : element_, to_int8 ? element_ : DType::kFloat16);
+    check_one_in_one_out(s, to_int8 ? DType::kFloat16 : element_,
+                         to_int8 ? element_ : DType::kFloat16);
     const auto c = param<std::int64_t>(s.params, "c", name);
     const auto c_pad = param<std::int64_t>(s.params, "c_pad", name);
     const auto h = param<std::int64_t>(s.params, "h", name);
@@ -70,23 +71,9 @@ class QuantizeRunner final : public LayerRunner {
   static DType quantized_element(const LayerSetup& s, bool to_int8) {
     const plan::LayerDesc& l = s.layer;
     const std::vector<int>& side = to_int8 ? l.outputs : l.inputs;
-    if (side.size() != 1) return DType::kInt8;  // check_tensors says what is wrong
+    if (side.size() != 1) return DType::kInt8;  // check_one_in_one_out says what is wrong
     const DType d = s.plan.tensors.at(static_cast<std::size_t>(side[0])).dtype;
     return d == DType::kFloat8E4M3 ? d : DType::kInt8;
-  }
-
-  // One input of dtype `in`, one output of dtype `out`: anything else is a corrupt plan.
-  static void check_tensors(const LayerSetup& s, DType in, DType out) {
-    const plan::LayerDesc& l = s.layer;
-    if (l.inputs.size() != 1 || l.outputs.size() != 1)
-      fail(ErrorKind::kInvalidArgument, "plan layer '", l.name, "': kind '", l.kind,
-           "' takes one input and one output, not ", l.inputs.size(), " and ", l.outputs.size());
-    const DType got_in = s.plan.tensors.at(static_cast<std::size_t>(l.inputs[0])).dtype;
-    const DType got_out = s.plan.tensors.at(static_cast<std::size_t>(l.outputs[0])).dtype;
-    if (got_in != in || got_out != out)
-      fail(ErrorKind::kInvalidArgument, "plan layer '", l.name, "': kind '", l.kind, "' converts ",
-           to_string(in), " to ", to_string(out), ", but its tensors are ", to_string(got_in),
-           " and ", to_string(got_out));
   }
 
   bool to_int8_;
