@@ -27,7 +27,7 @@ cudaDataType_t storage_type(const GemmShape& shape) {
 
 // Y, the residual and the bias.
 cudaDataType_t output_type(const GemmShape& shape) {
-  return shape.fp16 && !shape.float_output ? CUDA_R_16F : CUDA_R_32F;
+  return half_output(shape) ? CUDA_R_16F : CUDA_R_32F;
 }
 
 // Column-major rows x cols with leading dimension ld (elements).

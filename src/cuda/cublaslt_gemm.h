@@ -54,6 +54,11 @@ struct GemmShape {
   bool has_residual = false;
 };
 
+// Whether Y, the residual and the bias are FP16 (else FP32).
+inline bool half_output(const GemmShape& shape) {
+  return shape.fp16 && !shape.float_output;
+}
+
 // "m=128 n=1000 k=512 fp16 bias relu", for messages.
 std::string to_string(const GemmShape& shape);
 

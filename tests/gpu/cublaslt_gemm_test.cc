@@ -135,7 +135,7 @@ struct Problem {
     dy = cuda::DeviceBuffer(y_offset() + want.size() * (fp16_y() ? sizeof(__half) : sizeof(float)));
   }
 
-  bool fp16_y() const { return s.fp16 && !s.float_output; }
+  bool fp16_y() const { return cuda::half_output(s); }
   std::size_t y_offset() const { return s.y_alignment % cuda::kGemmAlignment; }
   void* y() const { return static_cast<std::byte*>(dy.data()) + y_offset(); }
   const void* residual_at() const {

@@ -302,7 +302,7 @@ class LayerTuning {
     } else {
       gemm_ = runtime::gemm_layer_shape(params, layer.name, layer.kind, fp16, p.options.tf32);
       gemm_->m = batch;
-      const bool fp16_y = fp16 && !gemm_->float_output;  // Y's and the bias's type
+      const bool fp16_y = cuda::half_output(*gemm_);  // Y's and the bias's type
       b.x = random_values(batch * gemm_->k, fp16, rng);
       b.bias =
           runtime::upload_bias(p.weights.data() + layer.weights.at(1).offset, gemm_->n, fp16_y);

@@ -214,7 +214,7 @@ std::optional<std::string> check_conv_output(const plan::Plan& p, const plan::La
 std::optional<std::string> check_gemm_output(const plan::Plan& p, const plan::LayerDesc& layer,
                                              const cuda::GemmShape& g, const HostDeviceValues& x,
                                              const void* y) {
-  const bool fp16_y = g.fp16 && !g.float_output;
+  const bool fp16_y = cuda::half_output(g);
   const std::vector<float> w = weight_values(p, layer.weights.at(0), g.n * g.k, g.fp16);
   const std::vector<float> bias = bias_values(p, layer, g.n, g.has_bias, fp16_y);
   const std::int64_t row = g.m - 1;

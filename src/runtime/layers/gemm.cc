@@ -36,13 +36,12 @@ class GemmRunner final : public LayerRunner {
   explicit GemmRunner(const LayerSetup& s) : identity_(tactic_identity(s.layer, s.profile)) {
     shape_ = gemm_layer_shape(s.params, s.layer.name, s.layer.kind, s.fp16, s.plan.options.tf32);
     const DType storage = s.fp16 ? DType::kFloat16 : DType::kFloat32;
-    check_one_in_one_out(s, storage, s.fp16 && !shape_.float_output ? storage : DType::kFloat32);
+    check_one_in_one_out(s, storage, cuda::half_output(shape_) ? storage : DType::kFloat32);
     weights_ = s.weights.at(0);
     if (shape_.has_bias) {
       const plan::WeightRef& ref = s.layer.weights.at(1);
       // In Y's type, as cuBLASLt wants it.
-      bias_ =
-          upload_bias(s.host_weights_blob() + ref.offset, shape_.n, s.fp16 && !shape_.float_output);
+      bias_ = upload_bias(s.host_weights_blob() + ref.offset, shape_.n, cuda::half_output(shape_));
     }
   }
 
