@@ -107,30 +107,39 @@ Conv3x3Int8Shape shape(std::int64_t n, std::int64_t h, std::int64_t w, bool relu
           .max_blocks = max_blocks};
 }
 
-// Each kernel this GPU runs: the mma.sync one, and on Hopper the wgmma one
+// Each kernel this GPU runs: the mma.sync one, and on Hopper both wgmma ones
 // with both step sizes.
 std::vector<Conv3x3Int8Shape> kernels(const Conv3x3Int8Shape& s) {
+  using cuda::kernels::Conv3x3Int8Kernel;
   std::vector<Conv3x3Int8Shape> out;
   Conv3x3Int8Shape k = s;
-  k.kernel = cuda::kernels::Conv3x3Int8Kernel::kMmaSync;
+  k.kernel = Conv3x3Int8Kernel::kMmaSync;
   out.push_back(k);
-  k.kernel = cuda::kernels::Conv3x3Int8Kernel::kWgmma;
-  for (const int parts : {2, 4}) {
-    k.wgmma_parts = parts;
-    try {
-      const Conv3x3Int8 probe(k);
-      out.push_back(k);
-    } catch (const Error& e) {
-      if (e.kind() != ErrorKind::kUnsupported) throw;
+  for (const Conv3x3Int8Kernel kernel :
+       {Conv3x3Int8Kernel::kWgmma, Conv3x3Int8Kernel::kWgmmaFilterInRegisters})
+    for (const int parts : {2, 4}) {
+      k.kernel = kernel;
+      k.wgmma_parts = parts;
+      try {
+        const Conv3x3Int8 probe(k);
+        out.push_back(k);
+      } catch (const Error& e) {
+        if (e.kind() != ErrorKind::kUnsupported) throw;
+      }
     }
-  }
   return out;
 }
 
 std::string kernel_name(const Conv3x3Int8Shape& s) {
-  return s.kernel == cuda::kernels::Conv3x3Int8Kernel::kMmaSync
-             ? std::string("mma.sync")
-             : cat("wgmma, steps of ", s.wgmma_parts * 64);
+  switch (s.kernel) {
+    case cuda::kernels::Conv3x3Int8Kernel::kMmaSync:
+      return "mma.sync";
+    case cuda::kernels::Conv3x3Int8Kernel::kWgmma:
+      return cat("wgmma, steps of ", s.wgmma_parts * 64);
+    case cuda::kernels::Conv3x3Int8Kernel::kWgmmaFilterInRegisters:
+      return cat("wgmma with the filter in registers, steps of ", s.wgmma_parts * 64);
+  }
+  return "?";
 }
 
 TEST(Conv3x3Int8, MatchesTheReferenceExactly) {

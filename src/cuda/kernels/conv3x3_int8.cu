@@ -272,12 +272,14 @@ Conv3x3Int8::Conv3x3Int8(const Conv3x3Int8Shape& shape) : shape_(shape) {
   ANVIL_GPU_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   ANVIL_GPU_CHECK(
       cudaDeviceGetAttribute(&smem_limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  if (shape.kernel == Conv3x3Int8Kernel::kWgmma) {
+  if (shape.kernel != Conv3x3Int8Kernel::kMmaSync) {
     if (major != 9 || minor != 0 || !conv3x3_int8_wgmma_compiled())
       fail(ErrorKind::kUnsupported,
-           "conv3x3_int8: the wgmma kernel needs an sm_90 GPU and a build with sm_90a code");
+           "conv3x3_int8: the wgmma kernels need an sm_90 GPU and a build with sm_90a code");
     const Conv3x3Int8WgmmaLaunch l =
-        plan_conv3x3_int8_wgmma(shape, shape.wgmma_parts, sms, smem_limit);
+        shape.kernel == Conv3x3Int8Kernel::kWgmma
+            ? plan_conv3x3_int8_wgmma(shape, shape.wgmma_parts, sms, smem_limit)
+            : plan_conv3x3_int8_wgmma_rs(shape, shape.wgmma_parts, sms, smem_limit);
     units_per_image_ = l.units_per_image;
     units_ = l.units;
     blocks_ = l.blocks;
@@ -322,10 +324,12 @@ void Conv3x3Int8::run(const void* x, const void* filter, const float* scale, con
     fail(ErrorKind::kInvalidArgument,
          "conv3x3_int8: x, filter, scale and y must be set, x, filter, y and the residual "
          "16-byte aligned, bias and residual set exactly when the shape has them");
-  if (shape_.kernel == Conv3x3Int8Kernel::kWgmma) {
+  if (shape_.kernel != Conv3x3Int8Kernel::kMmaSync) {
     const Conv3x3Int8WgmmaLaunch l{shape_.wgmma_parts, units_per_image_, units_, blocks_,
                                    smem_bytes_};
-    return conv3x3_int8_wgmma(l, shape_, x, filter, scale, bias, residual, y, stream);
+    if (shape_.kernel == Conv3x3Int8Kernel::kWgmma)
+      return conv3x3_int8_wgmma(l, shape_, x, filter, scale, bias, residual, y, stream);
+    return conv3x3_int8_wgmma_rs(l, shape_, x, filter, scale, bias, residual, y, stream);
   }
   Dims d{};
   d.h = static_cast<int>(shape_.h);

@@ -24,11 +24,12 @@ namespace anvil::cuda::kernels {
 inline constexpr int kConv3x3Int8Channels = 64;
 
 // Which kernel computes it: the mma.sync one (conv3x3_int8.cu, sm_80 and
-// later), which plans use, or the warpgroup-MMA one (conv3x3_int8_wgmma.cu,
-// sm_90 with sm_90a code), which tests and bench/conv3x3_int8.sh run: 2-10%
-// faster at batch 128 on an H100, 25-40% slower at 32 (thirteenth session,
-// docs/INT8.md), so not yet worth a tactic of its own.
-enum class Conv3x3Int8Kernel { kMmaSync, kWgmma };
+// later), which plans use; or one of two warpgroup-MMA ones (sm_90 with
+// sm_90a code), which tests and bench/conv3x3_int8.sh run: both operands in
+// shared memory (conv3x3_int8_wgmma.cu: 2-10% faster at batch 128 on an
+// H100, 25-40% slower at 32, thirteenth session, docs/INT8.md), or the
+// filter in registers (conv3x3_int8_wgmma_rs.cu, seventeenth session).
+enum class Conv3x3Int8Kernel { kMmaSync, kWgmma, kWgmmaFilterInRegisters };
 
 struct Conv3x3Int8Shape {
   std::int64_t n = 1, h = 1, w = 1;  // x's and y's: stride 1, padding 1
@@ -39,7 +40,7 @@ struct Conv3x3Int8Shape {
   // set it to make each block walk many bands.
   int max_blocks = 0;
   Conv3x3Int8Kernel kernel = Conv3x3Int8Kernel::kMmaSync;
-  int wgmma_parts = 4;  // the wgmma kernel's step: 2 or 4 x 64 output pixels
+  int wgmma_parts = 4;  // the wgmma kernels' step: 2 or 4 x 64 output pixels
 };
 
 // The kernel's launch for one shape on the current device, decided once: the

@@ -42,18 +42,14 @@
 
 #include "anvil/error.h"
 #include "cuda/check.h"
-#include "cuda/kernels/conv3x3_int8_common.cuh"
+#include "cuda/kernels/conv3x3_int8_slots.cuh"
 #include "cuda/kernels/conv3x3_int8_wgmma.h"
 #include "cuda/kernels/tensor_core.cuh"
 
 namespace anvil::cuda::kernels {
 namespace {
 
-using conv3x3::epilogue_pair;
-using conv3x3::kC;
-using conv3x3::kKSteps;
-using conv3x3::kRowBytes;
-using conv3x3::pixel_chunk;
+using namespace conv3x3;  // NOLINT: the slots, the epilogue and the wgmma helpers
 
 constexpr int kThreads = 128;  // one warpgroup
 constexpr int kPartM = 64;     // one wgmma's output pixels
@@ -61,64 +57,6 @@ constexpr int kAcc = kPartM * kC / kThreads;
 constexpr int kFilterBytes = kC * kRowBytes;
 constexpr int kKStepBytes = kFilterBytes / kKSteps;  // 2048
 constexpr int kBufferOffset = kFilterBytes;          // shared memory: filter, two input buffers
-
-struct Dims {
-  int h, w, pitch;         // pitch = w + 2
-  unsigned pitch_inverse;  // floor(2^32 / pitch) + 1: j / pitch = umulhi(j, it) for j < 2^24
-  int units_per_image;
-  long long units;
-  int span;         // input slots a step reads: kParts x 64 + 2 pitch + 2
-  int plane_bytes;  // 16 x span
-  bool relu;
-  float residual_scale;
-};
-
-// Where output slot j of an image is.
-// The high 32 bits of a x b.
-__device__ __forceinline__ unsigned mul_high(unsigned a, unsigned b) {
-  unsigned high;
-  asm("mul.hi.u32 %0, %1, %2;" : "=r"(high) : "r"(a), "r"(b));
-  return high;
-}
-
-struct Slot {
-  int row, col;
-  __device__ Slot(int j, const Dims& d)
-      : row(static_cast<int>(mul_high(static_cast<unsigned>(j), d.pitch_inverse))),
-        col(j - row * d.pitch) {}
-  __device__ bool output(const Dims& d) const { return row < d.h && col < d.w; }
-};
-
-// Starts loading step `unit`'s input slots into `buffer` (four planes).
-template <int kParts>
-__device__ void load_step(unsigned char* buffer, const std::int8_t* x, const Dims& d,
-                          long long unit) {
-  const long long image = unit / d.units_per_image;
-  const int j0 = static_cast<int>(unit % d.units_per_image) * kParts * kPartM;
-  for (int i = threadIdx.x; i < d.span; i += kThreads) {
-    const Slot s(j0 + i, d);  // a slot of the padded image
-    const bool inside = s.row >= 1 && s.row <= d.h && s.col >= 1 && s.col <= d.w;
-    const std::int8_t* src = inside ? x + ((image * d.h + s.row - 1) * d.w + s.col - 1) * kC : x;
-#pragma unroll
-    for (int c = 0; c < 4; ++c)
-      cp_async<16>(shared_address(buffer + c * d.plane_bytes + i * 16), src + c * 16, inside);
-  }
-}
-
-// The compiler must not move reads or writes of the accumulators across
-// the asynchronous wgmma; this ties them to the asm statement's position.
-__device__ __forceinline__ void pin(int (&d)[kAcc]) {
-#pragma unroll
-  for (int& v : d)
-    asm volatile("" : "+r"(v)::"memory");
-}
-
-// A shared-memory matrix descriptor, no swizzle: start, LBO (between the k
-// step's two 16-byte core-matrix columns) and SBO (between 8-row groups).
-__device__ __forceinline__ unsigned long long descriptor(const void* p, int lbo, int sbo) {
-  return ((shared_address(p) & 0x3FFFFu) >> 4) | (static_cast<unsigned long long>(lbo >> 4) << 16) |
-         (static_cast<unsigned long long>(sbo >> 4) << 32);
-}
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 // d (+)= a (64 x 32, shared memory) x b (32 x 64, shared memory), INT8 in, INT32 out.
@@ -165,16 +103,14 @@ __global__ void __launch_bounds__(kThreads, kParts <= 2 ? 3 : 2)
   }
   const float low = d.relu ? 0.0f : -128.0f;
   long long unit = blockIdx.x;
-  if (unit < d.units) load_step<kParts>(buffers, x, d, unit);
+  if (unit < d.units) load_step<kParts * kPartM, kThreads>(buffers, x, d, unit);
   cp_async_commit();
 
   for (int buffer = 0; unit < d.units; unit += gridDim.x, buffer ^= 1) {
     const long long image = unit / d.units_per_image;
     const int j0 = static_cast<int>(unit % d.units_per_image) * kParts * kPartM;
     cp_async_wait<0>();
-    // cp.async wrote through the generic proxy; the tensor cores read
-    // through the async one.
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    fence_proxy_async();
     __syncthreads();  // this step's input is in; the last step's stores are done
 
     unsigned char* const in = buffers + buffer * 4 * d.plane_bytes;
@@ -186,7 +122,7 @@ __global__ void __launch_bounds__(kThreads, kParts <= 2 ? 3 : 2)
         v = 0;
       pin(acc[part]);
     }
-    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+    wgmma_fence();
     // Descriptors advance by their start address field (16-byte units, the
     // low bits): one add each, from the step's and the filter's first.
     const unsigned long long a0 = descriptor(in, d.plane_bytes, 128);
@@ -202,11 +138,12 @@ __global__ void __launch_bounds__(kThreads, kParts <= 2 ? 3 : 2)
         wgmma_64x64x32(acc[part], a, b, ks > 0);
       }
     }
-    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+    wgmma_commit();
     // While the tensor cores work: the next step's input, and this step's
     // residual pairs (row g and g + 8 of the warp's 16 in each part).
     if (unit + gridDim.x < d.units)
-      load_step<kParts>(buffers + (buffer ^ 1) * 4 * d.plane_bytes, x, d, unit + gridDim.x);
+      load_step<kParts * kPartM, kThreads>(buffers + (buffer ^ 1) * 4 * d.plane_bytes, x, d,
+                                           unit + gridDim.x);
     cp_async_commit();
     long long out[kParts][2];  // the pixel's byte offset in y, or -1: not an output pixel
     unsigned short res[kParts][2][8];
@@ -215,7 +152,7 @@ __global__ void __launch_bounds__(kThreads, kParts <= 2 ? 3 : 2)
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         const Slot s(j0 + part * kPartM + 16 * warp + g + 8 * half, d);
-        out[part][half] = s.output(d) ? ((image * d.h + s.row) * d.w + s.col) * kC : -1;
+        out[part][half] = s.output(d) ? pixel_offset(image, s, d) : -1;
         if constexpr (kResidual)
 #pragma unroll
           for (int j = 0; j < 8; ++j)
@@ -224,7 +161,7 @@ __global__ void __launch_bounds__(kThreads, kParts <= 2 ? 3 : 2)
                                      : *reinterpret_cast<const unsigned short*>(
                                            residual + out[part][half] + 8 * j + 2 * t);
       }
-    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+    wgmma_wait_all();
 #pragma unroll
     for (int part = 0; part < kParts; ++part)
       pin(acc[part]);
@@ -250,7 +187,7 @@ __global__ void __launch_bounds__(kThreads, kParts <= 2 ? 3 : 2)
       const int p = i >> 2, c = i & 3;
       const Slot s(j0 + p, d);
       if (s.output(d))
-        *reinterpret_cast<uint4*>(y + ((image * d.h + s.row) * d.w + s.col) * kC + c * 16) =
+        *reinterpret_cast<uint4*>(y + pixel_offset(image, s, d) + c * 16) =
             *reinterpret_cast<const uint4*>(stage + pixel_chunk(p, c));
     }
   }
@@ -259,22 +196,6 @@ __global__ void __launch_bounds__(kThreads, kParts <= 2 ? 3 : 2)
   (void)x, (void)filter, (void)scale, (void)bias, (void)residual, (void)y, (void)d;
   __trap();  // never launched: conv3x3_int8_wgmma_compiled() is false without sm_90a code
 #endif
-}
-
-Dims dims(const Conv3x3Int8Shape& s, int parts) {
-  Dims d{};
-  d.h = static_cast<int>(s.h);
-  d.w = static_cast<int>(s.w);
-  d.pitch = d.w + 2;
-  d.pitch_inverse = static_cast<unsigned>((1ull << 32) / static_cast<unsigned>(d.pitch) + 1);
-  const int n = parts * kPartM;
-  d.units_per_image = (d.h * d.pitch + n - 1) / n;
-  d.units = s.n * d.units_per_image;
-  d.span = n + 2 * d.pitch + 2;
-  d.plane_bytes = 16 * d.span;
-  d.relu = s.relu;
-  d.residual_scale = s.residual_scale;
-  return d;
 }
 
 template <int kParts, bool kResidual>
@@ -316,9 +237,9 @@ Conv3x3Int8WgmmaLaunch plan_conv3x3_int8_wgmma(const Conv3x3Int8Shape& shape, in
   if (parts != 2 && parts != 4)
     fail(ErrorKind::kInvalidArgument, "conv3x3_int8: wgmma steps of 2 or 4 x 64 pixels, not ",
          parts);
-  const Dims d = dims(shape, parts);
+  const Dims d = dims(shape, parts * kPartM);
   // Slot j / pitch by Dims::pitch_inverse is exact while j x pitch < 2^32.
-  if ((static_cast<long long>(d.h) + 2) * d.pitch + d.span >= (1LL << 32) / d.pitch)
+  if (!slots_divide_exactly(d))
     fail(ErrorKind::kUnsupported, "conv3x3_int8: images of ", d.h, " x ", d.w,
          " are too tall for the wgmma kernel");
   Conv3x3Int8WgmmaLaunch l;
@@ -339,7 +260,7 @@ Conv3x3Int8WgmmaLaunch plan_conv3x3_int8_wgmma(const Conv3x3Int8Shape& shape, in
 void conv3x3_int8_wgmma(const Conv3x3Int8WgmmaLaunch& l, const Conv3x3Int8Shape& shape,
                         const void* x, const void* filter, const float* scale, const float* bias,
                         const void* residual, void* y, cudaStream_t stream) {
-  const Dims d = dims(shape, l.parts);
+  const Dims d = dims(shape, l.parts * kPartM);
   if (l.parts == 2) {
     if (shape.has_residual)
       return launch<2, true>(l, d, x, filter, scale, bias, residual, y, stream);

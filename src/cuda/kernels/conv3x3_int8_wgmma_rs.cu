@@ -1,0 +1,322 @@
+// The Hopper kernel of conv3x3_int8.h with the filter in registers: the
+// convolution as D (64 output channels x pixels) = W (64 x 576) x im2col^T
+// (576 x pixels) on warpgroup MMA, A from registers, B from shared memory,
+// kStep output slots (128 or 256) a step and an instruction.
+//
+// Why the roles are the other way round from conv3x3_int8_wgmma.cu: there,
+// m64n64k32 with both operands in shared memory reads 4 KB of shared memory
+// per 131,072 MACs, which at 128 bytes a clock is as long as the tensor cores
+// take (32 clocks): any other shared-memory traffic (the loads, the staging)
+// slows the MMAs. Here the filter (64 x 576 bytes: 72 registers a thread) is
+// loaded into registers once per block, and an m64n256k32 reads 8 KB per
+// 524,288 MACs: half the shared-memory rate.
+//
+//  - The input is conv3x3_int8_slots.cuh's slots and planes (as B: K-major,
+//    8 slots a core matrix, LBO a plane, SBO 128), double-buffered with
+//    cp.async; a block is one warpgroup, persistent, two or three an SM.
+//  - A row i of warp w's 16 is output channel 16 w + 2 i for i < 8 and
+//    16 w + 2 (i - 8) + 1 for i >= 8, so that each thread's accumulator rows
+//    g and g + 8 are a channel pair: accumulators 4 j + 0..3 are channels
+//    (c, c + 1) of pixels 8 j + 2 t and 8 j + 2 t + 1, c = 16 w + 2 g.
+//  - Epilogue: each pair through epilogue_pair (the contract, as the other
+//    kernels compute it), two pixels' pairs in one 32-bit register: the
+//    fragment of an 8 x 8 matrix of 16-bit pairs (rows channel pairs,
+//    columns pixels), which stmatrix .trans writes to the staging buffer
+//    pixel-major (the input buffer just consumed, 16-byte chunks swizzled by
+//    pixel_chunk); then 16-byte stores of whole output pixels. The residual
+//    comes the same way back: cp.async of its pixels into shared memory
+//    while the tensor cores work, ldmatrix .trans into the same fragments.
+#include <algorithm>
+#include <cstdint>
+
+#include "anvil/error.h"
+#include "cuda/check.h"
+#include "cuda/kernels/conv3x3_int8_slots.cuh"
+#include "cuda/kernels/conv3x3_int8_wgmma.h"
+#include "cuda/kernels/tensor_core.cuh"
+
+namespace anvil::cuda::kernels {
+namespace {
+
+using namespace conv3x3;  // NOLINT: the slots, the epilogue and the wgmma helpers
+
+constexpr int kThreads = 128;  // one warpgroup
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// d (+)= a (64 x 32, registers) x b (32 x 128, shared memory), INT8 in, INT32 out.
+__device__ __forceinline__ void wgmma_64x128x32(int (&d)[64], const unsigned (&a)[4],
+                                                unsigned long long b, bool accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
+      "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, "
+      "%36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, "
+      "%53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+      "{%64, %65, %66, %67}, %68, p;\n}\n"
+      : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]),
+        "+r"(d[7]), "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]),
+        "+r"(d[14]), "+r"(d[15]), "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]), "+r"(d[20]),
+        "+r"(d[21]), "+r"(d[22]), "+r"(d[23]), "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]),
+        "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31]), "+r"(d[32]), "+r"(d[33]), "+r"(d[34]),
+        "+r"(d[35]), "+r"(d[36]), "+r"(d[37]), "+r"(d[38]), "+r"(d[39]), "+r"(d[40]), "+r"(d[41]),
+        "+r"(d[42]), "+r"(d[43]), "+r"(d[44]), "+r"(d[45]), "+r"(d[46]), "+r"(d[47]), "+r"(d[48]),
+        "+r"(d[49]), "+r"(d[50]), "+r"(d[51]), "+r"(d[52]), "+r"(d[53]), "+r"(d[54]), "+r"(d[55]),
+        "+r"(d[56]), "+r"(d[57]), "+r"(d[58]), "+r"(d[59]), "+r"(d[60]), "+r"(d[61]), "+r"(d[62]),
+        "+r"(d[63])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(static_cast<int>(accumulate)));
+}
+
+// d (+)= a (64 x 32, registers) x b (32 x 256, shared memory), INT8 in, INT32 out.
+__device__ __forceinline__ void wgmma_64x256x32(int (&d)[128], const unsigned (&a)[4],
+                                                unsigned long long b, bool accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %133, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n256k32.s32.s8.s8 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
+      "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, "
+      "%36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, "
+      "%53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, "
+      "%70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, "
+      "%87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, "
+      "%103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, "
+      "%117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, "
+      "{%128, %129, %130, %131}, %132, p;\n}\n"
+      : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]),
+        "+r"(d[7]), "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]),
+        "+r"(d[14]), "+r"(d[15]), "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]), "+r"(d[20]),
+        "+r"(d[21]), "+r"(d[22]), "+r"(d[23]), "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]),
+        "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31]), "+r"(d[32]), "+r"(d[33]), "+r"(d[34]),
+        "+r"(d[35]), "+r"(d[36]), "+r"(d[37]), "+r"(d[38]), "+r"(d[39]), "+r"(d[40]), "+r"(d[41]),
+        "+r"(d[42]), "+r"(d[43]), "+r"(d[44]), "+r"(d[45]), "+r"(d[46]), "+r"(d[47]), "+r"(d[48]),
+        "+r"(d[49]), "+r"(d[50]), "+r"(d[51]), "+r"(d[52]), "+r"(d[53]), "+r"(d[54]), "+r"(d[55]),
+        "+r"(d[56]), "+r"(d[57]), "+r"(d[58]), "+r"(d[59]), "+r"(d[60]), "+r"(d[61]), "+r"(d[62]),
+        "+r"(d[63]), "+r"(d[64]), "+r"(d[65]), "+r"(d[66]), "+r"(d[67]), "+r"(d[68]), "+r"(d[69]),
+        "+r"(d[70]), "+r"(d[71]), "+r"(d[72]), "+r"(d[73]), "+r"(d[74]), "+r"(d[75]), "+r"(d[76]),
+        "+r"(d[77]), "+r"(d[78]), "+r"(d[79]), "+r"(d[80]), "+r"(d[81]), "+r"(d[82]), "+r"(d[83]),
+        "+r"(d[84]), "+r"(d[85]), "+r"(d[86]), "+r"(d[87]), "+r"(d[88]), "+r"(d[89]), "+r"(d[90]),
+        "+r"(d[91]), "+r"(d[92]), "+r"(d[93]), "+r"(d[94]), "+r"(d[95]), "+r"(d[96]), "+r"(d[97]),
+        "+r"(d[98]), "+r"(d[99]), "+r"(d[100]), "+r"(d[101]), "+r"(d[102]), "+r"(d[103]),
+        "+r"(d[104]), "+r"(d[105]), "+r"(d[106]), "+r"(d[107]), "+r"(d[108]), "+r"(d[109]),
+        "+r"(d[110]), "+r"(d[111]), "+r"(d[112]), "+r"(d[113]), "+r"(d[114]), "+r"(d[115]),
+        "+r"(d[116]), "+r"(d[117]), "+r"(d[118]), "+r"(d[119]), "+r"(d[120]), "+r"(d[121]),
+        "+r"(d[122]), "+r"(d[123]), "+r"(d[124]), "+r"(d[125]), "+r"(d[126]), "+r"(d[127])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(static_cast<int>(accumulate)));
+}
+
+template <int kStep>
+__device__ __forceinline__ void wgmma_step(int (&d)[kStep / 2], const unsigned (&a)[4],
+                                           unsigned long long b, bool accumulate) {
+  if constexpr (kStep == 128)
+    wgmma_64x128x32(d, a, b, accumulate);
+  else
+    wgmma_64x256x32(d, a, b, accumulate);
+}
+
+// Four 8 x 8 matrices of 16-bit elements, transposed, registers -> shared
+// memory: lanes 8i .. 8i + 7 give the addresses of matrix i's rows, which
+// receive its columns.
+__device__ __forceinline__ void stmatrix_x4_trans(unsigned address, const unsigned (&r)[4]) {
+  asm volatile(
+      "stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(address),
+      "r"(r[0]), "r"(r[1]), "r"(r[2]), "r"(r[3])
+      : "memory");
+}
+#endif
+
+// The other way: shared memory -> registers, transposed.
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned address, unsigned (&r)[4]) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(address));
+}
+
+// Starts loading the residual of step `unit`'s output slots into `buffer`
+// (kStep pixels of 64 bytes, chunks swizzled by pixel_chunk); zeros where a
+// slot is no output pixel.
+template <int kStep>
+__device__ void load_residual(unsigned char* buffer, const std::int8_t* residual, const Dims& d,
+                              long long image, int j0) {
+  for (int i = threadIdx.x; i < kStep * 4; i += kThreads) {
+    const int p = i >> 2, c = i & 3;
+    const Slot s(j0 + p, d);
+    const bool inside = s.output(d);
+    cp_async<16>(shared_address(buffer + pixel_chunk(p, c)),
+                 inside ? residual + pixel_offset(image, s, d) + c * 16 : residual, inside);
+  }
+}
+
+template <int kStep, bool kResidual>
+__global__ void __launch_bounds__(kThreads, kStep == 128 ? 3 : 2)
+    conv3x3_int8_wgmma_rs_kernel(const std::int8_t* __restrict__ x,
+                                 const std::int8_t* __restrict__ filter,
+                                 const float* __restrict__ scale, const float* __restrict__ bias,
+                                 const std::int8_t* __restrict__ residual,
+                                 std::int8_t* __restrict__ y, Dims d) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  constexpr int kAcc = kStep / 2;  // 64 channels x kStep pixels over 128 threads
+  extern __shared__ __align__(128) unsigned char smem[];
+  unsigned char* const buffers = smem;  // two of 4 planes
+  unsigned char* const s_residual = smem + 2 * 4 * d.plane_bytes;
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  long long unit = blockIdx.x;
+  if (unit < d.units) load_step<kStep, kThreads>(buffers, x, d, unit);
+  cp_async_commit();
+
+  // This thread's channel pair and its A fragments: rows g and g + 8 of the
+  // warp's 16 are channels c and c + 1; k bytes 4 t .. 4 t + 3 and 16 more.
+  const int c = 16 * warp + 2 * g;
+  const float2 sc = make_float2(scale[c], scale[c + 1]);
+  const float2 bi = bias ? make_float2(bias[c], bias[c + 1]) : make_float2(0, 0);
+  const float low = d.relu ? 0.0f : -128.0f;
+  unsigned a[kKSteps][4];
+#pragma unroll
+  for (int ks = 0; ks < kKSteps; ++ks) {
+    const std::int8_t* const row = filter + c * kRowBytes + ks * 32 + 4 * t;
+    a[ks][0] = *reinterpret_cast<const unsigned*>(row);
+    a[ks][1] = *reinterpret_cast<const unsigned*>(row + kRowBytes);
+    a[ks][2] = *reinterpret_cast<const unsigned*>(row + 16);
+    a[ks][3] = *reinterpret_cast<const unsigned*>(row + kRowBytes + 16);
+  }
+  for (int buffer = 0; unit < d.units; unit += gridDim.x, buffer ^= 1) {
+    const long long image = unit / d.units_per_image;
+    const int j0 = static_cast<int>(unit % d.units_per_image) * kStep;
+    cp_async_wait<0>();
+    fence_proxy_async();
+    __syncthreads();  // this step's input is in; the last step's stores are done
+
+    unsigned char* const in = buffers + buffer * 4 * d.plane_bytes;
+    int acc[kAcc];
+    wgmma_fence();
+    // B of tap (r, s), k half h: input slots from j0 + r pitch + s, channels
+    // from 32 h (planes 2 h and 2 h + 1): one start-address add each.
+    const unsigned long long b0 = descriptor(in, d.plane_bytes, 128);
+    const int plane16 = d.plane_bytes / 16;
+#pragma unroll
+    for (int ks = 0; ks < kKSteps; ++ks) {
+      const int tap = ks / 2, r = tap / 3, s = tap % 3, half = ks % 2;
+      wgmma_step<kStep>(acc, a[ks], b0 + (2 * half * plane16 + r * d.pitch + s), ks > 0);
+    }
+    wgmma_commit();
+    // While the tensor cores work: this step's residual, then the next
+    // step's input (waited for only at the next step).
+    if constexpr (kResidual) {
+      load_residual<kStep>(s_residual, residual, d, image, j0);
+      cp_async_commit();
+    }
+    if (unit + gridDim.x < d.units)
+      load_step<kStep, kThreads>(buffers + (buffer ^ 1) * 4 * d.plane_bytes, x, d,
+                                 unit + gridDim.x);
+    cp_async_commit();
+    if constexpr (kResidual) cp_async_wait<1>();
+    wgmma_wait_all();
+    pin(acc);
+    __syncthreads();  // every warp's MMAs are done reading `in`; the residual is in
+
+    unsigned char* const stage = in;
+#pragma unroll
+    for (int q = 0; q < kStep / 32; ++q) {
+      // Matrices 4 q .. 4 q + 3 (pixels 32 q .. 32 q + 31); in ldmatrix and
+      // stmatrix, lane l addresses row l % 8 of matrix l / 8: pixel 32 q + l.
+      const int pixel = 32 * q + lane;
+      unsigned res[4] = {0, 0, 0, 0};
+      if constexpr (kResidual)
+        ldmatrix_x4_trans(shared_address(s_residual + pixel_chunk(pixel, warp)), res);
+      unsigned pairs[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int j = 4 * q + i;
+        const unsigned even = epilogue_pair<kResidual>(acc[4 * j], acc[4 * j + 2], sc, bi, res[i],
+                                                       d.residual_scale, low);
+        const unsigned odd = epilogue_pair<kResidual>(acc[4 * j + 1], acc[4 * j + 3], sc, bi,
+                                                      res[i] >> 16, d.residual_scale, low);
+        pairs[i] = even | odd << 16;
+      }
+      stmatrix_x4_trans(shared_address(stage + pixel_chunk(pixel, warp)), pairs);
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < kStep * 4; i += kThreads) {
+      const int p = i >> 2, chunk = i & 3;
+      const Slot s(j0 + p, d);
+      if (s.output(d))
+        *reinterpret_cast<uint4*>(y + pixel_offset(image, s, d) + chunk * 16) =
+            *reinterpret_cast<const uint4*>(stage + pixel_chunk(p, chunk));
+    }
+  }
+  cp_async_wait<0>();  // nothing left in flight when the block exits
+#else
+  (void)x, (void)filter, (void)scale, (void)bias, (void)residual, (void)y, (void)d;
+  __trap();  // never launched: conv3x3_int8_wgmma_compiled() is false without sm_90a code
+#endif
+}
+
+template <int kStep, bool kResidual>
+void launch(const Conv3x3Int8WgmmaLaunch& l, const Dims& d, const void* x, const void* filter,
+            const float* scale, const float* bias, const void* residual, void* y,
+            cudaStream_t stream) {
+  conv3x3_int8_wgmma_rs_kernel<kStep, kResidual><<<l.blocks, kThreads, l.smem_bytes, stream>>>(
+      static_cast<const std::int8_t*>(x), static_cast<const std::int8_t*>(filter), scale, bias,
+      static_cast<const std::int8_t*>(residual), static_cast<std::int8_t*>(y), d);
+  ANVIL_GPU_CHECK(cudaGetLastError());
+}
+
+// Sets both variants' shared memory; the blocks an SM holds.
+template <int kStep>
+int prepare(int bytes) {
+  int per_sm = 0;
+  for (const auto kernel :
+       {conv3x3_int8_wgmma_rs_kernel<kStep, false>, conv3x3_int8_wgmma_rs_kernel<kStep, true>}) {
+    ANVIL_GPU_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    ANVIL_GPU_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads,
+                                                                  static_cast<std::size_t>(bytes)));
+  }
+  return std::max(per_sm, 1);
+}
+
+}  // namespace
+
+Conv3x3Int8WgmmaLaunch plan_conv3x3_int8_wgmma_rs(const Conv3x3Int8Shape& shape, int parts, int sms,
+                                                  int smem_limit) {
+  if (parts != 2 && parts != 4)
+    fail(ErrorKind::kInvalidArgument,
+         "conv3x3_int8: wgmma (filter in registers) steps of 2 or 4 x 64 pixels, not ", parts);
+  const int step = parts * 64;
+  const Dims d = dims(shape, step);
+  if (!slots_divide_exactly(d))
+    fail(ErrorKind::kUnsupported, "conv3x3_int8: images of ", d.h, " x ", d.w,
+         " are too tall for the wgmma kernel");
+  Conv3x3Int8WgmmaLaunch l;
+  l.parts = parts;
+  l.units_per_image = d.units_per_image;
+  l.units = d.units;
+  // Two input buffers, then the residual's pixels (the staging reuses the
+  // input buffer a step consumed: a plane is 16 x span >= 16 x step bytes,
+  // four of them hold the step's 64-byte pixels).
+  l.smem_bytes = 2 * 4 * d.plane_bytes + step * kC;
+  if (l.smem_bytes > smem_limit)
+    fail(ErrorKind::kUnsupported, "conv3x3_int8: ", l.smem_bytes,
+         " bytes of shared memory a block; this GPU gives ", smem_limit);
+  const int per_sm = parts == 2 ? prepare<128>(l.smem_bytes) : prepare<256>(l.smem_bytes);
+  long long blocks = std::min<long long>(l.units, 1LL * per_sm * sms);
+  if (shape.max_blocks > 0) blocks = std::min<long long>(blocks, shape.max_blocks);
+  l.blocks = static_cast<int>(blocks);
+  return l;
+}
+
+void conv3x3_int8_wgmma_rs(const Conv3x3Int8WgmmaLaunch& l, const Conv3x3Int8Shape& shape,
+                           const void* x, const void* filter, const float* scale, const float* bias,
+                           const void* residual, void* y, cudaStream_t stream) {
+  const Dims d = dims(shape, l.parts * 64);
+  if (l.parts == 2) {
+    if (shape.has_residual)
+      return launch<128, true>(l, d, x, filter, scale, bias, residual, y, stream);
+    return launch<128, false>(l, d, x, filter, scale, bias, residual, y, stream);
+  }
+  if (shape.has_residual)
+    return launch<256, true>(l, d, x, filter, scale, bias, residual, y, stream);
+  launch<256, false>(l, d, x, filter, scale, bias, residual, y, stream);
+}
+
+}  // namespace anvil::cuda::kernels
