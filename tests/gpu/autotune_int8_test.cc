@@ -219,8 +219,8 @@ std::vector<std::int8_t> run_identity(const Int8Layer& l, std::int64_t n,
   const cuda::DeviceBuffer y(got.size());
   ANVIL_GPU_CHECK(cudaMemsetAsync(y.data(), 0x5b, y.bytes(), stream.get()));
   const cuda::QuantizedConvShape shape = l.shape(n);
-  if (identity == runtime::kConv3x3Int8Identity) {  // our kernel, as the runtime runs it
-    const auto own = runtime::conv3x3_int8_shape(shape);
+  if (runtime::is_conv3x3_int8_identity(identity)) {  // our kernel, as the runtime runs it
+    const auto own = runtime::conv3x3_int8_shape(shape, identity);
     if (!own) fail(ErrorKind::kInternal, identity, " won a layer it does not compute");
     cuda::kernels::Conv3x3Int8(*own).run(
         x.data(), w.data(), scale.as<float>(), shape.has_bias ? bias.as<float>() : nullptr,
@@ -333,9 +333,9 @@ TEST(AutotuneInt8, TunesConvInt8LayersWithACheckedCudnnEngine) {
       std::printf("  %s\n", line.c_str());
     EXPECT_EQ(t.kind, "conv_int8");
     // A cuDNN engine config, or our 3x3 kernel where it computes the layer.
-    const bool own = t.identity == runtime::kConv3x3Int8Identity;
+    const bool own = runtime::is_conv3x3_int8_identity(t.identity);
     EXPECT_TRUE(starts_with(t.identity, "i32:") || starts_with(t.identity, "f32:") ||
-                (own && runtime::conv3x3_int8_shape(l.shape(4))))
+                (own && runtime::conv3x3_int8_shape(l.shape(4), t.identity)))
         << t.identity;
     EXPECT_GT(t.candidates, 0);
     EXPECT_GT(t.ms, 0.0f);

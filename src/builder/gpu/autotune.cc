@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
+#include <string_view>
 
 #include "anvil/error.h"
 #include "builder/gpu/verify_tactic.h"
@@ -204,11 +205,14 @@ std::vector<cuda::QuantizedConv> int8_candidates(cudnnHandle_t cudnn,
   }
 }
 
-// Our INT8 3x3 kernel (runtime::kConv3x3Int8Identity) on `b`, timed; nothing
-// where it does not compute this shape or cannot run on this GPU.
-std::optional<Timed> time_conv3x3_int8(const cuda::QuantizedConvShape& shape, Bench& b,
+// Our INT8 3x3 kernel `identity` (one of runtime::kConv3x3Int8Identities) on
+// `b`, timed; nothing where it does not compute this shape or cannot run on
+// this GPU.
+std::optional<Timed> time_conv3x3_int8(std::string_view identity,
+                                       const cuda::QuantizedConvShape& shape, Bench& b,
                                        const Libraries& libs, int iterations) {
-  const std::optional<cuda::kernels::Conv3x3Int8Shape> own = runtime::conv3x3_int8_shape(shape);
+  const std::optional<cuda::kernels::Conv3x3Int8Shape> own =
+      runtime::conv3x3_int8_shape(shape, identity);
   if (!own) return std::nullopt;
   std::shared_ptr<const cuda::kernels::Conv3x3Int8> conv;
   try {
@@ -223,8 +227,7 @@ std::optional<Timed> time_conv3x3_int8(const cuda::QuantizedConvShape& shape, Be
               conv->shape().has_residual ? b.residual_q.device.data() : nullptr, b.y.data(),
               stream);
   };
-  return Timed{std::string(runtime::kConv3x3Int8Identity), time_run(run, libs.stream, iterations),
-               run};
+  return Timed{std::string(identity), time_run(run, libs.stream, iterations), run};
 }
 
 // Every INT8 engine config, bound once to `b` as the runtime's conv_int8
@@ -251,8 +254,9 @@ std::vector<Timed> time_int8_conv(const cuda::QuantizedConvShape& shape, Bench& 
     };
     timed.push_back({c.identity(), time_run(run, libs.stream, iterations), run});
   }
-  if (std::optional<Timed> own = time_conv3x3_int8(shape, b, libs, iterations))
-    timed.push_back(std::move(*own));
+  for (const std::string_view identity : runtime::kConv3x3Int8Identities)
+    if (std::optional<Timed> own = time_conv3x3_int8(identity, shape, b, libs, iterations))
+      timed.push_back(std::move(*own));
   return timed;
 }
 
@@ -496,7 +500,7 @@ void keep_compiled(plan::LayerDesc& layer, int profile, std::int64_t batch, cudn
         runtime::int8_conv_layer_shape(nlohmann::json::parse(layer.params), layer.name);
     shape.n = batch;
     const std::optional<std::string> identity = plan::tactic_identity(layer, profile);
-    if (!identity || *identity == runtime::kConv3x3Int8Identity) return;  // nothing compiled
+    if (!identity || runtime::is_conv3x3_int8_identity(*identity)) return;  // nothing compiled
     const std::string text =
         cuda::QuantizedConv::from_identity(cudnn, shape, *identity).serialize();
     if (!text.empty()) plan::set_tactic_compiled(layer, profile, {shape.describe(), text});

@@ -3,7 +3,7 @@
 // element "float8e4m3fn" the same on FP8 E4M3 tensors (y = e4m3(...)). The plan's
 // weights are used as they lie on the device: the INT8 KRSC filter and the
 // FP32 scale and bias vectors are already what cuDNN reads, and what our own
-// kernel for 64-channel 3x3 convs reads (tactic kConv3x3Int8Identity,
+// kernels for 64-channel 3x3 convs read (tactics kConv3x3Int8Identities,
 // cuda/kernels/conv3x3_int8.h).
 //
 // cuDNN compiles INT8 kernels at run time (engines noted runtime_compiled), in
@@ -72,7 +72,7 @@ class PreparedInt8Conv final : public PreparedLayer {
   Int8ConvWeights weights_;
 };
 
-// Our kernel (tactic kConv3x3Int8Identity): nothing to compile or bind.
+// One of our kernels (kConv3x3Int8Identities): nothing to compile or bind.
 class PreparedConv3x3Int8 final : public PreparedLayer {
  public:
   PreparedConv3x3Int8(const cuda::kernels::Conv3x3Int8Shape& shape, Int8ConvWeights weights)
@@ -114,7 +114,7 @@ class Int8ConvRunner final : public LayerRunner {
   // Restoring the plan's compiled tactic takes about a millisecond; any
   // other plan, cuDNN's runtime-fusion engines compile (0.5-0.9 s).
   bool compiles(std::int64_t batch) const override {
-    if (identity_ == kConv3x3Int8Identity) return false;
+    if (identity_ && is_conv3x3_int8_identity(*identity_)) return false;
     cuda::QuantizedConvShape shape = shape_;
     shape.n = batch;
     if (compiled_ && compiled_->shape == shape.describe()) return false;
@@ -128,7 +128,7 @@ class Int8ConvRunner final : public LayerRunner {
         identity_,
         [&](const std::string& id) -> std::unique_ptr<PreparedLayer> {
           try {
-            if (id == kConv3x3Int8Identity) return prepare_own(shape);
+            if (is_conv3x3_int8_identity(id)) return prepare_own(shape, id);
             return std::make_unique<PreparedInt8Conv>(from_identity(shape, id, h), weights_);
           } catch (const Error& e) {
             note_fallback(batch, e);
@@ -205,11 +205,11 @@ class Int8ConvRunner final : public LayerRunner {
 
   // Our kernel; kUnsupported where it cannot run this shape on this GPU (a
   // plan tuned elsewhere), which sends prepare() to cuDNN's heuristics.
-  std::unique_ptr<PreparedLayer> prepare_own(const cuda::QuantizedConvShape& shape) const {
-    const std::optional<cuda::kernels::Conv3x3Int8Shape> own = conv3x3_int8_shape(shape);
+  std::unique_ptr<PreparedLayer> prepare_own(const cuda::QuantizedConvShape& shape,
+                                             const std::string& identity) const {
+    const std::optional<cuda::kernels::Conv3x3Int8Shape> own = conv3x3_int8_shape(shape, identity);
     if (!own)
-      fail(ErrorKind::kUnsupported, "tactic ", kConv3x3Int8Identity, " does not compute ",
-           shape.describe());
+      fail(ErrorKind::kUnsupported, "tactic ", identity, " does not compute ", shape.describe());
     return std::make_unique<PreparedConv3x3Int8>(*own, weights_);
   }
 

@@ -4,8 +4,9 @@
 // 1x1 stride-1 conv run as a GEMM), or kUnfusedPrefix and the cuDNN engine
 // config of the conv alone (its bias, residual and activation then run as a
 // kernel of ours). A gemm layer's identity is always a bare cuBLASLt algorithm.
-// A conv_int8 layer's is a cuDNN engine config, or kConv3x3Int8Identity for
-// our own kernel (cuda/kernels/conv3x3_int8.h).
+// A conv_int8 layer's is a cuDNN engine config, or one of
+// kConv3x3Int8Identities for one of our own kernels (cuda/kernels/
+// conv3x3_int8.h).
 #pragma once
 
 #include <optional>
@@ -21,7 +22,15 @@ namespace anvil::runtime {
 
 inline constexpr std::string_view kCublasLtPrefix = "cublaslt:";
 inline constexpr std::string_view kUnfusedPrefix = "unfused:";
+// Our INT8 3x3 kernels: the mma.sync one (sm_80 and later), and on Hopper
+// the warpgroup-MMA one with the filter in registers (steps of 256 slots).
 inline constexpr std::string_view kConv3x3Int8Identity = "anvil:conv3x3_int8";
+inline constexpr std::string_view kConv3x3Int8WgmmaIdentity = "anvil:conv3x3_int8_wgmma_rs";
+inline constexpr std::string_view kConv3x3Int8Identities[] = {kConv3x3Int8Identity,
+                                                              kConv3x3Int8WgmmaIdentity};
+
+// Whether `identity` names one of our INT8 3x3 kernels.
+bool is_conv3x3_int8_identity(std::string_view identity);
 
 // The tactic identity the layer was tuned to under the runner's profile, or
 // nothing when it was not tuned (plan/profiles.h reads it).
@@ -41,11 +50,13 @@ std::string unfused_conv_identity(const std::string& engine);
 // (a fused cuDNN engine config or a "cublaslt:" algorithm).
 std::optional<std::string> unfused_conv_engine(const std::string& identity);
 
-// Our INT8 3x3 kernel's shape for a conv_int8 layer it computes (INT8 in
-// and out, 64 channels in and out, 3x3, stride 1, padding 1, no dilation,
-// one group), or nothing: that layer has cuDNN's engines only.
+// The shape for the kernel `identity` (one of kConv3x3Int8Identities) names,
+// for a conv_int8 layer our kernels compute (INT8 in and out, 64 channels in
+// and out, 3x3, stride 1, padding 1, no dilation, one group), or nothing:
+// that layer has cuDNN's engines only. Whether this GPU runs that kernel is
+// the kernel's to say (Conv3x3Int8's constructor: kUnsupported).
 std::optional<cuda::kernels::Conv3x3Int8Shape> conv3x3_int8_shape(
-    const cuda::QuantizedConvShape& shape);
+    const cuda::QuantizedConvShape& shape, std::string_view identity = kConv3x3Int8Identity);
 
 // Tries `from_identity(identity)` first; when the plan holds none, or the
 // library refuses it for this batch size, takes the heuristics' first choice.
