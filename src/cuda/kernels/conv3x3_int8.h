@@ -11,7 +11,7 @@
 // FP32 [64]; residual and y [n, h, w, 64] INT8. x, filter, residual and y
 // 16-byte aligned.
 //
-// The runtime offers it as a conv_int8 tactic beside cuDNN's engines
+// The runtime offers two of its kernels as conv_int8 tactics beside cuDNN's engines
 // (runtime/layers/conv_int8.cc); the autotuner times and checks it like them.
 #pragma once
 
@@ -24,11 +24,13 @@ namespace anvil::cuda::kernels {
 inline constexpr int kConv3x3Int8Channels = 64;
 
 // Which kernel computes it: the mma.sync one (conv3x3_int8.cu, sm_80 and
-// later), which plans use; or one of two warpgroup-MMA ones (sm_90 with
-// sm_90a code), which tests and bench/conv3x3_int8.sh run: both operands in
-// shared memory (conv3x3_int8_wgmma.cu: 2-10% faster at batch 128 on an
-// H100, 25-40% slower at 32, thirteenth session, docs/INT8.md), or the
-// filter in registers (conv3x3_int8_wgmma_rs.cu, seventeenth session).
+// later); the warpgroup-MMA one with the filter in registers
+// (conv3x3_int8_wgmma_rs.cu, sm_90 with sm_90a code, seventeenth session:
+// 20-35% faster than cuDNN at batch 128 on an H100); or the warpgroup-MMA
+// one with both operands in shared memory (conv3x3_int8_wgmma.cu: 2-10%
+// faster than mma.sync at batch 128, 25-40% slower at 32, thirteenth
+// session, docs/INT8.md), which only tests and bench/conv3x3_int8.sh run.
+// The first two are conv_int8 tactics (runtime/layers/tactic.h).
 enum class Conv3x3Int8Kernel { kMmaSync, kWgmma, kWgmmaFilterInRegisters };
 
 struct Conv3x3Int8Shape {

@@ -13,7 +13,8 @@
 //
 //  - The input is conv3x3_int8_slots.cuh's slots and planes (as B: K-major,
 //    8 slots a core matrix, LBO a plane, SBO 128), double-buffered with
-//    cp.async; a block is one warpgroup, persistent, two or three an SM.
+//    cp.async; a block is one warpgroup, persistent, two an SM at steps of
+//    256 (242 registers a thread: 128 accumulators, 72 of filter).
 //  - A row i of warp w's 16 is output channel 16 w + 2 i for i < 8 and
 //    16 w + 2 (i - 8) + 1 for i >= 8, so that each thread's accumulator rows
 //    g and g + 8 are a channel pair: accumulators 4 j + 0..3 are channels
@@ -26,6 +27,22 @@
 //    pixel_chunk); then 16-byte stores of whole output pixels. The residual
 //    comes the same way back: cp.async of its pixels into shared memory
 //    while the tensor cores work, ldmatrix .trans into the same fragments.
+//
+// Measured (H100, seventeenth session, bench/conv3x3_int8.sh): steps of 256
+// take 0.0415 ms at batch 128 (cuDNN's best 0.0534) and 0.0533 with the
+// residual (cuDNN 0.0845, the mma.sync kernel 0.0638); 0.021 and 0.024 ms
+// at batch 32, level with cuDNN and the mma.sync kernel. The autotuner gives
+// it layer1's four convs (runtime::kConv3x3Int8WgmmaIdentity). Nsight
+// Compute (batch 128, no residual, clocks locked at 1.43 GHz): tensor pipe
+// 41.5% busy, 1.95 warps a scheduler of which 0.43 eligible: latency-bound,
+// a block's MMAs and then its epilogue one after the other, two blocks an
+// SM overlapping them only loosely. Tried, each exact, none faster:
+//  - two accumulator sets, a step's epilogue under the next step's MMAs
+//    (steps of 64: 0.0545 ms; of 128, ptxas serialized every wgmma, C7514,
+//    where one stayed in flight across the loop's back edge: 0.31 ms);
+//  - a step's 256 slots as two MMA groups of 128, the first group's
+//    epilogue under the second's MMAs (separate staging): 0.0421 and 0.0579
+//    ms against 0.0417 and 0.0542 in the same run.
 #include <algorithm>
 #include <cstdint>
 
