@@ -11,8 +11,9 @@
 // FP32 [64]; residual and y [n, h, w, 64] INT8. x, filter, residual and y
 // 16-byte aligned.
 //
-// The runtime offers two of its kernels as conv_int8 tactics beside cuDNN's engines
-// (runtime/layers/conv_int8.cc); the autotuner times and checks it like them.
+// The runtime offers two of its kernels as conv_int8 tactics beside cuDNN's
+// engines (runtime/layers/conv_int8.cc); the autotuner times and checks
+// them like those.
 #pragma once
 
 #include <cuda_runtime_api.h>
