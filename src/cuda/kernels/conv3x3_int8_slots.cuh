@@ -15,13 +15,17 @@
 //    128-byte core matrix of wgmma's K-major, unswizzled layout (8 slots
 //    apart: 128 bytes), and the second 16 channels of a 32-channel k-step are
 //    the next plane.
-// Device code, except dims().
+// Device code, except dims() and the launch helpers at the end.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
+#include "anvil/error.h"
+#include "cuda/check.h"
 #include "cuda/kernels/conv3x3_int8.h"
 #include "cuda/kernels/conv3x3_int8_common.cuh"
+#include "cuda/kernels/conv3x3_int8_wgmma.h"
 #include "cuda/kernels/tensor_core.cuh"
 
 namespace anvil::cuda::kernels::conv3x3 {
@@ -96,6 +100,21 @@ __device__ void load_step(unsigned char* buffer, const std::int8_t* x, const Dim
   }
 }
 
+// The staged step's kPixels output pixels (64 bytes each, 16-byte chunks
+// swizzled by pixel_chunk) to y, 16 bytes a thread at a time; slots that
+// are no output pixel are dropped.
+template <int kPixels, int kThreads>
+__device__ void store_step(const unsigned char* stage, std::int8_t* y, const Dims& d,
+                           long long image, int j0) {
+  for (int i = threadIdx.x; i < kPixels * 4; i += kThreads) {
+    const int p = i >> 2, chunk = i & 3;
+    const Slot s(j0 + p, d);
+    if (s.output(d))
+      *reinterpret_cast<uint4*>(y + pixel_offset(image, s, d) + chunk * 16) =
+          *reinterpret_cast<const uint4*>(stage + pixel_chunk(p, chunk));
+  }
+}
+
 // The compiler must not move reads or writes of the accumulators across
 // the asynchronous wgmma; this ties them to the asm statement's position.
 template <int kCount>
@@ -130,5 +149,50 @@ __device__ __forceinline__ void wgmma_wait_all() {
   asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
 }
 #endif
+
+// The launch of a wgmma kernel whose two variants (`plain`, and `residual`
+// with the residual) take `smem_bytes` of shared memory a block and
+// `threads` threads: sets their shared-memory attribute, and takes as many
+// blocks as the SMs hold (at most one a step, and shape.max_blocks).
+// kUnsupported for images too tall for the slot arithmetic or more shared
+// memory than the device gives a block.
+template <typename Kernel>
+Conv3x3Int8WgmmaLaunch plan_launch(const Conv3x3Int8Shape& shape, int parts, const Dims& d,
+                                   int smem_bytes, Kernel plain, Kernel residual, int threads,
+                                   int sms, int smem_limit) {
+  if (!slots_divide_exactly(d))
+    fail(ErrorKind::kUnsupported, "conv3x3_int8: images of ", d.h, " x ", d.w,
+         " are too tall for the wgmma kernels");
+  if (smem_bytes > smem_limit)
+    fail(ErrorKind::kUnsupported, "conv3x3_int8: ", smem_bytes,
+         " bytes of shared memory a block; this GPU gives ", smem_limit);
+  int per_sm = 0;
+  for (const Kernel kernel : {plain, residual}) {
+    ANVIL_GPU_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
+    ANVIL_GPU_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        &per_sm, kernel, threads, static_cast<std::size_t>(smem_bytes)));
+  }
+  Conv3x3Int8WgmmaLaunch l;
+  l.parts = parts;
+  l.units_per_image = d.units_per_image;
+  l.units = d.units;
+  l.smem_bytes = smem_bytes;
+  long long blocks = std::min<long long>(l.units, 1LL * std::max(per_sm, 1) * sms);
+  if (shape.max_blocks > 0) blocks = std::min<long long>(blocks, shape.max_blocks);
+  l.blocks = static_cast<int>(blocks);
+  return l;
+}
+
+// Enqueues `kernel` (one of a plan_launch's variants) on `stream`.
+template <typename Kernel>
+void launch(Kernel kernel, const Conv3x3Int8WgmmaLaunch& l, int threads, const Dims& d,
+            const void* x, const void* filter, const float* scale, const float* bias,
+            const void* residual, void* y, cudaStream_t stream) {
+  kernel<<<l.blocks, threads, l.smem_bytes, stream>>>(
+      static_cast<const std::int8_t*>(x), static_cast<const std::int8_t*>(filter), scale, bias,
+      static_cast<const std::int8_t*>(residual), static_cast<std::int8_t*>(y), d);
+  ANVIL_GPU_CHECK(cudaGetLastError());
+}
 
 }  // namespace anvil::cuda::kernels::conv3x3

@@ -183,43 +183,13 @@ __global__ void __launch_bounds__(kThreads, kParts <= 2 ? 3 : 2)
                                        d.residual_scale, low);
       }
     __syncthreads();
-    for (int i = threadIdx.x; i < kParts * kPartM * 4; i += kThreads) {
-      const int p = i >> 2, c = i & 3;
-      const Slot s(j0 + p, d);
-      if (s.output(d))
-        *reinterpret_cast<uint4*>(y + pixel_offset(image, s, d) + c * 16) =
-            *reinterpret_cast<const uint4*>(stage + pixel_chunk(p, c));
-    }
+    store_step<kParts * kPartM, kThreads>(stage, y, d, image, j0);
   }
   cp_async_wait<0>();  // nothing left in flight when the block exits
 #else
   (void)x, (void)filter, (void)scale, (void)bias, (void)residual, (void)y, (void)d;
   __trap();  // never launched: conv3x3_int8_wgmma_compiled() is false without sm_90a code
 #endif
-}
-
-template <int kParts, bool kResidual>
-void launch(const Conv3x3Int8WgmmaLaunch& l, const Dims& d, const void* x, const void* filter,
-            const float* scale, const float* bias, const void* residual, void* y,
-            cudaStream_t stream) {
-  conv3x3_int8_wgmma_kernel<kParts, kResidual><<<l.blocks, kThreads, l.smem_bytes, stream>>>(
-      static_cast<const std::int8_t*>(x), static_cast<const std::int8_t*>(filter), scale, bias,
-      static_cast<const std::int8_t*>(residual), static_cast<std::int8_t*>(y), d);
-  ANVIL_GPU_CHECK(cudaGetLastError());
-}
-
-// Sets both variants' shared memory; the blocks an SM holds.
-template <int kParts>
-int prepare(int bytes) {
-  int per_sm = 0;
-  for (const auto kernel :
-       {conv3x3_int8_wgmma_kernel<kParts, false>, conv3x3_int8_wgmma_kernel<kParts, true>}) {
-    ANVIL_GPU_CHECK(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    ANVIL_GPU_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads,
-                                                                  static_cast<std::size_t>(bytes)));
-  }
-  return std::max(per_sm, 1);
 }
 
 }  // namespace
@@ -238,36 +208,23 @@ Conv3x3Int8WgmmaLaunch plan_conv3x3_int8_wgmma(const Conv3x3Int8Shape& shape, in
     fail(ErrorKind::kInvalidArgument, "conv3x3_int8: wgmma steps of 2 or 4 x 64 pixels, not ",
          parts);
   const Dims d = dims(shape, parts * kPartM);
-  // Slot j / pitch by Dims::pitch_inverse is exact while j x pitch < 2^32.
-  if (!slots_divide_exactly(d))
-    fail(ErrorKind::kUnsupported, "conv3x3_int8: images of ", d.h, " x ", d.w,
-         " are too tall for the wgmma kernel");
-  Conv3x3Int8WgmmaLaunch l;
-  l.parts = parts;
-  l.units_per_image = d.units_per_image;
-  l.units = d.units;
-  l.smem_bytes = kBufferOffset + 2 * 4 * d.plane_bytes;
-  if (l.smem_bytes > smem_limit)
-    fail(ErrorKind::kUnsupported, "conv3x3_int8: ", l.smem_bytes,
-         " bytes of shared memory a block; this GPU gives ", smem_limit);
-  const int per_sm = parts == 2 ? prepare<2>(l.smem_bytes) : prepare<4>(l.smem_bytes);
-  long long blocks = std::min<long long>(l.units, 1LL * per_sm * sms);
-  if (shape.max_blocks > 0) blocks = std::min<long long>(blocks, shape.max_blocks);
-  l.blocks = static_cast<int>(blocks);
-  return l;
+  const int smem_bytes = kBufferOffset + 2 * 4 * d.plane_bytes;
+  if (parts == 2)
+    return plan_launch(shape, parts, d, smem_bytes, conv3x3_int8_wgmma_kernel<2, false>,
+                       conv3x3_int8_wgmma_kernel<2, true>, kThreads, sms, smem_limit);
+  return plan_launch(shape, parts, d, smem_bytes, conv3x3_int8_wgmma_kernel<4, false>,
+                     conv3x3_int8_wgmma_kernel<4, true>, kThreads, sms, smem_limit);
 }
 
 void conv3x3_int8_wgmma(const Conv3x3Int8WgmmaLaunch& l, const Conv3x3Int8Shape& shape,
                         const void* x, const void* filter, const float* scale, const float* bias,
                         const void* residual, void* y, cudaStream_t stream) {
   const Dims d = dims(shape, l.parts * kPartM);
-  if (l.parts == 2) {
-    if (shape.has_residual)
-      return launch<2, true>(l, d, x, filter, scale, bias, residual, y, stream);
-    return launch<2, false>(l, d, x, filter, scale, bias, residual, y, stream);
-  }
-  if (shape.has_residual) return launch<4, true>(l, d, x, filter, scale, bias, residual, y, stream);
-  launch<4, false>(l, d, x, filter, scale, bias, residual, y, stream);
+  const bool r = shape.has_residual;
+  const auto kernel =
+      l.parts == 2 ? (r ? conv3x3_int8_wgmma_kernel<2, true> : conv3x3_int8_wgmma_kernel<2, false>)
+                   : (r ? conv3x3_int8_wgmma_kernel<4, true> : conv3x3_int8_wgmma_kernel<4, false>);
+  launch(kernel, l, kThreads, d, x, filter, scale, bias, residual, y, stream);
 }
 
 }  // namespace anvil::cuda::kernels
