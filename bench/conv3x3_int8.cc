@@ -74,9 +74,10 @@ int run(int argc, char** argv) {
 
   std::printf(
       "| batch | residual | mma.sync ms | wgmma x 128 ms | wgmma x 256 ms | wgmma, filter in "
-      "registers, x 128 ms | the same x 256 ms | cuDNN best ms (of N) | cuDNN config | our best / "
+      "registers, x 128 ms | the same x 256 ms | wgmma, filter as A in shared memory, x 256 ms | "
+      "cuDNN best ms (of N) | cuDNN config | our best / "
       "cuDNN | compute floor ms | memory floor ms | our best / max floor |\n"
-      "|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n");
+      "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n");
   for (const std::int64_t n : o.batches) {
     const std::size_t bytes = static_cast<std::size_t>(n) * kHw * kHw * kC;
     const int sets = static_cast<int>(
@@ -96,7 +97,8 @@ int run(int argc, char** argv) {
            {std::pair{k::Conv3x3Int8Kernel::kMmaSync, 2},
             std::pair{k::Conv3x3Int8Kernel::kWgmma, 2}, std::pair{k::Conv3x3Int8Kernel::kWgmma, 4},
             std::pair{k::Conv3x3Int8Kernel::kWgmmaFilterInRegisters, 2},
-            std::pair{k::Conv3x3Int8Kernel::kWgmmaFilterInRegisters, 4}}) {
+            std::pair{k::Conv3x3Int8Kernel::kWgmmaFilterInRegisters, 4},
+            std::pair{k::Conv3x3Int8Kernel::kWgmmaFilterInShared, 4}}) {
         const k::Conv3x3Int8Shape shape{.n = n,
                                         .h = kHw,
                                         .w = kHw,
@@ -161,11 +163,11 @@ int run(int argc, char** argv) {
       const double memory_floor =
           static_cast<double>(bytes) * (with_residual ? 3 : 2) / (c.dram_peak_gb_per_s * 1e6);
       std::printf(
-          "| %lld | %s | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f (%zu) | `%s` | %.2f | %.4f | %.4f "
+          "| %lld | %s | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f (%zu) | `%s` | %.2f | %.4f "
           "| "
-          "%.2f |\n",
+          "%.4f | %.2f |\n",
           static_cast<long long>(n), with_residual ? "yes" : "no", ours[0], ours[1], ours[2],
-          ours[3], ours[4], best, convs.size(), best_identity.c_str(),
+          ours[3], ours[4], ours[5], best, convs.size(), best_identity.c_str(),
           best > 0 ? ours_ms / best : 0.0, compute_floor, memory_floor,
           ours_ms / std::max(compute_floor, memory_floor));
     }

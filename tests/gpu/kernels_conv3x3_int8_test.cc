@@ -107,8 +107,8 @@ Conv3x3Int8Shape shape(std::int64_t n, std::int64_t h, std::int64_t w, bool relu
           .max_blocks = max_blocks};
 }
 
-// Each kernel this GPU runs: the mma.sync one, and on Hopper both wgmma ones
-// with both step sizes.
+// Each kernel this GPU runs: the mma.sync one, and on Hopper the three wgmma
+// ones with both step sizes.
 std::vector<Conv3x3Int8Shape> kernels(const Conv3x3Int8Shape& s) {
   using cuda::kernels::Conv3x3Int8Kernel;
   std::vector<Conv3x3Int8Shape> out;
@@ -116,7 +116,8 @@ std::vector<Conv3x3Int8Shape> kernels(const Conv3x3Int8Shape& s) {
   k.kernel = Conv3x3Int8Kernel::kMmaSync;
   out.push_back(k);
   for (const Conv3x3Int8Kernel kernel :
-       {Conv3x3Int8Kernel::kWgmma, Conv3x3Int8Kernel::kWgmmaFilterInRegisters})
+       {Conv3x3Int8Kernel::kWgmma, Conv3x3Int8Kernel::kWgmmaFilterInRegisters,
+        Conv3x3Int8Kernel::kWgmmaFilterInShared})
     for (const int parts : {2, 4}) {
       k.kernel = kernel;
       k.wgmma_parts = parts;
@@ -138,6 +139,8 @@ std::string kernel_name(const Conv3x3Int8Shape& s) {
       return cat("wgmma, steps of ", s.wgmma_parts * 64);
     case cuda::kernels::Conv3x3Int8Kernel::kWgmmaFilterInRegisters:
       return cat("wgmma with the filter in registers, steps of ", s.wgmma_parts * 64);
+    case cuda::kernels::Conv3x3Int8Kernel::kWgmmaFilterInShared:
+      return cat("wgmma with the filter as A in shared memory, steps of ", s.wgmma_parts * 64);
   }
   return "?";
 }

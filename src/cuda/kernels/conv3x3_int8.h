@@ -32,7 +32,11 @@ inline constexpr int kConv3x3Int8Channels = 64;
 // faster than mma.sync at batch 128, 25-40% slower at 32, thirteenth
 // session, docs/INT8.md), which only tests and bench/conv3x3_int8.sh run.
 // The first two are conv_int8 tactics (runtime/layers/tactic.h).
-enum class Conv3x3Int8Kernel { kMmaSync, kWgmma, kWgmmaFilterInRegisters };
+// kWgmmaFilterInShared is the filter-in-registers kernel reading its A
+// operand (the filter) from shared memory instead, every step: 72 registers
+// a thread freed, and the shape a kernel for more than 64 channels needs
+// (docs/INT8.md). Tests and the bench only; not yet timed on a GPU.
+enum class Conv3x3Int8Kernel { kMmaSync, kWgmma, kWgmmaFilterInRegisters, kWgmmaFilterInShared };
 
 struct Conv3x3Int8Shape {
   std::int64_t n = 1, h = 1, w = 1;  // x's and y's: stride 1, padding 1

@@ -121,6 +121,67 @@ __device__ __forceinline__ void wgmma_64x256x32(int (&d)[128], const unsigned (&
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(static_cast<int>(accumulate)));
 }
 
+// d (+)= a (64 x 32, shared memory) x b (32 x 128, shared memory), INT8 in, INT32 out.
+__device__ __forceinline__ void wgmma_ss_64x128x32(int (&d)[64], unsigned long long a,
+                                                   unsigned long long b, bool accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
+      "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, "
+      "%36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, "
+      "%53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+      "%64, %65, p;\n}\n"
+      : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]),
+        "+r"(d[7]), "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]),
+        "+r"(d[14]), "+r"(d[15]), "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]), "+r"(d[20]),
+        "+r"(d[21]), "+r"(d[22]), "+r"(d[23]), "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]),
+        "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31]), "+r"(d[32]), "+r"(d[33]), "+r"(d[34]),
+        "+r"(d[35]), "+r"(d[36]), "+r"(d[37]), "+r"(d[38]), "+r"(d[39]), "+r"(d[40]), "+r"(d[41]),
+        "+r"(d[42]), "+r"(d[43]), "+r"(d[44]), "+r"(d[45]), "+r"(d[46]), "+r"(d[47]), "+r"(d[48]),
+        "+r"(d[49]), "+r"(d[50]), "+r"(d[51]), "+r"(d[52]), "+r"(d[53]), "+r"(d[54]), "+r"(d[55]),
+        "+r"(d[56]), "+r"(d[57]), "+r"(d[58]), "+r"(d[59]), "+r"(d[60]), "+r"(d[61]), "+r"(d[62]),
+        "+r"(d[63])
+      : "l"(a), "l"(b), "r"(static_cast<int>(accumulate)));
+}
+
+// d (+)= a (64 x 32, shared memory) x b (32 x 256, shared memory), INT8 in, INT32 out.
+__device__ __forceinline__ void wgmma_ss_64x256x32(int (&d)[128], unsigned long long a,
+                                                   unsigned long long b, bool accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n256k32.s32.s8.s8 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
+      "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, "
+      "%36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, "
+      "%53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, "
+      "%70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, "
+      "%87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, "
+      "%103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, "
+      "%117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, "
+      "%128, %129, p;\n}\n"
+      : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]),
+        "+r"(d[7]), "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]),
+        "+r"(d[14]), "+r"(d[15]), "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]), "+r"(d[20]),
+        "+r"(d[21]), "+r"(d[22]), "+r"(d[23]), "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]),
+        "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31]), "+r"(d[32]), "+r"(d[33]), "+r"(d[34]),
+        "+r"(d[35]), "+r"(d[36]), "+r"(d[37]), "+r"(d[38]), "+r"(d[39]), "+r"(d[40]), "+r"(d[41]),
+        "+r"(d[42]), "+r"(d[43]), "+r"(d[44]), "+r"(d[45]), "+r"(d[46]), "+r"(d[47]), "+r"(d[48]),
+        "+r"(d[49]), "+r"(d[50]), "+r"(d[51]), "+r"(d[52]), "+r"(d[53]), "+r"(d[54]), "+r"(d[55]),
+        "+r"(d[56]), "+r"(d[57]), "+r"(d[58]), "+r"(d[59]), "+r"(d[60]), "+r"(d[61]), "+r"(d[62]),
+        "+r"(d[63]), "+r"(d[64]), "+r"(d[65]), "+r"(d[66]), "+r"(d[67]), "+r"(d[68]), "+r"(d[69]),
+        "+r"(d[70]), "+r"(d[71]), "+r"(d[72]), "+r"(d[73]), "+r"(d[74]), "+r"(d[75]), "+r"(d[76]),
+        "+r"(d[77]), "+r"(d[78]), "+r"(d[79]), "+r"(d[80]), "+r"(d[81]), "+r"(d[82]), "+r"(d[83]),
+        "+r"(d[84]), "+r"(d[85]), "+r"(d[86]), "+r"(d[87]), "+r"(d[88]), "+r"(d[89]), "+r"(d[90]),
+        "+r"(d[91]), "+r"(d[92]), "+r"(d[93]), "+r"(d[94]), "+r"(d[95]), "+r"(d[96]), "+r"(d[97]),
+        "+r"(d[98]), "+r"(d[99]), "+r"(d[100]), "+r"(d[101]), "+r"(d[102]), "+r"(d[103]),
+        "+r"(d[104]), "+r"(d[105]), "+r"(d[106]), "+r"(d[107]), "+r"(d[108]), "+r"(d[109]),
+        "+r"(d[110]), "+r"(d[111]), "+r"(d[112]), "+r"(d[113]), "+r"(d[114]), "+r"(d[115]),
+        "+r"(d[116]), "+r"(d[117]), "+r"(d[118]), "+r"(d[119]), "+r"(d[120]), "+r"(d[121]),
+        "+r"(d[122]), "+r"(d[123]), "+r"(d[124]), "+r"(d[125]), "+r"(d[126]), "+r"(d[127])
+      : "l"(a), "l"(b), "r"(static_cast<int>(accumulate)));
+}
+
 template <int kStep>
 __device__ __forceinline__ void wgmma_step(int (&d)[kStep / 2], const unsigned (&a)[4],
                                            unsigned long long b, bool accumulate) {
@@ -128,6 +189,15 @@ __device__ __forceinline__ void wgmma_step(int (&d)[kStep / 2], const unsigned (
     wgmma_64x128x32(d, a, b, accumulate);
   else
     wgmma_64x256x32(d, a, b, accumulate);
+}
+
+template <int kStep>
+__device__ __forceinline__ void wgmma_step(int (&d)[kStep / 2], unsigned long long a,
+                                           unsigned long long b, bool accumulate) {
+  if constexpr (kStep == 128)
+    wgmma_ss_64x128x32(d, a, b, accumulate);
+  else
+    wgmma_ss_64x256x32(d, a, b, accumulate);
 }
 
 // Four 8 x 8 matrices of 16-bit elements, transposed, registers -> shared
@@ -163,7 +233,28 @@ __device__ void load_residual(unsigned char* buffer, const std::int8_t* residual
   }
 }
 
-template <int kStep, bool kResidual>
+// Shared memory after the input buffers and the residual's pixels: the
+// filter as A (kFilterInShared), k-step ks, 8-row block m and 16-byte k
+// chunk kc at ks x 2048 + m x 256 + kc x 128 (LBO 128, SBO 256), its rows
+// in the order of the accumulators' channel pairs (the file's comment).
+constexpr int kFilterBytes = kC * kRowBytes;
+constexpr int kKStepBytes = kFilterBytes / kKSteps;  // 2048
+
+// Starts loading the filter into `s_filter` as A, rows permuted: row r of
+// warp w's 16 is channel 16 w + 2 (r % 8) + r / 8.
+__device__ void load_filter_as_a(unsigned char* s_filter, const std::int8_t* filter) {
+  for (int i = threadIdx.x; i < kFilterBytes / 16; i += kThreads) {
+    const int row = i / (kRowBytes / 16), j = i % (kRowBytes / 16);  // A row, 16-byte chunk
+    const int r = row % 16, channel = row - r + 2 * (r % 8) + r / 8;
+    const int to = j / 2 * kKStepBytes + row / 8 * 256 + j % 2 * 128 + row % 8 * 16;
+    cp_async<16>(shared_address(s_filter + to), filter + channel * kRowBytes + j * 16, true);
+  }
+}
+
+// kFilterInShared: A from shared memory (both operands: the filter read
+// again every step, 72 registers a thread freed for the epilogue); else
+// from registers, loaded once.
+template <int kStep, bool kResidual, bool kFilterInShared>
 __global__ void __launch_bounds__(kThreads, kStep == 128 ? 3 : 2)
     conv3x3_int8_wgmma_rs_kernel(const std::int8_t* __restrict__ x,
                                  const std::int8_t* __restrict__ filter,
@@ -175,9 +266,11 @@ __global__ void __launch_bounds__(kThreads, kStep == 128 ? 3 : 2)
   extern __shared__ __align__(128) unsigned char smem[];
   unsigned char* const buffers = smem;  // two of 4 planes
   unsigned char* const s_residual = smem + 2 * 4 * d.plane_bytes;
+  unsigned char* const s_filter = s_residual + kStep * kC;
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   long long unit = blockIdx.x;
+  if constexpr (kFilterInShared) load_filter_as_a(s_filter, filter);
   if (unit < d.units) load_step<kStep, kThreads>(buffers, x, d, unit);
   cp_async_commit();
 
@@ -187,9 +280,9 @@ __global__ void __launch_bounds__(kThreads, kStep == 128 ? 3 : 2)
   const float2 sc = make_float2(scale[c], scale[c + 1]);
   const float2 bi = bias ? make_float2(bias[c], bias[c + 1]) : make_float2(0, 0);
   const float low = d.relu ? 0.0f : -128.0f;
-  unsigned a[kKSteps][4];
+  unsigned a[kFilterInShared ? 1 : kKSteps][4];
 #pragma unroll
-  for (int ks = 0; ks < kKSteps; ++ks) {
+  for (int ks = 0; ks < (kFilterInShared ? 0 : kKSteps); ++ks) {
     const std::int8_t* const row = filter + c * kRowBytes + ks * 32 + 4 * t;
     a[ks][0] = *reinterpret_cast<const unsigned*>(row);
     a[ks][1] = *reinterpret_cast<const unsigned*>(row + kRowBytes);
@@ -209,11 +302,16 @@ __global__ void __launch_bounds__(kThreads, kStep == 128 ? 3 : 2)
     // B of tap (r, s), k half h: input slots from j0 + r pitch + s, channels
     // from 32 h (planes 2 h and 2 h + 1): one start-address add each.
     const unsigned long long b0 = descriptor(in, d.plane_bytes, 128);
+    const unsigned long long a0 = descriptor(s_filter, 128, 256);
     const int plane16 = d.plane_bytes / 16;
 #pragma unroll
     for (int ks = 0; ks < kKSteps; ++ks) {
       const int tap = ks / 2, r = tap / 3, s = tap % 3, half = ks % 2;
-      wgmma_step<kStep>(acc, a[ks], b0 + (2 * half * plane16 + r * d.pitch + s), ks > 0);
+      const unsigned long long b = b0 + (2 * half * plane16 + r * d.pitch + s);
+      if constexpr (kFilterInShared)
+        wgmma_step<kStep>(acc, a0 + ks * (kKStepBytes / 16), b, ks > 0);
+      else
+        wgmma_step<kStep>(acc, a[ks], b, ks > 0);
     }
     wgmma_commit();
     // While the tensor cores work: this step's residual, then the next
@@ -262,37 +360,51 @@ __global__ void __launch_bounds__(kThreads, kStep == 128 ? 3 : 2)
 #endif
 }
 
+// The kernel for a step of kStep slots, the residual or not, A from shared
+// memory or registers.
+template <int kStep, bool kFilterInShared>
+auto kernel_of(bool residual) {
+  return residual ? conv3x3_int8_wgmma_rs_kernel<kStep, true, kFilterInShared>
+                  : conv3x3_int8_wgmma_rs_kernel<kStep, false, kFilterInShared>;
+}
+
+template <bool kFilterInShared>
+auto kernel_of(int parts, bool residual) {
+  return parts == 2 ? kernel_of<128, kFilterInShared>(residual)
+                    : kernel_of<256, kFilterInShared>(residual);
+}
+
+auto kernel_of(const Conv3x3Int8Shape& shape, int parts, bool residual) {
+  return shape.kernel == Conv3x3Int8Kernel::kWgmmaFilterInShared
+             ? kernel_of<true>(parts, residual)
+             : kernel_of<false>(parts, residual);
+}
+
 }  // namespace
 
 Conv3x3Int8WgmmaLaunch plan_conv3x3_int8_wgmma_rs(const Conv3x3Int8Shape& shape, int parts, int sms,
                                                   int smem_limit) {
   if (parts != 2 && parts != 4)
     fail(ErrorKind::kInvalidArgument,
-         "conv3x3_int8: wgmma (filter in registers) steps of 2 or 4 x 64 pixels, not ", parts);
+         "conv3x3_int8: wgmma (filter as A) steps of 2 or 4 x 64 pixels, not ", parts);
   const int step = parts * 64;
   const Dims d = dims(shape, step);
   // Two input buffers, then the residual's pixels (the staging reuses the
   // input buffer a step consumed: a plane is 16 x span >= 16 x step bytes,
-  // four of them hold the step's 64-byte pixels).
-  const int smem_bytes = 2 * 4 * d.plane_bytes + step * kC;
-  if (parts == 2)
-    return plan_launch(shape, parts, d, smem_bytes, conv3x3_int8_wgmma_rs_kernel<128, false>,
-                       conv3x3_int8_wgmma_rs_kernel<128, true>, kThreads, sms, smem_limit);
-  return plan_launch(shape, parts, d, smem_bytes, conv3x3_int8_wgmma_rs_kernel<256, false>,
-                     conv3x3_int8_wgmma_rs_kernel<256, true>, kThreads, sms, smem_limit);
+  // four of them hold the step's 64-byte pixels), then the filter when A
+  // is read from shared memory.
+  const int smem_bytes =
+      2 * 4 * d.plane_bytes + step * kC +
+      (shape.kernel == Conv3x3Int8Kernel::kWgmmaFilterInShared ? kFilterBytes : 0);
+  return plan_launch(shape, parts, d, smem_bytes, kernel_of(shape, parts, false),
+                     kernel_of(shape, parts, true), kThreads, sms, smem_limit);
 }
 
 void conv3x3_int8_wgmma_rs(const Conv3x3Int8WgmmaLaunch& l, const Conv3x3Int8Shape& shape,
                            const void* x, const void* filter, const float* scale, const float* bias,
                            const void* residual, void* y, cudaStream_t stream) {
-  const Dims d = dims(shape, l.parts * 64);
-  const bool r = shape.has_residual;
-  const auto kernel =
-      l.parts == 2
-          ? (r ? conv3x3_int8_wgmma_rs_kernel<128, true> : conv3x3_int8_wgmma_rs_kernel<128, false>)
-          : (r ? conv3x3_int8_wgmma_rs_kernel<256, true>
-               : conv3x3_int8_wgmma_rs_kernel<256, false>);
-  launch(kernel, l, kThreads, d, x, filter, scale, bias, residual, y, stream);
+  launch(kernel_of(shape, l.parts, shape.has_residual), l, kThreads, dims(shape, l.parts * 64), x,
+         filter, scale, bias, residual, y, stream);
 }
 
 }  // namespace anvil::cuda::kernels
