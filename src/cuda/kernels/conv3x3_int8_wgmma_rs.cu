@@ -9,7 +9,10 @@
 // take (32 clocks): any other shared-memory traffic (the loads, the staging)
 // slows the MMAs. Here the filter (64 x 576 bytes: 72 registers a thread) is
 // loaded into registers once per block, and an m64n256k32 reads 8 KB per
-// 524,288 MACs: half the shared-memory rate.
+// 524,288 MACs: half the shared-memory rate. A variant
+// (Conv3x3Int8Kernel::kWgmmaFilterInShared, kFilterInShared) reads A from a
+// copy of the filter in shared memory instead: 10 KB per m64n256k32, 80
+// bytes a clock of the 128, and 72 registers a thread freed.
 //
 //  - The input is conv3x3_int8_slots.cuh's slots and planes (as B: K-major,
 //    8 slots a core matrix, LBO a plane, SBO 128), double-buffered with
