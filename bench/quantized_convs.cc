@@ -1,8 +1,11 @@
 // anvil_bench_quantized_convs: cuDNN's INT8 and FP8 E4M3 convolutions on
-// every conv shape of ResNet-18 after the stem, side by side, against their
-// floors:
+// every conv shape of ResNet-18 or ResNet-50 after the stem, side by side,
+// against their floors:
 //
-//   anvil_bench_quantized_convs [--batch N]... [--reps N]   (batch 128 by default)
+//   anvil_bench_quantized_convs [--model resnet18|resnet50] [--batch N]... [--reps N]
+//
+// (ResNet-18 and batch 128 by default.) The last line sums each column over
+// the network's convs, each shape as many times as the network has it.
 //
 // Why: an FP8 plan of ResNet-18 took as long as the FP16 one (1.24-1.27 ms
 // against INT8's 0.97 ms, docs/INT8.md), although each of its convs beat
@@ -22,6 +25,7 @@
 #include <cstdio>
 #include <future>
 #include <random>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,28 +42,59 @@ namespace {
 constexpr double kDenseTops = 1979.0;  // H100 SXM dense INT8 and FP8
 constexpr int kCandidates = 8;         // builder/gpu/autotune.cc kMaxCandidates
 
-// One of ResNet-18's conv shapes after the stem, at batch 1.
+// One of a network's conv shapes after the stem, at batch 1, and how many
+// convs of the network have it.
 struct Layer {
   const char* name;
   std::int64_t hw, c, k, r, stride;
   bool relu, residual;
+  int count;
 };
 
-constexpr Layer kLayers[] = {
-    {"layer1 3x3", 56, 64, 64, 3, 1, true, false},
-    {"layer1 3x3 + residual", 56, 64, 64, 3, 1, true, true},
-    {"layer2.0 3x3 /2", 56, 64, 128, 3, 2, true, false},
-    {"layer2.0 downsample 1x1 /2", 56, 64, 128, 1, 2, false, false},
-    {"layer2 3x3", 28, 128, 128, 3, 1, true, false},
-    {"layer2 3x3 + residual", 28, 128, 128, 3, 1, true, true},
-    {"layer3.0 3x3 /2", 28, 128, 256, 3, 2, true, false},
-    {"layer3.0 downsample 1x1 /2", 28, 128, 256, 1, 2, false, false},
-    {"layer3 3x3", 14, 256, 256, 3, 1, true, false},
-    {"layer3 3x3 + residual", 14, 256, 256, 3, 1, true, true},
-    {"layer4.0 3x3 /2", 14, 256, 512, 3, 2, true, false},
-    {"layer4.0 downsample 1x1 /2", 14, 256, 512, 1, 2, false, false},
-    {"layer4 3x3", 7, 512, 512, 3, 1, true, false},
-    {"layer4 3x3 + residual", 7, 512, 512, 3, 1, true, true},
+// torchvision's ResNet-18: two basic blocks a stage.
+constexpr Layer kResnet18[] = {
+    {"layer1 3x3", 56, 64, 64, 3, 1, true, false, 2},
+    {"layer1 3x3 + residual", 56, 64, 64, 3, 1, true, true, 2},
+    {"layer2.0 3x3 /2", 56, 64, 128, 3, 2, true, false, 1},
+    {"layer2.0 downsample 1x1 /2", 56, 64, 128, 1, 2, false, false, 1},
+    {"layer2 3x3", 28, 128, 128, 3, 1, true, false, 1},
+    {"layer2 3x3 + residual", 28, 128, 128, 3, 1, true, true, 2},
+    {"layer3.0 3x3 /2", 28, 128, 256, 3, 2, true, false, 1},
+    {"layer3.0 downsample 1x1 /2", 28, 128, 256, 1, 2, false, false, 1},
+    {"layer3 3x3", 14, 256, 256, 3, 1, true, false, 1},
+    {"layer3 3x3 + residual", 14, 256, 256, 3, 1, true, true, 2},
+    {"layer4.0 3x3 /2", 14, 256, 512, 3, 2, true, false, 1},
+    {"layer4.0 downsample 1x1 /2", 14, 256, 512, 1, 2, false, false, 1},
+    {"layer4 3x3", 7, 512, 512, 3, 1, true, false, 1},
+    {"layer4 3x3 + residual", 7, 512, 512, 3, 1, true, true, 2},
+};
+
+// torchvision's ResNet-50 (v1.5: the stride on the 3x3): bottleneck blocks
+// of 1x1 (reduce), 3x3, 1x1 (expand, + residual); 3, 4, 6 and 3 a stage.
+constexpr Layer kResnet50[] = {
+    {"layer1.0 1x1 64->64", 56, 64, 64, 1, 1, true, false, 1},
+    {"layer1 1x1 256->64", 56, 256, 64, 1, 1, true, false, 2},
+    {"layer1 3x3 64", 56, 64, 64, 3, 1, true, false, 3},
+    {"layer1 1x1 64->256 + residual", 56, 64, 256, 1, 1, true, true, 3},
+    {"layer1.0 downsample 1x1 64->256", 56, 64, 256, 1, 1, false, false, 1},
+    {"layer2.0 1x1 256->128", 56, 256, 128, 1, 1, true, false, 1},
+    {"layer2.0 3x3 128 /2", 56, 128, 128, 3, 2, true, false, 1},
+    {"layer2.0 downsample 1x1 256->512 /2", 56, 256, 512, 1, 2, false, false, 1},
+    {"layer2 1x1 512->128", 28, 512, 128, 1, 1, true, false, 3},
+    {"layer2 3x3 128", 28, 128, 128, 3, 1, true, false, 3},
+    {"layer2 1x1 128->512 + residual", 28, 128, 512, 1, 1, true, true, 4},
+    {"layer3.0 1x1 512->256", 28, 512, 256, 1, 1, true, false, 1},
+    {"layer3.0 3x3 256 /2", 28, 256, 256, 3, 2, true, false, 1},
+    {"layer3.0 downsample 1x1 512->1024 /2", 28, 512, 1024, 1, 2, false, false, 1},
+    {"layer3 1x1 1024->256", 14, 1024, 256, 1, 1, true, false, 5},
+    {"layer3 3x3 256", 14, 256, 256, 3, 1, true, false, 5},
+    {"layer3 1x1 256->1024 + residual", 14, 256, 1024, 1, 1, true, true, 6},
+    {"layer4.0 1x1 1024->512", 14, 1024, 512, 1, 1, true, false, 1},
+    {"layer4.0 3x3 512 /2", 14, 512, 512, 3, 2, true, false, 1},
+    {"layer4.0 downsample 1x1 1024->2048 /2", 14, 1024, 2048, 1, 2, false, false, 1},
+    {"layer4 1x1 2048->512", 7, 2048, 512, 1, 1, true, false, 2},
+    {"layer4 3x3 512", 7, 512, 512, 3, 1, true, false, 2},
+    {"layer4 1x1 512->2048 + residual", 7, 512, 2048, 1, 1, true, true, 3},
 };
 
 cuda::QuantizedConvShape shape_of(const Layer& l, std::int64_t n, DType element) {
@@ -170,8 +205,26 @@ std::vector<cuda::QuantizedConv> compile(cudnnHandle_t handle,
 }
 
 int run(int argc, char** argv) {
-  BatchArgs o =
-      parse_batch_args(argc, argv, "anvil_bench_quantized_convs [--batch N]... [--reps N]");
+  constexpr const char* kUsage =
+      "anvil_bench_quantized_convs [--model resnet18|resnet50] [--batch N]... [--reps N]";
+  // --model here, the rest as every kernel bench reads them.
+  std::span<const Layer> layers_of_model = kResnet18;
+  std::vector<char*> rest = {argv[0]};
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) != "--model") {
+      rest.push_back(argv[i]);
+      continue;
+    }
+    const std::string model = i + 1 < argc ? argv[++i] : "";
+    if (model == "resnet18")
+      layers_of_model = kResnet18;
+    else if (model == "resnet50")
+      layers_of_model = kResnet50;
+    else
+      fail(ErrorKind::kInvalidArgument, "--model takes resnet18 or resnet50, not '", model,
+           "' (usage: ", kUsage, ")");
+  }
+  BatchArgs o = parse_batch_args(static_cast<int>(rest.size()), rest.data(), kUsage);
   if (o.batches.empty()) o.batches = {128};
   const Card c = card();
   std::printf("card: %s, L2 %d MB, DRAM peak %.0f GB/s\n\n", c.info.name.c_str(), c.l2_bytes >> 20,
@@ -182,24 +235,24 @@ int run(int argc, char** argv) {
   std::mt19937 rng(17);
 
   std::printf(
-      "| batch | conv | INT8 ms (of N) | INT8 config | FP8 ms (of N) | FP8 config | FP8 / INT8 | "
-      "compute floor ms | memory floor ms | INT8 / max floor |\n"
-      "|---:|---|---:|---|---:|---|---:|---:|---:|---:|\n");
+      "| batch | conv | convs | INT8 ms (of N) | INT8 config | FP8 ms (of N) | FP8 config | FP8 / "
+      "INT8 | compute floor ms | memory floor ms | INT8 / max floor |\n"
+      "|---:|---|---:|---:|---|---:|---|---:|---:|---:|---:|\n");
   double int8_total = 0, fp8_total = 0, best_total = 0;
   for (const std::int64_t n : o.batches) {
     // Compile every shape's candidates at once, a thread and handle each.
-    const std::size_t layers = std::size(kLayers);
+    const std::size_t layers = layers_of_model.size();
     std::vector<cuda::CudnnHandle> handles(2 * layers);
     std::vector<std::future<std::vector<cuda::QuantizedConv>>> int8, e4m3;
     for (std::size_t i = 0; i < layers; ++i) {
       int8.push_back(std::async(std::launch::async, compile, handles[2 * i].get(),
-                                shape_of(kLayers[i], n, DType::kInt8)));
+                                shape_of(layers_of_model[i], n, DType::kInt8)));
       if (fp8)
         e4m3.push_back(std::async(std::launch::async, compile, handles[2 * i + 1].get(),
-                                  shape_of(kLayers[i], n, DType::kFloat8E4M3)));
+                                  shape_of(layers_of_model[i], n, DType::kFloat8E4M3)));
     }
     for (std::size_t i = 0; i < layers; ++i) {
-      const Layer& l = kLayers[i];
+      const Layer& l = layers_of_model[i];
       const Best a = time_best(int8[i].get(), c, cudnn.get(), stream, o.reps, rng);
       const Best b = fp8 ? time_best(e4m3[i].get(), c, cudnn.get(), stream, o.reps, rng) : Best{};
       const cuda::QuantizedConvShape s = shape_of(l, n, DType::kInt8);
@@ -210,17 +263,20 @@ int run(int argc, char** argv) {
           static_cast<double>(s.n * s.h * s.w * s.c) + outputs * (s.has_residual ? 2 : 1);
       const double memory_floor = bytes / (c.dram_peak_gb_per_s * 1e6);
       std::printf(
-          "| %lld | %s | %.4f (%zu) | `%s` | %.4f (%zu) | `%s` | %.2f | %.4f | %.4f | %.2f |\n",
-          static_cast<long long>(n), l.name, a.ms, a.candidates, a.identity.c_str(), b.ms,
+          "| %lld | %s | %d | %.4f (%zu) | `%s` | %.4f (%zu) | `%s` | %.2f | %.4f | %.4f | %.2f "
+          "|\n",
+          static_cast<long long>(n), l.name, l.count, a.ms, a.candidates, a.identity.c_str(), b.ms,
           b.candidates, b.identity.c_str(), a.ms > 0 ? b.ms / a.ms : 0.0, compute_floor,
           memory_floor, a.ms / std::max(compute_floor, memory_floor));
-      int8_total += a.ms;
-      fp8_total += b.ms;
-      best_total += b.ms > 0 ? std::min(a.ms, b.ms) : a.ms;
+      int8_total += l.count * a.ms;
+      fp8_total += l.count * b.ms;
+      best_total += l.count * (b.ms > 0 ? std::min(a.ms, b.ms) : a.ms);
     }
   }
-  std::printf("\nsums over the rows: INT8 %.4f ms, FP8 %.4f ms, the faster of each row %.4f ms\n",
-              int8_total, fp8_total, best_total);
+  std::printf(
+      "\nsums over the network's convs (each row times its count): INT8 %.4f ms, FP8 %.4f ms, "
+      "the faster of each row %.4f ms\n",
+      int8_total, fp8_total, best_total);
   return 0;
 }
 
