@@ -87,7 +87,7 @@ if [ "${SKIP_MEMCHECK:-0}" != 1 ] && command -v compute-sanitizer >/dev/null; th
   # The kernels, the library wrappers' error paths and one full ResNet-18
   # build + run, also on auxiliary streams; other models add time, not coverage.
   # MEMCHECK_FILTER=GTEST_FILTER narrows it (a call that changed one kernel).
-  default_filter='Device*:Kernels*:ConvUnfused.Epilogue*:LayerInt8Runners.*:*EngineModel*resnet18_fp16*:*ContextAuxStreams*fp16*'
+  default_filter='Device*:Kernels*:Conv3x3Int8.*:ConvUnfused.Epilogue*:LayerInt8Runners.*:*EngineModel*resnet18_fp16*:*ContextAuxStreams*fp16*'
   timeout 300 compute-sanitizer --tool memcheck --report-api-errors no --error-exitcode 1 \
     "$build/tests/anvil_gpu_tests" --gtest_filter="${MEMCHECK_FILTER:-$default_filter}" \
     >"$out/memcheck.log" 2>&1
